@@ -1,0 +1,144 @@
+"""Shared pieces of the CLI: options, error mapping, progress bars, table output."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import pyarrow as pa
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from ..config import DEFAULT_DB, Settings
+from ..db import Database
+from ..errors import ExitCode, FgsArchiveError
+
+
+@dataclass
+class CliState:
+    verbose: bool = False
+    quiet: bool = False
+
+
+state = CliState()
+out = Console(width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, soft_wrap=True)
+
+DbOption = Annotated[
+    Path,
+    typer.Option(
+        "--db",
+        envvar="FGSARCHIVE_DB",
+        help="The archive's DuckDB file (Parquet parts live beside it in <db>.parts/).",
+        show_default=True,
+    ),
+]
+DEFAULT_DB_PATH = Path(DEFAULT_DB)
+
+
+def open_db(path: Path) -> Database:
+    return Database(path, settings=Settings(db_path=path))
+
+
+def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Print fgsarchive errors as one line on stderr and exit with their code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except FgsArchiveError as exc:
+            if state.verbose:
+                traceback.print_exc()
+            err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+            raise typer.Exit(int(exc.exit_code)) from None
+        except KeyboardInterrupt:
+            err.print("interrupted: re-run the same command to resume", highlight=False)
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:  # an unexpected failure: still one line, traceback with -v
+            if state.verbose:
+                traceback.print_exc()
+            text = str(exc).splitlines()[0] if str(exc) else ""
+            err.print(
+                f"[red]error:[/red] {type(exc).__name__}: {text} (run with --verbose for details)",
+                markup=True,
+                highlight=False,
+            )
+            raise typer.Exit(int(ExitCode.FAILED)) from None
+
+    return wrapper
+
+
+def show_progress() -> bool:
+    return not state.quiet and sys.stderr.isatty()
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, total: int | None = None, unit: str = "files") -> Iterator[Callable]:
+    """A rich progress bar on stderr (silent when not a terminal or with --quiet).
+
+    Yields ``update(completed, total=None, **fields)``.
+    """
+    if not show_progress():
+        yield lambda *a, **k: None
+        return
+    columns = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(unit),
+        TextColumn("{task.fields[extra]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns, console=err, transient=False) as progress:
+        task = progress.add_task(description, total=total, extra="")
+
+        def update(completed: int, total: int | None = None, extra: str = "") -> None:
+            progress.update(task, completed=completed, total=total, extra=extra)
+
+        yield update
+
+
+def print_table(table: pa.Table, *, title: str | None = None, max_rows: int = 50) -> None:
+    """Print an Arrow table as a rich table (first ``max_rows`` rows)."""
+    view = Table(title=title, show_lines=False, header_style="bold")
+    for name in table.column_names:
+        view.add_column(name, overflow="ellipsis", no_wrap=True, max_width=44)
+    for row in table.slice(0, max_rows).to_pylist():
+        view.add_row(*(_fmt(v) for v in row.values()))
+    out.print(view)
+    if table.num_rows > max_rows:
+        out.print(f"... {table.num_rows - max_rows} more rows (use --format csv for all)")
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}" if abs(value) < 1e5 else f"{value:.10g}"
+    if isinstance(value, list) and len(value) > 8:
+        return "[" + ", ".join(_fmt(v) for v in value[:4]) + f", ... ({len(value)} values)]"
+    return str(value)
+
+
+def to_jsonable(table: pa.Table) -> list[dict[str, object]]:
+    return json.loads(json.dumps(table.to_pylist(), default=str))

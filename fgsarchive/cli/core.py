@@ -1,0 +1,237 @@
+"""Core commands: ingest, status, query, demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Literal
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import typer
+
+from ..db import run_user_query
+from ..errors import IngestError, UsageError
+from ..ingest import IngestReport, ingest_many
+from .common import (
+    DEFAULT_DB_PATH,
+    DbOption,
+    err,
+    handle_errors,
+    open_db,
+    out,
+    print_table,
+    progress_bar,
+    to_jsonable,
+)
+
+Format = Literal["table", "csv", "json", "parquet"]
+
+
+def ingest_from_dirs(db_path: Path, sources: list[Path], *, workers: int, force: bool) -> IngestReport:
+    """Ingest local folders/files with a progress bar; raise IngestError naming failed files."""
+    db = open_db(db_path)
+    with progress_bar("ingest") as update:
+        report = ingest_many(
+            db,
+            sources,
+            workers=workers,
+            force=force,
+            progress=lambda done, total, frames: update(done, total, extra=f"{frames:,} frames"),
+        )
+    return report
+
+
+def summarise_ingest(report: IngestReport) -> None:
+    err.print(
+        f"ingested {len(report.ingested)} file(s), {report.n_frames:,} frames "
+        f"in {report.seconds:.1f} s ({report.frames_per_s:,.0f} frames/s); "
+        f"skipped {len(report.skipped)} unchanged; failed {len(report.failed)}",
+        highlight=False,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @handle_errors
+    def ingest(
+        programs: Annotated[
+            list[str] | None,
+            typer.Argument(help="Program ids to fetch from MAST (e.g. 1534 1803)."),
+        ] = None,
+        source: Annotated[
+            list[Path] | None,
+            typer.Option("--from", help="Ingest local guider files from this folder (repeatable)."),
+        ] = None,
+        obs: Annotated[int | None, typer.Option("--obs", help="Only this observation.")] = None,
+        visit: Annotated[int | None, typer.Option("--visit", help="Only this visit.")] = None,
+        products: Annotated[
+            str, typer.Option("--products", help="fg: fine-guide only; all: every guider product.")
+        ] = "fg",
+        workers: Annotated[int, typer.Option("--workers", help="Parallel readers.")] = 2,
+        force: Annotated[bool, typer.Option("--force", help="Re-ingest unchanged files.")] = False,
+        fit: Annotated[bool, typer.Option("--fit/--no-fit", help="Fit the new frames.")] = True,
+        cache: Annotated[
+            Path | None,
+            typer.Option("--cache", envvar="FGSARCHIVE_CACHE", help="Download cache folder."),
+        ] = None,
+        token: Annotated[
+            str | None,
+            typer.Option("--token", envvar="MAST_API_TOKEN", help="MAST token (never printed).", show_default=False),
+        ] = None,
+        db: DbOption = DEFAULT_DB_PATH,
+    ) -> None:
+        """Ingest guider files: from MAST by program, or from a local folder with --from."""
+        if not programs and not source:
+            raise UsageError("give program ids (e.g. `fgsarchive ingest 1534`) or --from DIR")
+        if workers < 1:
+            raise UsageError(f"--workers must be at least 1 (got {workers})")
+        failed: dict[str, str] = {}
+        if source:
+            report = ingest_from_dirs(db, list(source), workers=workers, force=force)
+            summarise_ingest(report)
+            failed.update(report.failed)
+        if programs:
+            try:
+                from ..crawl import ingest_programs_cli
+            except ImportError as exc:
+                raise UsageError("fetching programs from MAST is not available in this build") from exc
+            failed.update(
+                ingest_programs_cli(
+                    db, programs, obs=obs, visit=visit, products=products, workers=workers,
+                    cache=cache, token=token, force=force,
+                )
+            )
+        if fit:
+            _fit_new(db, workers=workers)
+        if failed:
+            raise IngestError(failed)
+
+    @app.command()
+    @handle_errors
+    def status(
+        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+        db: DbOption = DEFAULT_DB_PATH,
+    ) -> None:
+        """Programs, files by status, frames, and what later stages have filled."""
+        archive = open_db(db)
+        info = archive_status(archive)
+        if as_json:
+            typer.echo(json.dumps(info, default=str, indent=2))
+            return
+        print_table(pa.Table.from_pylist(info["programs"]) if info["programs"] else pa.table({"program": []}), title="programs")
+        print_table(pa.Table.from_pylist(info["files"]) if info["files"] else pa.table({"product": []}), title="files by status")
+        stages = pa.Table.from_pylist([{"table": k, "rows": v} for k, v in info["tables"].items()])
+        print_table(stages, title="tables")
+        if info["failed"]:
+            print_table(pa.Table.from_pylist(info["failed"]), title="failed files")
+
+    @app.command()
+    @handle_errors
+    def query(
+        sql: Annotated[str, typer.Argument(help="One SELECT statement; `-` reads it from stdin.")],
+        fmt: Annotated[
+            str, typer.Option("--format", "-f", help="table, csv, json or parquet.")
+        ] = "table",
+        as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+        output: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file.")] = None,
+        db: DbOption = DEFAULT_DB_PATH,
+    ) -> None:
+        """Run SQL on a read-only, sandboxed connection to the archive."""
+        fmt = "json" if as_json else fmt
+        if fmt not in ("table", "csv", "json", "parquet"):
+            raise UsageError(f"--format {fmt!r}: choose one of table, csv, json, parquet")
+        if sql == "-":
+            sql = sys.stdin.read()
+        result = run_user_query(open_db(db), sql)
+        write_result(result, fmt, output)
+
+    @app.command()
+    @handle_errors
+    def demo(
+        workdir: Annotated[
+            Path, typer.Option("--workdir", help="Where the simulated guider files are written.")
+        ] = Path("fgsarchive-demo"),
+        frames: Annotated[int, typer.Option("--frames", help="Frames to simulate in total.")] = 200_000,
+        seed: Annotated[int, typer.Option("--seed", help="Simulator seed.")] = 1,
+        workers: Annotated[int, typer.Option("--workers")] = 2,
+        db: DbOption = DEFAULT_DB_PATH,
+    ) -> None:
+        """Run the whole job offline on a simulated program: simulate, serve, ingest, fit, analyse."""
+        from ..demo import run_demo
+
+        run_demo(db_path=db, workdir=workdir, total_frames=frames, seed=seed, workers=workers)
+
+
+def write_result(result: pa.Table, fmt: Format | str, output: Path | None) -> None:
+    """Print or write a query result in the chosen format."""
+    if output is not None:
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            sink = output.open("wb")
+        except OSError as exc:
+            raise UsageError(f"--out {output}: cannot write ({exc.strerror})") from exc
+    else:
+        sink = None
+    try:
+        if fmt == "table":
+            if sink is not None:
+                pacsv.write_csv(_flat(result), sink)
+            else:
+                print_table(result)
+        elif fmt == "csv":
+            pacsv.write_csv(_flat(result), sink or sys.stdout.buffer)
+        elif fmt == "json":
+            text = json.dumps(to_jsonable(result), indent=None)
+            (sink.write(text.encode()) if sink else typer.echo(text))
+        elif fmt == "parquet":
+            if sink is None and sys.stdout.isatty():
+                raise UsageError("--format parquet writes binary: give --out FILE or redirect stdout")
+            pq.write_table(result, sink or sys.stdout.buffer)
+    finally:
+        if sink is not None:
+            sink.close()
+
+
+def _flat(table: pa.Table) -> pa.Table:
+    """CSV cannot hold lists: turn list columns into JSON text."""
+    columns = []
+    for col in table.columns:
+        if pa.types.is_list(col.type) or pa.types.is_fixed_size_list(col.type) or pa.types.is_large_list(col.type) or pa.types.is_struct(col.type):
+            columns.append(pa.array([json.dumps(v) for v in col.to_pylist()], pa.string()))
+        else:
+            columns.append(col)
+    return pa.table(columns, names=table.column_names)
+
+
+def archive_status(archive) -> dict[str, object]:
+    """Programs, files by product and status, failed files, and row counts of every stage's table."""
+    from ..db import Database
+
+    db: Database = archive
+    with db.reader() as con:
+        programs = db.run(con, "status_programs").to_arrow_table().to_pylist()
+        files = db.run(con, "status_files").to_arrow_table().to_pylist()
+        failed = db.run(con, "status_failed").to_arrow_table().to_pylist()
+        tables: dict[str, int] = {}
+        names = [r[0] for r in db.run(con, "list_relations").fetchall()]
+        for name in sorted(set(names)):
+            if name in ("schema_info",):
+                continue
+            try:
+                tables[name] = db.count_rows(con, name)
+            except Exception:
+                continue
+    return {"programs": programs, "files": files, "failed": failed, "tables": tables, "checked_at": time.time()}
+
+
+def _fit_new(db_path: Path, *, workers: int) -> None:
+    """Fit frames that have no fit yet, when the fitter is installed."""
+    try:
+        from .fit import fit_after_ingest
+    except ImportError:
+        return
+    fit_after_ingest(db_path, workers=workers)

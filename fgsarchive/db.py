@@ -1,0 +1,240 @@
+"""The only module that talks to DuckDB: connections, the schema, and SQL run by name.
+
+Design for one writer and many readers (README "Concurrent use"): DuckDB lets one process hold a
+database file read-write, and then no other process can open it, not even read-only. So writers
+hold the file only for short transactions (open, write, commit, close), bulk per-frame data goes
+to Parquet parts that need no lock (:mod:`fgsarchive.storage`), and both readers and writers retry
+opening with backoff for up to ``lock_timeout_s`` while another process holds the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import random
+import re
+import time
+from collections.abc import Iterator, Mapping
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from .config import Settings, parts_dir_for
+from .errors import ArchiveError, ArchiveLockedError, QueryError, SchemaVersionError
+from .storage import PartStore
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+# Parquet datasets exposed as views when present: frames, pointing and centroids by ingest;
+# fits, quickfits and photometry by the fitter.
+PARQUET_DATASETS = ("frames", "pointing", "centroids", "fits", "quickfits", "photometry")
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+@functools.cache
+def sql_dir() -> Path:
+    """Folder of the SQL statements: inside the installed wheel, else the repository's ``sql/``."""
+    packaged = resources.files("fgsarchive") / "sql"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    repo = Path(__file__).resolve().parent.parent / "sql"
+    if repo.is_dir():
+        return repo
+    raise ArchiveError("the SQL folder is missing from this installation of fgsarchive")
+
+
+@functools.cache
+def sql_text(name: str) -> str:
+    """The text of ``sql/<name>.sql``."""
+    path = sql_dir() / f"{name}.sql"
+    if not path.exists():
+        raise ArchiveError(f"no SQL statement named {name!r} in {sql_dir()}")
+    return path.read_text()
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc)
+    return "lock" in text.lower() and ("Could not set lock" in text or "Conflicting lock" in text)
+
+
+def _open(path: Path, *, read_only: bool, timeout_s: float) -> duckdb.DuckDBPyConnection:
+    """Open the DuckDB file, retrying with jittered backoff while another process holds it."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.Error as exc:
+            if not _is_lock_error(exc):
+                raise ArchiveError(f"cannot open archive {path}: {exc}".splitlines()[0]) from exc
+            if time.monotonic() >= deadline:
+                raise ArchiveLockedError(
+                    f"archive {path} is held by another process for more than {timeout_s:.0f} s "
+                    "(raise FGSARCHIVE_LOCK_TIMEOUT to wait longer)"
+                ) from exc
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.25)
+
+
+class Database:
+    """One archive: a DuckDB file of tables plus a folder of Parquet parts beside it."""
+
+    def __init__(self, path: str | Path, *, settings: Settings | None = None) -> None:
+        self.path = Path(path)
+        self.settings = settings or Settings()
+        self.parts = PartStore(parts_dir_for(self.path))
+
+    # --- connections --------------------------------------------------------------------------
+    def _prepare(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Create the per-connection TEMP views: Parquet datasets, then every views_*.sql."""
+        for dataset in PARQUET_DATASETS:
+            if self.parts.has_dataset(dataset):
+                self.create_parquet_view(con, dataset, dataset)
+        for path in sorted(sql_dir().glob("views_*.sql")):
+            try:
+                con.execute(path.read_text())
+            except duckdb.Error as exc:  # a later stage's tables do not exist yet
+                log.debug("view file %s skipped: %s", path.name, str(exc).splitlines()[0])
+
+    def create_parquet_view(self, con: duckdb.DuckDBPyConnection, view: str, dataset: str) -> None:
+        if not _IDENTIFIER.match(view):
+            raise ArchiveError(f"invalid view name {view!r}")
+        glob = "'" + self.parts.glob(dataset).replace("'", "''") + "'"
+        con.execute(sql_text("parquet_view").replace("{view}", view).replace("{glob}", glob))
+
+    @contextlib.contextmanager
+    def reader(self, *, sandbox: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection with all views; ``sandbox`` also forbids files outside the archive."""
+        if not self.path.exists():
+            raise ArchiveError(
+                f"no archive at {self.path}: create one with `fgsarchive ingest` or `fgsarchive demo`"
+            )
+        con = _open(self.path, read_only=True, timeout_s=self.settings.lock_timeout_s)
+        try:
+            self._check_version(con)
+            self._prepare(con)
+            if sandbox:
+                allowed = str(self.parts.root.resolve()) + "/"
+                con.execute("SET allowed_directories = [$dir]", {"dir": allowed})
+                con.execute("SET enable_external_access = false")
+                con.execute("SET lock_configuration = true")
+            yield con
+        finally:
+            con.close()
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short read-write transaction: commit on success, roll back on error, then close."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = _open(self.path, read_only=False, timeout_s=self.settings.lock_timeout_s)
+        try:
+            self._ensure_schema(con)
+            self._prepare(con)
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+        finally:
+            con.close()
+
+    # --- schema -------------------------------------------------------------------------------
+    def _ensure_schema(self, con: duckdb.DuckDBPyConnection) -> None:
+        for path in sorted(sql_dir().glob("schema_*.sql")):
+            con.execute(path.read_text())
+        version = self.run(con, "version_get", {"key": "schema_version"}).fetchone()
+        if version is None:
+            self.run(con, "version_set", {"key": "schema_version", "value": str(SCHEMA_VERSION)})
+        else:
+            self._check_version(con)
+
+    def _check_version(self, con: duckdb.DuckDBPyConnection) -> None:
+        try:
+            row = self.run(con, "version_get", {"key": "schema_version"}).fetchone()
+        except duckdb.CatalogException as exc:
+            raise SchemaVersionError(
+                f"{self.path} is not an fgsarchive archive (no schema_info table)"
+            ) from exc
+        found = int(row[0]) if row else SCHEMA_VERSION
+        if found > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"{self.path} has schema version {found}, newer than this fgsarchive "
+                f"({SCHEMA_VERSION}): upgrade with `pip install -U fgsarchive`"
+            )
+        if found < SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"{self.path} has schema version {found}; run `fgsarchive migrate` to upgrade it "
+                f"to {SCHEMA_VERSION}"
+            )
+
+    def initialise(self) -> None:
+        """Create the schema and finish or undo whatever a killed writer left in staging."""
+        with self.writer() as con:
+            committed = {
+                row[0]
+                for row in self.run(con, "files_known").fetchall()
+                if row[1] == "ingested"
+            }
+        self.parts.recover(lambda part: part in committed)
+
+    # --- running SQL by name --------------------------------------------------------------------
+    @staticmethod
+    def run(
+        con: duckdb.DuckDBPyConnection,
+        name: str,
+        params: Mapping[str, object] | None = None,
+        **tables: pa.Table,
+    ) -> duckdb.DuckDBPyRelation | None:
+        """Run ``sql/<name>.sql`` with bound parameters; Arrow ``tables`` are visible by name.
+
+        Queries come back as a relation (``.fetchall()``, ``.to_arrow_table()``, ``.pl()``);
+        other statements run at once and return None.
+        """
+        for table_name, table in tables.items():
+            con.register(table_name, table)
+        try:
+            return con.sql(sql_text(name), params=dict(params) if params else None)
+        finally:
+            for table_name in tables:
+                con.unregister(table_name)
+
+    @staticmethod
+    def count_rows(con: duckdb.DuckDBPyConnection, relation: str) -> int:
+        """Row count of a table or view named by a plain identifier."""
+        if not _IDENTIFIER.match(relation):
+            raise ArchiveError(f"invalid relation name {relation!r}")
+        return int(con.sql(sql_text("count_rows").replace("{relation}", relation)).fetchone()[0])
+
+    def query_arrow(self, name: str, params: Mapping[str, object] | None = None) -> pa.Table:
+        """Run a named read-only statement and return Arrow."""
+        with self.reader() as con:
+            return self.run(con, name, params).to_arrow_table()
+
+
+def run_user_query(db: Database, sql: str, params: Mapping[str, object] | None = None) -> pa.Table:
+    """Run a user's SQL on a sandboxed read-only connection: one statement, reading only.
+
+    Refused: anything but a query (INSERT, COPY, ATTACH, SET, ...), files outside the archive.
+    """
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise QueryError(f"SQL error: {str(exc).splitlines()[0]}") from exc
+    if len(statements) != 1:
+        raise QueryError(f"expected exactly one SQL statement, got {len(statements)}")
+    kind = statements[0].type
+    if kind not in (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN):
+        raise QueryError(
+            f"refused: `fgsarchive query` is read-only and runs SELECT only (got {kind.name})"
+        )
+    with db.reader(sandbox=True) as con:
+        try:
+            return con.sql(sql, params=dict(params) if params else None).to_arrow_table()
+        except duckdb.Error as exc:
+            raise QueryError(f"SQL error: {str(exc).splitlines()[0]}") from exc

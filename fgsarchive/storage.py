@@ -1,0 +1,166 @@
+"""Parquet parts: the per-frame data of the archive (frames, pointing, centroids, fits, ...).
+
+Layout beside the DuckDB file ``X.duckdb``::
+
+    X.duckdb.parts/<dataset>/program=<P>/<part>.parquet      published, seen by readers
+    X.duckdb.parts/_staging/<part>/<dataset>.parquet           written, not yet committed
+
+Every part is written to a temporary name and renamed into place (``os.replace`` is atomic on one
+file system), so a reader never sees half a part and a killed writer leaves only staging debris,
+which :meth:`PartStore.recover` publishes (if the DuckDB commit happened) or deletes.
+Readers need no lock: DuckDB views over ``read_parquet`` glob the published parts at query time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+EMPTY_PROGRAM = -1  # partition holding each dataset's empty placeholder part
+STAGING = "_staging"
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def write_parquet_atomic(
+    path: Path,
+    tables: Iterable[pa.Table] | pa.Table,
+    schema: pa.Schema,
+    *,
+    dictionary_columns: Iterable[str] = ("file_name",),
+    statistics_columns: Iterable[str] = ("file_name", "frame", "time_mjd"),
+) -> int:
+    """Write tables (streamed, one row group each) to ``path`` atomically; return rows written.
+
+    Pixels are float noise: dictionary encoding and compression only cost time (see
+    ../shared/measurements.md), so both are off except for the low-cardinality name column.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    names = set(schema.names)
+    rows = 0
+    if isinstance(tables, pa.Table):
+        tables = [tables]
+    try:
+        with pq.ParquetWriter(
+            tmp,
+            schema,
+            compression="none",
+            use_dictionary=[c for c in dictionary_columns if c in names],
+            write_statistics=[c for c in statistics_columns if c in names],
+        ) as writer:
+            for table in tables:
+                writer.write_table(table.select(schema.names).cast(schema), row_group_size=1 << 20)
+                rows += table.num_rows
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return rows
+
+
+class PartStore:
+    """The Parquet side of one archive."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def dataset_dir(self, dataset: str) -> Path:
+        return self.root / dataset
+
+    def part_path(self, dataset: str, program: int, part: str) -> Path:
+        return self.root / dataset / f"program={int(program)}" / f"{part}.parquet"
+
+    def glob(self, dataset: str) -> str:
+        """The glob a DuckDB view reads (hive partition ``program``)."""
+        return str(self.root / dataset / "*" / "*.parquet")
+
+    def has_dataset(self, dataset: str) -> bool:
+        return (self.root / dataset).is_dir() and any((self.root / dataset).glob("*/*.parquet"))
+
+    def ensure_dataset(self, dataset: str, schema: pa.Schema) -> None:
+        """Create the dataset folder with an empty placeholder part, so views always resolve."""
+        placeholder = self.part_path(dataset, EMPTY_PROGRAM, "_empty")
+        if not placeholder.exists():
+            write_parquet_atomic(placeholder, schema.empty_table(), schema)
+
+    # --- staging: the unit of atomic ingest is one source file --------------------------------
+    def staging_dir(self, part: str) -> Path:
+        return self.root / STAGING / part
+
+    def stage(self, part: str, program: int, dataset: str, tables, schema: pa.Schema) -> int:
+        """Write one dataset of a source file into its staging folder."""
+        folder = self.staging_dir(part)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "program").write_text(str(int(program)))
+        return write_parquet_atomic(folder / f"{dataset}.parquet", tables, schema)
+
+    def publish(self, part: str) -> None:
+        """Move a staged source file's datasets into place (after its DuckDB commit)."""
+        folder = self.staging_dir(part)
+        if not folder.is_dir():
+            return
+        program = int((folder / "program").read_text())
+        for staged in sorted(folder.glob("*.parquet")):
+            dataset = staged.stem
+            target = self.part_path(dataset, program, part)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged, target)
+        shutil.rmtree(folder, ignore_errors=True)
+
+    def discard(self, part: str) -> None:
+        shutil.rmtree(self.staging_dir(part), ignore_errors=True)
+
+    def staged_parts(self) -> list[str]:
+        folder = self.root / STAGING
+        return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+    def recover(self, is_committed: Callable[[str], bool]) -> dict[str, int]:
+        """Finish or undo what a killed writer left in staging; return counts."""
+        published = discarded = 0
+        for part in self.staged_parts():
+            if (self.staging_dir(part) / "program").exists() and is_committed(part):
+                self.publish(part)
+                published += 1
+            else:
+                self.discard(part)
+                discarded += 1
+        for tmp in self.root.glob("*/*/.*.tmp"):
+            tmp.unlink(missing_ok=True)
+        return {"published": published, "discarded": discarded}
+
+    def remove(self, part: str, datasets: Iterable[str] | None = None) -> int:
+        """Delete a source file's published parts (all datasets, or the named ones)."""
+        removed = 0
+        if not self.root.is_dir():
+            return 0
+        for dataset_dir in self.root.iterdir():
+            if dataset_dir.name == STAGING or not dataset_dir.is_dir():
+                continue
+            if datasets is not None and dataset_dir.name not in set(datasets):
+                continue
+            for path in dataset_dir.glob(f"*/{part}.parquet"):
+                path.unlink(missing_ok=True)
+                removed += 1
+            for path in dataset_dir.glob(f"*/{part}.*.parquet"):
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.root.rglob("*.parquet")) if self.root.is_dir() else 0
+
+
+def write_json_atomic(path: Path, payload: object) -> None:
+    tmp = _tmp_name(path)
+    tmp.write_text(json.dumps(payload))
+    os.replace(tmp, path)

@@ -1,0 +1,1 @@
+INSERT INTO files BY NAME SELECT * FROM new_files

@@ -1,0 +1,1 @@
+SELECT file_name, status, file_bytes, n_frames FROM files

@@ -1,0 +1,1 @@
+SELECT file_name, error FROM files WHERE status = 'failed' ORDER BY file_name

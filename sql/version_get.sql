@@ -1,0 +1,1 @@
+SELECT value FROM schema_info WHERE key = $key
