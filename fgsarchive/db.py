@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from .config import Settings, parts_dir_for
 from .errors import ArchiveError, ArchiveLockedError, QueryError, SchemaVersionError
-from .storage import PartStore
+from .storage import PartStore, part_name
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,11 @@ class Database:
     @contextlib.contextmanager
     def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short read-write transaction: commit on success, roll back on error, then close."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.parts.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ArchiveError(f"cannot create archive {self.path}: {exc.strerror or exc}") from exc
         con = _open(self.path, read_only=False, timeout_s=self.settings.lock_timeout_s)
         try:
             self._ensure_schema(con)
@@ -177,7 +181,7 @@ class Database:
         """Create the schema and finish or undo whatever a killed writer left in staging."""
         with self.writer() as con:
             committed = {
-                row[0]
+                part_name(row[0])
                 for row in self.run(con, "files_known").fetchall()
                 if row[1] == "ingested"
             }
@@ -190,31 +194,38 @@ class Database:
         name: str,
         params: Mapping[str, object] | None = None,
         **tables: pa.Table,
-    ) -> duckdb.DuckDBPyRelation | None:
+    ) -> duckdb.DuckDBPyConnection:
         """Run ``sql/<name>.sql`` with bound parameters; Arrow ``tables`` are visible by name.
 
-        Queries come back as a relation (``.fetchall()``, ``.to_arrow_table()``, ``.pl()``);
-        other statements run at once and return None.
+        Returns the cursor (``.fetchone()``, ``.fetchall()``, ``.fetchnumpy()``); use
+        :meth:`arrow` for Arrow results.
         """
         for table_name, table in tables.items():
             con.register(table_name, table)
         try:
-            return con.sql(sql_text(name), params=dict(params) if params else None)
+            return con.execute(sql_text(name), dict(params) if params else None)
         finally:
             for table_name in tables:
                 con.unregister(table_name)
+
+    @staticmethod
+    def arrow(
+        con: duckdb.DuckDBPyConnection, name: str, params: Mapping[str, object] | None = None
+    ) -> pa.Table:
+        """Run the query ``sql/<name>.sql`` with bound parameters and return Arrow."""
+        return con.sql(sql_text(name), params=dict(params) if params else None).to_arrow_table()
 
     @staticmethod
     def count_rows(con: duckdb.DuckDBPyConnection, relation: str) -> int:
         """Row count of a table or view named by a plain identifier."""
         if not _IDENTIFIER.match(relation):
             raise ArchiveError(f"invalid relation name {relation!r}")
-        return int(con.sql(sql_text("count_rows").replace("{relation}", relation)).fetchone()[0])
+        return int(con.execute(sql_text("count_rows").replace("{relation}", relation)).fetchone()[0])
 
     def query_arrow(self, name: str, params: Mapping[str, object] | None = None) -> pa.Table:
         """Run a named read-only statement and return Arrow."""
         with self.reader() as con:
-            return self.run(con, name, params).to_arrow_table()
+            return self.arrow(con, name, params)
 
 
 def run_user_query(db: Database, sql: str, params: Mapping[str, object] | None = None) -> pa.Table:

@@ -47,7 +47,9 @@ def run_demo(
     started = time.perf_counter()
     workdir = Path(workdir)
     products = workdir / "products"
-    console.print(f"[bold]1/4 simulate[/bold] ~{total_frames:,} frames of program {DEMO_PROGRAM} -> {products}")
+    console.print(
+        f"[bold]1/4 simulate[/bold] ~{total_frames:,} frames of program {DEMO_PROGRAM} -> {products}"
+    )
     n_visits = 4
     sim = simulate_program(
         products,
@@ -67,5 +69,5 @@ def run_demo(
     )
     console.print(f"[bold]4/4 summary[/bold] ({time.perf_counter() - started:.1f} s in all)")
     for title, sql in EXAMPLE_QUERIES.items():
-        console.print(f"\n[bold]{title}[/bold]\n  fgsarchive query \"{sql}\"")
+        console.print(f'\n[bold]{title}[/bold]\n  fgsarchive query "{sql}"')
         print_table(run_user_query(db, sql))

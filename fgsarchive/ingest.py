@@ -26,7 +26,7 @@ from .db import Database
 from .errors import GuiderFileError, UsageError
 from .names import looks_like_guider_file
 from .reader import TIME_RULE, centroid_table, open_guider_file, pointing_table
-from .storage import PartStore
+from .storage import PartStore, part_name
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +88,6 @@ FILES_SCHEMA = pa.schema(
 )
 
 
-def part_name(file_name: str) -> str:
-    """The Parquet part name of a source file (its name without ``.fits``)."""
-    return file_name[:-5] if file_name.endswith(".fits") else file_name
-
-
 @dataclass
 class IngestReport:
     """What an ingest run did."""
@@ -119,7 +114,9 @@ def find_guider_files(source: Path) -> list[Path]:
         raise UsageError(f"--from {source}: no such directory")
     if not source.is_dir():
         raise UsageError(f"--from {source}: not a directory")
-    return sorted(p for p in source.rglob("*.fits") if p.is_file() and looks_like_guider_file(p.name))
+    return sorted(
+        p for p in source.rglob("*.fits") if p.is_file() and looks_like_guider_file(p.name)
+    )
 
 
 def _failed_row(path: Path, reason: str) -> dict[str, object]:
@@ -133,7 +130,9 @@ def _failed_row(path: Path, reason: str) -> dict[str, object]:
     }
 
 
-def prepare_file(path: Path, parts_root: Path, chunk_frames: int = CHUNK_FRAMES) -> dict[str, object]:
+def prepare_file(
+    path: Path, parts_root: Path, chunk_frames: int = CHUNK_FRAMES
+) -> dict[str, object]:
     """Read one file and stage its Parquet parts; return its ``files`` row (never raises for bad files).
 
     Runs in worker processes: it touches only the staging folder, never DuckDB.
@@ -146,7 +145,9 @@ def prepare_file(path: Path, parts_root: Path, chunk_frames: int = CHUNK_FRAMES)
             program = int(guider.program)
             n_pointing = n_centroids = None
             if guider.product == "fg":
-                store.stage(part, program, "frames", _frame_tables(guider, chunk_frames), FRAMES_SCHEMA)
+                store.stage(
+                    part, program, "frames", _frame_tables(guider, chunk_frames), FRAMES_SCHEMA
+                )
             pointing = pointing_table(guider)
             if pointing is not None:
                 pointing = _with_file_name(pointing, path.name)
@@ -311,7 +312,11 @@ def ingest_paths(
 
 
 def ingest_directory(
-    db: Database, source: Path, *, workers: int = 2, force: bool = False,
+    db: Database,
+    source: Path,
+    *,
+    workers: int = 2,
+    force: bool = False,
     progress: ProgressCallback | None = None,
 ) -> IngestReport:
     """Ingest every guider file found (recursively) under ``source``."""
@@ -326,5 +331,10 @@ def ingest_many(db: Database, sources: Iterable[Path], **kwargs) -> IngestReport
     paths: list[Path] = []
     for source in sources:
         source = Path(source)
-        paths.extend(find_guider_files(source) if source.is_dir() else [source])
+        if not source.exists():
+            raise UsageError(f"--from {source}: no such file or directory")
+        found = find_guider_files(source) if source.is_dir() else [source]
+        if not found:
+            raise UsageError(f"--from {source}: no guider files (jw*_gs-*_cal.fits) found")
+        paths.extend(found)
     return ingest_paths(db, paths, **kwargs)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from .db import Database
 
-def archive_checksums(db: Database, relations: tuple[str, ...] = ("files", "frames")) -> dict[str, tuple[int, int]]:
+
+def archive_checksums(
+    db: Database, relations: tuple[str, ...] = ("files", "frames")
+) -> dict[str, tuple[int, int]]:
     """``{relation: (rows, checksum)}``: equal archives have equal checksums, whatever the row order.
 
     Each relation has its statement ``sql/checksum_<relation>.sql``; one that does not exist yet

@@ -125,7 +125,9 @@ class GuiderFile:
             try:
                 block = np.asarray(self._sci[start:stop])
             except Exception as exc:  # truncated memmap, I/O error
-                raise GuiderFileError(self.path, f"cannot read SCI frames {start}-{stop}: {exc}") from exc
+                raise GuiderFileError(
+                    self.path, f"cannot read SCI frames {start}-{stop}: {exc}"
+                ) from exc
             yield start, np.ascontiguousarray(block, dtype="<f4").reshape(stop - start, N_PIXELS)
 
 
@@ -199,9 +201,16 @@ def open_guider_file(path: str | Path) -> Iterator[GuiderFile]:
     """Open a guider product; raise :class:`GuiderFileError` naming the file when it is unusable."""
     path = Path(path)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             hdul = fits.open(path, memmap=True, mode="readonly", lazy_load_hdus=False)
+        for warning in caught:
+            if "truncated" in str(warning.message).lower():
+                hdul.close()
+                first = str(warning.message).split(";")[0].split(". ")[0]
+                raise GuiderFileError(path, f"file truncated ({first})")
+    except GuiderFileError:
+        raise
     except FileNotFoundError as exc:
         raise GuiderFileError(path, "file not found") from exc
     except Exception as exc:
@@ -245,7 +254,9 @@ def _describe(path: Path, hdul: fits.HDUList) -> GuiderFile:
         if n_frames < 1:
             raise GuiderFileError(path, "SCI has 0 integrations")
         if int(sci_hdu.header.get("BITPIX", 0)) not in (-32, -64, 8, 16, 32, 64):
-            raise GuiderFileError(path, f"SCI has unsupported BITPIX {sci_hdu.header.get('BITPIX')}")
+            raise GuiderFileError(
+                path, f"SCI has unsupported BITPIX {sci_hdu.header.get('BITPIX')}"
+            )
         try:
             sci = sci_hdu.data
         except Exception as exc:

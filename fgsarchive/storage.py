@@ -27,6 +27,11 @@ EMPTY_PROGRAM = -1  # partition holding each dataset's empty placeholder part
 STAGING = "_staging"
 
 
+def part_name(file_name: str) -> str:
+    """The Parquet part name of a source file (its name without ``.fits``)."""
+    return file_name[:-5] if file_name.endswith(".fits") else file_name
+
+
 def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
 
@@ -157,7 +162,9 @@ class PartStore:
         return removed
 
     def size_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.root.rglob("*.parquet")) if self.root.is_dir() else 0
+        return (
+            sum(p.stat().st_size for p in self.root.rglob("*.parquet")) if self.root.is_dir() else 0
+        )
 
 
 def write_json_atomic(path: Path, payload: object) -> None:

@@ -24,9 +24,9 @@ def test_frames_match_the_fits_files_exactly(products, db):
             with fits.open(path) as hdul:
                 sci = np.asarray(hdul["SCI"].data, dtype=np.float32)
                 start, end = hdul[0].header["DATASTRT"], hdul[0].header["DATAEND"]
-            rows = con.sql(
+            rows = con.execute(
                 "SELECT frame, time_mjd, flux, pixels FROM frames WHERE file_name = $f ORDER BY frame",
-                params={"f": path.name},
+                {"f": path.name},
             ).fetchnumpy()
             n = sci.shape[0]
             assert len(rows["frame"]) == n
@@ -40,16 +40,16 @@ def test_frames_match_the_fits_files_exactly(products, db):
 def test_files_programs_and_guide_stars(products, db, small_program):
     ingest_directory(db, products)
     with db.reader() as con:
-        n_fg, n_frames = con.sql(
+        n_fg, n_frames = con.execute(
             "SELECT count(*), sum(n_frames) FROM files WHERE product = 'fg' AND status = 'ingested'"
         ).fetchone()
-        assert n_frames == con.sql("SELECT count(*) FROM frames").fetchone()[0]
+        assert n_frames == con.execute("SELECT count(*) FROM frames").fetchone()[0]
         assert n_frames == small_program.n_frames
-        program, n_files, frames = con.sql("SELECT program, n_files, n_frames FROM programs").fetchone()
+        program, n_files, frames = con.execute("SELECT program, n_files, n_frames FROM programs").fetchone()
         assert (program, frames) == (1534, n_frames)
-        assert con.sql("SELECT count(*) FROM guide_stars").fetchone()[0] == 2
+        assert con.execute("SELECT count(*) FROM guide_stars").fetchone()[0] == 2
         # segments: several files of one guide period, numbered, with increasing INTSTART
-        seg = con.sql(
+        seg = con.execute(
             "SELECT guide_period, list(segment ORDER BY segment), list(int_start ORDER BY segment) "
             "FROM files WHERE segment IS NOT NULL GROUP BY 1"
         ).fetchall()
@@ -57,12 +57,12 @@ def test_files_programs_and_guide_stars(products, db, small_program):
         for _, segments, starts in seg:
             assert segments == list(range(1, len(segments) + 1))
             assert starts == sorted(starts)
-        products_seen = {r[0] for r in con.sql("SELECT DISTINCT product FROM files").fetchall()}
+        products_seen = {r[0] for r in con.execute("SELECT DISTINCT product FROM files").fetchall()}
         assert {"fg", "acq1", "acq2", "track"} <= products_seen
-        assert con.sql("SELECT count(*) FROM pointing").fetchone()[0] > 0
-        assert con.sql("SELECT count(*) FROM centroids").fetchone()[0] > 0
+        assert con.execute("SELECT count(*) FROM pointing").fetchone()[0] > 0
+        assert con.execute("SELECT count(*) FROM centroids").fetchone()[0] > 0
         # pointing times fall inside their file's data span
-        outside = con.sql(
+        outside = con.execute(
             "SELECT count(*) FROM pointing p JOIN files f USING (file_name) "
             "WHERE p.time_mjd < f.data_start_mjd - 1e-5 OR p.time_mjd > f.data_end_mjd + 1e-5"
         ).fetchone()[0]
@@ -140,12 +140,12 @@ def test_a_bad_file_fails_alone_and_names_why(products, db, damage, reason):
     assert list(report.failed) == [victim.name]
     assert reason.lower() in report.failed[victim.name].lower()
     with db.reader() as con:
-        status, error = con.sql(
-            "SELECT status, error FROM files WHERE file_name = $f", params={"f": victim.name}
+        status, error = con.execute(
+            "SELECT status, error FROM files WHERE file_name = $f", {"f": victim.name}
         ).fetchone()
         assert status == "failed" and error
-        assert con.sql("SELECT count(*) FROM frames WHERE file_name = $f", params={"f": victim.name}).fetchone()[0] == 0
-        good = con.sql("SELECT count(*) FROM files WHERE status = 'ingested'").fetchone()[0]
+        assert con.execute("SELECT count(*) FROM frames WHERE file_name = $f", {"f": victim.name}).fetchone()[0] == 0
+        good = con.execute("SELECT count(*) FROM files WHERE status = 'ingested'").fetchone()[0]
         assert good == len(find_guider_files(products)) - 1
 
 

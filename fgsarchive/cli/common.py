@@ -92,7 +92,9 @@ def show_progress() -> bool:
 
 
 @contextlib.contextmanager
-def progress_bar(description: str, total: int | None = None, unit: str = "files") -> Iterator[Callable]:
+def progress_bar(
+    description: str, total: int | None = None, unit: str = "files"
+) -> Iterator[Callable]:
     """A rich progress bar on stderr (silent when not a terminal or with --quiet).
 
     Yields ``update(completed, total=None, **fields)``.

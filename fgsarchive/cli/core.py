@@ -31,7 +31,9 @@ from .common import (
 Format = Literal["table", "csv", "json", "parquet"]
 
 
-def ingest_from_dirs(db_path: Path, sources: list[Path], *, workers: int, force: bool) -> IngestReport:
+def ingest_from_dirs(
+    db_path: Path, sources: list[Path], *, workers: int, force: bool
+) -> IngestReport:
     """Ingest local folders/files with a progress bar; raise IngestError naming failed files."""
     db = open_db(db_path)
     with progress_bar("ingest") as update:
@@ -80,7 +82,12 @@ def register(app: typer.Typer) -> None:
         ] = None,
         token: Annotated[
             str | None,
-            typer.Option("--token", envvar="MAST_API_TOKEN", help="MAST token (never printed).", show_default=False),
+            typer.Option(
+                "--token",
+                envvar="MAST_API_TOKEN",
+                help="MAST token (never printed).",
+                show_default=False,
+            ),
         ] = None,
         db: DbOption = DEFAULT_DB_PATH,
     ) -> None:
@@ -98,11 +105,20 @@ def register(app: typer.Typer) -> None:
             try:
                 from ..crawl import ingest_programs_cli
             except ImportError as exc:
-                raise UsageError("fetching programs from MAST is not available in this build") from exc
+                raise UsageError(
+                    "fetching programs from MAST is not available in this build"
+                ) from exc
             failed.update(
                 ingest_programs_cli(
-                    db, programs, obs=obs, visit=visit, products=products, workers=workers,
-                    cache=cache, token=token, force=force,
+                    db,
+                    programs,
+                    obs=obs,
+                    visit=visit,
+                    products=products,
+                    workers=workers,
+                    cache=cache,
+                    token=token,
+                    force=force,
                 )
             )
         if fit:
@@ -122,8 +138,16 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(info, default=str, indent=2))
             return
-        print_table(pa.Table.from_pylist(info["programs"]) if info["programs"] else pa.table({"program": []}), title="programs")
-        print_table(pa.Table.from_pylist(info["files"]) if info["files"] else pa.table({"product": []}), title="files by status")
+        print_table(
+            pa.Table.from_pylist(info["programs"])
+            if info["programs"]
+            else pa.table({"program": []}),
+            title="programs",
+        )
+        print_table(
+            pa.Table.from_pylist(info["files"]) if info["files"] else pa.table({"product": []}),
+            title="files by status",
+        )
         stages = pa.Table.from_pylist([{"table": k, "rows": v} for k, v in info["tables"].items()])
         print_table(stages, title="tables")
         if info["failed"]:
@@ -137,7 +161,9 @@ def register(app: typer.Typer) -> None:
             str, typer.Option("--format", "-f", help="table, csv, json or parquet.")
         ] = "table",
         as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
-        output: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file.")] = None,
+        output: Annotated[
+            Path | None, typer.Option("--out", "-o", help="Write to this file.")
+        ] = None,
         db: DbOption = DEFAULT_DB_PATH,
     ) -> None:
         """Run SQL on a read-only, sandboxed connection to the archive."""
@@ -155,7 +181,9 @@ def register(app: typer.Typer) -> None:
         workdir: Annotated[
             Path, typer.Option("--workdir", help="Where the simulated guider files are written.")
         ] = Path("fgsarchive-demo"),
-        frames: Annotated[int, typer.Option("--frames", help="Frames to simulate in total.")] = 200_000,
+        frames: Annotated[
+            int, typer.Option("--frames", help="Frames to simulate in total.")
+        ] = 200_000,
         seed: Annotated[int, typer.Option("--seed", help="Simulator seed.")] = 1,
         workers: Annotated[int, typer.Option("--workers")] = 2,
         db: DbOption = DEFAULT_DB_PATH,
@@ -189,7 +217,9 @@ def write_result(result: pa.Table, fmt: Format | str, output: Path | None) -> No
             (sink.write(text.encode()) if sink else typer.echo(text))
         elif fmt == "parquet":
             if sink is None and sys.stdout.isatty():
-                raise UsageError("--format parquet writes binary: give --out FILE or redirect stdout")
+                raise UsageError(
+                    "--format parquet writes binary: give --out FILE or redirect stdout"
+                )
             pq.write_table(result, sink or sys.stdout.buffer)
     finally:
         if sink is not None:
@@ -200,7 +230,12 @@ def _flat(table: pa.Table) -> pa.Table:
     """CSV cannot hold lists: turn list columns into JSON text."""
     columns = []
     for col in table.columns:
-        if pa.types.is_list(col.type) or pa.types.is_fixed_size_list(col.type) or pa.types.is_large_list(col.type) or pa.types.is_struct(col.type):
+        if (
+            pa.types.is_list(col.type)
+            or pa.types.is_fixed_size_list(col.type)
+            or pa.types.is_large_list(col.type)
+            or pa.types.is_struct(col.type)
+        ):
             columns.append(pa.array([json.dumps(v) for v in col.to_pylist()], pa.string()))
         else:
             columns.append(col)
@@ -213,9 +248,9 @@ def archive_status(archive) -> dict[str, object]:
 
     db: Database = archive
     with db.reader() as con:
-        programs = db.run(con, "status_programs").to_arrow_table().to_pylist()
-        files = db.run(con, "status_files").to_arrow_table().to_pylist()
-        failed = db.run(con, "status_failed").to_arrow_table().to_pylist()
+        programs = db.arrow(con, "status_programs").to_pylist()
+        files = db.arrow(con, "status_files").to_pylist()
+        failed = db.arrow(con, "status_failed").to_pylist()
         tables: dict[str, int] = {}
         names = [r[0] for r in db.run(con, "list_relations").fetchall()]
         for name in sorted(set(names)):
@@ -225,7 +260,13 @@ def archive_status(archive) -> dict[str, object]:
                 tables[name] = db.count_rows(con, name)
             except Exception:
                 continue
-    return {"programs": programs, "files": files, "failed": failed, "tables": tables, "checked_at": time.time()}
+    return {
+        "programs": programs,
+        "files": files,
+        "failed": failed,
+        "tables": tables,
+        "checked_at": time.time(),
+    }
 
 
 def _fit_new(db_path: Path, *, workers: int) -> None:
