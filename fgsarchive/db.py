@@ -127,8 +127,12 @@ class Database:
             con.close()
 
     @contextlib.contextmanager
-    def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A short read-write transaction: commit on success, roll back on error, then close."""
+    def writer(self, *, views: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short read-write transaction: commit on success, roll back on error, then close.
+
+        ``views=True`` also creates the TEMP views (Parquet datasets, views_*.sql) for statements
+        that read them.
+        """
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.parts.root.mkdir(parents=True, exist_ok=True)
@@ -137,7 +141,8 @@ class Database:
         con = _open(self.path, read_only=False, timeout_s=self.settings.lock_timeout_s)
         try:
             self._ensure_schema(con)
-            self._prepare(con)
+            if views:
+                self._prepare(con)
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con

@@ -27,13 +27,15 @@ EXP_TYPE_TO_PRODUCT = {
 }
 
 _TIMED = re.compile(
-    r"^jw(?P<program>\d{5})(?P<observation>\d{3})(?P<visit>\d{3})"
+    r"jw(?P<program>\d{5})(?P<observation>\d{3})(?P<visit>\d{3})"
     r"_gs-(?P<product>acq1|acq2|track|fg)_(?P<stamp>\d{13})"
-    r"(?:-seg(?P<segment>\d{3}))?_(?P<suffix>[a-z0-9]+)\.fits$"
+    r"(?:-seg(?P<segment>\d{3}))?_(?P<suffix>[a-z0-9]+)\.fits",
+    re.ASCII,
 )
 _ID = re.compile(
-    r"^jw(?P<program>\d{5})(?P<observation>\d{3})(?P<visit>\d{3})"
-    r"_gs-id_(?P<attempt>\d{1,3})_(?P<id_kind>image|stacked)_(?P<suffix>[a-z0-9]+)\.fits$"
+    r"jw(?P<program>\d{5})(?P<observation>\d{3})(?P<visit>\d{3})"
+    r"_gs-id_(?P<attempt>\d{1,3})_(?P<id_kind>image|stacked)_(?P<suffix>[a-z0-9]+)\.fits",
+    re.ASCII,
 )
 
 
@@ -63,7 +65,7 @@ class ProductName:
 
 def parse_product_name(name: str) -> ProductName | None:
     """Parse a guide-star product file name; ``None`` when it does not follow the grammar."""
-    m = _TIMED.match(name)
+    m = _TIMED.fullmatch(name)
     if m:
         return ProductName(
             file_name=name,
@@ -75,7 +77,7 @@ def parse_product_name(name: str) -> ProductName | None:
             stamp=m["stamp"],
             segment=int(m["segment"]) if m["segment"] else None,
         )
-    m = _ID.match(name)
+    m = _ID.fullmatch(name)
     if m:
         return ProductName(
             file_name=name,

@@ -43,15 +43,22 @@ def write_parquet_atomic(
     *,
     dictionary_columns: Iterable[str] = ("file_name",),
     statistics_columns: Iterable[str] = ("file_name", "frame", "time_mjd"),
+    packed_columns: Iterable[str] = ("pixels",),
 ) -> int:
     """Write tables (streamed, one row group each) to ``path`` atomically; return rows written.
 
-    Pixels are float noise: dictionary encoding and compression only cost time (see
-    ../shared/measurements.md), so both are off except for the low-cardinality name column.
+    Float columns hardly compress and dictionaries only cost time (../shared/measurements.md), so
+    scalar columns are written plain. Pixel columns (``packed_columns``) are byte-stream-split and
+    zstd(1) compressed: measured here as fast to write as plain (1.66M vs 1.69M frames/s) and 40%
+    smaller (160 vs 260 bytes/frame), which matters because the disk, not the CPU, bounds ingest.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(path)
     names = set(schema.names)
+    packed = [c for c in packed_columns if c in names]
+    # Parquet names a list column's values by their leaf path.
+    leaves = [f"{c}.list.element" if pa.types.is_list(schema.field(c).type)
+              or pa.types.is_fixed_size_list(schema.field(c).type) else c for c in packed]
     rows = 0
     if isinstance(tables, pa.Table):
         tables = [tables]
@@ -59,7 +66,9 @@ def write_parquet_atomic(
         with pq.ParquetWriter(
             tmp,
             schema,
-            compression="none",
+            compression={**{c: "none" for c in schema.names}, **{c: "zstd" for c in leaves}},
+            compression_level={c: 1 for c in leaves} or None,
+            use_byte_stream_split=leaves or False,
             use_dictionary=[c for c in dictionary_columns if c in names],
             write_statistics=[c for c in statistics_columns if c in names],
         ) as writer:

@@ -50,3 +50,11 @@ def test_parser_never_crashes(name):
     parsed = parse_product_name(name)
     if parsed is not None:
         assert "/" not in name and name.startswith("jw")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["jw01534002002_gs-fg_2022338021919_cal.fits\n", "jw０1534002002_gs-fg_2022338021919_cal.fits"],
+)
+def test_trailing_newline_and_non_ascii_digits_are_refused(name):
+    assert parse_product_name(name) is None

@@ -1,0 +1,711 @@
+"""Anomaly search in guide-star time series: flux drops, centroid jumps, PSF changes, ...
+
+``detect_anomalies`` looks, in every parameter series of one guide-star run (flux, x_mean,
+y_mean, x_stddev, y_stddev, theta, background, ...), for
+
+- transients: box-shaped departures lasting ~1 s to a few minutes that stand out from both
+  neighbouring stretches of the same length (matched boxcar filter at widths 1, 2, 4, ... 256 s);
+- steps: a change of level that persists (difference of the means of the windows before and
+  after each sample, windows 0.5, 2, 8, 32, 128 s);
+
+and merges the detections of all parameters that overlap in time into events.
+``cross_match_events`` adds the observatory events (high-gain-antenna moves, filter-wheel
+moves, ...) that coincide with each anomaly.  The method is written up in docs/analyses.md.
+
+Everything is vectorised (one cumulative sum per parameter, then differences of it); the only
+Python loops run over filter scales and detections.  Pure array maths, no I/O.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import polars as pl
+from scipy.stats import norm
+
+from .detrend import (
+    MAX_STAT_SAMPLES,
+    despike,
+    diff_noise,
+    median_and_std,
+    median_cadence_s,
+    split_segments,
+)
+
+__all__ = [
+    "BOX_WIDTHS_S",
+    "STEP_WINDOWS_S",
+    "local_threshold",
+    "ANOMALY_SCHEMA",
+    "parameter_family",
+    "detect_parameter",
+    "detect_anomalies",
+    "cross_match_events",
+]
+
+SECONDS_PER_DAY = 86400.0
+BOX_WIDTHS_S: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0)
+"""Widths of the boxcar (matched) filter for transients, seconds."""
+STEP_WINDOWS_S: tuple[float, ...] = (0.5, 2.0, 8.0, 32.0, 128.0)
+"""Half-widths of the before/after windows of the step filter, seconds."""
+SPIKE_SIGMA = 6.0
+"""Samples further than this many noise sigmas from the running median of five are spikes."""
+MIN_SEGMENT_FRAMES = 32
+"""Segments (runs without gaps) with fewer finite samples are skipped."""
+
+# kind names per parameter family: (transient below baseline, transient above, step)
+_FAMILY_KINDS: dict[str, tuple[str, str, str]] = {
+    "flux": ("flux_drop", "flux_brightening", "flux_step"),
+    "centroid": ("centroid_excursion", "centroid_excursion", "centroid_jump"),
+    "width": ("psf_transient", "psf_transient", "psf_change"),
+    "theta": ("theta_transient", "theta_transient", "theta_change"),
+    "background": ("background_transient", "background_transient", "background_jump"),
+}
+# families whose amplitude is a fraction of the baseline level (else: the parameter's own unit)
+_FRACTIONAL = {"flux", "width"}
+
+_DETECTION_STRUCT = pl.Struct(
+    {
+        "parameter": pl.String,
+        "kind": pl.String,
+        "start_mjd": pl.Float64,
+        "end_mjd": pl.Float64,
+        "amplitude": pl.Float64,
+        "significance": pl.Float64,
+    }
+)
+
+ANOMALY_SCHEMA: dict[str, pl.DataType] = {
+    "event_id": pl.Int64,
+    "kind": pl.String,
+    "start_mjd": pl.Float64,
+    "end_mjd": pl.Float64,
+    "duration_s": pl.Float64,
+    "parameters": pl.List(pl.String),
+    "kinds": pl.List(pl.String),
+    "amplitude": pl.Float64,
+    "significance": pl.Float64,
+    "n_detections": pl.Int64,
+    "start_index": pl.Int64,
+    "end_index": pl.Int64,
+    "detections": pl.List(_DETECTION_STRUCT),
+}
+"""Columns of ``detect_anomalies``' result."""
+
+
+def parameter_family(name: str) -> str:
+    """Family of a parameter name: flux, centroid, width, theta, background, or the name itself.
+
+    ``flux*`` (flux, flux_opt, flux_r2, ...) -> flux; ``x_mean``/``y_mean`` -> centroid;
+    ``x_stddev``/``y_stddev``/``*fwhm*`` -> width; ``theta`` -> theta; ``background``/``offset``
+    -> background.  Any other name is its own family (kinds ``<name>_transient``, ``<name>_step``).
+    """
+    n = name.lower()
+    if n.startswith("flux"):
+        return "flux"
+    if n in ("x_mean", "y_mean", "x", "y", "centroid_x", "centroid_y"):
+        return "centroid"
+    if n.endswith("stddev") or "fwhm" in n or n in ("sigma_x", "sigma_y", "width"):
+        return "width"
+    if n.startswith("theta"):
+        return "theta"
+    if n in ("background", "offset", "bkg", "sky"):
+        return "background"
+    return n
+
+
+def _kinds(family: str) -> tuple[str, str, str]:
+    return _FAMILY_KINDS.get(
+        family, (f"{family}_transient", f"{family}_transient", f"{family}_step")
+    )
+
+
+@dataclass(frozen=True)
+class _Detections:
+    """Detections in one series, indices into that series (local, finite samples only)."""
+
+    t_start: np.ndarray  # transients: first sample
+    t_stop: np.ndarray  # transients: one past the last sample
+    t_amp: np.ndarray  # mean departure from the flanking baseline (parameter units)
+    t_level: np.ndarray  # baseline level there
+    t_sig: np.ndarray
+    s_index: np.ndarray  # steps: first sample after the step
+    s_amp: np.ndarray  # level after minus level before
+    s_level: np.ndarray  # level before
+    s_sig: np.ndarray
+    s_window: np.ndarray  # window (samples) of the step filter that found it
+    noise: float  # per-sample white noise (1.4826 MAD of differences / sqrt 2)
+
+
+@numba.njit(cache=True, nogil=True)
+def _box_peaks(cs, w, medl, sl, medr, sr, thr):  # pragma: no cover - compiled
+    """Two-sided box statistic for every start i in [w, n - 2w] from the cumulative sum ``cs``;
+    for each run of |stat| >= thr, the start with the largest |stat| and that (signed) stat."""
+    n = cs.shape[0] - 1
+    pos = [0]
+    val = [0.0]
+    in_run = False
+    best = 0.0
+    best_i = 0
+    best_s = 0.0
+    kl = 1.0 / (w * sl)
+    kr = 1.0 / (w * sr)
+    ol = medl * w
+    orr = medr * w
+    for i in range(w, n - 2 * w + 1):
+        c1 = cs[i + w]
+        c0 = cs[i]
+        zl = (c1 - 2.0 * c0 + cs[i - w] - ol) * kl  # (box - left flank - medl) / sl
+        zr = (2.0 * c1 - c0 - cs[i + 2 * w] - orr) * kr  # (box - right flank - medr) / sr
+        st = 0.0
+        if zl * zr > 0:
+            st = min(abs(zl), abs(zr))
+            if zl < 0:
+                st = -st
+        a = abs(st)
+        if a >= thr:
+            if not in_run or a > best:
+                best, best_i, best_s = a, i, st
+            in_run = True
+        elif in_run:
+            pos.append(best_i)
+            val.append(best_s)
+            in_run = False
+    if in_run:
+        pos.append(best_i)
+        val.append(best_s)
+    return np.array(pos[1:], dtype=np.int64), np.array(val[1:], dtype=np.float64)
+
+
+@numba.njit(cache=True, nogil=True)
+def _step_peaks(cs, w, med, s, thr):  # pragma: no cover - compiled
+    """Step statistic (mean of the w samples from j on minus the w before, scaled) for every j in
+    [w, n - w]; for each run of |z| >= thr, the j with the largest |z| and that (signed) z."""
+    n = cs.shape[0] - 1
+    pos = [0]
+    val = [0.0]
+    in_run = False
+    best = 0.0
+    best_j = 0
+    best_z = 0.0
+    k = 1.0 / (w * s)
+    o = med * w
+    for j in range(w, n - w + 1):
+        z = (cs[j + w] - 2.0 * cs[j] + cs[j - w] - o) * k
+        a = abs(z)
+        if a >= thr:
+            if not in_run or a > best:
+                best, best_j, best_z = a, j, z
+            in_run = True
+        elif in_run:
+            pos.append(best_j)
+            val.append(best_z)
+            in_run = False
+    if in_run:
+        pos.append(best_j)
+        val.append(best_z)
+    return np.array(pos[1:], dtype=np.int64), np.array(val[1:], dtype=np.float64)
+
+
+def _refine_box(cs: np.ndarray, n: int, i: int, w: int, sign: float) -> tuple[int, int]:
+    """Start/stop of the box near ``[i, i+w)`` that maximises sign * sum / sqrt(length) of the
+    series whose cumulative sum (starting with 0) is ``cs``."""
+
+    def best(a_vals: np.ndarray, b_vals: np.ndarray) -> tuple[int, int]:
+        length = b_vals[None, :] - a_vals[:, None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            score = sign * (cs[b_vals][None, :] - cs[a_vals][:, None]) / np.sqrt(length)
+        score[length < 1] = -np.inf
+        k = int(np.argmax(score))
+        return int(a_vals[k // b_vals.size]), int(b_vals[k % b_vals.size])
+
+    step = max(1, w // 32)
+    a_vals = np.arange(max(0, i - w // 2), min(n - 1, i + w) + 1, step)
+    b_vals = np.arange(max(1, i), min(n, i + w + w // 2) + 1, step)
+    a0, b0 = best(a_vals, b_vals)
+    if step > 1:
+        a_vals = np.arange(max(0, a0 - step), min(n - 1, a0 + step) + 1)
+        b_vals = np.arange(max(1, b0 - step), min(n, b0 + step) + 1)
+        a0, b0 = best(a_vals, b_vals)
+    return a0, b0
+
+
+def _refine_step(cs: np.ndarray, lo: int, hi: int, j: int, w: int) -> int:
+    """Change point in ``[j - w/2, j + w/2]`` maximising the two-sample statistic over
+    ``[lo, hi)`` (CUSUM)."""
+    ks = np.arange(max(lo + 1, j - w // 2), min(hi - 1, j + w // 2) + 1)
+    if ks.size == 0:
+        return j
+    nl = ks - lo
+    nr = hi - ks
+    ml = (cs[ks] - cs[lo]) / nl
+    mr = (cs[hi] - cs[ks]) / nr
+    stat = np.abs(mr - ml) * np.sqrt(nl * nr / (nl + nr))
+    return int(ks[int(np.argmax(stat))])
+
+
+def _window(x: np.ndarray, exclude: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Samples ``x[lo:hi]`` that are not excluded."""
+    seg = x[lo:hi]
+    return seg[~exclude[lo:hi]]
+
+
+def local_threshold(min_sigma: float, width: int, frames_per_hour: float) -> float:
+    """Local threshold (sigma) at a filter scale of ``width`` frames for a false-alarm level.
+
+    A noise series gives about ``frames_per_hour / width`` independent filter outputs per hour at
+    that scale.  The threshold ``u`` makes the chance of a noise excursion beyond it, per hour of
+    data, equal to the two-sided Gaussian tail of ``min_sigma`` for a single trial:
+    ``2 sf(u) * frames_per_hour / width = 2 sf(min_sigma)`` (never below ``min_sigma``).
+    At 64 ms and min_sigma = 5: 6.5 sigma for 8-frame windows, 5.6 sigma for 2000 frames.
+    """
+    n_trials = max(1.0, frames_per_hour / max(1, width))
+    return float(max(min_sigma, norm.isf(norm.sf(min_sigma) / n_trials)))
+
+
+def _empty_detections(noise: float) -> _Detections:
+    e = np.empty(0)
+    ei = np.empty(0, dtype=np.int64)
+    return _Detections(ei, ei, e, e, e, ei, e, e, e, ei, noise)
+
+
+def _flank(x: np.ndarray, exclude: np.ndarray, edge: int, length: int, direction: int):
+    """Up to ``length`` samples of ``x`` next to ``edge`` (before it: direction -1, from it on:
+    +1), skipping excluded samples, looking at most ``3 * length`` samples away."""
+    if direction < 0:
+        lo = max(0, edge - 3 * length)
+        seg, ex = x[lo:edge], exclude[lo:edge]
+        return seg[~ex][-length:]
+    hi = min(x.size, edge + 3 * length)
+    seg, ex = x[edge:hi], exclude[edge:hi]
+    return seg[~ex][:length]
+
+
+def _scaled(table: dict[int, tuple[float, float, float, float]], length: int):
+    """Noise (and offsets) of the side differences at the computed width nearest ``length``,
+    scaled to ``length`` samples."""
+    widths = np.array(sorted(table))
+    wn = int(widths[np.argmin(np.abs(np.log(widths / max(1, length))))])
+    medl, sl, medr, sr = table[wn]
+    f = np.sqrt(wn / max(1, length))
+    g = length / wn
+    return medl * g, sl * f, medr * g, sr * f
+
+
+def detect_parameter(
+    values: np.ndarray,
+    *,
+    box_n: Sequence[int],
+    step_n: Sequence[int],
+    min_sigma: float = 5.0,
+    frames_per_hour: float = 3600.0 / 0.064,
+) -> _Detections:
+    """Transients and steps in one evenly sampled series of finite values (widths in samples).
+
+    1. Noise: ``sigma = 1.4826 MAD(diff(values)) / sqrt(2)``.  Spikes (further than
+       ``SPIKE_SIGMA * sigma`` from the running median of five) are replaced by that median.
+    2. Transients: for each width w and every start i, the mean of the box ``[i, i+w)`` minus
+       the mean of the w samples before it (left) and minus the mean of the w samples after it
+       (right).  Each difference is scaled by its noise, the larger of its 1.4826 MAD over the
+       series (covers red noise and periodic lines at that scale) and ``sigma * sqrt(2 / w)``.
+       The transient statistic is the smaller of the two scaled differences when both have the
+       same sign (else 0): the box must stand out from both sides, so a step is not a transient.
+       Runs above the local threshold (``local_threshold``) give candidates; the strongest
+       non-overlapping candidates over all widths are kept and their start/stop refined to the
+       box maximising |sum| / sqrt(length) of the series minus its flanking baseline.
+    3. Steps: for each window w, the mean of the w samples after each sample minus the mean of
+       the w before, scaled like above (``sigma * sqrt(2 / w)`` floor); candidates as above, kept
+       when not within min(w, w') of a stronger one, position refined by the two-sample (CUSUM)
+       statistic.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    n = v.size
+    sigma = diff_noise(v)
+    if not np.isfinite(sigma):
+        return _empty_detections(float("nan"))
+    stride = max(1, n // MAX_STAT_SAMPLES)
+    scale = float(np.median(np.abs(v[::stride]))) if n else 0.0
+    sigma_f = max(sigma, 1e-12 * max(1.0, scale))
+    vd = despike(v, threshold=SPIKE_SIGMA * sigma_f)
+    off = float(np.median(vd[::stride]))
+    cs = np.concatenate(([0.0], np.cumsum(vd - off)))
+
+    # --- transients: box against both flanks
+    side: dict[int, tuple[float, float, float, float]] = {}
+    cands = []  # (|z|, start, width, sign)
+    for w in sorted({int(x) for x in box_n if 2 <= int(x) <= n // 3}):
+        # boxes with a full flank on each side: start i = w .. n - 2w
+        stride = max(1, w // 4, n // MAX_STAT_SAMPLES)
+        i = np.arange(w, n - 2 * w + 1, stride)
+        box = (cs[i + w] - cs[i]) / w
+        dl = box - (cs[i] - cs[i - w]) / w
+        dr = box - (cs[i + 2 * w] - cs[i + w]) / w
+        medl, sl = median_and_std(dl)
+        medr, sr = median_and_std(dr)
+        floor = sigma_f * np.sqrt(2.0 / w)
+        sl, sr = max(sl, floor), max(sr, floor)
+        side[w] = (medl, sl, medr, sr)
+        thr = local_threshold(min_sigma, w, frames_per_hour)
+        starts, stats = _box_peaks(cs, w, medl, sl, medr, sr, thr)
+        for i0, st in zip(starts.tolist(), stats.tolist(), strict=True):
+            cands.append((abs(st), i0, w, 1.0 if st > 0 else -1.0))
+    cands.sort(key=lambda c: -c[0])
+    kept: list[tuple[int, int, float]] = []
+    for _, i, w, sign in cands[:5000]:
+        if all(i + w <= a or b <= i for a, b, _ in kept):
+            kept.append((i, i + w, sign))
+    # Refine the strongest first; samples of accepted transients are left out of the flanks of
+    # the later ones (two drops must not make the stretch between them a "brightening").
+    in_event = np.zeros(n, dtype=bool)
+    t_start, t_stop, t_amp, t_level, t_sig = [], [], [], [], []
+    for i, stop, sign in kept:
+        w = stop - i
+        lo, hi = max(0, i - 2 * w), min(n, i + 3 * w)
+        fl = np.concatenate((vd[max(0, i - w) : i], vd[i + w : min(n, i + 2 * w)]))
+        fm = np.concatenate((in_event[max(0, i - w) : i], in_event[i + w : min(n, i + 2 * w)]))
+        base = float(np.median(fl[~fm])) if (~fm).any() else float(np.median(fl))
+        lcs = np.concatenate(([0.0], np.cumsum(vd[lo:hi] - base)))
+        a, b = _refine_box(lcs, hi - lo, i - lo, w, sign)
+        a, b = a + lo, b + lo
+        length = b - a
+        mbox = float(np.mean(vd[a:b]) - off)
+        medl, sl, medr, sr = _scaled(side, length)
+        left = _flank(vd, in_event, a, length, -1) - off
+        right = _flank(vd, in_event, b, length, +1) - off
+        zs, levels = [], []
+        for flank, med, s in ((left, medl, sl), (right, medr, sr)):
+            if flank.size >= max(1, length // 4):
+                scale_n = np.sqrt((1.0 + length / flank.size) / 2.0)
+                zs.append((mbox - flank.mean() - med) / (s * scale_n))
+                levels.append(float(flank.mean()))
+        if not zs or (len(zs) == 2 and zs[0] * zs[1] <= 0):
+            continue
+        sig = float(min(abs(z) for z in zs))
+        if sig < local_threshold(min_sigma, length, frames_per_hour):
+            continue
+        level = float(np.mean(levels))
+        in_event[a:b] = True
+        t_start.append(a)
+        t_stop.append(b)
+        t_amp.append(mbox - level)
+        t_level.append(level + off)
+        t_sig.append(sig)
+
+    # --- steps: difference of the means after / before each sample
+    scands = []  # (|z|, j, w)
+    step_sig: dict[int, tuple[float, float]] = {}
+    for w in sorted({int(x) for x in step_n if 1 <= int(x) <= n // 3}):
+        stride = max(1, w // 4, n // MAX_STAT_SAMPLES)
+        j = np.arange(w, n - w + 1, stride)
+        d = (cs[j + w] - 2 * cs[j] + cs[j - w]) / w  # mean after j - mean before j
+        med, s = median_and_std(d)
+        s = max(s, sigma_f * np.sqrt(2.0 / w))
+        step_sig[w] = (med, s)
+        thr = local_threshold(min_sigma, w, frames_per_hour)
+        pos, zs = _step_peaks(cs, w, med, s, thr)
+        for j0, z in zip(pos.tolist(), zs.tolist(), strict=True):
+            scands.append((abs(z), j0, w))
+    # Strongest first.  A candidate within min(w, w') of an accepted step is the same step; the
+    # windows of a candidate stop at the accepted steps around it (a step seen by a wider
+    # window 20 s away must not count twice), and leave out the samples of transients (a drop
+    # next to the window is not a step; the edges of a drop are not steps either).
+    scands.sort(key=lambda c: -c[0])
+    accepted: list[int] = []  # sorted positions
+    windows: dict[int, int] = {}
+    s_index, s_amp, s_level, s_sig, s_window = [], [], [], [], []
+    for _, j, w in scands[:5000]:
+        if any(abs(j - jj) < min(w, windows[jj]) for jj in accepted):
+            continue
+        pos = bisect.bisect_left(accepted, j)
+        lo = max(0, j - w, accepted[pos - 1] if pos > 0 else 0)
+        hi = min(n, j + w, accepted[pos] if pos < len(accepted) else n)
+        if j - lo < max(1, w // 4) or hi - j < max(1, w // 4):
+            continue
+        j = _refine_step(cs, lo, hi, j, w)
+        before = _window(vd, in_event, lo, j)
+        after = _window(vd, in_event, j, hi)
+        if before.size < max(1, w // 4) or after.size < max(1, w // 4):
+            continue
+        med, s = step_sig[w]
+        s_eff = s * np.sqrt(w * (1.0 / before.size + 1.0 / after.size) / 2.0)
+        size = float(after.mean() - before.mean())
+        sig = abs(size - med) / s_eff
+        if sig < local_threshold(min_sigma, w, frames_per_hour):
+            continue
+        bisect.insort(accepted, j)
+        windows[j] = w
+        s_index.append(j)
+        s_amp.append(size)
+        s_level.append(float(before.mean()))
+        s_sig.append(sig)
+        s_window.append(w)
+
+    return _Detections(
+        np.asarray(t_start, dtype=np.int64),
+        np.asarray(t_stop, dtype=np.int64),
+        np.asarray(t_amp, dtype=np.float64),
+        np.asarray(t_level, dtype=np.float64),
+        np.asarray(t_sig, dtype=np.float64),
+        np.asarray(s_index, dtype=np.int64),
+        np.asarray(s_amp, dtype=np.float64),
+        np.asarray(s_level, dtype=np.float64),
+        np.asarray(s_sig, dtype=np.float64),
+        np.asarray(s_window, dtype=np.int64),
+        sigma,
+    )
+
+
+def _classify(det: _Detections) -> list[tuple[str, int, int, float, float, float]]:
+    """Per-parameter events: (mode, start, stop, amplitude, level, significance).
+
+    A step inside a transient, or within max(4 samples, a quarter of its length, half the step
+    window) of one of its edges, is that edge and is dropped; the other steps are events.
+    """
+    out = []
+    for a, b, amp, lev, sig in zip(
+        det.t_start, det.t_stop, det.t_amp, det.t_level, det.t_sig, strict=True
+    ):
+        out.append(("transient", int(a), int(b), float(amp), float(lev), float(sig)))
+    for j, amp, lev, sig, w in zip(
+        det.s_index, det.s_amp, det.s_level, det.s_sig, det.s_window, strict=True
+    ):
+        absorbed = False
+        for a, b in zip(det.t_start, det.t_stop, strict=True):
+            tol = max(4, (b - a) // 4, w // 2)
+            if a - tol <= j <= b + tol:
+                absorbed = True
+                break
+        if not absorbed:
+            out.append(("step", int(j), int(j), float(amp), float(lev), float(sig)))
+    return out
+
+
+def _theta_continuous(theta: np.ndarray) -> np.ndarray:
+    """Angles with period pi mapped to within pi/2 of their circular mean (no wrap jumps)."""
+    c = np.nanmean(np.cos(2 * theta))
+    s = np.nanmean(np.sin(2 * theta))
+    centre = 0.5 * np.arctan2(s, c)
+    return centre + (theta - centre + np.pi / 2) % np.pi - np.pi / 2
+
+
+def detect_anomalies(
+    time_mjd: np.ndarray,
+    series: Mapping[str, np.ndarray],
+    *,
+    min_sigma: float = 5.0,
+    cadence_s: float | None = None,
+    box_widths_s: Sequence[float] = BOX_WIDTHS_S,
+    step_windows_s: Sequence[float] = STEP_WINDOWS_S,
+    gap_s: float | None = None,
+    merge_gap_s: float = 2.0,
+    workers: int | None = None,
+) -> pl.DataFrame:
+    """Flux drops, centroid jumps, PSF changes, ... in the parameter series of one guide star.
+
+    Parameters
+    ----------
+    time_mjd : (n,) frame mid-times, MJD, sorted.
+    series : parameter name -> (n,) values (NaN = masked frame), e.g. flux, x_mean, y_mean,
+        x_stddev, y_stddev, theta, background.  The name sets the family (``parameter_family``),
+        hence the event kinds and the amplitude unit.
+    min_sigma : false-alarm level in Gaussian sigmas: at each filter scale the local threshold
+        is raised for the number of independent trials per hour at that scale
+        (``local_threshold``; 6.5 sigma for 0.5 s windows at 64 ms, 5.6 sigma for 2 min), so a
+        noise series gives about 2 sf(min_sigma) false alarms per hour per scale.  Noise is
+        measured at each filter scale (``detect_parameter``).
+    cadence_s : frame spacing; default the median spacing of ``time_mjd``.
+    box_widths_s, step_windows_s : filter scales (seconds), converted to frames.
+    gap_s : a spacing above this splits the series into segments analysed separately
+        (default 10 cadences).
+    merge_gap_s : detections (of any parameters) closer than this are merged into one event.
+    workers : threads over (segment, parameter) jobs; default the number of CPUs.
+
+    Returns
+    -------
+    polars.DataFrame with columns ``ANOMALY_SCHEMA``: event_id, kind (of the most significant
+    detection: flux_drop, flux_brightening, flux_step, centroid_jump, centroid_excursion,
+    psf_change, psf_transient, theta_change, theta_transient, background_jump,
+    background_transient, ...), start_mjd, end_mjd, duration_s (0 for a step), parameters and
+    kinds (most significant first), amplitude (of the most significant detection: signed fraction
+    of the baseline for flux and widths, -0.01 = a 1% drop; px for centroids; rad for theta;
+    parameter units otherwise), significance (max), n_detections, start_index / end_index
+    (inclusive, into the input arrays), detections (list of structs per parameter).
+    """
+    t_mjd = np.asarray(time_mjd, dtype=np.float64)
+    n = t_mjd.size
+    if t_mjd.ndim != 1:
+        raise ValueError(f"time_mjd must be 1-D, got shape {t_mjd.shape}")
+    if not series:
+        raise ValueError("series is empty; give at least one parameter, e.g. {'flux': flux}")
+    if not min_sigma > 0:
+        raise ValueError(f"min_sigma must be > 0, got {min_sigma}")
+    arrays = {}
+    for name, arr in series.items():
+        a = np.asarray(arr, dtype=np.float64)
+        if a.shape != (n,):
+            raise ValueError(f"series {name!r} has shape {a.shape}; time_mjd has ({n},)")
+        arrays[str(name)] = a
+    if n > 1 and np.any(np.diff(t_mjd) < 0):
+        raise ValueError("time_mjd must be sorted in increasing order")
+    t_s = (t_mjd - (t_mjd[0] if n else 0.0)) * SECONDS_PER_DAY
+    cad = float(cadence_s) if cadence_s is not None else median_cadence_s(t_s)
+    if n < MIN_SEGMENT_FRAMES or not np.isfinite(cad) or cad <= 0:
+        return pl.DataFrame(schema=ANOMALY_SCHEMA)
+    gap = 10.0 * cad if gap_s is None else float(gap_s)
+    box_n = [max(2, int(round(w / cad))) for w in box_widths_s]
+    step_n = [max(1, int(round(w / cad))) for w in step_windows_s]
+
+    rows: dict[str, list] = {
+        k: []
+        for k in ("parameter", "kind", "start_mjd", "end_mjd", "start_index", "end_index")
+        + ("amplitude", "significance")
+    }
+    half = 0.5 * cad / SECONDS_PER_DAY
+    jobs = []
+    for a0, b0 in split_segments(t_s, gap):
+        if b0 - a0 < MIN_SEGMENT_FRAMES:
+            continue
+        for name, arr in arrays.items():
+            ok = np.isfinite(arr[a0:b0])
+            if ok.sum() >= MIN_SEGMENT_FRAMES:
+                jobs.append((name, np.flatnonzero(ok) + a0))
+
+    def run(job):
+        name, gidx = job
+        v = arrays[name][gidx]
+        if parameter_family(name) == "theta":
+            v = _theta_continuous(v)
+        return detect_parameter(
+            v, box_n=box_n, step_n=step_n, min_sigma=min_sigma, frames_per_hour=3600.0 / cad
+        )
+
+    n_workers = min(len(jobs), workers if workers is not None else (os.cpu_count() or 1))
+    if n_workers > 1:
+        # the filters are compiled with nogil and numpy releases the GIL on large arrays
+        with ThreadPoolExecutor(n_workers) as pool:
+            results = list(pool.map(run, jobs))
+    else:
+        results = [run(job) for job in jobs]
+
+    for (name, gidx), det in zip(jobs, results, strict=True):
+        family = parameter_family(name)
+        below, above, step_kind = _kinds(family)
+        for mode, a, b, amp, level, sig in _classify(det):
+            if family in _FRACTIONAL:
+                amp = amp / level if level != 0 else np.nan
+            if mode == "transient":
+                kind = below if amp < 0 else above
+                i0, i1 = int(gidx[a]), int(gidx[b - 1])
+                start, end = t_mjd[i0] - half, t_mjd[i1] + half
+            else:
+                kind = step_kind
+                i0, i1 = int(gidx[a - 1]), int(gidx[a])
+                start = end = t_mjd[i1] - half
+            rows["parameter"].append(name)
+            rows["kind"].append(kind)
+            rows["start_mjd"].append(float(start))
+            rows["end_mjd"].append(float(end))
+            rows["start_index"].append(i0)
+            rows["end_index"].append(i1)
+            rows["amplitude"].append(float(amp))
+            rows["significance"].append(float(sig))
+    det_df = pl.DataFrame(
+        rows,
+        schema={
+            "parameter": pl.String,
+            "kind": pl.String,
+            "start_mjd": pl.Float64,
+            "end_mjd": pl.Float64,
+            "start_index": pl.Int64,
+            "end_index": pl.Int64,
+            "amplitude": pl.Float64,
+            "significance": pl.Float64,
+        },
+    )
+    return _merge(det_df, merge_gap_s)
+
+
+def _merge(det: pl.DataFrame, merge_gap_s: float) -> pl.DataFrame:
+    if det.height == 0:
+        return pl.DataFrame(schema=ANOMALY_SCHEMA)
+    det = det.sort("start_mjd")
+    start = det["start_mjd"].to_numpy()
+    end = det["end_mjd"].to_numpy()
+    reach = np.maximum.accumulate(end)
+    new = np.concatenate(([True], start[1:] > reach[:-1] + merge_gap_s / SECONDS_PER_DAY))
+    det = det.with_columns(pl.Series("event_id", np.cumsum(new) - 1, dtype=pl.Int64))
+    by_sig = {"by": "significance", "descending": True}
+    out = (
+        det.group_by("event_id", maintain_order=True)
+        .agg(
+            pl.col("kind").sort_by(**by_sig).first().alias("kind"),
+            pl.col("start_mjd").min(),
+            pl.col("end_mjd").max(),
+            pl.col("parameter").sort_by(**by_sig).unique(maintain_order=True).alias("parameters"),
+            pl.col("kind").sort_by(**by_sig).unique(maintain_order=True).alias("kinds"),
+            pl.col("amplitude").sort_by(**by_sig).first(),
+            pl.col("significance").max(),
+            pl.len().cast(pl.Int64).alias("n_detections"),
+            pl.col("start_index").min(),
+            pl.col("end_index").max(),
+            pl.struct("parameter", "kind", "start_mjd", "end_mjd", "amplitude", "significance")
+            .sort_by(**by_sig)
+            .alias("detections"),
+        )
+        .with_columns(
+            ((pl.col("end_mjd") - pl.col("start_mjd")) * SECONDS_PER_DAY).alias("duration_s")
+        )
+    )
+    return out.select([pl.col(c).cast(t) for c, t in ANOMALY_SCHEMA.items()])
+
+
+def cross_match_events(
+    anomalies: pl.DataFrame, events: pl.DataFrame, *, window_s: float = 30.0
+) -> pl.DataFrame:
+    """Add to each anomaly the observatory events that overlap it within ``window_s``.
+
+    ``events`` has kind, start_mjd, end_mjd and any other columns (details: mechanism, state,
+    ...).  An event coincides with an anomaly when ``[start, end]`` intervals overlap once the
+    anomaly's is widened by ``window_s`` on each side.  Adds ``coincident_events`` (list of
+    structs: every column of ``events`` plus ``offset_s`` = event start - anomaly start) and
+    ``coincident_kinds`` (distinct event kinds, in time order).
+    """
+    for col in ("start_mjd", "end_mjd"):
+        if col not in anomalies.columns:
+            raise ValueError(f"anomalies lacks column {col!r}; it has {anomalies.columns}")
+    for col in ("kind", "start_mjd", "end_mjd"):
+        if col not in events.columns:
+            raise ValueError(f"events lacks column {col!r}; it has {events.columns}")
+    w = window_s / SECONDS_PER_DAY
+    ev_cols = events.columns
+    ev = events.rename({c: f"__ev_{c}" for c in ev_cols})
+    an = anomalies.with_row_index("__row")
+    pairs = an.select("__row", "start_mjd", "end_mjd").join_where(
+        ev,
+        pl.col("__ev_start_mjd") <= pl.col("end_mjd") + w,
+        pl.col("__ev_end_mjd") >= pl.col("start_mjd") - w,
+    )
+    pairs = pairs.with_columns(
+        ((pl.col("__ev_start_mjd") - pl.col("start_mjd")) * SECONDS_PER_DAY).alias("__ev_offset_s")
+    ).sort("__row", "__ev_start_mjd")
+    struct_fields = [pl.col(f"__ev_{c}").alias(c) for c in ev_cols] + [
+        pl.col("__ev_offset_s").alias("offset_s")
+    ]
+    agg = pairs.group_by("__row").agg(
+        pl.struct(struct_fields).alias("coincident_events"),
+        pl.col("__ev_kind").unique(maintain_order=True).alias("coincident_kinds"),
+    )
+    out = an.join(agg, on="__row", how="left").sort("__row")
+    struct_dtype = agg.schema["coincident_events"]
+    kinds_dtype = agg.schema["coincident_kinds"]
+    out = out.with_columns(
+        pl.col("coincident_events").fill_null(pl.lit([], dtype=struct_dtype)),
+        pl.col("coincident_kinds").fill_null(pl.lit([], dtype=kinds_dtype)),
+    )
+    return out.drop("__row")

@@ -1,0 +1,440 @@
+"""Lomb-Scargle periodograms of guide-star time series, and instrumental lines across stars.
+
+``periodogram_series`` computes the periodograms of several parameters of one series (flux,
+x_mean, y_mean, ...) in one batched nifty-ls call, on a grid that stops at the Nyquist frequency
+of the real cadence, and lists the strongest peaks with Baluev false-alarm probabilities.
+``instrumental_lines`` finds frequencies that recur in the peaks of many distinct guide stars
+(they belong to the telescope, not the star); ``label_instrumental`` marks peaks that match them.
+
+Pure array maths, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, get_args
+
+import numpy as np
+import polars as pl
+
+from .detrend import (
+    DETREND_METHODS,
+    DetrendMethod,
+    check_option,
+    detrend_series,
+    median_cadence_s,
+)
+
+__all__ = [
+    "Backend",
+    "PeriodogramResult",
+    "periodogram_series",
+    "find_peaks",
+    "instrumental_lines",
+    "label_instrumental",
+    "MIN_POINTS",
+]
+
+Backend = Literal["nifty", "astropy"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
+
+MIN_POINTS = 16
+"""Fewest finite samples per series that ``periodogram_series`` accepts."""
+
+SIDELOBE_FACTOR = 3.0
+"""A peak below ``SIDELOBE_FACTOR / (pi x)^2`` times a stronger peak x resolution elements away is
+taken for one of its side lobes and not listed (see ``find_peaks``)."""
+
+
+@dataclass(frozen=True)
+class PeriodogramResult:
+    """Periodograms of k series on one regular frequency grid ``f0_hz + df_hz * arange(nf)``.
+
+    ``power`` has shape (k, nf) (standard normalisation, 0..1, as astropy's default).
+    ``peaks`` is a polars DataFrame with one row per peak: series, rank (1 = strongest in that
+    series), frequency_hz, period_s, power, fap (Baluev false-alarm probability over the grid).
+    """
+
+    f0_hz: float
+    df_hz: float
+    nf: int
+    power: np.ndarray
+    peaks: pl.DataFrame
+    names: tuple[str, ...]
+    n_points: tuple[int, ...]
+    baseline_s: float
+    cadence_s: float
+    detrend: str
+    backend: str
+    t0_s: float = 0.0
+    extra: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def fmax_hz(self) -> float:
+        """Last frequency of the grid (inclusive)."""
+        return self.f0_hz + self.df_hz * (self.nf - 1)
+
+    def frequency_hz(self) -> np.ndarray:
+        """The frequency grid (Hz), derived on demand."""
+        return self.f0_hz + self.df_hz * np.arange(self.nf)
+
+    def period_s(self) -> np.ndarray:
+        """The period grid (s), 1 / frequency."""
+        return 1.0 / self.frequency_hz()
+
+    def power_of(self, name: str) -> np.ndarray:
+        """Power of the series called ``name``."""
+        if name not in self.names:
+            raise ValueError(f"unknown series {name!r}; valid values: {', '.join(self.names)}")
+        return self.power[self.names.index(name)]
+
+
+def find_peaks(
+    power: np.ndarray,
+    n_peaks: int,
+    bins_per_resolution: float,
+    *,
+    sidelobe_factor: float = SIDELOBE_FACTOR,
+) -> np.ndarray:
+    """Indices of the ``n_peaks`` strongest local maxima of ``power``, strongest first.
+
+    A local maximum is an interior bin higher than its left neighbour and not lower than its right
+    one.  Going down in power, a maximum at ``x`` resolution elements (``bins_per_resolution``
+    grid bins each, i.e. 1/baseline) from a stronger kept peak of power ``P`` is skipped when
+    ``x < 1`` or when its power is below ``P * sidelobe_factor / (pi x)^2`` -- the envelope of
+    the side lobes of a sinusoid (the window function sinc^2 falls as 1/(pi x)^2).
+    """
+    p = np.asarray(power, dtype=np.float64)
+    if p.size < 3 or n_peaks < 1:
+        return np.empty(0, dtype=np.int64)
+    inner = p[1:-1]
+    cand = np.flatnonzero((inner > p[:-2]) & (inner >= p[2:]) & np.isfinite(inner)) + 1
+    if cand.size == 0:
+        return np.empty(0, dtype=np.int64)
+    m = min(cand.size, max(1000, 50 * n_peaks))
+    while True:
+        if m < cand.size:
+            top = cand[np.argpartition(-p[cand], m - 1)[:m]]
+        else:
+            top = cand
+        top = top[np.argsort(-p[top], kind="stable")]
+        kept: list[int] = []
+        for i in top:
+            ok = True
+            for j in kept:
+                x = abs(int(i) - j) / bins_per_resolution
+                if x < 1.0 or p[i] < p[j] * sidelobe_factor / (np.pi * x) ** 2:
+                    ok = False
+                    break
+            if ok:
+                kept.append(int(i))
+                if len(kept) == n_peaks:
+                    break
+        if len(kept) == n_peaks or m >= cand.size:
+            return np.asarray(kept, dtype=np.int64)
+        m = min(cand.size, 8 * m)
+
+
+def _baluev_fap(t: np.ndarray, y: np.ndarray, power: np.ndarray, fmin: float, fmax: float):
+    from astropy.timeseries import LombScargle
+
+    if power.size == 0:
+        return np.empty(0)
+    ls = LombScargle(t, y, normalization="standard")
+    fap = ls.false_alarm_probability(
+        power, method="baluev", minimum_frequency=fmin, maximum_frequency=fmax
+    )
+    return np.clip(np.asarray(fap, dtype=np.float64), 0.0, 1.0)
+
+
+def periodogram_series(
+    time_s: np.ndarray,
+    values: np.ndarray,
+    *,
+    fmin_hz: float | None = None,
+    fmax_hz: float | None = None,
+    samples_per_peak: float = 5,
+    detrend: DetrendMethod = "median",
+    detrend_window_s: float | None = None,
+    backend: Backend = "nifty",
+    n_peaks: int = 5,
+    names: Sequence[str] | None = None,
+) -> PeriodogramResult:
+    """Lomb-Scargle periodograms of k parameters sampled at the same times.
+
+    Parameters
+    ----------
+    time_s : (n,) sample times in seconds (any origin; e.g. ``time_mjd * 86400``).  Sorted here
+        if needed.
+    values : (k, n) or (n,) values; NaN marks a masked sample (dropped from that series only).
+    fmin_hz : lowest frequency; default 1 / baseline.
+    fmax_hz : highest frequency; default the Nyquist frequency of the median cadence
+        (0.5 / median spacing; 7.8 Hz at 64 ms), not astropy's 5x the mean-rate "Nyquist".
+    samples_per_peak : grid spacing is ``1 / (samples_per_peak * baseline)``.
+    detrend : ``"median"`` subtracts the median of each contiguous segment (segments split at
+        gaps longer than 10 cadences), or with ``detrend_window_s`` a running median over that
+        many seconds (a high-pass filter: removes periods longer than about the window);
+        ``"linear"`` subtracts a straight line per segment; ``"none"`` leaves the data alone.
+        The periodogram then fits and removes the mean (astropy's ``fit_mean=True``).
+    backend : ``"nifty"`` (nifty-ls, all k series in one batched call) or ``"astropy"``
+        (astropy ``LombScargle.power`` per series, method ``"auto"``; slow, for comparison).
+    n_peaks : peaks listed per series.
+    names : labels of the k series (default ``"0"``, ``"1"``, ...).
+
+    Raises
+    ------
+    ValueError : unknown ``detrend`` / ``backend`` (the message lists the valid values), shape
+        mismatch, a series with fewer than ``MIN_POINTS`` finite samples, or an empty grid.
+    """
+    check_option("backend", backend, BACKENDS)
+    check_option("detrend", detrend, DETREND_METHODS)
+    if not samples_per_peak > 0:
+        raise ValueError(f"samples_per_peak must be > 0, got {samples_per_peak}")
+    if int(n_peaks) < 0:
+        raise ValueError(f"n_peaks must be >= 0, got {n_peaks}")
+    t = np.asarray(time_s, dtype=np.float64)
+    y = np.asarray(values, dtype=np.float64)
+    if y.ndim not in (1, 2):
+        raise ValueError(f"values must have shape (n,) or (k, n), got {y.shape}")
+    y = np.atleast_2d(y)
+    if t.ndim != 1 or t.shape[0] != y.shape[1]:
+        raise ValueError(f"time_s has shape {t.shape} but values have {y.shape[1]} samples")
+    k = y.shape[0]
+    if names is None:
+        names = [str(i) for i in range(k)]
+    names = tuple(str(s) for s in names)
+    if len(names) != k:
+        raise ValueError(f"{len(names)} names given for {k} series")
+
+    keep = np.isfinite(t) & np.isfinite(y).any(axis=0)
+    t, y = t[keep], y[:, keep]
+    if t.size > 1 and np.any(np.diff(t) < 0):
+        order = np.argsort(t, kind="stable")
+        t, y = t[order], y[:, order]
+    finite = np.isfinite(y)
+    counts = finite.sum(axis=1)
+    for name, c in zip(names, counts, strict=True):
+        if c < MIN_POINTS:
+            raise ValueError(
+                f"series {name!r} has {int(c)} finite samples; at least {MIN_POINTS} are needed"
+            )
+    t0 = float(t[0])
+    t = t - t0
+    baseline = float(t[-1])
+    cadence = median_cadence_s(t)
+    if not baseline > 0 or not cadence > 0:
+        raise ValueError("time_s must span a positive baseline with distinct sample times")
+
+    y = detrend_series(t, y, method=detrend, window_s=detrend_window_s)
+
+    df = 1.0 / (samples_per_peak * baseline)
+    f0 = 1.0 / baseline if fmin_hz is None else float(fmin_hz)
+    f1 = 0.5 / cadence if fmax_hz is None else float(fmax_hz)
+    if not (0 < f0 < f1):
+        raise ValueError(f"need 0 < fmin_hz < fmax_hz, got fmin_hz={f0}, fmax_hz={f1}")
+    nf = 1 + int(np.floor((f1 - f0) / df + 1e-9))
+    if nf < 3:
+        raise ValueError(
+            f"frequency grid {f0:g}..{f1:g} Hz with spacing {df:g} Hz has {nf} points; "
+            "at least 3 are needed (widen the range or raise samples_per_peak)"
+        )
+    f_last = f0 + df * (nf - 1)
+
+    all_finite = bool(finite.all())
+    if backend == "nifty":
+        import nifty_ls
+
+        if all_finite:
+            yy, dy = y, None
+        else:
+            # A masked sample gets infinite uncertainty, i.e. zero weight: same as dropping it.
+            yy = np.where(finite, y, 0.0)
+            dy = np.where(finite, 1.0, np.inf)
+        res = nifty_ls.lombscargle(
+            t, yy, dy=dy, fmin=f0, fmax=f_last, Nf=nf, normalization="standard"
+        )
+        power = np.atleast_2d(np.asarray(res.power, dtype=np.float64))
+    else:
+        from astropy.timeseries import LombScargle
+
+        freq = f0 + df * np.arange(nf)
+        power = np.empty((k, nf))
+        for i in range(k):
+            ok = finite[i]
+            power[i] = LombScargle(t[ok], y[i, ok], normalization="standard").power(
+                freq, method="auto", assume_regular_frequency=True
+            )
+
+    rows: dict[str, list] = {
+        "series": [],
+        "rank": [],
+        "frequency_hz": [],
+        "period_s": [],
+        "power": [],
+        "fap": [],
+    }
+    for i, name in enumerate(names):
+        idx = find_peaks(power[i], int(n_peaks), samples_per_peak)
+        pk = power[i, idx]
+        ok = finite[i]
+        fap = _baluev_fap(t[ok], y[i, ok], pk, f0, f_last)
+        freq = f0 + df * idx
+        rows["series"] += [name] * idx.size
+        rows["rank"] += list(range(1, idx.size + 1))
+        rows["frequency_hz"] += freq.tolist()
+        rows["period_s"] += (1.0 / freq).tolist()
+        rows["power"] += pk.tolist()
+        rows["fap"] += fap.tolist()
+    peaks = pl.DataFrame(
+        rows,
+        schema={
+            "series": pl.String,
+            "rank": pl.Int32,
+            "frequency_hz": pl.Float64,
+            "period_s": pl.Float64,
+            "power": pl.Float64,
+            "fap": pl.Float64,
+        },
+    )
+    return PeriodogramResult(
+        f0_hz=f0,
+        df_hz=df,
+        nf=nf,
+        power=power,
+        peaks=peaks,
+        names=names,
+        n_points=tuple(int(c) for c in counts),
+        baseline_s=baseline,
+        cadence_s=cadence,
+        detrend=detrend,
+        backend=backend,
+        t0_s=t0,
+    )
+
+
+_LINE_SCHEMA = {
+    "line_id": pl.Int32,
+    "frequency_hz": pl.Float64,
+    "period_s": pl.Float64,
+    "n_stars": pl.Int32,
+    "n_peaks": pl.Int32,
+    "frequency_min_hz": pl.Float64,
+    "frequency_max_hz": pl.Float64,
+    "median_power": pl.Float64,
+    "gs_ids": pl.List(pl.String),
+}
+
+
+def _require_columns(df: pl.DataFrame, cols: Sequence[str], what: str) -> None:
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise ValueError(f"{what} lacks column(s) {missing}; it has {df.columns}")
+
+
+def instrumental_lines(
+    peaks_by_star: pl.DataFrame,
+    *,
+    rel_tol: float = 0.01,
+    min_stars: int = 3,
+    max_fap: float | None = 0.01,
+) -> pl.DataFrame:
+    """Frequencies that recur in the periodogram peaks of at least ``min_stars`` distinct stars.
+
+    ``peaks_by_star`` has columns gs_id, frequency_hz, power, fap (one row per peak, any number
+    of visits and parameters per star).  Peaks with ``fap > max_fap`` are ignored (noise peaks of
+    many stars would otherwise crowd every high frequency).
+
+    Greedy clustering in log frequency: for every peak count the distinct stars with a peak
+    within ``rel_tol * f`` of it; the peak with most stars (then highest power) seeds a line made
+    of the peaks in its window; those peaks are removed and the counts recomputed; repeat while a
+    window holds ``min_stars`` stars.  Returns one row per line: line_id, frequency_hz (median of
+    its peaks), period_s, n_stars, n_peaks, frequency_min_hz, frequency_max_hz, median_power,
+    gs_ids; sorted by n_stars, then frequency.
+    """
+    _require_columns(peaks_by_star, ["gs_id", "frequency_hz", "power", "fap"], "peaks_by_star")
+    if not rel_tol > 0:
+        raise ValueError(f"rel_tol must be > 0, got {rel_tol}")
+    df = peaks_by_star.select(
+        pl.col("gs_id").cast(pl.String),
+        pl.col("frequency_hz").cast(pl.Float64),
+        pl.col("power").cast(pl.Float64),
+        pl.col("fap").cast(pl.Float64),
+    ).filter(pl.col("frequency_hz").is_finite() & (pl.col("frequency_hz") > 0))
+    if max_fap is not None:
+        df = df.filter(pl.col("fap") <= max_fap)
+    df = df.sort("frequency_hz")
+    if df.height == 0:
+        return pl.DataFrame(schema=_LINE_SCHEMA)
+    logf = np.log(df["frequency_hz"].to_numpy())
+    power = df["power"].to_numpy()
+    gs_ids = df["gs_id"].to_numpy()
+    star = np.unique(gs_ids, return_inverse=True)[1].astype(np.int64)
+    half = np.log1p(rel_tol)
+    alive = np.ones(logf.size, dtype=bool)
+    lines = []
+    while True:
+        idx = np.flatnonzero(alive)
+        if idx.size < min_stars:
+            break
+        lf = logf[idx]
+        lo = np.searchsorted(lf, lf - half, side="left")
+        hi = np.searchsorted(lf, lf + half, side="right")
+        # distinct stars per window (windows are short; loop only where enough peaks)
+        nstars = np.zeros(idx.size, dtype=np.int64)
+        for j in np.flatnonzero(hi - lo >= min_stars):
+            nstars[j] = np.unique(star[idx[lo[j] : hi[j]]]).size
+        best = int(np.lexsort((-power[idx], -nstars))[0])
+        if nstars[best] < min_stars:
+            break
+        members = idx[lo[best] : hi[best]]
+        alive[members] = False
+        f = np.exp(logf[members])
+        sids = gs_ids[members]
+        lines.append(
+            {
+                "frequency_hz": float(np.median(f)),
+                "n_stars": int(np.unique(star[members]).size),
+                "n_peaks": int(members.size),
+                "frequency_min_hz": float(f.min()),
+                "frequency_max_hz": float(f.max()),
+                "median_power": float(np.median(power[members])),
+                "gs_ids": sorted(set(sids.tolist())),
+            }
+        )
+    if not lines:
+        return pl.DataFrame(schema=_LINE_SCHEMA)
+    out = pl.DataFrame(lines).with_columns((1.0 / pl.col("frequency_hz")).alias("period_s"))
+    out = out.sort(["n_stars", "frequency_hz"], descending=[True, False])
+    out = out.with_row_index("line_id").with_columns(pl.col("line_id").cast(pl.Int32))
+    return out.select([pl.col(c).cast(t) for c, t in _LINE_SCHEMA.items()])
+
+
+def label_instrumental(
+    peaks: pl.DataFrame, lines: pl.DataFrame, *, rel_tol: float = 0.01
+) -> pl.DataFrame:
+    """``peaks`` (any frame with frequency_hz) plus ``line_id`` (nearest line within
+    ``rel_tol * f_line``, else null) and ``instrumental`` (bool)."""
+    _require_columns(peaks, ["frequency_hz"], "peaks")
+    _require_columns(lines, ["frequency_hz"], "lines")
+    f = peaks["frequency_hz"].cast(pl.Float64).to_numpy()
+    lf = lines["frequency_hz"].cast(pl.Float64).to_numpy()
+    ids = (
+        lines["line_id"].to_numpy()
+        if "line_id" in lines.columns
+        else np.arange(lf.size, dtype=np.int64)
+    )
+    line_id = np.full(f.size, -1, dtype=np.int64)
+    if lf.size and f.size:
+        order = np.argsort(lf)
+        ls, lid = lf[order], ids[order]
+        pos = np.clip(np.searchsorted(ls, f), 1, ls.size) - 1
+        best = np.full(f.size, np.inf)
+        for cand in (pos, np.minimum(pos + 1, ls.size - 1)):
+            rel = np.abs(f - ls[cand]) / ls[cand]
+            better = (rel <= rel_tol) & (rel < best)
+            best = np.where(better, rel, best)
+            line_id = np.where(better, lid[cand], line_id)
+    lid = pl.Series("line_id", line_id, dtype=pl.Int32)
+    lid = pl.select(pl.when(lid >= 0).then(lid).alias("line_id")).to_series()
+    return peaks.with_columns(lid, pl.Series("instrumental", line_id >= 0))

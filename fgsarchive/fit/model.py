@@ -1,0 +1,1119 @@
+"""Gaussian fits and quick moments of 8x8 guide-star frames (pure maths, no I/O).
+
+Model (astropy ``Gaussian2D`` plus a constant; docs/CONVENTIONS.md, docs/fitter.md)::
+
+    f(x, y) = offset + amplitude * exp(-(a dx^2 + b_astropy dx dy + c dy^2)),  dx = x - x_mean, ...
+    a = cos^2 t / (2 sx^2) + sin^2 t / (2 sy^2)
+    b_astropy = sin(2t) / (2 sx^2) - sin(2t) / (2 sy^2)
+    c = sin^2 t / (2 sx^2) + cos^2 t / (2 sy^2)
+
+evaluated at pixel centres ``x, y = 0..7`` of ``frame[y, x]``.
+
+Public API
+----------
+- :func:`fit_gaussian_stack` -- per-frame Levenberg-Marquardt least squares (numba, parallel).
+- :func:`quick_fit_stack` -- background-subtracted moments of the full 8x8 marginals.
+- :class:`GaussFitResult`, :class:`QuickFitResult`, :class:`FitStatus`, :func:`gaussian2d`.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from enum import IntEnum
+from typing import Any
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from fgsarchive.fit.photometry import DEFAULT_EXCLUDE_RADIUS, _as_stack, _background_one
+
+__all__ = [
+    "MIN_PIXELS",
+    "MIN_SNR",
+    "PARAM_NAMES",
+    "FitStatus",
+    "GaussFitResult",
+    "QuickFitResult",
+    "fit_gaussian_stack",
+    "gaussian2d",
+    "quick_fit_stack",
+]
+
+#: The 7 fitted parameters, in the order of every parameter array here.
+PARAM_NAMES: tuple[str, ...] = (
+    "amplitude",
+    "x_mean",
+    "y_mean",
+    "x_stddev",
+    "y_stddev",
+    "theta",
+    "offset",
+)
+
+
+class FitStatus(IntEnum):
+    """Per-frame ``status`` codes of the ``fits`` table."""
+
+    CONVERGED = 0  #: position step < xtol_px (and relative amplitude step < xtol_px)
+    MAX_ITER = 1  #: not converged within max_iter steps
+    BAD_FRAME = 2  #: fewer than MIN_PIXELS usable pixels (all-NaN, masked, DQ-flagged)
+    NO_STAR = 3  #: constant frame, or amplitude below MIN_SNR times its noise
+    DIVERGED = 4  #: fit left the sane region, could not proceed, or flat-topped (saturated) peak
+
+
+#: Frames with fewer usable (finite, unmasked, DQ == 0) pixels are BAD_FRAME.
+MIN_PIXELS = 16
+#: Amplitude significance below which a frame is NO_STAR (peak vs. background noise before the
+#: fit; amplitude / amplitude_err after it).
+MIN_SNR = 5.0
+#: This many or more usable pixels exactly equal to the maximum mark a flat top (saturation).
+FLAT_TOP_PIXELS = 3
+#: The sane region: outside it a fit is DIVERGED (px).
+SIGMA_MIN, SIGMA_MAX = 0.05, 10.0
+POS_MIN, POS_MAX = -1.0, 8.0
+
+_CHUNK = 256  # frames per prange work item; warm starts never cross a chunk boundary
+_LAM0 = 1e-3  # initial Marquardt damping (relative to diag(J^T J))
+_LAM_MAX = 1e16
+# Reassociation lets LLVM vectorise the 64-pixel sums; no 'nnan'/'ninf' (NaN checks matter).
+_FM = {"nsz", "reassoc", "contract", "arcp"}
+
+_XS = np.array([k % 8 for k in range(64)], dtype=np.float64)
+_YS = np.array([k // 8 for k in range(64)], dtype=np.float64)
+_CORNERS = np.array(
+    [[0, 1, 8, 9], [6, 7, 14, 15], [48, 49, 56, 57], [54, 55, 62, 63]], dtype=np.int64
+)
+
+
+def gaussian2d(
+    x: np.ndarray,
+    y: np.ndarray,
+    amplitude: float,
+    x_mean: float,
+    y_mean: float,
+    x_stddev: float,
+    y_stddev: float,
+    theta: float,
+    offset: float = 0.0,
+) -> np.ndarray:
+    """The model in plain numpy (astropy ``Gaussian2D.evaluate`` + ``offset``); a reference."""
+    ct2 = np.cos(theta) ** 2
+    st2 = np.sin(theta) ** 2
+    s2t = np.sin(2.0 * theta)
+    a = 0.5 * (ct2 / x_stddev**2 + st2 / y_stddev**2)
+    b = 0.5 * (s2t / x_stddev**2 - s2t / y_stddev**2)
+    c = 0.5 * (st2 / x_stddev**2 + ct2 / y_stddev**2)
+    dx = x - x_mean
+    dy = y - y_mean
+    return offset + amplitude * np.exp(-(a * dx * dx + b * dx * dy + c * dy * dy))
+
+
+# --------------------------------------------------------------------------------------------
+# numba kernels. Internally the fit uses q = (A, x0, y0, a, b, c, offset) with the exponent
+# a dx^2 + 2 b dx dy + c dy^2 (so b = b_astropy / 2): the quadratic form is well defined for
+# round stars, where theta is not, and the Jacobian is cheap. The canonical (sx, sy, theta)
+# and their errors are derived at the end (the covariance transforms exactly).
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, fastmath=_FM)
+def _lm_pass(d, s, q, gb, H, g, ex, ey, base, pstep):
+    """Model, weighted residuals, J^T J (lower triangle), J^T r and chi2 at ``q``.
+
+    ``d``: 64 data values (0 where unusable), ``s``: sqrt weights (0 where unusable).
+    The 64 exponentials come from 10 exp() calls: per-axis factors by the recurrence
+    e(x+1) = e(x) * ratio(x), ratio(x+1) = ratio(x) * exp(-2a), and the cross term's
+    per-column geometric factors. When the exponent range could overflow those products, every
+    pixel gets its own exp().
+    """
+    A = q[0]
+    x0 = q[1]
+    y0 = q[2]
+    a = q[3]
+    b = q[4]
+    c = q[5]
+    off = q[6]
+    mx = max(x0 * x0, (7.0 - x0) * (7.0 - x0))
+    my = max(y0 * y0, (7.0 - y0) * (7.0 - y0))
+    qmax = a * mx + c * my + 2.0 * abs(b) * math.sqrt(mx * my)
+    if qmax < 150.0:
+        e = math.exp(-a * x0 * x0)
+        rq = math.exp(-a * (1.0 - 2.0 * x0))
+        rr = math.exp(-2.0 * a)
+        for i in range(8):
+            ex[i] = e
+            e *= rq
+            rq *= rr
+        e = math.exp(-c * y0 * y0)
+        rq = math.exp(-c * (1.0 - 2.0 * y0))
+        rr = math.exp(-2.0 * c)
+        for i in range(8):
+            ey[i] = e
+            e *= rq
+            rq *= rr
+        rho0 = math.exp(2.0 * b * y0)
+        e2b = math.exp(-2.0 * b)
+        pw = 1.0
+        ps = 1.0
+        for i in range(8):
+            base[i] = ex[i] * pw
+            pstep[i] = ps
+            pw *= rho0
+            ps *= e2b
+        kap = math.exp(-2.0 * b * x0 * y0)
+        ekx = math.exp(2.0 * b * x0)
+        for yy in range(8):
+            rowf = ey[yy] * kap
+            kap *= ekx
+            for xx in range(8):
+                gb[8 * yy + xx] = base[xx] * rowf
+                base[xx] *= pstep[xx]
+    else:
+        for k in range(64):
+            dx = _XS[k] - x0
+            dy = _YS[k] - y0
+            qq = a * dx * dx + 2.0 * b * dx * dy + c * dy * dy
+            gb[k] = math.exp(-qq) if qq < 700.0 else 0.0
+    h00 = h10 = h11 = h20 = h21 = h22 = h30 = h31 = h32 = h33 = h40 = h41 = h42 = h43 = 0.0
+    h44 = h50 = h51 = h52 = h53 = h54 = h55 = h60 = h61 = h62 = h63 = h64 = h65 = h66 = 0.0
+    g0 = g1 = g2 = g3 = g4 = g5 = g6 = chi2 = 0.0
+    for k in range(64):
+        sk = s[k]
+        j0 = gb[k] * sk
+        gg = A * j0
+        dx = _XS[k] - x0
+        dy = _YS[k] - y0
+        rk = (d[k] - off) * sk - gg
+        tg = gg + gg
+        j1 = tg * (a * dx + b * dy)
+        j2 = tg * (b * dx + c * dy)
+        gdx = gg * dx
+        j3 = -gdx * dx
+        j4 = -2.0 * gdx * dy
+        j5 = -gg * dy * dy
+        j6 = sk
+        h00 += j0 * j0
+        h10 += j1 * j0
+        h11 += j1 * j1
+        h20 += j2 * j0
+        h21 += j2 * j1
+        h22 += j2 * j2
+        h30 += j3 * j0
+        h31 += j3 * j1
+        h32 += j3 * j2
+        h33 += j3 * j3
+        h40 += j4 * j0
+        h41 += j4 * j1
+        h42 += j4 * j2
+        h43 += j4 * j3
+        h44 += j4 * j4
+        h50 += j5 * j0
+        h51 += j5 * j1
+        h52 += j5 * j2
+        h53 += j5 * j3
+        h54 += j5 * j4
+        h55 += j5 * j5
+        h60 += j6 * j0
+        h61 += j6 * j1
+        h62 += j6 * j2
+        h63 += j6 * j3
+        h64 += j6 * j4
+        h65 += j6 * j5
+        h66 += j6 * j6
+        g0 += j0 * rk
+        g1 += j1 * rk
+        g2 += j2 * rk
+        g3 += j3 * rk
+        g4 += j4 * rk
+        g5 += j5 * rk
+        g6 += j6 * rk
+        chi2 += rk * rk
+    H[0, 0] = h00
+    H[1, 0] = h10
+    H[1, 1] = h11
+    H[2, 0] = h20
+    H[2, 1] = h21
+    H[2, 2] = h22
+    H[3, 0] = h30
+    H[3, 1] = h31
+    H[3, 2] = h32
+    H[3, 3] = h33
+    H[4, 0] = h40
+    H[4, 1] = h41
+    H[4, 2] = h42
+    H[4, 3] = h43
+    H[4, 4] = h44
+    H[5, 0] = h50
+    H[5, 1] = h51
+    H[5, 2] = h52
+    H[5, 3] = h53
+    H[5, 4] = h54
+    H[5, 5] = h55
+    H[6, 0] = h60
+    H[6, 1] = h61
+    H[6, 2] = h62
+    H[6, 3] = h63
+    H[6, 4] = h64
+    H[6, 5] = h65
+    H[6, 6] = h66
+    g[0] = g0
+    g[1] = g1
+    g[2] = g2
+    g[3] = g3
+    g[4] = g4
+    g[5] = g5
+    g[6] = g6
+    return chi2
+
+
+@njit(cache=True)
+def _cholesky7(M, L, lam):
+    """L L^T = M + lam * diag(M) (lower triangles). False if not positive definite."""
+    for i in range(7):
+        for j in range(i):
+            L[i, j] = M[i, j]
+        L[i, i] = M[i, i] + lam * max(M[i, i], 1e-300)
+    for j in range(7):
+        sj = L[j, j]
+        for k in range(j):
+            sj -= L[j, k] * L[j, k]
+        if not (sj > 0.0 and sj < np.inf):
+            return False
+        sj = math.sqrt(sj)
+        L[j, j] = sj
+        inv = 1.0 / sj
+        for i in range(j + 1, 7):
+            t = L[i, j]
+            for k in range(j):
+                t -= L[i, k] * L[j, k]
+            L[i, j] = t * inv
+    return True
+
+
+@njit(cache=True, fastmath=_FM)
+def _damped_solve7(H, g, lam, dl):
+    """Solve (H + lam diag(H)) dl = g by a written-out Cholesky (lower triangle of H).
+
+    Returns False when the damped matrix is not numerically positive definite."""
+    m00 = H[0, 0] + lam * max(H[0, 0], 1e-300)
+    m10 = H[1, 0]
+    m11 = H[1, 1] + lam * max(H[1, 1], 1e-300)
+    m20 = H[2, 0]
+    m21 = H[2, 1]
+    m22 = H[2, 2] + lam * max(H[2, 2], 1e-300)
+    m30 = H[3, 0]
+    m31 = H[3, 1]
+    m32 = H[3, 2]
+    m33 = H[3, 3] + lam * max(H[3, 3], 1e-300)
+    m40 = H[4, 0]
+    m41 = H[4, 1]
+    m42 = H[4, 2]
+    m43 = H[4, 3]
+    m44 = H[4, 4] + lam * max(H[4, 4], 1e-300)
+    m50 = H[5, 0]
+    m51 = H[5, 1]
+    m52 = H[5, 2]
+    m53 = H[5, 3]
+    m54 = H[5, 4]
+    m55 = H[5, 5] + lam * max(H[5, 5], 1e-300)
+    m60 = H[6, 0]
+    m61 = H[6, 1]
+    m62 = H[6, 2]
+    m63 = H[6, 3]
+    m64 = H[6, 4]
+    m65 = H[6, 5]
+    m66 = H[6, 6] + lam * max(H[6, 6], 1e-300)
+    t = m00
+    if not (t > 0.0 and t < np.inf):
+        return False
+    l00 = math.sqrt(t)
+    i0 = 1.0 / l00
+    l10 = (m10) * i0
+    l20 = (m20) * i0
+    l30 = (m30) * i0
+    l40 = (m40) * i0
+    l50 = (m50) * i0
+    l60 = (m60) * i0
+    t = m11 - l10 * l10
+    if not (t > 0.0 and t < np.inf):
+        return False
+    l11 = math.sqrt(t)
+    i1 = 1.0 / l11
+    l21 = (m21 - l20 * l10) * i1
+    l31 = (m31 - l30 * l10) * i1
+    l41 = (m41 - l40 * l10) * i1
+    l51 = (m51 - l50 * l10) * i1
+    l61 = (m61 - l60 * l10) * i1
+    t = m22 - l20 * l20 - l21 * l21
+    if not (t > 0.0 and t < np.inf):
+        return False
+    l22 = math.sqrt(t)
+    i2 = 1.0 / l22
+    l32 = (m32 - l30 * l20 - l31 * l21) * i2
+    l42 = (m42 - l40 * l20 - l41 * l21) * i2
+    l52 = (m52 - l50 * l20 - l51 * l21) * i2
+    l62 = (m62 - l60 * l20 - l61 * l21) * i2
+    t = m33 - l30 * l30 - l31 * l31 - l32 * l32
+    if not (t > 0.0 and t < np.inf):
+        return False
+    l33 = math.sqrt(t)
+    i3 = 1.0 / l33
+    l43 = (m43 - l40 * l30 - l41 * l31 - l42 * l32) * i3
+    l53 = (m53 - l50 * l30 - l51 * l31 - l52 * l32) * i3
+    l63 = (m63 - l60 * l30 - l61 * l31 - l62 * l32) * i3
+    t = m44 - l40 * l40 - l41 * l41 - l42 * l42 - l43 * l43
+    if not (t > 0.0 and t < np.inf):
+        return False
+    l44 = math.sqrt(t)
+    i4 = 1.0 / l44
+    l54 = (m54 - l50 * l40 - l51 * l41 - l52 * l42 - l53 * l43) * i4
+    l64 = (m64 - l60 * l40 - l61 * l41 - l62 * l42 - l63 * l43) * i4
+    t = m55 - l50 * l50 - l51 * l51 - l52 * l52 - l53 * l53 - l54 * l54
+    if not (t > 0.0 and t < np.inf):
+        return False
+    l55 = math.sqrt(t)
+    i5 = 1.0 / l55
+    l65 = (m65 - l60 * l50 - l61 * l51 - l62 * l52 - l63 * l53 - l64 * l54) * i5
+    t = m66 - l60 * l60 - l61 * l61 - l62 * l62 - l63 * l63 - l64 * l64 - l65 * l65
+    if not (t > 0.0 and t < np.inf):
+        return False
+    l66 = math.sqrt(t)
+    i6 = 1.0 / l66
+    z0 = (g[0]) * i0
+    z1 = (g[1] - l10 * z0) * i1
+    z2 = (g[2] - l20 * z0 - l21 * z1) * i2
+    z3 = (g[3] - l30 * z0 - l31 * z1 - l32 * z2) * i3
+    z4 = (g[4] - l40 * z0 - l41 * z1 - l42 * z2 - l43 * z3) * i4
+    z5 = (g[5] - l50 * z0 - l51 * z1 - l52 * z2 - l53 * z3 - l54 * z4) * i5
+    z6 = (g[6] - l60 * z0 - l61 * z1 - l62 * z2 - l63 * z3 - l64 * z4 - l65 * z5) * i6
+    x6 = (z6) * i6
+    dl[6] = x6
+    x5 = (z5 - l65 * x6) * i5
+    dl[5] = x5
+    x4 = (z4 - l54 * x5 - l64 * x6) * i4
+    dl[4] = x4
+    x3 = (z3 - l43 * x4 - l53 * x5 - l63 * x6) * i3
+    dl[3] = x3
+    x2 = (z2 - l32 * x3 - l42 * x4 - l52 * x5 - l62 * x6) * i2
+    dl[2] = x2
+    x1 = (z1 - l21 * x2 - l31 * x3 - l41 * x4 - l51 * x5 - l61 * x6) * i1
+    dl[1] = x1
+    x0 = (z0 - l10 * x1 - l20 * x2 - l30 * x3 - l40 * x4 - l50 * x5 - l60 * x6) * i0
+    dl[0] = x0
+    return True
+
+
+@njit(cache=True)
+def _q_from_canonical(p, q):
+    """(A, x0, y0, sx, sy, theta, off) -> (A, x0, y0, a, b, c, off); False if invalid."""
+    sx = p[3]
+    sy = p[4]
+    t = p[5]
+    if not (sx > 0.0 and sy > 0.0 and np.isfinite(t)):
+        return False
+    for i in range(7):
+        if not np.isfinite(p[i]):
+            return False
+    ct = math.cos(t)
+    st = math.sin(t)
+    ix = 0.5 / (sx * sx)
+    iy = 0.5 / (sy * sy)
+    q[0] = p[0]
+    q[1] = p[1]
+    q[2] = p[2]
+    q[3] = ct * ct * ix + st * st * iy
+    q[4] = ct * st * (ix - iy)
+    q[5] = st * st * ix + ct * ct * iy
+    q[6] = p[6]
+    return True
+
+
+@njit(cache=True)
+def _q_valid(q):
+    for i in range(7):
+        if not np.isfinite(q[i]):
+            return False
+    return (
+        q[3] > 0.0
+        and q[5] > 0.0
+        and q[3] * q[5] - q[4] * q[4] > 0.0
+        and q[1] > -2.0
+        and q[1] < 9.0
+        and q[2] > -2.0
+        and q[2] < 9.0
+    )
+
+
+@njit(cache=True)
+def _prefit(row, swrow, d, s, wk):
+    """Copy one frame to the work buffers and take its cheap statistics.
+
+    Returns (n_usable, bg0, noise0, peak, k_peak, vmin, n_at_peak): bg0 is the median of the
+    four corner 2x2 blocks' means; noise0 the pooled within-block scatter of the two faintest
+    blocks (NaN if unavailable).
+    """
+    nv = 0
+    peak = -np.inf
+    vmin = np.inf
+    kpk = 0
+    for k in range(64):
+        v = row[k]
+        w = swrow[k]
+        if v == v and abs(v) < np.inf and w > 0.0 and w < np.inf:
+            d[k] = v
+            s[k] = w
+            nv += 1
+            if v > peak:
+                peak = v
+                kpk = k
+            if v < vmin:
+                vmin = v
+        else:
+            d[k] = 0.0
+            s[k] = 0.0
+    nflat = 0
+    for k in range(64):
+        if s[k] > 0.0 and d[k] == peak:
+            nflat += 1
+    # corner blocks
+    means = wk[0:4]
+    sss = wk[4:8]
+    cnts = wk[8:12]
+    nb = 0
+    for bi in range(4):
+        cnt = 0
+        acc = 0.0
+        for j in range(4):
+            k = _CORNERS[bi, j]
+            if s[k] > 0.0:
+                cnt += 1
+                acc += d[k]
+        if cnt == 0:
+            continue
+        mean = acc / cnt
+        ss = 0.0
+        for j in range(4):
+            k = _CORNERS[bi, j]
+            if s[k] > 0.0:
+                ss += (d[k] - mean) * (d[k] - mean)
+        # insertion by mean
+        pos = nb
+        while pos > 0 and means[pos - 1] > mean:
+            means[pos] = means[pos - 1]
+            sss[pos] = sss[pos - 1]
+            cnts[pos] = cnts[pos - 1]
+            pos -= 1
+        means[pos] = mean
+        sss[pos] = ss
+        cnts[pos] = cnt
+        nb += 1
+    if nb == 0:
+        bg0 = vmin
+        noise0 = np.nan
+    else:
+        if nb == 4:
+            bg0 = 0.5 * (means[1] + means[2])
+        elif nb == 3:
+            bg0 = means[1]
+        else:
+            bg0 = means[0]
+        ssum = 0.0
+        dof = 0.0
+        for bi in range(min(nb, 2)):
+            ssum += sss[bi]
+            dof += cnts[bi] - 1
+        noise0 = math.sqrt(ssum / dof) if dof > 0.0 else np.nan
+    return nv, bg0, noise0, peak, kpk, vmin, nflat
+
+
+@njit(cache=True)
+def _moments_guess(d, s, bg0, peak, q):
+    """Initial q from thresholded background-subtracted moments (pixels above 10% of the peak)."""
+    amp = peak - bg0
+    th = 0.1 * amp
+    m0 = 0.0
+    mx = 0.0
+    my = 0.0
+    mxx = 0.0
+    mxy = 0.0
+    myy = 0.0
+    for k in range(64):
+        if s[k] > 0.0:
+            v = d[k] - bg0
+            if v > th:
+                x = _XS[k]
+                y = _YS[k]
+                m0 += v
+                mx += v * x
+                my += v * y
+                mxx += v * x * x
+                mxy += v * x * y
+                myy += v * y * y
+    x0 = mx / m0
+    y0 = my / m0
+    # a 2-D Gaussian cut at 10% of its peak keeps 0.744 of its second moment
+    vx = (mxx / m0 - x0 * x0) / 0.744
+    vy = (myy / m0 - y0 * y0) / 0.744
+    cxy = (mxy / m0 - x0 * y0) / 0.744
+    vx = min(max(vx, 0.04), 9.0)
+    vy = min(max(vy, 0.04), 9.0)
+    lim = 0.9 * math.sqrt(vx * vy)
+    cxy = min(max(cxy, -lim), lim)
+    det = vx * vy - cxy * cxy
+    a = vy / (2.0 * det)
+    b = -cxy / (2.0 * det)
+    c = vx / (2.0 * det)
+    # amplitude from the peak pixel, corrected for the star's offset from that pixel's centre
+    kp = 0
+    best = -np.inf
+    for k in range(64):
+        if s[k] > 0.0 and d[k] > best:
+            best = d[k]
+            kp = k
+    dx = _XS[kp] - x0
+    dy = _YS[kp] - y0
+    qq = a * dx * dx + 2.0 * b * dx * dy + c * dy * dy
+    q[0] = amp * math.exp(min(qq, 2.3))
+    q[1] = x0
+    q[2] = y0
+    q[3] = a
+    q[4] = b
+    q[5] = c
+    q[6] = bg0
+
+
+@njit(cache=True)
+def _canonical_and_errors(q, have_cov, L, Li, cov, D, E, scale, p, e):
+    """q -> canonical p; 1-sigma errors from scale * (J^T J)^-1 (L: its Cholesky factor)."""
+    A = q[0]
+    a = q[3]
+    b = q[4]
+    c = q[5]
+    tr = 0.5 * (a + c)
+    dd = math.sqrt(0.25 * (a - c) * (a - c) + b * b)
+    lmin = tr - dd
+    lmax = tr + dd
+    sx = 1.0 / math.sqrt(2.0 * lmin) if lmin > 0.0 else np.nan
+    sy = 1.0 / math.sqrt(2.0 * lmax) if lmax > 0.0 else np.nan
+    t = 0.5 * math.atan2(2.0 * b, a - c) + 0.5 * math.pi
+    if t >= math.pi:
+        t -= math.pi
+    if t < 0.0:
+        t += math.pi
+    p[0] = A
+    p[1] = q[1]
+    p[2] = q[2]
+    p[3] = sx
+    p[4] = sy
+    p[5] = t
+    p[6] = q[6]
+    if not have_cov or not (scale >= 0.0):
+        for i in range(7):
+            e[i] = np.nan
+        return
+    # Li = L^-1 (lower triangular); cov = scale * Li^T Li
+    for i in range(7):
+        for j in range(7):
+            Li[i, j] = 0.0
+    for j in range(7):
+        Li[j, j] = 1.0 / L[j, j]
+        for i in range(j + 1, 7):
+            t2 = 0.0
+            for k in range(j, i):
+                t2 -= L[i, k] * Li[k, j]
+            Li[i, j] = t2 / L[i, i]
+    for i in range(7):
+        for j in range(i + 1):
+            acc = 0.0
+            for k in range(i, 7):
+                acc += Li[k, i] * Li[k, j]
+            cov[i, j] = acc * scale
+            cov[j, i] = acc * scale
+    for i in (0, 1, 2, 6):
+        e[i] = math.sqrt(cov[i, i]) if cov[i, i] >= 0.0 else np.nan
+    # D = d(a, b, c) / d(sx, sy, theta); errors of (sx, sy, theta) = rows of D^-1 through cov
+    ct = math.cos(t)
+    st = math.sin(t)
+    s2 = math.sin(2.0 * t)
+    c2 = math.cos(2.0 * t)
+    isx2 = 1.0 / (sx * sx)
+    isy2 = 1.0 / (sy * sy)
+    isx3 = isx2 / sx
+    isy3 = isy2 / sy
+    D[0, 0] = -ct * ct * isx3
+    D[0, 1] = -st * st * isy3
+    D[0, 2] = 0.5 * s2 * (isy2 - isx2)
+    D[1, 0] = -0.5 * s2 * isx3
+    D[1, 1] = 0.5 * s2 * isy3
+    D[1, 2] = 0.5 * c2 * (isx2 - isy2)
+    D[2, 0] = -st * st * isx3
+    D[2, 1] = -ct * ct * isy3
+    D[2, 2] = 0.5 * s2 * (isx2 - isy2)
+    det = (
+        D[0, 0] * (D[1, 1] * D[2, 2] - D[1, 2] * D[2, 1])
+        - D[0, 1] * (D[1, 0] * D[2, 2] - D[1, 2] * D[2, 0])
+        + D[0, 2] * (D[1, 0] * D[2, 1] - D[1, 1] * D[2, 0])
+    )
+    if not (det != 0.0 and np.isfinite(det)):
+        e[3] = np.nan
+        e[4] = np.nan
+        e[5] = np.nan
+        return
+    E[0, 0] = (D[1, 1] * D[2, 2] - D[1, 2] * D[2, 1]) / det
+    E[0, 1] = (D[0, 2] * D[2, 1] - D[0, 1] * D[2, 2]) / det
+    E[0, 2] = (D[0, 1] * D[1, 2] - D[0, 2] * D[1, 1]) / det
+    E[1, 0] = (D[1, 2] * D[2, 0] - D[1, 0] * D[2, 2]) / det
+    E[1, 1] = (D[0, 0] * D[2, 2] - D[0, 2] * D[2, 0]) / det
+    E[1, 2] = (D[0, 2] * D[1, 0] - D[0, 0] * D[1, 2]) / det
+    E[2, 0] = (D[1, 0] * D[2, 1] - D[1, 1] * D[2, 0]) / det
+    E[2, 1] = (D[0, 1] * D[2, 0] - D[0, 0] * D[2, 1]) / det
+    E[2, 2] = (D[0, 0] * D[1, 1] - D[0, 1] * D[1, 0]) / det
+    for i in range(3):
+        acc = 0.0
+        for k in range(3):
+            for m in range(3):
+                acc += E[i, k] * E[i, m] * cov[3 + k, 3 + m]
+        e[3 + i] = math.sqrt(acc) if acc >= 0.0 else np.nan
+
+
+@njit(cache=True, parallel=True)
+def _fit_kernel(
+    fr, swt, init, use_init, warm, max_iter, xtol, absolute, out_p, out_e, out_chi2, out_nit, out_st
+):
+    n = fr.shape[0]
+    per_frame_w = swt.shape[0] > 1
+    nch = (n + _CHUNK - 1) // _CHUNK
+    for ch in prange(nch):
+        d = np.empty(64)
+        s = np.empty(64)
+        gb = np.empty(64)
+        Ha = np.empty((7, 7))
+        Hb = np.empty((7, 7))
+        ga = np.empty(7)
+        gbv = np.empty(7)
+        L = np.empty((7, 7))
+        Li = np.empty((7, 7))
+        cov = np.empty((7, 7))
+        D3 = np.empty((3, 3))
+        E3 = np.empty((3, 3))
+        wk = np.empty(12)
+        dl = np.empty(7)
+        q = np.empty(7)
+        qt = np.empty(7)
+        qprev = np.empty(7)
+        p = np.empty(7)
+        e = np.empty(7)
+        ex = np.empty(8)
+        ey = np.empty(8)
+        base = np.empty(8)
+        pstep = np.empty(8)
+        prev_ok = False
+        for i in range(ch * _CHUNK, min(n, (ch + 1) * _CHUNK)):
+            swrow = swt[i] if per_frame_w else swt[0]
+            nv, bg0, noise0, peak, kpk, vmin, nflat = _prefit(fr[i], swrow, d, s, wk)
+            out_nit[i] = 0
+            out_chi2[i] = np.nan
+            for j in range(7):
+                out_p[j, i] = np.nan
+                out_e[j, i] = np.nan
+            if nv < MIN_PIXELS:
+                out_st[i] = 2
+                prev_ok = False
+                continue
+            if not peak > vmin or (noise0 >= 0.0 and peak - bg0 < MIN_SNR * noise0):
+                out_st[i] = 3
+                prev_ok = False
+                continue
+            # starting point
+            if use_init and _q_from_canonical(init[i], q):
+                pass
+            else:
+                _moments_guess(d, s, bg0, peak, q)
+                if warm and prev_ok:
+                    # keep this frame's centroid; the shape and background of the last good fit
+                    q[3] = qprev[3]
+                    q[4] = qprev[4]
+                    q[5] = qprev[5]
+                    q[6] = qprev[6]
+                    dx = _XS[kpk] - q[1]
+                    dy = _YS[kpk] - q[2]
+                    qq = q[3] * dx * dx + 2.0 * q[4] * dx * dy + q[5] * dy * dy
+                    q[0] = (peak - q[6]) * math.exp(min(qq, 2.3))
+            H = Ha
+            g = ga
+            Ht = Hb
+            gt = gbv
+            chi2 = _lm_pass(d, s, q, gb, H, g, ex, ey, base, pstep)
+            lam = _LAM0
+            nit = 0
+            conv = False
+            stuck = not np.isfinite(chi2)
+            while nit < max_iter and not stuck:
+                nit += 1
+                if not _damped_solve7(H, g, lam, dl):
+                    lam *= 10.0
+                    stuck = lam > _LAM_MAX
+                    continue
+                if abs(dl[1]) < xtol and abs(dl[2]) < xtol and abs(dl[0]) <= xtol * abs(q[0]):
+                    for j in range(7):
+                        q[j] += dl[j]
+                    conv = True
+                    break
+                for j in range(7):
+                    qt[j] = q[j] + dl[j]
+                if _q_valid(qt):
+                    chi2t = _lm_pass(d, s, qt, gb, Ht, gt, ex, ey, base, pstep)
+                    if chi2t < chi2:
+                        for j in range(7):
+                            q[j] = qt[j]
+                        H, Ht = Ht, H
+                        g, gt = gt, g
+                        chi2 = chi2t
+                        lam = max(lam * 0.1, 1e-12)
+                        continue
+                lam *= 10.0
+                stuck = lam > _LAM_MAX
+            # covariance from the undamped J^T J at the last evaluated point
+            dof = nv - 7
+            scale = 1.0 if absolute else (chi2 / dof if dof > 0 else np.nan)
+            have_cov = _q_valid(q) and _cholesky7(H, L, 0.0)
+            _canonical_and_errors(q, have_cov, L, Li, cov, D3, E3, scale, p, e)
+            for j in range(7):
+                out_p[j, i] = p[j]
+                out_e[j, i] = e[j]
+            out_chi2[i] = chi2
+            out_nit[i] = nit
+            finite = True
+            for j in range(7):
+                if not np.isfinite(p[j]):
+                    finite = False
+            if finite and (p[0] <= 0.0 or (e[0] >= 0.0 and p[0] < MIN_SNR * e[0])):
+                st = 3
+            elif (
+                stuck
+                or not finite
+                or p[3] > SIGMA_MAX
+                or p[4] < SIGMA_MIN
+                or p[1] < POS_MIN
+                or p[1] > POS_MAX
+                or p[2] < POS_MIN
+                or p[2] > POS_MAX
+                or nflat >= FLAT_TOP_PIXELS
+            ):
+                st = 4
+            elif not conv:
+                st = 1
+            else:
+                st = 0
+            out_st[i] = st
+            prev_ok = st == 0
+            if prev_ok:
+                for j in range(7):
+                    qprev[j] = q[j]
+
+
+# --------------------------------------------------------------------------------------------
+# results
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class GaussFitResult:
+    """Per-frame Gaussian fit results; every field is an ``(n,)`` numpy array.
+
+    Parameters are float64 in pixels (positions: pixel-centre convention, x along the last
+    axis), radians (``theta`` in [0, pi), ``x_stddev >= y_stddev > 0``) and frame units
+    (``amplitude``, ``offset``). ``*_err`` are 1-sigma uncertainties; ``chi2`` is the sum of
+    squared (weighted) residuals; ``n_iter`` (int16) counts LM steps; ``status`` (int8) holds
+    :class:`FitStatus` codes. Frames with status 2, or 3 decided before fitting, are all NaN.
+    """
+
+    amplitude: np.ndarray
+    x_mean: np.ndarray
+    y_mean: np.ndarray
+    x_stddev: np.ndarray
+    y_stddev: np.ndarray
+    theta: np.ndarray
+    offset: np.ndarray
+    amplitude_err: np.ndarray
+    x_mean_err: np.ndarray
+    y_mean_err: np.ndarray
+    x_stddev_err: np.ndarray
+    y_stddev_err: np.ndarray
+    theta_err: np.ndarray
+    offset_err: np.ndarray
+    chi2: np.ndarray
+    n_iter: np.ndarray
+    status: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.status.shape[0])
+
+    @property
+    def params(self) -> np.ndarray:
+        """``(n, 7)`` parameters in :data:`PARAM_NAMES` order."""
+        return np.stack([getattr(self, k) for k in PARAM_NAMES], axis=1)
+
+    @property
+    def errors(self) -> np.ndarray:
+        """``(n, 7)`` 1-sigma uncertainties in :data:`PARAM_NAMES` order."""
+        return np.stack([getattr(self, k + "_err") for k in PARAM_NAMES], axis=1)
+
+    @property
+    def converged(self) -> np.ndarray:
+        return self.status == FitStatus.CONVERGED
+
+    def to_dict(self) -> dict[str, np.ndarray]:
+        """The ``fits``-table columns this stage owns, in table order (no keys, no fit_version)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def to_arrow(self) -> Any:
+        """A ``pyarrow.Table`` of :meth:`to_dict` (float64, int16, int8 columns; zero-copy)."""
+        import pyarrow as pa
+
+        return pa.table(self.to_dict())
+
+
+@dataclass(frozen=True, eq=False)
+class QuickFitResult:
+    """Moments of the background-subtracted 8x8 marginals; ``(n,)`` float64 arrays.
+
+    ``x_stddev``/``y_stddev`` are the spreads of the marginals along the x and y axes (not the
+    principal axes of an elliptical star). ``flux`` is the background-subtracted sum over the
+    usable pixels; NaN where the frame has no usable pixel or a non-positive flux.
+    """
+
+    x_mean: np.ndarray
+    y_mean: np.ndarray
+    x_stddev: np.ndarray
+    y_stddev: np.ndarray
+    flux: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.flux.shape[0])
+
+    def to_dict(self) -> dict[str, np.ndarray]:
+        """The ``quickfits``-table columns this stage owns, in table order."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def to_arrow(self) -> Any:
+        import pyarrow as pa
+
+        return pa.table(self.to_dict())
+
+
+# --------------------------------------------------------------------------------------------
+# wrappers
+# --------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _threads(n_threads: int | None):
+    if n_threads is None:
+        yield
+        return
+    if not 1 <= int(n_threads) <= numba.config.NUMBA_NUM_THREADS:
+        raise ValueError(
+            f"n_threads must be in 1..{numba.config.NUMBA_NUM_THREADS}; got {n_threads}"
+        )
+    old = numba.get_num_threads()
+    numba.set_num_threads(int(n_threads))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
+
+
+def _pixel_array(a: np.ndarray | None, name: str, n: int) -> np.ndarray | None:
+    """(8, 8) or (n, 8, 8) -> (1, 64) or (n, 64)."""
+    if a is None:
+        return None
+    a = np.asarray(a)
+    if a.shape == (8, 8):
+        return a.reshape(1, 64)
+    if a.shape == (n, 8, 8):
+        return a.reshape(n, 64)
+    raise ValueError(f"{name} must have shape (8, 8) or ({n}, 8, 8); got {a.shape}")
+
+
+def _usable_template(
+    n: int, mask: np.ndarray | None, dq: np.ndarray | None, err: np.ndarray | None
+) -> np.ndarray:
+    """(1 or n, 64) float64 sqrt-weights: 0 for excluded pixels, 1 or 1/err otherwise."""
+    m = _pixel_array(mask, "mask", n)
+    q = _pixel_array(dq, "dq", n)
+    e = _pixel_array(err, "err", n)
+    rows = max(x.shape[0] if x is not None else 1 for x in (m, q, e))
+    w = np.ones((rows, 64))
+    if m is not None:
+        w = w * ~m.astype(bool)
+    if q is not None:
+        w = w * (q == 0)
+    if e is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ee = e.astype(np.float64)
+            inv = np.where(np.isfinite(ee) & (ee > 0), 1.0 / ee, 0.0)
+        w = w * inv
+    return np.ascontiguousarray(w)
+
+
+def fit_gaussian_stack(
+    frames: np.ndarray,
+    *,
+    mask: np.ndarray | None = None,
+    dq: np.ndarray | None = None,
+    err: np.ndarray | None = None,
+    weighted: bool = False,
+    absolute_sigma: bool = False,
+    max_iter: int = 50,
+    xtol_px: float = 1e-6,
+    initial: np.ndarray | None = None,
+    warm_start: bool = True,
+    n_threads: int | None = None,
+) -> GaussFitResult:
+    """Fit a 2-D Gaussian plus constant to every 8x8 frame (Levenberg-Marquardt, numba).
+
+    Parameters
+    ----------
+    frames : ``(n, 8, 8)`` float32 or float64, ``frame[y, x]``.
+    mask : bool ``(8, 8)`` or ``(n, 8, 8)``; True EXCLUDES a pixel (numpy.ma convention).
+    dq : integer ``(8, 8)`` or ``(n, 8, 8)`` DQ flags; pixels with nonzero DQ are excluded.
+    err : ``(8, 8)`` or ``(n, 8, 8)`` per-pixel 1-sigma errors; used only when ``weighted``.
+        Pixels with non-finite or non-positive err are excluded.
+    weighted : minimise ``sum(((data - model) / err)^2)`` instead of ``sum((data - model)^2)``
+        (the default: the same objective as ``curve_fit`` without ``sigma``).
+    absolute_sigma : (weighted only) take ``err`` as absolute: the covariance is
+        ``(J^T W J)^-1`` unscaled. Otherwise (default, and always for unweighted fits) it is
+        scaled by ``chi2 / (n_pix - 7)``, as ``curve_fit``'s default ``pcov``.
+    max_iter : LM steps per frame before giving up (status 1).
+    xtol_px : converged when a step moves x_mean and y_mean by less than this (px) and the
+        amplitude by less than this relative amount.
+    initial : optional ``(n, 7)`` starting parameters in :data:`PARAM_NAMES` order; rows with a
+        non-finite or invalid value fall back to the default start.
+    warm_start : start from the previous frame's solution when it converged (within blocks of
+        256 frames); otherwise from background-subtracted moments.
+    n_threads : numba threads for this call (default: numba's current setting).
+
+    NaN/inf pixels are excluded. Never raises on bad frames: see :class:`FitStatus`.
+    """
+    fr = _as_stack(frames)
+    n = fr.shape[0]
+    if weighted and err is None:
+        raise ValueError("weighted=True needs err")
+    if int(max_iter) < 1 or int(max_iter) > np.iinfo(np.int16).max:
+        raise ValueError(f"max_iter must be in 1..32767; got {max_iter}")
+    if not xtol_px > 0:
+        raise ValueError(f"xtol_px must be > 0; got {xtol_px}")
+    sw = _usable_template(n, mask, dq, err if weighted else None)
+    if initial is not None:
+        init = np.ascontiguousarray(np.asarray(initial, dtype=np.float64))
+        if init.shape != (n, 7):
+            raise ValueError(f"initial must have shape ({n}, 7); got {init.shape}")
+        use_init = True
+    else:
+        init = np.zeros((1, 7))
+        use_init = False
+    out_p = np.empty((7, n))
+    out_e = np.empty((7, n))
+    chi2 = np.empty(n)
+    nit = np.empty(n, dtype=np.int16)
+    st = np.empty(n, dtype=np.int8)
+    if n:
+        with _threads(n_threads):
+            _fit_kernel(
+                fr,
+                sw,
+                init,
+                use_init,
+                bool(warm_start),
+                int(max_iter),
+                float(xtol_px),
+                bool(weighted and absolute_sigma),
+                out_p,
+                out_e,
+                chi2,
+                nit,
+                st,
+            )
+    cols = {k: out_p[j] for j, k in enumerate(PARAM_NAMES)}
+    cols.update({k + "_err": out_e[j] for j, k in enumerate(PARAM_NAMES)})
+    return GaussFitResult(**cols, chi2=chi2, n_iter=nit, status=st)
+
+
+@njit(cache=True, parallel=True)
+def _quick_kernel(fr, swt, r_excl2, out):
+    n = fr.shape[0]
+    per_frame = swt.shape[0] > 1
+    nch = (n + _CHUNK - 1) // _CHUNK
+    for ch in prange(nch):
+        row = np.empty(64)
+        buf = np.empty(64)
+        mx = np.empty(8)
+        my = np.empty(8)
+        for i in range(ch * _CHUNK, min(n, (ch + 1) * _CHUNK)):
+            w = swt[i] if per_frame else swt[0]
+            for k in range(64):
+                v = fr[i, k]
+                row[k] = v if (w[k] > 0.0 and abs(v) < np.inf) else np.nan
+            bg, _, nused = _background_one(row, buf, r_excl2)
+            for j in range(8):
+                mx[j] = 0.0
+                my[j] = 0.0
+            for k in range(64):
+                v = row[k]
+                if v == v:
+                    v -= bg
+                    mx[k % 8] += v
+                    my[k // 8] += v
+            f = 0.0
+            sx = 0.0
+            sy = 0.0
+            for j in range(8):
+                f += mx[j]
+                sx += j * mx[j]
+                sy += j * my[j]
+            if nused == 0 or not f > 0.0:
+                for j in range(5):
+                    out[j, i] = np.nan
+                continue
+            xm = sx / f
+            ym = sy / f
+            vx = 0.0
+            vy = 0.0
+            for j in range(8):
+                vx += (j - xm) * (j - xm) * mx[j]
+                vy += (j - ym) * (j - ym) * my[j]
+            vx /= f
+            vy /= f
+            out[0, i] = xm
+            out[1, i] = ym
+            out[2, i] = math.sqrt(vx) if vx > 0.0 else np.nan
+            out[3, i] = math.sqrt(vy) if vy > 0.0 else np.nan
+            out[4, i] = f
+
+
+def quick_fit_stack(
+    frames: np.ndarray,
+    *,
+    mask: np.ndarray | None = None,
+    exclude_radius: float = DEFAULT_EXCLUDE_RADIUS,
+    n_threads: int | None = None,
+) -> QuickFitResult:
+    """Centroid, spread and flux of every frame from the full 8x8 marginals.
+
+    The per-frame background of :func:`fgsarchive.fit.photometry.background_stack` (pixels
+    beyond ``exclude_radius`` of the brightest pixel, sigma-clipped) is subtracted, then the x
+    and y marginals (sums over all rows / columns) give first and second moments. ``mask``
+    (``(8, 8)`` or ``(n, 8, 8)`` bool, True EXCLUDES) and NaN pixels count as background.
+    """
+    fr = _as_stack(frames)
+    n = fr.shape[0]
+    sw = _usable_template(n, mask, None, None)
+    out = np.empty((5, n))
+    if n:
+        with _threads(n_threads):
+            _quick_kernel(fr, sw, float(exclude_radius) ** 2, out)
+    return QuickFitResult(x_mean=out[0], y_mean=out[1], x_stddev=out[2], y_stddev=out[3], flux=out[4])
