@@ -157,7 +157,7 @@ class Database:
     def _ensure_schema(self, con: duckdb.DuckDBPyConnection) -> None:
         for path in sorted(sql_dir().glob("schema_*.sql")):
             con.execute(path.read_text())
-        version = self.run(con, "version_get", {"key": "schema_version"}).fetchone()
+        version = next(iter(self.run(con, "version_get", {"key": "schema_version"}).fetchall()), None)
         if version is None:
             self.run(con, "version_set", {"key": "schema_version", "value": str(SCHEMA_VERSION)})
         else:
@@ -165,7 +165,7 @@ class Database:
 
     def _check_version(self, con: duckdb.DuckDBPyConnection) -> None:
         try:
-            row = self.run(con, "version_get", {"key": "schema_version"}).fetchone()
+            row = next(iter(self.run(con, "version_get", {"key": "schema_version"}).fetchall()), None)
         except duckdb.CatalogException as exc:
             raise SchemaVersionError(
                 f"{self.path} is not an fgsarchive archive (no schema_info table)"
@@ -202,8 +202,8 @@ class Database:
     ) -> duckdb.DuckDBPyConnection:
         """Run ``sql/<name>.sql`` with bound parameters; Arrow ``tables`` are visible by name.
 
-        Returns the cursor (``.fetchone()``, ``.fetchall()``, ``.fetchnumpy()``); use
-        :meth:`arrow` for Arrow results.
+        Returns the cursor: read it whole (``.fetchall()``, ``.fetchnumpy()``) -- DuckDB 2.0 refuses
+        further work on a connection with a half-read result; use :meth:`arrow` for Arrow.
         """
         for table_name, table in tables.items():
             con.register(table_name, table)
@@ -225,7 +225,7 @@ class Database:
         """Row count of a table or view named by a plain identifier."""
         if not _IDENTIFIER.match(relation):
             raise ArchiveError(f"invalid relation name {relation!r}")
-        return int(con.execute(sql_text("count_rows").replace("{relation}", relation)).fetchone()[0])
+        return int(con.execute(sql_text("count_rows").replace("{relation}", relation)).fetchall()[0][0])
 
     def query_arrow(self, name: str, params: Mapping[str, object] | None = None) -> pa.Table:
         """Run a named read-only statement and return Arrow."""

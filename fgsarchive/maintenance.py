@@ -20,6 +20,6 @@ def archive_checksums(
             if relation not in names:
                 out[relation] = (0, 0)
                 continue
-            rows, checksum = db.run(con, f"checksum_{relation}").fetchone()
+            rows, checksum = db.run(con, f"checksum_{relation}").fetchall()[0]
             out[relation] = (int(rows), int(checksum))
     return out

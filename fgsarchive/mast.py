@@ -664,7 +664,7 @@ class MastClient:
 
     def query_guide_star_files(
         self,
-        program: int | str,
+        program: int | str | None,
         observation: int | str | None = None,
         visit: int | str | None = None,
         exp_types: Sequence[str] | None = ALL_EXP_TYPES,
@@ -672,6 +672,7 @@ class MastClient:
         date_max_mjd: float | None = None,
         *,
         suffixes: Sequence[str] = ("cal",),
+        unsafe_rows: list[tuple[dict[str, Any], str]] | None = None,
     ) -> list[dict[str, Any]]:
         """Guide-star product rows of ``Mast.Jwst.Filtered.GuideStar`` for one program.
 
@@ -680,11 +681,17 @@ class MastClient:
         and ``date_obs_mjd`` as a continuous ``{"min","max"}`` window (UTC MJD, file start).
         Rows are returned as MAST sent them (store them as-is), deduplicated on ``fileName``, and
         only for safe guider names (see :func:`validate_product_name`) with a suffix in ``suffixes``.
-        Unsafe names are dropped with a warning. No match -> :class:`NoResultsWarning` and ``[]``.
+        Unsafe names are dropped with a warning (and appended to ``unsafe_rows`` as ``(row, reason)``
+        when a list is given). No match -> :class:`NoResultsWarning` and ``[]``.
+
+        ``program=None`` drops the program filter (every program, for crawling by date window); a
+        date window is then required.
         """
-        filters: list[dict[str, Any]] = [
-            {"paramName": "program", "values": _zero_padded_forms(program, 5)}
-        ]
+        filters: list[dict[str, Any]] = []
+        if program is not None:
+            filters.append({"paramName": "program", "values": _zero_padded_forms(program, 5)})
+        elif date_min_mjd is None and date_max_mjd is None:
+            raise ValueError("query_guide_star_files: give a program or a date window")
         if observation is not None:
             filters.append({"paramName": "observtn", "values": _zero_padded_forms(observation, 3)})
         if visit is not None:
@@ -710,6 +717,8 @@ class MastClient:
                 validate_product_name(name)
             except UnsafeFileNameError as exc:
                 unsafe.append(str(exc))
+                if unsafe_rows is not None:
+                    unsafe_rows.append((row, exc.reason))
                 continue
             if _suffix_of(name) not in suffixes or name in seen:
                 continue
@@ -721,14 +730,25 @@ class MastClient:
             logger.warning("skipped %d unsafe MAST row name(s); first: %s", len(unsafe), unsafe[0])
         rows = sorted(seen.values(), key=lambda r: r["fileName"])
         if not rows:
+            what = (
+                f"program {program}"
+                if program is not None
+                else f"MJD {date_min_mjd if date_min_mjd is not None else _MJD_FLOOR:.5f}"
+                f"-{date_max_mjd if date_max_mjd is not None else _MJD_CEIL:.5f}"
+            )
             warnings.warn(
-                f"no guide-star files on MAST for program {program}"
+                f"no guide-star files on MAST for {what}"
                 + (f" observation {observation}" if observation is not None else "")
                 + (f" visit {visit}" if visit is not None else ""),
                 NoResultsWarning,
                 stacklevel=2,
             )
-        logger.info("program %s: %d guide-star file(s) (%d raw rows)", program, len(rows), len(raw))
+        logger.info(
+            "program %s: %d guide-star file(s) (%d raw rows)",
+            program if program is not None else "(any)",
+            len(rows),
+            len(raw),
+        )
         return rows
 
     # -- downloads ------------------------------------------------------------------------------

@@ -189,3 +189,63 @@ def pl_mask(mask):
     import polars as pl
 
     return pl.Series(mask)
+
+
+def make_star_frames(
+    n_const: int = 20,
+    seed: int = 0,
+    *,
+    visit_minutes: float = 40.0,
+    n_visits: int = 2,
+    cadence_s: float = CADENCE_S,
+    sinusoid: tuple[float, float] | None = (0.01, 1200.0),
+    dip: tuple[float, float] | None = (0.02, 600.0),
+):
+    """Per-frame fluxes of ``n_const`` constant guide stars plus, optionally, a sinusoidal
+    variable (amplitude, period_s) "VAR_SIN" and an eclipsing-like star (depth, duration_s)
+    "VAR_DIP" (one box dip in its first visit).  Each visit has its own flux scale (visit
+    offsets up to +-5%), photon noise for 1e6..5e6 counts per frame, a common 5-minute 200 ppm
+    telescope line, red noise, and a few masked garbage frames."""
+    import polars as pl
+
+    rng = np.random.default_rng(seed)
+    names = [f"S{i:03d}" for i in range(n_const)]
+    if sinusoid:
+        names.append("VAR_SIN")
+    if dip:
+        names.append("VAR_DIP")
+    n = int(round(visit_minutes * 60 / cadence_s))
+    parts = []
+    for name in names:
+        counts = rng.uniform(1e6, 5e6)
+        for v in range(n_visits):
+            t0 = MJD0 + rng.uniform(0, 30) + v * 0.5
+            t = np.arange(n) * cadence_s
+            rel = (
+                200e-6 * np.sin(2 * np.pi * t / 300.0 + rng.uniform(0, 6.3))
+                + ou_process(rng, n, 50e-6, 60.0 / cadence_s)
+            )
+            if name == "VAR_SIN":
+                amp, per = sinusoid
+                rel = rel + amp * np.sin(2 * np.pi * (t0 * 86400 + t) / per)
+            if name == "VAR_DIP" and v == 0:
+                depth, dur = dip
+                mid = t[-1] * 0.4
+                rel = rel - depth * (np.abs(t - mid) < dur / 2)
+            scale = counts * rng.uniform(0.95, 1.05)
+            flux = scale * (1 + rel) + rng.normal(0, np.sqrt(scale), n)
+            masked = rng.random(n) < 1e-3
+            flux[masked] = rng.choice([0.0, np.nan, 1e9], masked.sum())
+            parts.append(
+                pl.DataFrame(
+                    {
+                        "gs_id": name,
+                        "visit_key": f"{name}-v{v}",
+                        "time_mjd": t0 + t / 86400.0,
+                        "flux": flux,
+                        "flux_err": np.full(n, np.sqrt(scale)),
+                        "masked": masked,
+                    }
+                )
+            )
+    return pl.concat(parts)

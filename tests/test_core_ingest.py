@@ -42,12 +42,12 @@ def test_files_programs_and_guide_stars(products, db, small_program):
     with db.reader() as con:
         n_fg, n_frames = con.execute(
             "SELECT count(*), sum(n_frames) FROM files WHERE product = 'fg' AND status = 'ingested'"
-        ).fetchone()
-        assert n_frames == con.execute("SELECT count(*) FROM frames").fetchone()[0]
+        ).fetchall()[0]
+        assert n_frames == con.execute("SELECT count(*) FROM frames").fetchall()[0][0]
         assert n_frames == small_program.n_frames
-        program, n_files, frames = con.execute("SELECT program, n_files, n_frames FROM programs").fetchone()
+        program, n_files, frames = con.execute("SELECT program, n_files, n_frames FROM programs").fetchall()[0]
         assert (program, frames) == (1534, n_frames)
-        assert con.execute("SELECT count(*) FROM guide_stars").fetchone()[0] == 2
+        assert con.execute("SELECT count(*) FROM guide_stars").fetchall()[0][0] == 2
         # segments: several files of one guide period, numbered, with increasing INTSTART
         seg = con.execute(
             "SELECT guide_period, list(segment ORDER BY segment), list(int_start ORDER BY segment) "
@@ -59,13 +59,13 @@ def test_files_programs_and_guide_stars(products, db, small_program):
             assert starts == sorted(starts)
         products_seen = {r[0] for r in con.execute("SELECT DISTINCT product FROM files").fetchall()}
         assert {"fg", "acq1", "acq2", "track"} <= products_seen
-        assert con.execute("SELECT count(*) FROM pointing").fetchone()[0] > 0
-        assert con.execute("SELECT count(*) FROM centroids").fetchone()[0] > 0
+        assert con.execute("SELECT count(*) FROM pointing").fetchall()[0][0] > 0
+        assert con.execute("SELECT count(*) FROM centroids").fetchall()[0][0] > 0
         # pointing times fall inside their file's data span
         outside = con.execute(
             "SELECT count(*) FROM pointing p JOIN files f USING (file_name) "
             "WHERE p.time_mjd < f.data_start_mjd - 1e-5 OR p.time_mjd > f.data_end_mjd + 1e-5"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         assert outside == 0
 
 
@@ -142,10 +142,10 @@ def test_a_bad_file_fails_alone_and_names_why(products, db, damage, reason):
     with db.reader() as con:
         status, error = con.execute(
             "SELECT status, error FROM files WHERE file_name = $f", {"f": victim.name}
-        ).fetchone()
+        ).fetchall()[0]
         assert status == "failed" and error
-        assert con.execute("SELECT count(*) FROM frames WHERE file_name = $f", {"f": victim.name}).fetchone()[0] == 0
-        good = con.execute("SELECT count(*) FROM files WHERE status = 'ingested'").fetchone()[0]
+        assert con.execute("SELECT count(*) FROM frames WHERE file_name = $f", {"f": victim.name}).fetchall()[0][0] == 0
+        good = con.execute("SELECT count(*) FROM files WHERE status = 'ingested'").fetchall()[0][0]
         assert good == len(find_guider_files(products)) - 1
 
 

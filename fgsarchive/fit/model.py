@@ -269,30 +269,6 @@ def _lm_pass(d, s, q, gb, H, g, ex, ey, base, pstep):
     return chi2
 
 
-@njit(cache=True)
-def _cholesky7(M, L, lam):
-    """L L^T = M + lam * diag(M) (lower triangles). False if not positive definite."""
-    for i in range(7):
-        for j in range(i):
-            L[i, j] = M[i, j]
-        L[i, i] = M[i, i] + lam * max(M[i, i], 1e-300)
-    for j in range(7):
-        sj = L[j, j]
-        for k in range(j):
-            sj -= L[j, k] * L[j, k]
-        if not (sj > 0.0 and sj < np.inf):
-            return False
-        sj = math.sqrt(sj)
-        L[j, j] = sj
-        inv = 1.0 / sj
-        for i in range(j + 1, 7):
-            t = L[i, j]
-            for k in range(j):
-                t -= L[i, k] * L[j, k]
-            L[i, j] = t * inv
-    return True
-
-
 @njit(cache=True, fastmath=_FM)
 def _damped_solve7(H, g, lam, dl):
     """Solve (H + lam diag(H)) dl = g by a written-out Cholesky (lower triangle of H).
@@ -456,28 +432,26 @@ def _prefit(row, swrow, d, s, wk):
     blocks (NaN if unavailable).
     """
     nv = 0
+    for k in range(64):
+        v = np.float64(row[k])
+        w = swrow[k]
+        ok = abs(v) < np.inf and w > 0.0 and w < np.inf
+        d[k] = v if ok else 0.0
+        s[k] = w if ok else 0.0
+        nv += ok
     peak = -np.inf
     vmin = np.inf
     kpk = 0
     for k in range(64):
-        v = row[k]
-        w = swrow[k]
-        if v == v and abs(v) < np.inf and w > 0.0 and w < np.inf:
-            d[k] = v
-            s[k] = w
-            nv += 1
+        if s[k] > 0.0:
+            v = d[k]
             if v > peak:
                 peak = v
                 kpk = k
-            if v < vmin:
-                vmin = v
-        else:
-            d[k] = 0.0
-            s[k] = 0.0
+            vmin = min(vmin, v)
     nflat = 0
     for k in range(64):
-        if s[k] > 0.0 and d[k] == peak:
-            nflat += 1
+        nflat += s[k] > 0.0 and d[k] == peak
     # corner blocks
     means = wk[0:4]
     sss = wk[4:8]
@@ -530,7 +504,7 @@ def _prefit(row, swrow, d, s, wk):
 
 
 @njit(cache=True)
-def _moments_guess(d, s, bg0, peak, q):
+def _moments_guess(d, s, bg0, peak, kpk, q):
     """Initial q from thresholded background-subtracted moments (pixels above 10% of the peak)."""
     amp = peak - bg0
     th = 0.1 * amp
@@ -567,14 +541,8 @@ def _moments_guess(d, s, bg0, peak, q):
     b = -cxy / (2.0 * det)
     c = vx / (2.0 * det)
     # amplitude from the peak pixel, corrected for the star's offset from that pixel's centre
-    kp = 0
-    best = -np.inf
-    for k in range(64):
-        if s[k] > 0.0 and d[k] > best:
-            best = d[k]
-            kp = k
-    dx = _XS[kp] - x0
-    dy = _YS[kp] - y0
+    dx = _XS[kpk] - x0
+    dy = _YS[kpk] - y0
     qq = a * dx * dx + 2.0 * b * dx * dy + c * dy * dy
     q[0] = amp * math.exp(min(qq, 2.3))
     q[1] = x0
@@ -585,10 +553,111 @@ def _moments_guess(d, s, bg0, peak, q):
     q[6] = bg0
 
 
+@njit(cache=True, fastmath=_FM)
+def _cov7(H, cov):
+    """(H)^-1 entries the errors need (diagonal, and the (a, b, c) block) into ``cov``.
+
+    Written-out Cholesky H = L L^T, then L^-1; False if H is not positive definite."""
+    t = H[0, 0]
+    if not (t > 0.0 and t < np.inf):
+        return False
+    l00 = math.sqrt(t)
+    i00 = 1.0 / l00
+    l10 = (H[1, 0]) * i00
+    l20 = (H[2, 0]) * i00
+    l30 = (H[3, 0]) * i00
+    l40 = (H[4, 0]) * i00
+    l50 = (H[5, 0]) * i00
+    l60 = (H[6, 0]) * i00
+    t = H[1, 1] - l10 * l10
+    if not (t > 0.0 and t < np.inf):
+        return False
+    l11 = math.sqrt(t)
+    i11 = 1.0 / l11
+    l21 = (H[2, 1] - l20 * l10) * i11
+    l31 = (H[3, 1] - l30 * l10) * i11
+    l41 = (H[4, 1] - l40 * l10) * i11
+    l51 = (H[5, 1] - l50 * l10) * i11
+    l61 = (H[6, 1] - l60 * l10) * i11
+    t = H[2, 2] - l20 * l20 - l21 * l21
+    if not (t > 0.0 and t < np.inf):
+        return False
+    l22 = math.sqrt(t)
+    i22 = 1.0 / l22
+    l32 = (H[3, 2] - l30 * l20 - l31 * l21) * i22
+    l42 = (H[4, 2] - l40 * l20 - l41 * l21) * i22
+    l52 = (H[5, 2] - l50 * l20 - l51 * l21) * i22
+    l62 = (H[6, 2] - l60 * l20 - l61 * l21) * i22
+    t = H[3, 3] - l30 * l30 - l31 * l31 - l32 * l32
+    if not (t > 0.0 and t < np.inf):
+        return False
+    l33 = math.sqrt(t)
+    i33 = 1.0 / l33
+    l43 = (H[4, 3] - l40 * l30 - l41 * l31 - l42 * l32) * i33
+    l53 = (H[5, 3] - l50 * l30 - l51 * l31 - l52 * l32) * i33
+    l63 = (H[6, 3] - l60 * l30 - l61 * l31 - l62 * l32) * i33
+    t = H[4, 4] - l40 * l40 - l41 * l41 - l42 * l42 - l43 * l43
+    if not (t > 0.0 and t < np.inf):
+        return False
+    l44 = math.sqrt(t)
+    i44 = 1.0 / l44
+    l54 = (H[5, 4] - l50 * l40 - l51 * l41 - l52 * l42 - l53 * l43) * i44
+    l64 = (H[6, 4] - l60 * l40 - l61 * l41 - l62 * l42 - l63 * l43) * i44
+    t = H[5, 5] - l50 * l50 - l51 * l51 - l52 * l52 - l53 * l53 - l54 * l54
+    if not (t > 0.0 and t < np.inf):
+        return False
+    l55 = math.sqrt(t)
+    i55 = 1.0 / l55
+    l65 = (H[6, 5] - l60 * l50 - l61 * l51 - l62 * l52 - l63 * l53 - l64 * l54) * i55
+    t = H[6, 6] - l60 * l60 - l61 * l61 - l62 * l62 - l63 * l63 - l64 * l64 - l65 * l65
+    if not (t > 0.0 and t < np.inf):
+        return False
+    l66 = math.sqrt(t)
+    i66 = 1.0 / l66
+    i10 = -(l10 * i00) * i11
+    i20 = -(l20 * i00 + l21 * i10) * i22
+    i30 = -(l30 * i00 + l31 * i10 + l32 * i20) * i33
+    i40 = -(l40 * i00 + l41 * i10 + l42 * i20 + l43 * i30) * i44
+    i50 = -(l50 * i00 + l51 * i10 + l52 * i20 + l53 * i30 + l54 * i40) * i55
+    i60 = -(l60 * i00 + l61 * i10 + l62 * i20 + l63 * i30 + l64 * i40 + l65 * i50) * i66
+    i21 = -(l21 * i11) * i22
+    i31 = -(l31 * i11 + l32 * i21) * i33
+    i41 = -(l41 * i11 + l42 * i21 + l43 * i31) * i44
+    i51 = -(l51 * i11 + l52 * i21 + l53 * i31 + l54 * i41) * i55
+    i61 = -(l61 * i11 + l62 * i21 + l63 * i31 + l64 * i41 + l65 * i51) * i66
+    i32 = -(l32 * i22) * i33
+    i42 = -(l42 * i22 + l43 * i32) * i44
+    i52 = -(l52 * i22 + l53 * i32 + l54 * i42) * i55
+    i62 = -(l62 * i22 + l63 * i32 + l64 * i42 + l65 * i52) * i66
+    i43 = -(l43 * i33) * i44
+    i53 = -(l53 * i33 + l54 * i43) * i55
+    i63 = -(l63 * i33 + l64 * i43 + l65 * i53) * i66
+    i54 = -(l54 * i44) * i55
+    i64 = -(l64 * i44 + l65 * i54) * i66
+    i65 = -(l65 * i55) * i66
+    cov[0, 0] = i00 * i00 + i10 * i10 + i20 * i20 + i30 * i30 + i40 * i40 + i50 * i50 + i60 * i60
+    cov[1, 1] = i11 * i11 + i21 * i21 + i31 * i31 + i41 * i41 + i51 * i51 + i61 * i61
+    cov[2, 2] = i22 * i22 + i32 * i32 + i42 * i42 + i52 * i52 + i62 * i62
+    cov[3, 3] = i33 * i33 + i43 * i43 + i53 * i53 + i63 * i63
+    cov[4, 4] = i44 * i44 + i54 * i54 + i64 * i64
+    cov[5, 5] = i55 * i55 + i65 * i65
+    cov[6, 6] = i66 * i66
+    cov[3, 4] = i43 * i44 + i53 * i54 + i63 * i64
+    cov[4, 3] = cov[3, 4]
+    cov[3, 5] = i53 * i55 + i63 * i65
+    cov[5, 3] = cov[3, 5]
+    cov[4, 5] = i54 * i55 + i64 * i65
+    cov[5, 4] = cov[4, 5]
+    return True
+
+
 @njit(cache=True)
-def _canonical_and_errors(q, have_cov, L, Li, cov, D, E, scale, p, e):
-    """q -> canonical p; 1-sigma errors from scale * (J^T J)^-1 (L: its Cholesky factor)."""
-    A = q[0]
+def _canonical_and_errors(q, have_cov, cov, scale, p, e):
+    """q -> canonical p; 1-sigma errors from ``scale * cov`` (cov: (J^T J)^-1 entries, _cov7).
+
+    The (sx, sy, theta) errors go through the inverse of D = d(a, b, c) / d(sx, sy, theta):
+    the covariance transforms exactly between the two parametrisations.
+    """
     a = q[3]
     b = q[4]
     c = q[5]
@@ -602,81 +671,61 @@ def _canonical_and_errors(q, have_cov, L, Li, cov, D, E, scale, p, e):
     if t >= math.pi:
         t -= math.pi
     if t < 0.0:
-        t += math.pi
-    p[0] = A
+        t = 0.0
+    p[0] = q[0]
     p[1] = q[1]
     p[2] = q[2]
     p[3] = sx
     p[4] = sy
     p[5] = t
     p[6] = q[6]
+    for i in range(7):
+        e[i] = np.nan
     if not have_cov or not (scale >= 0.0):
-        for i in range(7):
-            e[i] = np.nan
         return
-    # Li = L^-1 (lower triangular); cov = scale * Li^T Li
-    for i in range(7):
-        for j in range(7):
-            Li[i, j] = 0.0
-    for j in range(7):
-        Li[j, j] = 1.0 / L[j, j]
-        for i in range(j + 1, 7):
-            t2 = 0.0
-            for k in range(j, i):
-                t2 -= L[i, k] * Li[k, j]
-            Li[i, j] = t2 / L[i, i]
-    for i in range(7):
-        for j in range(i + 1):
-            acc = 0.0
-            for k in range(i, 7):
-                acc += Li[k, i] * Li[k, j]
-            cov[i, j] = acc * scale
-            cov[j, i] = acc * scale
     for i in (0, 1, 2, 6):
-        e[i] = math.sqrt(cov[i, i]) if cov[i, i] >= 0.0 else np.nan
-    # D = d(a, b, c) / d(sx, sy, theta); errors of (sx, sy, theta) = rows of D^-1 through cov
+        v = cov[i, i] * scale
+        if v >= 0.0:
+            e[i] = math.sqrt(v)
     ct = math.cos(t)
     st = math.sin(t)
-    s2 = math.sin(2.0 * t)
-    c2 = math.cos(2.0 * t)
+    s2 = 2.0 * st * ct
+    c2 = ct * ct - st * st
     isx2 = 1.0 / (sx * sx)
     isy2 = 1.0 / (sy * sy)
     isx3 = isx2 / sx
     isy3 = isy2 / sy
-    D[0, 0] = -ct * ct * isx3
-    D[0, 1] = -st * st * isy3
-    D[0, 2] = 0.5 * s2 * (isy2 - isx2)
-    D[1, 0] = -0.5 * s2 * isx3
-    D[1, 1] = 0.5 * s2 * isy3
-    D[1, 2] = 0.5 * c2 * (isx2 - isy2)
-    D[2, 0] = -st * st * isx3
-    D[2, 1] = -ct * ct * isy3
-    D[2, 2] = 0.5 * s2 * (isx2 - isy2)
-    det = (
-        D[0, 0] * (D[1, 1] * D[2, 2] - D[1, 2] * D[2, 1])
-        - D[0, 1] * (D[1, 0] * D[2, 2] - D[1, 2] * D[2, 0])
-        + D[0, 2] * (D[1, 0] * D[2, 1] - D[1, 1] * D[2, 0])
-    )
+    d00 = -ct * ct * isx3
+    d01 = -st * st * isy3
+    d02 = 0.5 * s2 * (isy2 - isx2)
+    d10 = -0.5 * s2 * isx3
+    d11 = 0.5 * s2 * isy3
+    d12 = 0.5 * c2 * (isx2 - isy2)
+    d20 = -st * st * isx3
+    d21 = -ct * ct * isy3
+    d22 = 0.5 * s2 * (isx2 - isy2)
+    c00 = d11 * d22 - d12 * d21
+    c01 = d02 * d21 - d01 * d22
+    c02 = d01 * d12 - d02 * d11
+    det = d00 * c00 + d10 * c01 + d20 * c02
     if not (det != 0.0 and np.isfinite(det)):
-        e[3] = np.nan
-        e[4] = np.nan
-        e[5] = np.nan
         return
-    E[0, 0] = (D[1, 1] * D[2, 2] - D[1, 2] * D[2, 1]) / det
-    E[0, 1] = (D[0, 2] * D[2, 1] - D[0, 1] * D[2, 2]) / det
-    E[0, 2] = (D[0, 1] * D[1, 2] - D[0, 2] * D[1, 1]) / det
-    E[1, 0] = (D[1, 2] * D[2, 0] - D[1, 0] * D[2, 2]) / det
-    E[1, 1] = (D[0, 0] * D[2, 2] - D[0, 2] * D[2, 0]) / det
-    E[1, 2] = (D[0, 2] * D[1, 0] - D[0, 0] * D[1, 2]) / det
-    E[2, 0] = (D[1, 0] * D[2, 1] - D[1, 1] * D[2, 0]) / det
-    E[2, 1] = (D[0, 1] * D[2, 0] - D[0, 0] * D[2, 1]) / det
-    E[2, 2] = (D[0, 0] * D[1, 1] - D[0, 1] * D[1, 0]) / det
+    # rows of E = D^-1 (adjugate / det)
     for i in range(3):
-        acc = 0.0
-        for k in range(3):
-            for m in range(3):
-                acc += E[i, k] * E[i, m] * cov[3 + k, 3 + m]
-        e[3 + i] = math.sqrt(acc) if acc >= 0.0 else np.nan
+        if i == 0:
+            e0, e1, e2 = c00, c01, c02
+        elif i == 1:
+            e0, e1, e2 = d12 * d20 - d10 * d22, d00 * d22 - d02 * d20, d02 * d10 - d00 * d12
+        else:
+            e0, e1, e2 = d10 * d21 - d11 * d20, d01 * d20 - d00 * d21, d00 * d11 - d01 * d10
+        v = (
+            e0 * e0 * cov[3, 3]
+            + e1 * e1 * cov[4, 4]
+            + e2 * e2 * cov[5, 5]
+            + 2.0 * (e0 * e1 * cov[3, 4] + e0 * e2 * cov[3, 5] + e1 * e2 * cov[4, 5])
+        ) * (scale / (det * det))
+        if v >= 0.0:
+            e[3 + i] = math.sqrt(v)
 
 
 @njit(cache=True, parallel=True)
@@ -694,11 +743,7 @@ def _fit_kernel(
         Hb = np.empty((7, 7))
         ga = np.empty(7)
         gbv = np.empty(7)
-        L = np.empty((7, 7))
-        Li = np.empty((7, 7))
         cov = np.empty((7, 7))
-        D3 = np.empty((3, 3))
-        E3 = np.empty((3, 3))
         wk = np.empty(12)
         dl = np.empty(7)
         q = np.empty(7)
@@ -731,7 +776,7 @@ def _fit_kernel(
             if use_init and _q_from_canonical(init[i], q):
                 pass
             else:
-                _moments_guess(d, s, bg0, peak, q)
+                _moments_guess(d, s, bg0, peak, kpk, q)
                 if warm and prev_ok:
                     # keep this frame's centroid; the shape and background of the last good fit
                     q[3] = qprev[3]
@@ -779,8 +824,8 @@ def _fit_kernel(
             # covariance from the undamped J^T J at the last evaluated point
             dof = nv - 7
             scale = 1.0 if absolute else (chi2 / dof if dof > 0 else np.nan)
-            have_cov = _q_valid(q) and _cholesky7(H, L, 0.0)
-            _canonical_and_errors(q, have_cov, L, Li, cov, D3, E3, scale, p, e)
+            have_cov = _q_valid(q) and _cov7(H, cov)
+            _canonical_and_errors(q, have_cov, cov, scale, p, e)
             for j in range(7):
                 out_p[j, i] = p[j]
                 out_e[j, i] = e[j]

@@ -268,8 +268,7 @@ def _aperture_kernel(fr, xs, ys, radii, bg, out):
                 s = 0.0
                 for p in range(64):
                     a = area[p]
-                    if a != 0.0:  # NaN pixels outside the aperture do not matter
-                        s += a * e[p]
+                    s += a * e[p] if a != 0.0 else 0.0  # NaN pixels outside do not matter
                 out[i, k] = s
 
 

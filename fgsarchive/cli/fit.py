@@ -1,0 +1,67 @@
+"""``fgsarchive fit``: fit every frame without a fit of the current version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .common import DEFAULT_DB_PATH, DbOption, err, handle_errors, open_db, progress_bar
+
+STATUS_NAMES = {0: "converged", 1: "not converged", 2: "bad frame", 3: "no star", 4: "diverged"}
+
+
+def run_fit(db_path: Path, *, program: int | None, what: str, workers: int, scheduler: str | None) -> None:
+    from ..fit.runner import fit_archive
+
+    db = open_db(db_path)
+    with progress_bar("fit") as update:
+        started = {"t": None}
+
+        def progress(done: int, total: int, frames: int) -> None:
+            import time
+
+            started["t"] = started["t"] or time.perf_counter()
+            update(done, total, extra=f"{frames:,} frames")
+
+        report = fit_archive(
+            db, program=program, what=[w.strip() for w in what.split(",") if w.strip()],
+            workers=workers, scheduler=scheduler, progress=progress,
+        )
+    statuses = ", ".join(f"{STATUS_NAMES.get(k, k)} {v:,}" for k, v in sorted(report.status_counts.items()))
+    err.print(
+        f"fitted {report.frames:,} frames in {report.files} file(s) in {report.seconds:.1f} s "
+        f"({report.frames_per_s:,.0f} frames/s); {report.skipped_files} file(s) already fitted"
+        + (f"; {statuses}" if statuses else ""),
+        highlight=False,
+    )
+    if report.failed:
+        from ..errors import FgsArchiveError
+
+        names = ", ".join(f"{k} ({v})" for k, v in report.failed.items())
+        raise FgsArchiveError(f"{len(report.failed)} file(s) could not be fitted: {names}")
+
+
+def fit_after_ingest(db_path: Path, *, workers: int) -> None:
+    """What `fgsarchive ingest` runs unless --no-fit."""
+    run_fit(db_path, program=None, what="gauss,quick,phot", workers=workers, scheduler=None)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @handle_errors
+    def fit(
+        program: Annotated[int | None, typer.Option("--program", "-p", help="Only this program.")] = None,
+        what: Annotated[
+            str, typer.Option("--what", help="Comma-separated: gauss (2D Gaussian), quick (moments), phot (photometry).")
+        ] = "gauss,quick,phot",
+        workers: Annotated[int, typer.Option("--workers", help="Worker processes.")] = 2,
+        scheduler: Annotated[
+            str | None,
+            typer.Option("--scheduler", help="Dask scheduler address (tcp://host:8786), or 'local' for a local cluster."),
+        ] = None,
+        db: DbOption = DEFAULT_DB_PATH,
+    ) -> None:
+        """Fit every frame without a fit of the current version (resumable)."""
+        run_fit(db, program=program, what=what, workers=workers, scheduler=scheduler)

@@ -1,0 +1,288 @@
+"""``fgsarchive fit``: every frame of the archive fitted, in parallel, resumably.
+
+The unit of work is one fine-guide file (one guide-star segment). A worker reads that file's
+frames part, fits it in chunks (Gaussian LM, moments quick fit, background, apertures and the
+SNR-optimised pixel mask), and returns Arrow tables; the main process writes them as Parquet parts
+``fits/``, ``quickfits/``, ``photometry/`` named ``<file>.v<fit_version>.parquet`` (atomic rename).
+A part that exists is finished work, so a killed fit re-run fits only what is missing. Workers are a
+process pool on one machine, or a Dask cluster when a scheduler address is given; the archive is
+written only by the main process.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import multiprocessing
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..db import Database
+from ..errors import FgsArchiveError, SelectionError, UsageError
+from ..storage import part_name, write_parquet_atomic
+from .model import fit_gaussian_stack, quick_fit_stack
+from .photometry import DEFAULT_RADII, aperture_photometry_stack, background_stack, masked_flux, optimal_mask
+
+log = logging.getLogger(__name__)
+
+#: Bump when the fitting algorithm changes: parts of older versions are kept, new ones computed.
+FIT_VERSION = 1
+WHATS = ("gauss", "quick", "phot")
+DATASET = {"gauss": "fits", "quick": "quickfits", "phot": "photometry"}
+CHUNK_FRAMES = 65536
+#: The SNR-optimised mask of each segment is chosen on its first MASK_FRAMES frames (~2.3 h).
+MASK_FRAMES = 131072
+
+
+class SchedulerError(FgsArchiveError):
+    """The Dask scheduler did not answer, or the cluster extra is not installed."""
+
+
+@dataclass(frozen=True)
+class FitTask:
+    """One file to fit: where its frames are and which tables to make."""
+
+    file_name: str
+    program: int
+    frames_path: str
+    dq: tuple[int, ...] | None
+    what: tuple[str, ...]
+    fit_version: int = FIT_VERSION
+    chunk_frames: int = CHUNK_FRAMES
+
+
+@dataclass
+class FitReport:
+    files: int = 0
+    frames: int = 0
+    skipped_files: int = 0
+    seconds: float = 0.0
+    status_counts: dict[int, int] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def _read_chunks(path: str, chunk_frames: int) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+    """Yield ``(frame numbers, pixels (m, 8, 8) float32)`` from a frames part."""
+    with pq.ParquetFile(path) as parquet:
+        for batch in parquet.iter_batches(batch_size=chunk_frames, columns=["frame", "pixels"]):
+            frames = batch.column(0).to_numpy()
+            pixels = batch.column(1).flatten().to_numpy(zero_copy_only=False)
+            yield frames, pixels.reshape(-1, 8, 8)
+
+
+def _pixel_mask(path: str, dq: np.ndarray | None, chunk_frames: int) -> np.ndarray | None:
+    """The SNR-optimised pixel mask of one segment (None when too few frames)."""
+    stacks, n = [], 0
+    for _, pixels in _read_chunks(path, chunk_frames):
+        stacks.append(pixels)
+        n += len(pixels)
+        if n >= MASK_FRAMES:
+            break
+    frames = np.concatenate(stacks)[:MASK_FRAMES]
+    if dq is not None:
+        frames = np.where(dq.reshape(1, 8, 8) != 0, np.nan, frames)
+    try:
+        mask, _, _ = optimal_mask(frames)
+    except ValueError:
+        return None
+    return mask
+
+
+def fit_file(task: FitTask) -> dict[str, pa.Table]:
+    """Fit one file's frames; return ``{dataset: table}``. Pure: reads the part, writes nothing."""
+    dq = None if task.dq is None else np.asarray(task.dq, dtype=np.uint32).reshape(8, 8)
+    mask = _pixel_mask(task.frames_path, dq, task.chunk_frames) if "phot" in task.what else None
+    out: dict[str, list[pa.Table]] = {DATASET[w]: [] for w in task.what}
+    for frame_no, pixels in _read_chunks(task.frames_path, task.chunk_frames):
+        m = len(frame_no)
+        keys = {
+            "file_name": pa.array([task.file_name] * m, pa.string()),
+            "frame": pa.array(frame_no, pa.int32()),
+        }
+        version = {"fit_version": pa.array(np.full(m, task.fit_version, np.int16))}
+        gauss = None
+        if "gauss" in task.what or "phot" in task.what:
+            gauss = fit_gaussian_stack(pixels, dq=dq)
+        if "gauss" in task.what:
+            out["fits"].append(pa.table({**keys, **gauss.to_dict(), **version}))
+        if "quick" in task.what:
+            quick = quick_fit_stack(pixels, mask=None if dq is None else dq != 0)
+            out["quickfits"].append(pa.table({**keys, **quick.to_dict(), **version}))
+        if "phot" in task.what:
+            background = background_stack(pixels)
+            x = np.where(np.isfinite(gauss.x_mean), gauss.x_mean, 3.5)
+            y = np.where(np.isfinite(gauss.y_mean), gauss.y_mean, 3.5)
+            apertures = aperture_photometry_stack(pixels, x, y, DEFAULT_RADII, background=background)
+            columns = {f"flux_r{i + 1}": apertures[:, i] for i in range(len(DEFAULT_RADII))}
+            flux_opt = masked_flux(pixels, mask) if mask is not None else np.full(m, np.nan)
+            n_opt = int(mask.sum()) if mask is not None else 0
+            out["photometry"].append(
+                pa.table(
+                    {
+                        **keys,
+                        "background": background,
+                        **columns,
+                        "flux_opt": flux_opt,
+                        "n_opt_pixels": np.full(m, n_opt, np.int16),
+                        **version,
+                    }
+                )
+            )
+    return {name: pa.concat_tables(tables) for name, tables in out.items() if tables}
+
+
+def _worker_init() -> None:
+    """One numba thread per worker process: the pool supplies the parallelism."""
+    import numba
+
+    numba.set_num_threads(1)
+
+
+def _plan(db: Database, program: int | None, what: Sequence[str], fit_version: int) -> tuple[list[FitTask], int]:
+    with db.reader() as con:
+        rows = db.run(con, "fit_candidates", {"program": program}).fetchall()
+    if program is not None and not rows:
+        raise SelectionError(
+            f"program {program} has no ingested fine-guide frames: run `fgsarchive ingest {program}` first"
+        )
+    tasks, skipped = [], 0
+    for file_name, prog, _n, dq in rows:
+        part = part_name(file_name)
+        todo = tuple(
+            w for w in what
+            if not db.parts.part_path(DATASET[w], prog, f"{part}.v{fit_version}").exists()
+        )
+        frames_path = db.parts.part_path("frames", prog, part)
+        if not todo:
+            skipped += 1
+            continue
+        tasks.append(FitTask(file_name, int(prog), str(frames_path), tuple(dq) if dq else None, todo, fit_version))
+    return tasks, skipped
+
+
+def _write(db: Database, task: FitTask, tables: dict[str, pa.Table]) -> None:
+    part = f"{part_name(task.file_name)}.v{task.fit_version}"
+    for dataset, table in tables.items():
+        db.parts.ensure_dataset(dataset, table.schema)
+        write_parquet_atomic(
+            db.parts.part_path(dataset, task.program, part),
+            table,
+            table.schema,
+            statistics_columns=("file_name", "frame", "fit_version"),
+        )
+
+
+def fit_archive(
+    db: Database,
+    *,
+    program: int | None = None,
+    what: Sequence[str] = WHATS,
+    workers: int = 2,
+    scheduler: str | None = None,
+    progress: Callable[[int, int, int], None] | None = None,
+    fit_version: int = FIT_VERSION,
+) -> FitReport:
+    """Fit every frame that has no fit of ``fit_version`` yet; return counts and timing.
+
+    ``scheduler``: None for a local process pool of ``workers``; ``"local"`` for a local Dask
+    cluster of ``workers`` processes; ``"tcp://host:8786"`` for a running Dask scheduler.
+    """
+    what = tuple(dict.fromkeys(what))
+    unknown = [w for w in what if w not in WHATS]
+    if unknown or not what:
+        raise UsageError(f"--what {','.join(what)}: choose from {', '.join(WHATS)}")
+    if workers < 1:
+        raise UsageError(f"--workers must be at least 1 (got {workers})")
+    if not db.path.exists():
+        raise SelectionError(f"no archive at {db.path}: run `fgsarchive ingest` first")
+    started = time.perf_counter()
+    tasks, skipped = _plan(db, program, what, fit_version)
+    report = FitReport(skipped_files=skipped)
+    total = len(tasks)
+
+    def handle(task: FitTask, tables: dict[str, pa.Table]) -> None:
+        _write(db, task, tables)
+        report.files += 1
+        n = next(iter(tables.values())).num_rows if tables else 0
+        report.frames += n
+        if "fits" in tables:
+            values, counts = np.unique(tables["fits"].column("status").to_numpy(), return_counts=True)
+            for v, c in zip(values.tolist(), counts.tolist(), strict=True):
+                report.status_counts[v] = report.status_counts.get(v, 0) + c
+        if progress is not None:
+            progress(report.files, total, report.frames)
+
+    if not tasks:
+        report.seconds = time.perf_counter() - started
+        return report
+    if scheduler is not None:
+        _run_dask(tasks, scheduler, workers, handle, report)
+    elif workers == 1:
+        _worker_init()
+        for task in tasks:
+            _guarded(task, lambda t=task: fit_file(t), handle, report)
+    else:
+        # forkserver: workers fork from a clean server that preloaded the compiled kernels, so
+        # start-up is cheap and safe even when this process already ran numba's OpenMP threads.
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["fgsarchive.fit.runner"])
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init) as pool:
+            futures = {pool.submit(fit_file, task): task for task in tasks}
+            for future in cf.as_completed(futures):
+                _guarded(futures[future], future.result, handle, report)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _guarded(task: FitTask, compute: Callable[[], dict[str, pa.Table]], handle, report: FitReport) -> None:
+    """A file whose frames vanished or broke is reported, never half-written."""
+    try:
+        tables = compute()
+    except FileNotFoundError:
+        report.failed[task.file_name] = "its frames are gone from the archive: re-ingest the file"
+        return
+    except (OSError, pa.ArrowException, ValueError) as exc:
+        report.failed[task.file_name] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        return
+    handle(task, tables)
+
+
+def _run_dask(tasks: list[FitTask], scheduler: str, workers: int, handle, report: FitReport) -> None:
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError as exc:
+        raise SchedulerError(
+            "--scheduler needs the cluster extra: pip install 'fgsarchive[cluster]'"
+        ) from exc
+    cluster = None
+    try:
+        if scheduler == "local":
+            cluster = LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+            )
+            client = Client(cluster)
+        else:
+            client = Client(scheduler, timeout="10s")
+    except (OSError, TimeoutError) as exc:
+        raise SchedulerError(f"--scheduler {scheduler}: no Dask scheduler answered within 10 s") from exc
+    try:
+        client.run(_worker_init)
+        futures = client.map(fit_file, tasks, pure=False)
+        by_key = {f.key: t for f, t in zip(futures, tasks, strict=True)}
+        for future in as_completed(futures):
+            task = by_key[future.key]
+            _guarded(task, future.result, handle, report)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

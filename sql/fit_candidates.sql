@@ -1,0 +1,6 @@
+-- Fine-guide files with frames in the archive (optionally one program), oldest first.
+SELECT file_name, program, n_frames, dq
+FROM files
+WHERE status = 'ingested' AND product = 'fg' AND n_frames > 0
+  AND ($program IS NULL OR program = $program)
+ORDER BY data_start_mjd, file_name
