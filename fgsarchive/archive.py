@@ -125,10 +125,10 @@ def describe_selection(**selection: object) -> str:
 
 
 def _lit(name: str) -> str:
-    """A whitelisted identifier for a SQL template (refuses anything else)."""
+    """A whitelisted identifier, quoted, for a SQL template (``offset`` is a keyword)."""
     if not name.replace("_", "").isalnum() or not name[0].isalpha():
         raise UsageError(f"invalid identifier {name!r}")
-    return name
+    return f'"{name}"'
 
 
 class Archive:

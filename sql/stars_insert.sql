@@ -1,0 +1,1 @@
+INSERT INTO guide_star_catalog BY NAME SELECT * FROM new_stars
