@@ -104,7 +104,10 @@ class Database:
         if not _IDENTIFIER.match(view):
             raise ArchiveError(f"invalid view name {view!r}")
         glob = "'" + self.parts.glob(dataset).replace("'", "''") + "'"
-        con.execute(sql_text("parquet_view").replace("{view}", view).replace("{glob}", glob))
+        template = f"parquet_view_{dataset}"
+        if not (sql_dir() / f"{template}.sql").exists():
+            template = "parquet_view"
+        con.execute(sql_text(template).replace("{view}", view).replace("{glob}", glob))
 
     @contextlib.contextmanager
     def reader(self, *, sandbox: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
