@@ -97,7 +97,8 @@ def bench_periodogram(n: int, quick: bool) -> None:
         f"{t7 / t_ours:.0f}x (engine alone, same grid: {t7 / t_ours_ag:.0f}x)"
     )
     best = res.peaks.filter(res.peaks["rank"] == 1)
-    print("strongest peak per parameter (s):", dict(zip(best["series"], best["period_s"].round(3))))
+    periods = dict(zip(best["series"], best["period_s"].round(3), strict=True))
+    print("strongest peak per parameter (s):", periods)
 
 
 def bench_anomalies(sizes: list[int]) -> None:

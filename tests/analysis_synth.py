@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import polars as pl
+from scipy.signal import lfilter
 
 CADENCE_S = 0.064
 MJD0 = 60000.0
@@ -23,8 +25,6 @@ def ou_process(rng: np.random.Generator, n: int, sigma: float, tau_frames: float
     e = rng.normal(0.0, sigma * np.sqrt(1 - phi**2), n)
     e[0] = rng.normal(0.0, sigma)
     # x[i] = phi x[i-1] + e[i]  via scipy's lfilter (vectorised)
-    from scipy.signal import lfilter
-
     return lfilter([1.0], [1.0, -phi], e)
 
 
@@ -181,14 +181,8 @@ def score(anomalies, s: Synth, *, tol_s: float = 3.0) -> dict:
         "false_alarms_per_10h": float((~used).sum() / hours * 10.0),
         "timing_median_s": float(np.median(timing)) if timing else float("nan"),
         "timing_max_s": float(np.max(timing)) if timing else float("nan"),
-        "unmatched": anomalies.filter(pl_mask(~used)) if (~used).any() else None,
+        "unmatched": anomalies.filter(pl.Series(~used)) if (~used).any() else None,
     }
-
-
-def pl_mask(mask):
-    import polars as pl
-
-    return pl.Series(mask)
 
 
 def make_star_frames(
@@ -206,8 +200,6 @@ def make_star_frames(
     "VAR_DIP" (one box dip in its first visit).  Each visit has its own flux scale (visit
     offsets up to +-5%), photon noise for 1e6..5e6 counts per frame, a common 5-minute 200 ppm
     telescope line, red noise, and a few masked garbage frames."""
-    import polars as pl
-
     rng = np.random.default_rng(seed)
     names = [f"S{i:03d}" for i in range(n_const)]
     if sinusoid:
@@ -221,9 +213,8 @@ def make_star_frames(
         for v in range(n_visits):
             t0 = MJD0 + rng.uniform(0, 30) + v * 0.5
             t = np.arange(n) * cadence_s
-            rel = (
-                200e-6 * np.sin(2 * np.pi * t / 300.0 + rng.uniform(0, 6.3))
-                + ou_process(rng, n, 50e-6, 60.0 / cadence_s)
+            rel = 200e-6 * np.sin(2 * np.pi * t / 300.0 + rng.uniform(0, 6.3)) + ou_process(
+                rng, n, 50e-6, 60.0 / cadence_s
             )
             if name == "VAR_SIN":
                 amp, per = sinusoid

@@ -45,6 +45,7 @@ __all__ = [
     "ANOMALY_SCHEMA",
     "parameter_family",
     "detect_parameter",
+    "ParameterDetections",
     "detect_anomalies",
     "cross_match_events",
 ]
@@ -68,7 +69,7 @@ _FAMILY_KINDS: dict[str, tuple[str, str, str]] = {
     "background": ("background_transient", "background_transient", "background_jump"),
 }
 # families whose amplitude is a fraction of the baseline level (else: the parameter's own unit)
-_FRACTIONAL = {"flux", "width"}
+_FRACTIONAL = {"flux", "width", "amplitude"}
 
 _DETECTION_STRUCT = pl.Struct(
     {
@@ -104,7 +105,8 @@ def parameter_family(name: str) -> str:
 
     ``flux*`` (flux, flux_opt, flux_r2, ...) -> flux; ``x_mean``/``y_mean`` -> centroid;
     ``x_stddev``/``y_stddev``/``*fwhm*`` -> width; ``theta`` -> theta; ``background``/``offset``
-    -> background.  Any other name is its own family (kinds ``<name>_transient``, ``<name>_step``).
+    -> background.  Any other name is its own family (kinds ``<name>_transient``, ``<name>_step``;
+    ``amplitude``, the PSF peak, gets fractional amplitudes like flux).
     """
     n = name.lower()
     if n.startswith("flux"):
@@ -127,8 +129,8 @@ def _kinds(family: str) -> tuple[str, str, str]:
 
 
 @dataclass(frozen=True)
-class _Detections:
-    """Detections in one series, indices into that series (local, finite samples only)."""
+class ParameterDetections:
+    """What ``detect_parameter`` found in one series; indices into that series."""
 
     t_start: np.ndarray  # transients: first sample
     t_stop: np.ndarray  # transients: one past the last sample
@@ -269,10 +271,10 @@ def local_threshold(min_sigma: float, width: int, frames_per_hour: float) -> flo
     return float(max(min_sigma, norm.isf(norm.sf(min_sigma) / n_trials)))
 
 
-def _empty_detections(noise: float) -> _Detections:
+def _empty_detections(noise: float) -> ParameterDetections:
     e = np.empty(0)
     ei = np.empty(0, dtype=np.int64)
-    return _Detections(ei, ei, e, e, e, ei, e, e, e, ei, noise)
+    return ParameterDetections(ei, ei, e, e, e, ei, e, e, e, ei, noise)
 
 
 def _flank(x: np.ndarray, exclude: np.ndarray, edge: int, length: int, direction: int):
@@ -305,7 +307,7 @@ def detect_parameter(
     step_n: Sequence[int],
     min_sigma: float = 5.0,
     frames_per_hour: float = 3600.0 / 0.064,
-) -> _Detections:
+) -> ParameterDetections:
     """Transients and steps in one evenly sampled series of finite values (widths in samples).
 
     1. Noise: ``sigma = 1.4826 MAD(diff(values)) / sqrt(2)``.  Spikes (further than
@@ -327,8 +329,11 @@ def detect_parameter(
     v = np.asarray(values, dtype=np.float64)
     n = v.size
     sigma = diff_noise(v)
-    if not np.isfinite(sigma):
-        return _empty_detections(float("nan"))
+    if np.isfinite(sigma) and sigma <= 0 and n > 2:
+        # quantised or mostly constant series: fall back on the plain scatter of differences
+        sigma = float(np.std(np.diff(v)) / np.sqrt(2.0))
+    if not np.isfinite(sigma) or sigma <= 0:
+        return _empty_detections(sigma)
     stride = max(1, n // MAX_STAT_SAMPLES)
     scale = float(np.median(np.abs(v[::stride]))) if n else 0.0
     sigma_f = max(sigma, 1e-12 * max(1.0, scale))
@@ -446,7 +451,7 @@ def detect_parameter(
         s_sig.append(sig)
         s_window.append(w)
 
-    return _Detections(
+    return ParameterDetections(
         np.asarray(t_start, dtype=np.int64),
         np.asarray(t_stop, dtype=np.int64),
         np.asarray(t_amp, dtype=np.float64),
@@ -461,7 +466,7 @@ def detect_parameter(
     )
 
 
-def _classify(det: _Detections) -> list[tuple[str, int, int, float, float, float]]:
+def _classify(det: ParameterDetections) -> list[tuple[str, int, int, float, float, float]]:
     """Per-parameter events: (mode, start, stop, amplitude, level, significance).
 
     A step inside a transient, or within max(4 samples, a quarter of its length, half the step
@@ -533,7 +538,7 @@ def detect_anomalies(
     psf_change, psf_transient, theta_change, theta_transient, background_jump,
     background_transient, ...), start_mjd, end_mjd, duration_s (0 for a step), parameters and
     kinds (most significant first), amplitude (of the most significant detection: signed fraction
-    of the baseline for flux and widths, -0.01 = a 1% drop; px for centroids; rad for theta;
+    of the baseline for flux, widths and the PSF amplitude, -0.01 = a 1% drop; px for centroids; rad for theta;
     parameter units otherwise), significance (max), n_detections, start_index / end_index
     (inclusive, into the input arrays), detections (list of structs per parameter).
     """

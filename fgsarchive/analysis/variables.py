@@ -153,9 +153,7 @@ def variability_stats(
     df = frames.select(cols)
     if "masked" in df.columns:
         df = df.filter(~pl.col("masked")).drop("masked")
-    df = df.filter(
-        pl.col("flux").is_finite() & pl.col("err").is_finite() & (pl.col("err") > 0)
-    )
+    df = df.filter(pl.col("flux").is_finite() & pl.col("err").is_finite() & (pl.col("err") > 0))
     df = _mask_intervals(df, anomalies, "time_mjd")
     if df.height == 0:
         return pl.DataFrame(schema=VARIABILITY_SCHEMA)
@@ -193,9 +191,7 @@ def variability_stats(
     stats = bins.group_by("gs_id").agg(
         pl.col("visit_key").n_unique().cast(pl.Int64).alias("n_visits"),
         pl.len().cast(pl.Int64).alias("n_bins"),
-        ((pl.col("x") - pl.col("x").median()).abs().median() * MAD_TO_SIGMA * 1e6).alias(
-            "rms_ppm"
-        ),
+        ((pl.col("x") - pl.col("x").median()).abs().median() * MAD_TO_SIGMA * 1e6).alias("rms_ppm"),
         (pl.col("e").median() * 1e6).alias("expected_rms_ppm"),
         ((pl.col("x") / pl.col("e")) - (pl.col("x") / pl.col("e")).median())
         .abs()
@@ -239,9 +235,7 @@ def variability_stats(
             [pl.col(c).fill_nan(0.0).fill_null(0.0).clip(lower_bound=0.0).log1p() for c in comps]
         ).alias("score")
     )
-    out = out.sort(["score", "gs_id"], descending=[True, False]).with_row_index(
-        "rank", offset=1
-    )
+    out = out.sort(["score", "gs_id"], descending=[True, False]).with_row_index("rank", offset=1)
     return out.select([pl.col(c).cast(t) for c, t in VARIABILITY_SCHEMA.items()])
 
 
@@ -301,7 +295,9 @@ def _best_periods(
         gs_out.append(gid)
         period_out.append(best_period)
         # chance that any of the n visits searched gives a peak this strong: 1 - (1 - fap)^n
-        fap_out.append(-np.expm1(n_searched * np.log1p(-min(best_fap, 1 - 1e-16))) if n_searched else None)
+        fap_out.append(
+            -np.expm1(n_searched * np.log1p(-min(best_fap, 1 - 1e-16))) if n_searched else None
+        )
     return pl.DataFrame(
         {"gs_id": gs_out, "best_period_s": period_out, "best_fap": fap_out},
         schema={"gs_id": pl.String, "best_period_s": pl.Float64, "best_fap": pl.Float64},
