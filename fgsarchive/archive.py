@@ -42,7 +42,7 @@ FILLED_BY: dict[str, str] = {
     "quickfits": "fgsarchive fit",
     "photometry": "fgsarchive fit",
     "telemetry": "fgsarchive telemetry",
-    "events": "fgsarchive telemetry",
+    "events": "fgsarchive events",
     "guide_star_catalog": "fgsarchive stars",
     "periodogram_peaks": "fgsarchive periodogram",
     "anomalies": "fgsarchive anomalies",
@@ -131,6 +131,11 @@ def _lit(name: str) -> str:
     return f'"{name}"'
 
 
+def _without_comments(text: str) -> str:
+    """A SQL template without its ``--`` comment lines (to splice it into another statement)."""
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
+
+
 class Archive:
     """One fgsarchive archive (a DuckDB file and its Parquet parts).
 
@@ -170,7 +175,10 @@ class Archive:
         Example: ``"fits" in arc.tables()``
         """
         with self.db.reader() as con:
-            return {row[0] for row in self.db.run(con, "api_relations").fetchall()}
+            return self._tables(con)
+
+    def _tables(self, con: Any) -> set[str]:
+        return {row[0] for row in self.db.run(con, "api_relations").fetchall()}
 
     def has(self, table: str) -> bool:
         """Whether a table or view exists (e.g. ``arc.has("anomalies")``)."""
@@ -295,8 +303,31 @@ class Archive:
 
         Example: ``arc.fg_files(program=1534, obs=1, visit=1)``
         """
-        df = self._named(
-            "api_fg_files",
+        with self.db.reader() as con:
+            return self._fg_files(
+                con,
+                program,
+                obs,
+                visit,
+                gs_id=gs_id,
+                file_name=file_name,
+                start_mjd=start_mjd,
+                end_mjd=end_mjd,
+            )
+
+    def _fg_files(
+        self,
+        con: Any,
+        program: int | None = None,
+        obs: int | None = None,
+        visit: int | None = None,
+        *,
+        gs_id: str | None = None,
+        file_name: str | None = None,
+        start_mjd: float | None = None,
+        end_mjd: float | None = None,
+    ) -> pl.DataFrame:
+        params = dict(
             program=program,
             observation=obs,
             visit=visit,
@@ -305,6 +336,7 @@ class Archive:
             start_mjd=start_mjd,
             end_mjd=end_mjd,
         )
+        df = pl.from_arrow(self.db.arrow(con, "api_fg_files", params))
         if df.is_empty():
             raise SelectionError(
                 "no fine-guide files match "
@@ -396,21 +428,21 @@ class Archive:
         )
         if bin_s is not None and not bin_s > 0:
             raise UsageError(f"bin_s must be positive seconds (got {bin_s})")
-        tables = self.tables()
-        wanted = self._resolve_columns(columns, tables)
-        files = self.fg_files(
-            program,
-            obs,
-            visit,
-            gs_id=gs_id,
-            file_name=file_name,
-            start_mjd=start_mjd,
-            end_mjd=end_mjd,
-        )
-        datasets = list(dict.fromkeys(TIMESERIES_COLUMNS[c][0] for c in wanted))
-        t0 = float(files["data_start_mjd"].min()) if start_mjd is None else float(start_mjd)
         parts = []
         with self.db.reader() as con:
+            wanted = self._resolve_columns(columns, self._tables(con))
+            files = self._fg_files(
+                con,
+                program,
+                obs,
+                visit,
+                gs_id=gs_id,
+                file_name=file_name,
+                start_mjd=start_mjd,
+                end_mjd=end_mjd,
+            )
+            datasets = list(dict.fromkeys(TIMESERIES_COLUMNS[c][0] for c in wanted))
+            t0 = float(files["data_start_mjd"].min()) if start_mjd is None else float(start_mjd)
             for (prog,), sel in files.group_by(["program"], maintain_order=True):
                 parts.append(
                     self._timeseries_program(
@@ -463,8 +495,8 @@ class Archive:
             "start_mjd": start_mjd,
             "end_mjd": end_mjd,
         }
-        selection, joins = [], []
-        for dataset in datasets:
+        selection = []
+        for dataset in datasets:  # join each file's newest fit_version only
             alias = _ALIAS[dataset]
             versions = dict(
                 con.execute(
@@ -474,34 +506,53 @@ class Archive:
             )
             params[f"v_{alias}"] = [versions.get(f) for f in files]
             selection.append(f", unnest($v_{alias}) AS v_{alias}")
-            joins.append(
-                f"LEFT JOIN (SELECT * FROM {_lit(dataset)} WHERE program = $program) AS {alias}\n"
-                f"  ON {alias}.file_name = fr.file_name AND {alias}.frame = fr.frame"
-                f" AND {alias}.fit_version = sel.v_{alias}"
-            )
-        exprs = []
-        for name in wanted:
+
+        def value(name: str) -> str:
             dataset, column = TIMESERIES_COLUMNS[name]
-            alias = _ALIAS[dataset]
+            alias = "t" if bin_s is not None else _ALIAS[dataset]
             ref = f"{alias}.{_lit(column)}"
             if dataset == "fits" and name not in _UNMASKED:
-                ref = f"CASE WHEN ft.status < 2 THEN {ref} END"
-            exprs.append(f",\n       {ref} AS {_lit(name)}")
-        name = "api_timeseries"
-        text = sql_text(name)
-        if bin_s is not None:
-            name = "api_timeseries_binned"
-            text = sql_text(name)
-            params["bin_s"] = float(bin_s)
-            params["t0_mjd"] = t0
-            aggregates = "".join(
-                f",\n       avg({_lit(c)}) FILTER (WHERE isfinite({_lit(c)})) AS {_lit(c)}"
-                for c in wanted
+                ref = f"CASE WHEN {alias}.status < 2 THEN {ref} END"
+            return ref
+
+        if bin_s is None:
+            text = sql_text("api_timeseries")
+            joins = [
+                f"LEFT JOIN (SELECT * FROM {_lit(d)} WHERE program = $program) AS {_ALIAS[d]}\n"
+                f"  ON {_ALIAS[d]}.file_name = fr.file_name AND {_ALIAS[d]}.frame = fr.frame"
+                f" AND {_ALIAS[d]}.fit_version = sel.v_{_ALIAS[d]}"
+                for d in datasets
+            ]
+            columns = "".join(f",\n       {value(c)} AS {_lit(c)}" for c in wanted)
+        else:  # aggregate each dataset per bin on its own, then join the small results
+            text = sql_text("api_timeseries_binned")
+            params.update(
+                bin_s=float(bin_s),
+                t0_mjd=t0,
+                starts=sel["data_start_mjd"].to_list(),
+                frame_s=sel["frame_time_s"].to_list(),
             )
-            text = text.replace("{aggregates}", aggregates)
+            ctes, joins = [], []
+            for dataset in datasets:
+                alias = _ALIAS[dataset]
+                mine = [c for c in wanted if TIMESERIES_COLUMNS[c][0] == dataset]
+                averages = "".join(f",\n           avg({value(c)}) AS {_lit(c)}" for c in mine)
+                ctes.append(
+                    _without_comments(sql_text("api_timeseries_binned_part"))
+                    .replace("{alias}", alias)
+                    .replace("{table}", _lit(dataset))
+                    .replace("{version}", f"v_{alias}")
+                    .replace("{averages}", averages)
+                    .rstrip()
+                )
+                joins.append(f"LEFT JOIN {alias} USING (gs_id, bin)")
+            text = text.replace("{ctes}", "".join(",\n" + c for c in ctes))
+            columns = "".join(
+                f",\n       {_ALIAS[TIMESERIES_COLUMNS[c][0]]}.{_lit(c)}" for c in wanted
+            )
         text = (
             text.replace("{selection}", "".join(selection))
-            .replace("{columns}", "".join(exprs))
+            .replace("{columns}", columns)
             .replace("{joins}", "\n".join(joins))
         )
         return pl.from_arrow(con.sql(text, params=params).to_arrow_table())
@@ -664,12 +715,12 @@ class Archive:
         Example: ``arc.telemetry("SA_ZHGAUPST", start_mjd=59918.0, end_mjd=59918.1)``
         """
         self._require("telemetry")
-        return self._named(
-            "api_telemetry", mnemonic=mnemonic, start_mjd=start_mjd, end_mjd=end_mjd
-        )
+        return self._named("api_telemetry", mnemonic=mnemonic, start_mjd=start_mjd, end_mjd=end_mjd)
 
     # --- plots (thin wrappers over fgsarchive.plots) -------------------------------------------------
-    def plot_flux(self, program: int | None = None, obs: int | None = None, visit: int | None = None, **kw):
+    def plot_flux(
+        self, program: int | None = None, obs: int | None = None, visit: int | None = None, **kw
+    ):
         """Binned flux time series of a selection; see :func:`fgsarchive.plots.plot_flux`.
 
         Example: ``arc.plot_flux(program=1534, obs=1, visit=1, bin_s=10, save="flux.png")``
@@ -749,7 +800,9 @@ def to_timeseries(df: pl.DataFrame):
             continue
         series = df[name]
         if series.dtype.is_numeric():
-            values = series.cast(pl.Float64).to_numpy() if series.null_count() else series.to_numpy()
+            values = (
+                series.cast(pl.Float64).to_numpy() if series.null_count() else series.to_numpy()
+            )
             unit = u.Unit(UNITS[name]) if name in UNITS else None
             ts[name] = values * unit if unit is not None else values
         else:
@@ -785,7 +838,9 @@ def to_lightkurve(df: pl.DataFrame, flux: str = "flux"):
     lc = lightkurve.LightCurve(
         time=Time(df["time_mjd"].to_numpy(), format="mjd", scale="utc"),
         flux=df[flux].cast(pl.Float64).to_numpy() * unit,
-        flux_err=(df[err_name].cast(pl.Float64).to_numpy() * unit) if err_name in df.columns else None,
+        flux_err=(df[err_name].cast(pl.Float64).to_numpy() * unit)
+        if err_name in df.columns
+        else None,
         meta={"source": "fgsarchive"},
     )
     for name, values in extra.items():

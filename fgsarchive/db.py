@@ -208,13 +208,11 @@ class Database:
         Returns the cursor: read it whole (``.fetchall()``, ``.fetchnumpy()``) -- DuckDB 2.0 refuses
         further work on a connection with a half-read result; use :meth:`arrow` for Arrow.
         """
+        # Registered tables stay registered until the next registration or the connection closes:
+        # a SELECT's result is fetched after run() returns and must still see them.
         for table_name, table in tables.items():
             con.register(table_name, table)
-        try:
-            return con.execute(sql_text(name), dict(params) if params else None)
-        finally:
-            for table_name in tables:
-                con.unregister(table_name)
+        return con.execute(sql_text(name), dict(params) if params else None)
 
     @staticmethod
     def arrow(

@@ -67,7 +67,10 @@ def main() -> None:
         arc = Archive(db_path, writable=True)
         t = time.perf_counter()
         report = arc.ingest(work / "products", workers=2)
-        print(f"ingested {report.n_frames:,} frames in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+        print(
+            f"ingested {report.n_frames:,} frames in {time.perf_counter() - t:.1f} s",
+            file=sys.stderr,
+        )
         if not args.no_fit:
             t = time.perf_counter()
             arc.fit(workers=2)

@@ -48,6 +48,7 @@ __all__ = [
     "ParameterDetections",
     "detect_anomalies",
     "cross_match_events",
+    "theta_continuous",
 ]
 
 SECONDS_PER_DAY = 86400.0
@@ -491,12 +492,15 @@ def _classify(det: ParameterDetections) -> list[tuple[str, int, int, float, floa
     return out
 
 
-def _theta_continuous(theta: np.ndarray) -> np.ndarray:
+def theta_continuous(theta: np.ndarray) -> np.ndarray:
     """Angles with period pi mapped to within pi/2 of their circular mean (no wrap jumps)."""
     c = np.nanmean(np.cos(2 * theta))
     s = np.nanmean(np.sin(2 * theta))
     centre = 0.5 * np.arctan2(s, c)
     return centre + (theta - centre + np.pi / 2) % np.pi - np.pi / 2
+
+
+_theta_continuous = theta_continuous
 
 
 def detect_anomalies(

@@ -119,15 +119,15 @@ def gaussian2d(
 # --------------------------------------------------------------------------------------------
 
 
-@njit(cache=True, fastmath=_FM)
-def _lm_pass(d, s, q, gb, H, g, ex, ey, base, pstep):
+@njit(cache=True, error_model="numpy", fastmath=_FM)
+def _lm_pass(d, s, q, gb, H, g, base, pstep):
     """Model, weighted residuals, J^T J (lower triangle), J^T r and chi2 at ``q``.
 
     ``d``: 64 data values (0 where unusable), ``s``: sqrt weights (0 where unusable).
-    The 64 exponentials come from 10 exp() calls: per-axis factors by the recurrence
-    e(x+1) = e(x) * ratio(x), ratio(x+1) = ratio(x) * exp(-2a), and the cross term's
-    per-column geometric factors. When the exponent range could overflow those products, every
-    pixel gets its own exp().
+    The 64 exponentials come from 6 exp() calls: the exponent is a quadratic polynomial in the
+    integer pixel coordinates, so exp(-Q) is a product of powers of 6 numbers, built up by
+    recurrences along rows and columns. When the exponent range could overflow those partial
+    products, every pixel gets its own exp().
     """
     A = q[0]
     x0 = q[1]
@@ -136,41 +136,37 @@ def _lm_pass(d, s, q, gb, H, g, ex, ey, base, pstep):
     b = q[4]
     c = q[5]
     off = q[6]
-    mx = max(x0 * x0, (7.0 - x0) * (7.0 - x0))
-    my = max(y0 * y0, (7.0 - y0) * (7.0 - y0))
-    qmax = a * mx + c * my + 2.0 * abs(b) * math.sqrt(mx * my)
-    if qmax < 150.0:
-        e = math.exp(-a * x0 * x0)
-        rq = math.exp(-a * (1.0 - 2.0 * x0))
-        rr = math.exp(-2.0 * a)
+    # exp(-Q(x, y)) = e0 * eu^x * ev^y * ea^(x^2) * ez^(x y) * ec^(y^2) on the integer grid
+    lx = -2.0 * (a * x0 + b * y0)
+    ly = -2.0 * (b * x0 + c * y0)
+    q00 = a * x0 * x0 + 2.0 * b * x0 * y0 + c * y0 * y0
+    if 7.0 * abs(lx) + 49.0 * a + 98.0 * abs(b) < 650.0 and q00 + 7.0 * abs(ly) + 49.0 * c < 650.0:
+        ea = math.exp(-a)
+        ec = math.exp(-c)
+        ez = math.exp(-2.0 * b)
+        eu = math.exp(-lx)
+        ev = math.exp(-ly)
+        rowf = math.exp(-q00)
+        sq = 1.0  # ea^(x^2)
+        st = ea  # ea^(2x + 1)
+        ea2 = ea * ea
+        ux = 1.0
+        zx = 1.0
         for i in range(8):
-            ex[i] = e
-            e *= rq
-            rq *= rr
-        e = math.exp(-c * y0 * y0)
-        rq = math.exp(-c * (1.0 - 2.0 * y0))
-        rr = math.exp(-2.0 * c)
-        for i in range(8):
-            ey[i] = e
-            e *= rq
-            rq *= rr
-        rho0 = math.exp(2.0 * b * y0)
-        e2b = math.exp(-2.0 * b)
-        pw = 1.0
-        ps = 1.0
-        for i in range(8):
-            base[i] = ex[i] * pw
-            pstep[i] = ps
-            pw *= rho0
-            ps *= e2b
-        kap = math.exp(-2.0 * b * x0 * y0)
-        ekx = math.exp(2.0 * b * x0)
+            base[i] = ux * sq
+            pstep[i] = zx
+            sq *= st
+            st *= ea2
+            ux *= eu
+            zx *= ez
+        sr = ec * ev  # rowf(y + 1) / rowf(y) = ev * ec^(2y + 1)
+        ec2 = ec * ec
         for yy in range(8):
-            rowf = ey[yy] * kap
-            kap *= ekx
             for xx in range(8):
                 gb[8 * yy + xx] = base[xx] * rowf
                 base[xx] *= pstep[xx]
+            rowf *= sr
+            sr *= ec2
     else:
         for k in range(64):
             dx = _XS[k] - x0
@@ -269,7 +265,7 @@ def _lm_pass(d, s, q, gb, H, g, ex, ey, base, pstep):
     return chi2
 
 
-@njit(cache=True, fastmath=_FM)
+@njit(cache=True, error_model="numpy", fastmath=_FM)
 def _damped_solve7(H, g, lam, dl):
     """Solve (H + lam diag(H)) dl = g by a written-out Cholesky (lower triangle of H).
 
@@ -382,7 +378,7 @@ def _damped_solve7(H, g, lam, dl):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _q_from_canonical(p, q):
     """(A, x0, y0, sx, sy, theta, off) -> (A, x0, y0, a, b, c, off); False if invalid."""
     sx = p[3]
@@ -407,7 +403,7 @@ def _q_from_canonical(p, q):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _q_valid(q):
     for i in range(7):
         if not np.isfinite(q[i]):
@@ -423,7 +419,7 @@ def _q_valid(q):
     )
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _prefit(row, swrow, d, s, wk):
     """Copy one frame to the work buffers and take its cheap statistics.
 
@@ -503,7 +499,7 @@ def _prefit(row, swrow, d, s, wk):
     return nv, bg0, noise0, peak, kpk, vmin, nflat
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _moments_guess(d, s, bg0, peak, kpk, q):
     """Initial q from thresholded background-subtracted moments (pixels above 10% of the peak)."""
     amp = peak - bg0
@@ -553,7 +549,7 @@ def _moments_guess(d, s, bg0, peak, kpk, q):
     q[6] = bg0
 
 
-@njit(cache=True, fastmath=_FM)
+@njit(cache=True, error_model="numpy", fastmath=_FM)
 def _cov7(H, cov):
     """(H)^-1 entries the errors need (diagonal, and the (a, b, c) block) into ``cov``.
 
@@ -651,7 +647,7 @@ def _cov7(H, cov):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _canonical_and_errors(q, have_cov, cov, scale, p, e):
     """q -> canonical p; 1-sigma errors from ``scale * cov`` (cov: (J^T J)^-1 entries, _cov7).
 
@@ -728,7 +724,7 @@ def _canonical_and_errors(q, have_cov, cov, scale, p, e):
             e[3 + i] = math.sqrt(v)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def _fit_kernel(
     fr, swt, init, use_init, warm, max_iter, xtol, absolute, out_p, out_e, out_chi2, out_nit, out_st
 ):
@@ -751,11 +747,11 @@ def _fit_kernel(
         qprev = np.empty(7)
         p = np.empty(7)
         e = np.empty(7)
-        ex = np.empty(8)
-        ey = np.empty(8)
         base = np.empty(8)
         pstep = np.empty(8)
         prev_ok = False
+        prev_mx = np.nan
+        prev_my = np.nan
         for i in range(ch * _CHUNK, min(n, (ch + 1) * _CHUNK)):
             swrow = swt[i] if per_frame_w else swt[0]
             nv, bg0, noise0, peak, kpk, vmin, nflat = _prefit(fr[i], swrow, d, s, wk)
@@ -768,17 +764,27 @@ def _fit_kernel(
                 out_st[i] = 2
                 prev_ok = False
                 continue
-            if not peak > vmin or (noise0 >= 0.0 and peak - bg0 < MIN_SNR * noise0):
+            if not (peak > vmin and peak > bg0) or peak - bg0 < MIN_SNR * noise0:
                 out_st[i] = 3
                 prev_ok = False
                 continue
             # starting point
+            cur_mx = np.nan
+            cur_my = np.nan
             if use_init and _q_from_canonical(init[i], q):
                 pass
             else:
                 _moments_guess(d, s, bg0, peak, kpk, q)
+                cur_mx = q[1]
+                cur_my = q[2]
                 if warm and prev_ok:
-                    # keep this frame's centroid; the shape and background of the last good fit
+                    # this frame's centroid, less the previous frame's moments-vs-fit offset
+                    # (the same bias for a guided star); the last good fit's shape/background
+                    cx = qprev[1] - prev_mx
+                    cy = qprev[2] - prev_my
+                    if abs(cx) < 0.2 and abs(cy) < 0.2:
+                        q[1] += cx
+                        q[2] += cy
                     q[3] = qprev[3]
                     q[4] = qprev[4]
                     q[5] = qprev[5]
@@ -791,7 +797,7 @@ def _fit_kernel(
             g = ga
             Ht = Hb
             gt = gbv
-            chi2 = _lm_pass(d, s, q, gb, H, g, ex, ey, base, pstep)
+            chi2 = _lm_pass(d, s, q, gb, H, g, base, pstep)
             lam = _LAM0
             nit = 0
             conv = False
@@ -810,7 +816,7 @@ def _fit_kernel(
                 for j in range(7):
                     qt[j] = q[j] + dl[j]
                 if _q_valid(qt):
-                    chi2t = _lm_pass(d, s, qt, gb, Ht, gt, ex, ey, base, pstep)
+                    chi2t = _lm_pass(d, s, qt, gb, Ht, gt, base, pstep)
                     if chi2t < chi2:
                         for j in range(7):
                             q[j] = qt[j]
@@ -858,6 +864,8 @@ def _fit_kernel(
             if prev_ok:
                 for j in range(7):
                     qprev[j] = q[j]
+                prev_mx = cur_mx
+                prev_my = cur_my
 
 
 # --------------------------------------------------------------------------------------------
@@ -1088,14 +1096,14 @@ def fit_gaussian_stack(
     return GaussFitResult(**cols, chi2=chi2, n_iter=nit, status=st)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def _quick_kernel(fr, swt, r_excl2, out):
     n = fr.shape[0]
     per_frame = swt.shape[0] > 1
     nch = (n + _CHUNK - 1) // _CHUNK
     for ch in prange(nch):
         row = np.empty(64)
-        buf = np.empty(64)
+        buf = np.empty(128)
         mx = np.empty(8)
         my = np.empty(8)
         for i in range(ch * _CHUNK, min(n, (ch + 1) * _CHUNK)):
@@ -1161,4 +1169,6 @@ def quick_fit_stack(
     if n:
         with _threads(n_threads):
             _quick_kernel(fr, sw, float(exclude_radius) ** 2, out)
-    return QuickFitResult(x_mean=out[0], y_mean=out[1], x_stddev=out[2], y_stddev=out[3], flux=out[4])
+    return QuickFitResult(
+        x_mean=out[0], y_mean=out[1], x_stddev=out[2], y_stddev=out[3], flux=out[4]
+    )

@@ -1,0 +1,956 @@
+"""Matplotlib figures of guide-star data; each function returns its ``Figure``.
+
+Figures are made with ``matplotlib.figure.Figure`` (no pyplot state, works headless and in
+notebooks, where a returned Figure is shown inline); ``save="plot.png"`` (or ``.pdf``, ``.svg``)
+also writes it. Most functions take an :class:`~fgsarchive.archive.Archive` and a selection
+(``program``, ``obs``, ``visit``, ``gs_id``); :func:`plot_flux` and :func:`plot_parameters` also
+take a time-series DataFrame from ``Archive.timeseries``.
+
+>>> from fgsarchive import Archive
+>>> from fgsarchive.plots import plot_flux
+>>> arc = Archive("fgsarchive.duckdb")
+>>> fig = plot_flux(arc, program=1534, obs=1, visit=1, bin_s=10, save="flux.png")
+
+Time axes show time since the first frame of the selection (minutes or hours), with the start in
+UTC and MJD in the axis label.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+from matplotlib.figure import Figure
+
+from .archive import Archive, NotComputedError, describe_selection
+from .errors import SelectionError, UsageError
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+__all__ = [
+    "PLOT_KINDS",
+    "plot",
+    "plot_flux",
+    "plot_parameters",
+    "plot_periodogram",
+    "plot_telemetry",
+    "plot_anomalies",
+    "plot_guide_star_positions",
+    "auto_bin_s",
+    "save_figure",
+]
+
+SECONDS_PER_DAY = 86400.0
+#: Target number of points in a binned time-series plot when ``bin_s`` is not given.
+TARGET_POINTS = 1500
+
+PARAMETER_LABELS: dict[str, str] = {
+    "flux": "flux\n[DN/s]",
+    "amplitude": "amplitude\n[DN/s]",
+    "x_mean": "x centroid\n[px]",
+    "y_mean": "y centroid\n[px]",
+    "x_stddev": "x width σx\n[px]",
+    "y_stddev": "y width σy\n[px]",
+    "theta": "θ\n[rad]",
+    "offset": "offset\n[DN/s]",
+    "background": "background\n[DN/s]",
+    "flux_opt": "optimal flux\n[DN/s]",
+    "flux_r1": "flux r=1.5 px\n[DN/s]",
+    "flux_r2": "flux r=2.5 px\n[DN/s]",
+    "flux_r3": "flux r=3.5 px\n[DN/s]",
+}
+EVENT_STYLE: dict[str, dict[str, Any]] = {
+    "hga_move": {"color": "tab:orange", "alpha": 0.25, "label": "HGA move"},
+    "hga_motion_pointing": {"color": "gold", "alpha": 0.25, "label": "HGA motion (POINTING)"},
+    "filter_wheel_move": {"color": "tab:purple", "alpha": 0.3, "label": "filter-wheel move"},
+}
+MNEMONIC_LABELS: dict[str, str] = {
+    "SA_ZHGAUPST": "SA_ZHGAUPST\nHGA state",
+    "INIS_FWMTRCURR": "INIS_FWMTRCURR\nNIRISS FW\ncurrent [A]",
+}
+STAR_COLORS = ["tab:blue", "tab:green", "tab:red", "tab:brown", "tab:pink", "tab:olive", "tab:cyan"]
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+def save_figure(fig: Figure, save: str | Path | None, *, dpi: int = 110) -> Figure:
+    """Write ``fig`` to ``save`` (format from the suffix: png, pdf, svg) when given; return it.
+
+    Raises UsageError naming the path when it cannot be written.
+    """
+    if save is None:
+        return fig
+    path = Path(save)
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix not in ("png", "pdf", "svg", "jpg", "jpeg"):
+        raise UsageError(f"{path}: choose a .png, .pdf or .svg file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=dpi)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    return fig
+
+
+def _figure(width: float, height: float) -> Figure:
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def auto_bin_s(duration_s: float, target: int = TARGET_POINTS) -> float:
+    """A round bin width (s) giving about ``target`` bins over ``duration_s`` (at least 1 s)."""
+    raw = max(duration_s / max(target, 1), 1.0)
+    for nice in (1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1800, 3600):
+        if nice >= raw:
+            return float(nice)
+    return float(math.ceil(raw / 3600.0) * 3600.0)
+
+
+def _mjd_to_utc(mjd: float) -> str:
+    from astropy.time import Time
+
+    return Time(mjd, format="mjd", scale="utc").iso[:19]
+
+
+class _TimeAxis:
+    """Elapsed time since ``t0_mjd`` in minutes (spans < 3 h) or hours."""
+
+    def __init__(self, t0_mjd: float, span_days: float) -> None:
+        self.t0 = t0_mjd
+        self.unit, self.scale = ("min", 1440.0) if span_days * 24 < 3 else ("h", 24.0)
+
+    def __call__(self, mjd: Any) -> np.ndarray:
+        return (np.asarray(mjd, dtype=np.float64) - self.t0) * self.scale
+
+    @property
+    def label(self) -> str:
+        return f"time since {_mjd_to_utc(self.t0)} UTC (MJD {self.t0:.5f}) [{self.unit}]"
+
+
+def _time_axis(times: np.ndarray, t0: float | None = None) -> _TimeAxis:
+    t = np.asarray(times, dtype=np.float64)
+    start = float(np.nanmin(t)) if t0 is None else min(t0, float(np.nanmin(t)))
+    return _TimeAxis(start, float(np.nanmax(t)) - start)
+
+
+def _with_gaps(x: np.ndarray, y: np.ndarray, max_gap: float) -> tuple[np.ndarray, np.ndarray]:
+    """Insert NaN where consecutive x differ by more than ``max_gap`` so lines break at gaps."""
+    if x.size < 2:
+        return x, y
+    cut = np.flatnonzero(np.diff(x) > max_gap) + 1
+    if cut.size == 0:
+        return x, y
+    return np.insert(x, cut, np.nan), np.insert(y.astype(np.float64), cut, np.nan)
+
+
+def _series(
+    source: Archive | pl.DataFrame,
+    *,
+    program: int | None,
+    obs: int | None,
+    visit: int | None,
+    gs_id: str | None,
+    bin_s: float | None,
+    columns: Sequence[str] | None,
+    start_mjd: float | None = None,
+    end_mjd: float | None = None,
+) -> tuple[pl.DataFrame, float | None, float]:
+    """(series, bin_s, t0_mjd): given as a DataFrame, or read (binned) from the archive."""
+    if isinstance(source, pl.DataFrame):
+        if source.is_empty():
+            raise SelectionError("the time series to plot is empty")
+        if "time_mjd" not in source.columns:
+            raise UsageError(f"a time series needs a time_mjd column; got {source.columns}")
+        source = source.sort("time_mjd")
+        return source, bin_s, float(source["time_mjd"].min())
+    files = source.fg_files(program, obs, visit, gs_id=gs_id, start_mjd=start_mjd, end_mjd=end_mjd)
+    lo = start_mjd if start_mjd is not None else float(files["data_start_mjd"].min())
+    hi = end_mjd if end_mjd is not None else float(files["data_end_mjd"].max())
+    if bin_s is None:
+        guided_s = float((files["data_end_mjd"] - files["data_start_mjd"]).sum()) * SECONDS_PER_DAY
+        bin_s = auto_bin_s(min(guided_s, (hi - lo) * SECONDS_PER_DAY))
+    df = source.timeseries(
+        program,
+        obs,
+        visit,
+        gs_id=gs_id,
+        columns=columns,
+        bin_s=bin_s,
+        start_mjd=start_mjd,
+        end_mjd=end_mjd,
+    )
+    return df, bin_s, lo
+
+
+def _title(
+    what: str, program: Any = None, obs: Any = None, visit: Any = None, gs_id: Any = None
+) -> str:
+    parts = [what]
+    if program is not None:
+        parts.append(f"program {program}")
+    if obs is not None:
+        parts.append(f"obs {obs}")
+    if visit is not None:
+        parts.append(f"visit {visit}")
+    if gs_id is not None:
+        parts.append(f"guide star {gs_id}")
+    return " · ".join(parts)
+
+
+def _plot_by_star(
+    ax: Axes,
+    df: pl.DataFrame,
+    column: str,
+    axis: _TimeAxis,
+    max_gap_x: float,
+    *,
+    marker: str | None = None,
+    label_stars: bool = True,
+) -> None:
+    """One line per guide star (colour by star), broken at gaps."""
+    stars = df["gs_id"].unique(maintain_order=True).to_list() if "gs_id" in df.columns else [None]
+    for i, star in enumerate(stars):
+        part = df if star is None else df.filter(pl.col("gs_id") == star)
+        x = axis(part["time_mjd"].to_numpy())
+        y = part[column].cast(pl.Float64).to_numpy()
+        x, y = _with_gaps(x, y, max_gap_x)
+        ax.plot(
+            x,
+            y,
+            lw=0.8,
+            marker=marker,
+            ms=2,
+            color=STAR_COLORS[i % len(STAR_COLORS)],
+            label=f"{star}" if (label_stars and star is not None) else None,
+            rasterized=x.size > 20000,
+        )
+
+
+def _gap_x(df: pl.DataFrame, axis: _TimeAxis, bin_s: float | None) -> float:
+    t = df["time_mjd"].to_numpy()
+    step = np.median(np.diff(t)) * SECONDS_PER_DAY if t.size > 1 else 1.0
+    cadence = max(bin_s or 0.0, float(step) if np.isfinite(step) else 1.0)
+    return 10 * cadence / SECONDS_PER_DAY * axis.scale
+
+
+def _no_data(ax: Axes, text: str) -> None:
+    ax.text(
+        0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4", wrap=True
+    )
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+# --- flux ------------------------------------------------------------------------------------------
+def plot_flux(
+    source: Archive | pl.DataFrame,
+    *,
+    program: int | None = None,
+    obs: int | None = None,
+    visit: int | None = None,
+    gs_id: str | None = None,
+    bin_s: float | None = None,
+    column: str = "flux",
+    relative: bool | None = None,
+    start_mjd: float | None = None,
+    end_mjd: float | None = None,
+    title: str | None = None,
+    save: str | Path | None = None,
+) -> Figure:
+    """Binned flux time series (one colour per guide star, lines broken at gaps).
+
+    ``source``: an Archive (with the selection; ``bin_s`` seconds, default ~1500 bins) or a
+    DataFrame from ``Archive.timeseries``. ``column``: flux (sum of the 64 pixels, DN/s), flux_opt,
+    ... ``relative``: plot ``flux / median - 1`` in parts per thousand per guide star (default: when
+    several guide stars are shown). Example:
+    ``plot_flux(arc, program=1534, obs=1, visit=1, bin_s=10, save="flux.png")``
+    """
+    columns = [] if column == "flux" else [column]
+    df, bin_s, t0 = _series(
+        source,
+        program=program,
+        obs=obs,
+        visit=visit,
+        gs_id=gs_id,
+        bin_s=bin_s,
+        columns=columns,
+        start_mjd=start_mjd,
+        end_mjd=end_mjd,
+    )
+    if column not in df.columns:
+        raise UsageError(f"no column {column!r} in the time series; columns: {df.columns}")
+    stars = df["gs_id"].n_unique() if "gs_id" in df.columns else 1
+    relative = stars > 1 if relative is None else relative
+    if relative:
+        by = ["gs_id"] if "gs_id" in df.columns else []
+        med = pl.col(column).median().over(by) if by else pl.col(column).median()
+        df = df.with_columns(((pl.col(column) / med - 1.0) * 1e3).alias(column))
+    fig = _figure(11, 4)
+    ax = fig.add_subplot()
+    axis = _time_axis(df["time_mjd"].to_numpy(), t0)
+    _plot_by_star(ax, df, column, axis, _gap_x(df, axis, bin_s))
+    name = PARAMETER_LABELS.get(column, column).replace("\n", " ")
+    ax.set_ylabel(f"{name.split(' [')[0]} − median [ppt]" if relative else name)
+    ax.set_xlabel(axis.label)
+    ax.grid(alpha=0.3)
+    if stars > 1 or gs_id is None:
+        ax.legend(title="guide star", fontsize=8, loc="best")
+    binned = f", {bin_s:g}-s bins" if bin_s else ""
+    ax.set_title(title or _title(f"Guide-star flux{binned}", program, obs, visit, gs_id))
+    return save_figure(fig, save)
+
+
+# --- parameters ------------------------------------------------------------------------------------
+PARAMETER_STACK = ("flux", "x_mean", "y_mean", "x_stddev", "y_stddev", "theta", "offset")
+
+
+def plot_parameters(
+    source: Archive | pl.DataFrame,
+    *,
+    program: int | None = None,
+    obs: int | None = None,
+    visit: int | None = None,
+    gs_id: str | None = None,
+    bin_s: float | None = None,
+    parameters: Sequence[str] = PARAMETER_STACK,
+    start_mjd: float | None = None,
+    end_mjd: float | None = None,
+    title: str | None = None,
+    save: str | Path | None = None,
+) -> Figure:
+    """Stacked panels sharing the time axis: flux, x/y centroid, x/y width, theta, offset.
+
+    Values are per-bin means of the Gaussian fits (``fits`` table: run ``fgsarchive fit``);
+    centroids and widths in pixels (0.069"/px), theta in radians, flux and offset in DN/s.
+    Example: ``plot_parameters(arc, program=1534, obs=1, visit=1, bin_s=10)``
+    """
+    params = list(parameters)
+    df, bin_s, t0 = _series(
+        source,
+        program=program,
+        obs=obs,
+        visit=visit,
+        gs_id=gs_id,
+        bin_s=bin_s,
+        columns=[p for p in params if p != "flux"],
+        start_mjd=start_mjd,
+        end_mjd=end_mjd,
+    )
+    missing = [p for p in params if p not in df.columns]
+    if missing:
+        raise UsageError(f"the time series lacks {', '.join(missing)}; columns: {df.columns}")
+    fig = _figure(11, 1.35 * len(params) + 1.2)
+    axes = fig.subplots(len(params), 1, sharex=True)
+    axes = np.atleast_1d(axes)
+    axis = _time_axis(df["time_mjd"].to_numpy(), t0)
+    gap = _gap_x(df, axis, bin_s)
+    for ax, param in zip(axes, params, strict=True):
+        if df[param].null_count() == df.height:
+            _no_data(ax, f"{param}: no converged fits")
+        else:
+            _plot_by_star(ax, df, param, axis, gap, label_stars=ax is axes[0])
+        ax.set_ylabel(PARAMETER_LABELS.get(param, param), fontsize=8)
+        ax.tick_params(labelsize=8)
+        ax.yaxis.get_major_formatter().set_useOffset(False)
+        ax.grid(alpha=0.3)
+    axes[0].legend(title="guide star", fontsize=7, title_fontsize=7, loc="upper right")
+    axes[-1].set_xlabel(axis.label)
+    binned = f", {bin_s:g}-s bins" if bin_s else ""
+    axes[0].set_title(
+        title or _title(f"Gaussian-fit parameters{binned}", program, obs, visit, gs_id)
+    )
+    fig.align_ylabels(axes)
+    return save_figure(fig, save)
+
+
+# --- periodogram -------------------------------------------------------------------------------------
+def _power(
+    time_mjd: np.ndarray, values: np.ndarray, names: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[float, float]]]:
+    """Lomb-Scargle power (standard normalisation) of each series on one grid up to Nyquist.
+
+    Returns (frequency_hz, power (k, nf), {name: (power at FAP 1 %, power at FAP 0.1 %)}).
+    """
+    from astropy.timeseries import LombScargle
+
+    t = (time_mjd - time_mjd[0]) * SECONDS_PER_DAY
+    try:
+        from .analysis.periodogram import periodogram_series
+
+        res = periodogram_series(t, values, names=list(names), n_peaks=0)
+        freq, power = res.frequency_hz(), res.power
+        fmin, fmax = res.f0_hz, res.fmax_hz
+    except ImportError:  # pragma: no cover - the analyses are part of the package
+        cadence = float(np.median(np.diff(t)))
+        fmin, fmax = 1.0 / (t[-1] - t[0]), 0.5 / cadence
+        freq = np.linspace(fmin, fmax, min(200_000, int(5 * (t[-1] - t[0]) * fmax)))
+        power = np.array(
+            [LombScargle(t[np.isfinite(v)], v[np.isfinite(v)]).power(freq) for v in values]
+        )
+    levels = {}
+    for name, v in zip(names, values, strict=True):
+        ok = np.isfinite(v)
+        ls = LombScargle(t[ok], v[ok], normalization="standard")
+        lv = ls.false_alarm_level(
+            [0.01, 0.001], method="baluev", minimum_frequency=fmin, maximum_frequency=fmax
+        )
+        levels[name] = (float(lv[0]), float(lv[1]))
+    return freq, power, levels
+
+
+def plot_periodogram(
+    arc: Archive,
+    *,
+    program: int | None = None,
+    obs: int | None = None,
+    visit: int | None = None,
+    gs_id: str | None = None,
+    parameters: Sequence[str] | None = None,
+    bin_s: float | None = None,
+    max_points: int = 200_000,
+    title: str | None = None,
+    save: str | Path | None = None,
+) -> Figure:
+    """Lomb-Scargle periodograms (power vs frequency, Hz) of one guide star's parameters.
+
+    One panel per parameter (default flux, x_mean, y_mean when fitted); dashed lines are the
+    power at false-alarm probability 1 % and 0.1 % (Baluev); peaks from the ``periodogram_peaks``
+    table (``fgsarchive periodogram``) are marked with their period, and peaks flagged
+    instrumental (shared by many guide stars) by grey dotted lines. The series is the per-frame
+    one, binned only when it has more than ``max_points`` frames (or to ``bin_s`` seconds).
+    Example: ``plot_periodogram(arc, program=1534, obs=1, visit=1, save="pgram.png")``
+    """
+    tables = arc.tables()
+    if parameters is None:
+        parameters = ["flux", "x_mean", "y_mean"] if "fits" in tables else ["flux"]
+    params = list(parameters)
+    files = arc.fg_files(program, obs, visit, gs_id=gs_id)
+    stars = files["gs_id"].unique(maintain_order=True).to_list()
+    if gs_id is None and len(stars) > 1:
+        gs_id = stars[0]  # one star at a time: a periodogram across stars means nothing
+        files = files.filter(pl.col("gs_id") == gs_id)
+    n = int(files["n_frames"].sum())
+    if bin_s is None and n > max_points:
+        guided_s = float((files["data_end_mjd"] - files["data_start_mjd"]).sum()) * SECONDS_PER_DAY
+        bin_s = guided_s / max_points
+    df = arc.timeseries(
+        program, obs, visit, gs_id=gs_id, columns=[p for p in params if p != "flux"], bin_s=bin_s
+    )
+    values = np.vstack([df[p].cast(pl.Float64).fill_null(np.nan).to_numpy() for p in params])
+    freq, power, levels = _power(df["time_mjd"].to_numpy(), values, params)
+    peaks = pl.DataFrame()
+    if "periodogram_peaks" in tables:
+        try:
+            peaks = arc.periodogram(program, obs, visit, gs_id=gs_id)
+        except SelectionError:
+            peaks = pl.DataFrame()
+    fig = _figure(11, 2.3 * len(params) + 0.8)
+    axes = np.atleast_1d(fig.subplots(len(params), 1, sharex=True))
+    for i, (ax, param) in enumerate(zip(axes, params, strict=True)):
+        ax.plot(freq, power[i], lw=0.6, color="0.15", rasterized=freq.size > 20000)
+        for level, style, label in zip(
+            levels[param], ("--", ":"), ("FAP 1 %", "FAP 0.1 %"), strict=True
+        ):
+            ax.axhline(level, ls=style, color="tab:red", lw=0.9, label=label)
+        mine = (
+            peaks.filter(pl.col("parameter") == param)
+            if not peaks.is_empty() and "parameter" in peaks.columns
+            else pl.DataFrame()
+        )
+        if not mine.is_empty():
+            instr = (
+                mine["instrumental"].fill_null(False).to_numpy()
+                if "instrumental" in mine.columns
+                else np.zeros(mine.height, bool)
+            )
+            for row, is_instr in zip(mine.iter_rows(named=True), instr, strict=True):
+                f = row["frequency_hz"]
+                if is_instr:
+                    ax.axvline(f, color="0.5", ls=":", lw=1.2)
+                    ax.text(
+                        f,
+                        0.97,
+                        " instr.",
+                        transform=ax.get_xaxis_transform(),
+                        fontsize=7,
+                        color="0.4",
+                        va="top",
+                    )
+                else:
+                    p = float(np.interp(f, freq, power[i]))
+                    ax.plot([f], [p], "v", color="tab:blue", ms=6)
+                    ax.annotate(
+                        f"{row['period_s']:.4g} s",
+                        (f, p),
+                        xytext=(3, 6),
+                        textcoords="offset points",
+                        fontsize=7,
+                        color="tab:blue",
+                    )
+        ax.set_xscale("log")
+        ax.set_ylabel(PARAMETER_LABELS.get(param, param).split("\n")[0] + "\nLS power", fontsize=8)
+        ax.set_ylim(0, max(float(np.nanmax(power[i])) * 1.2, levels[param][1] * 1.3))
+        ax.grid(alpha=0.3, which="both")
+        ax.tick_params(labelsize=8)
+        if i == 0:
+            ax.legend(fontsize=7, loc="upper left")
+        sec = ax.secondary_xaxis("top", functions=(_inverse, _inverse)) if i == 0 else None
+        if sec is not None:
+            sec.set_xlabel("period [s]", fontsize=8)
+            sec.tick_params(labelsize=8)
+    axes[-1].set_xlabel("frequency [Hz]")
+    sampling = f", {bin_s:.3g}-s bins" if bin_s else ", every frame"
+    fig.suptitle(
+        title or _title(f"Lomb-Scargle periodogram{sampling}", program, obs, visit, gs_id),
+        fontsize=11,
+    )
+    return save_figure(fig, save)
+
+
+def _inverse(x: Any) -> Any:
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        return np.where(x > 0, 1.0 / np.where(x > 0, x, 1.0), np.inf)
+
+
+# --- telemetry overlay -------------------------------------------------------------------------------
+def _events_for(
+    arc: Archive, files: pl.DataFrame, tables: set[str], program: Any, obs: Any, visit: Any
+) -> tuple[pl.DataFrame, list[str]]:
+    """Events of the selection: the ``events`` table when it exists, else derived from the
+    archive's own tables (file boundaries and guide-star changes from ``files``, HGA motion from
+    the POINTING tables). Returns (events, notes)."""
+    notes: list[str] = []
+    if "events" in tables:
+        ev = arc.events(program, obs, visit)
+        if not ev.is_empty():
+            return ev, notes
+    notes.append(
+        "no events derived yet: run `fgsarchive events` (and `fgsarchive telemetry` for EDB moves);"
+        " shown: file boundaries, guide-star changes, POINTING HGA motion"
+    )
+    rows: list[dict[str, Any]] = []
+    prev = None
+    for f in files.iter_rows(named=True):
+        rows.append(
+            {
+                "kind": "file_boundary",
+                "start_mjd": f["data_start_mjd"],
+                "end_mjd": None,
+                "detail": f["file_name"],
+            }
+        )
+        if prev is not None and f["gs_id"] != prev:
+            rows.append(
+                {
+                    "kind": "guide_star_change",
+                    "start_mjd": f["data_start_mjd"],
+                    "end_mjd": None,
+                    "detail": f["gs_id"],
+                }
+            )
+        prev = f["gs_id"]
+    if "pointing" in tables:
+        hga = arc.sql(
+            "SELECT time_mjd, hga_motion FROM pointing WHERE list_contains($files, file_name) "
+            "ORDER BY time_mjd",
+            files=files["file_name"].to_list(),
+        )
+        if not hga.is_empty():
+            moving = hga["hga_motion"].cast(pl.String).str.strip_chars().str.to_uppercase()
+            flag = moving.is_in(["0", "MOVING"]).to_numpy()
+            t = hga["time_mjd"].to_numpy()
+            edges = np.flatnonzero(np.diff(np.r_[0, flag.astype(np.int8), 0]))
+            for a, b in zip(edges[::2], edges[1::2], strict=True):
+                end = t[b] if b < t.size else t[b - 1]
+                rows.append(
+                    {
+                        "kind": "hga_motion_pointing",
+                        "start_mjd": t[a],
+                        "end_mjd": end,
+                        "detail": "HGA_motion",
+                    }
+                )
+    ev = pl.DataFrame(
+        rows,
+        schema={
+            "kind": pl.String,
+            "start_mjd": pl.Float64,
+            "end_mjd": pl.Float64,
+            "detail": pl.String,
+        },
+    )
+    return ev, notes
+
+
+def _detail_text(row: dict[str, Any], key: str = "gs_id") -> str:
+    detail = row.get("detail")
+    if isinstance(detail, dict):
+        return str(detail.get(key) or detail.get("to_gs_id") or detail.get("new_gs_id") or "")
+    if isinstance(detail, str) and detail.startswith("{"):
+        import json
+
+        try:
+            parsed = json.loads(detail)
+        except ValueError:
+            return detail
+        if isinstance(parsed, dict):
+            return str(parsed.get(key) or parsed.get("to_gs_id") or parsed.get("new_gs_id") or "")
+    return "" if detail is None else str(detail)
+
+
+def _draw_events(ax: Axes, ev: pl.DataFrame, axis: _TimeAxis, *, label_changes: bool) -> None:
+    seen: set[str] = set()
+    for row in ev.iter_rows(named=True):
+        kind = row["kind"]
+        x0 = float(axis(row["start_mjd"]))
+        end = row.get("end_mjd")
+        if kind in EVENT_STYLE:
+            style = EVENT_STYLE[kind]
+            x1 = float(axis(end)) if end is not None else x0
+            x1 = max(x1, x0 + axis.scale / SECONDS_PER_DAY)  # at least 1 s wide, to be seen
+            ax.axvspan(
+                x0,
+                x1,
+                color=style["color"],
+                alpha=style["alpha"],
+                lw=0,
+                label=style["label"] if kind not in seen else None,
+            )
+        elif kind == "file_boundary":
+            ax.axvline(
+                x0,
+                color="0.55",
+                ls="--",
+                lw=0.7,
+                label="file boundary" if kind not in seen else None,
+            )
+        elif kind == "guide_star_change":
+            ax.axvline(
+                x0, color="black", lw=1.4, label="guide-star change" if kind not in seen else None
+            )
+            if label_changes:
+                ax.text(
+                    x0,
+                    0.98,
+                    " → " + _detail_text(row),
+                    transform=ax.get_xaxis_transform(),
+                    fontsize=7,
+                    va="top",
+                    rotation=90,
+                )
+        seen.add(kind)
+
+
+def plot_telemetry(
+    arc: Archive,
+    *,
+    program: int | None = None,
+    obs: int | None = None,
+    visit: int | None = None,
+    gs_id: str | None = None,
+    bin_s: float | None = None,
+    mnemonics: Sequence[str] | None = None,
+    title: str | None = None,
+    save: str | Path | None = None,
+) -> Figure:
+    """Flux with observatory events overlaid, and the telemetry values below.
+
+    Shaded: high-gain-antenna moves (orange; from EDB, or yellow from the files' POINTING
+    ``HGA_motion`` when the ``events`` table is missing), NIRISS filter-wheel moves (purple);
+    black lines: guide-star changes labelled with the new gs_id; dashed grey: file boundaries.
+    A lower panel plots the ``telemetry`` samples (``mnemonics``, default all in the window).
+    Example: ``plot_telemetry(arc, program=1534, obs=1, visit=1, save="telemetry.png")``
+    """
+    tables = arc.tables()
+    files = arc.fg_files(program, obs, visit, gs_id=gs_id)
+    df, bin_s, t0 = _series(
+        arc, program=program, obs=obs, visit=visit, gs_id=gs_id, bin_s=bin_s, columns=[]
+    )
+    ev, notes = _events_for(arc, files, tables, program, obs, visit)
+    t_lo, t_hi = float(files["data_start_mjd"].min()), float(files["data_end_mjd"].max())
+    tm = pl.DataFrame()
+    if "telemetry" in tables:
+        tm = arc.telemetry(start_mjd=t_lo, end_mjd=t_hi)
+        if mnemonics:
+            tm = tm.filter(pl.col("mnemonic").is_in(list(mnemonics)))
+    n_tm = tm["mnemonic"].n_unique() if not tm.is_empty() else 0
+    fig = _figure(11, 4.2 + 1.3 * n_tm)
+    axes = np.atleast_1d(fig.subplots(1 + n_tm, 1, sharex=True, height_ratios=[3] + [1] * n_tm))
+    ax = axes[0]
+    axis = _time_axis(df["time_mjd"].to_numpy(), t_lo)
+    stars = df["gs_id"].n_unique()
+    if stars > 1:
+        med = pl.col("flux").median().over("gs_id")
+        df = df.with_columns(((pl.col("flux") / med - 1.0) * 1e3).alias("flux"))
+    _plot_by_star(ax, df, "flux", axis, _gap_x(df, axis, bin_s))
+    ax.set_ylabel("flux − median [ppt]" if stars > 1 else "flux [DN/s]")
+    ax.yaxis.get_major_formatter().set_useOffset(False)
+    _draw_events(ax, ev, axis, label_changes=True)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best", ncol=3, framealpha=0.9)
+    if notes:
+        ax.text(
+            0.995,
+            0.02,
+            "; ".join(notes),
+            transform=ax.transAxes,
+            ha="right",
+            va="bottom",
+            fontsize=7,
+            color="0.35",
+        )
+    for sub, (name, part) in zip(
+        axes[1:], tm.group_by("mnemonic", maintain_order=True) if n_tm else [], strict=False
+    ):
+        mnemonic = name[0] if isinstance(name, tuple) else name
+        x = axis(part["time_mjd"].to_numpy())
+        if part["value"].null_count() < part.height:  # numeric mnemonic
+            values = part["value"].cast(pl.Float64).to_numpy()
+            sub.step(x, values, where="post", lw=0.9, color="tab:purple")
+        else:  # text states (e.g. SA_ZHGAUPST MOVING / FINISHED): one level per state
+            states = part["value_text"].fill_null("").str.strip_chars()
+            levels = sorted(set(states.to_list()))
+            codes = np.array([levels.index(v) for v in states.to_list()], dtype=np.float64)
+            sub.step(x, codes, where="post", lw=0.9, color="tab:purple")
+            sub.set_yticks(range(len(levels)), levels)
+            sub.set_ylim(-0.5, len(levels) - 0.5)
+        sub.set_ylabel(MNEMONIC_LABELS.get(str(mnemonic), str(mnemonic)), fontsize=7)
+        sub.tick_params(labelsize=7)
+        sub.grid(alpha=0.3)
+        _draw_events(
+            sub, ev.filter(pl.col("kind") != "guide_star_change"), axis, label_changes=False
+        )
+    axes[-1].set_xlabel(axis.label)
+    binned = f", {bin_s:g}-s bins" if bin_s else ""
+    ax.set_title(
+        title or _title(f"Flux and observatory events{binned}", program, obs, visit, gs_id)
+    )
+    return save_figure(fig, save)
+
+
+# --- anomalies -------------------------------------------------------------------------------------
+def plot_anomalies(
+    arc: Archive,
+    *,
+    program: int | None = None,
+    obs: int | None = None,
+    visit: int | None = None,
+    gs_id: str | None = None,
+    bin_s: float | None = None,
+    title: str | None = None,
+    save: str | Path | None = None,
+) -> Figure:
+    """The parameters an anomaly touched, with each anomaly shaded and marked by its kind.
+
+    Panels: flux, plus x/y centroid and x/y width when fitted. Anomalies come from the
+    ``anomalies`` table (``fgsarchive anomalies``): red shading over [start, end], a triangle at
+    the start labelled with the kind and significance (sigma).
+    Example: ``plot_anomalies(arc, program=1534, obs=1, visit=1, save="anomalies.png")``
+    """
+    an = arc.anomalies(program, obs, visit, gs_id=gs_id)
+    tables = arc.tables()
+    params = ["flux"] + (["x_mean", "y_mean", "x_stddev", "y_stddev"] if "fits" in tables else [])
+    df, bin_s, t0 = _series(
+        arc,
+        program=program,
+        obs=obs,
+        visit=visit,
+        gs_id=gs_id,
+        bin_s=bin_s,
+        columns=params[1:],
+    )
+    fig = _figure(11, 1.6 * len(params) + 1.3)
+    axes = np.atleast_1d(fig.subplots(len(params), 1, sharex=True))
+    axis = _time_axis(df["time_mjd"].to_numpy(), t0)
+    gap = _gap_x(df, axis, bin_s)
+    for ax, param in zip(axes, params, strict=True):
+        _plot_by_star(ax, df, param, axis, gap, label_stars=ax is axes[0])
+        ax.set_ylabel(PARAMETER_LABELS.get(param, param), fontsize=8)
+        ax.yaxis.get_major_formatter().set_useOffset(False)
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.3)
+        for row in an.iter_rows(named=True):
+            x0, x1 = float(axis(row["start_mjd"])), float(axis(row["end_mjd"] or row["start_mjd"]))
+            x1 = max(x1, x0 + axis.scale / SECONDS_PER_DAY)  # at least 1 s wide
+            ax.axvspan(x0, x1, color="tab:red", alpha=0.18, lw=0)
+    for row in an.iter_rows(named=True):
+        x0 = float(axis(row["start_mjd"]))
+        sig = row.get("significance")
+        label = str(row.get("kind", "anomaly")) + (
+            f" {sig:.0f}σ" if isinstance(sig, float | int) else ""
+        )
+        axes[0].plot(
+            [x0],
+            [1.0],
+            "v",
+            color="tab:red",
+            ms=7,
+            transform=axes[0].get_xaxis_transform(),
+            clip_on=False,
+        )
+        axes[0].annotate(
+            label,
+            (x0, 1.0),
+            xycoords=axes[0].get_xaxis_transform(),
+            xytext=(4, -10),
+            textcoords="offset points",
+            fontsize=7,
+            color="tab:red",
+        )
+    if an.is_empty():
+        axes[0].text(
+            0.5,
+            0.9,
+            "no anomalies found in this selection",
+            transform=axes[0].transAxes,
+            ha="center",
+            fontsize=9,
+            color="0.35",
+        )
+    axes[0].legend(title="guide star", fontsize=7, title_fontsize=7, loc="lower left")
+    axes[-1].set_xlabel(axis.label)
+    binned = f", {bin_s:g}-s bins" if bin_s else ""
+    fig.suptitle(
+        title or _title(f"Anomalies ({an.height}){binned}", program, obs, visit, gs_id), fontsize=11
+    )
+    fig.align_ylabels(axes)
+    return save_figure(fig, save)
+
+
+# --- guide-star positions -----------------------------------------------------------------------------
+def plot_guide_star_positions(
+    arc: Archive,
+    *,
+    program: int | None = None,
+    title: str | None = None,
+    save: str | Path | None = None,
+) -> Figure:
+    """Where the guide stars were: sky positions and their offsets over visits.
+
+    Left: RA/Dec (deg, RA increasing to the left) of each guide star as written in each visit's
+    header (GS_RA/GS_DEC, filled circles, labelled with gs_id) and its Guide Star Catalog
+    position when cross-matched (``fgsarchive stars``; open squares). Right: header position of
+    each visit minus the star's mean (or catalog) position, in arcsec, against time.
+    Example: ``plot_guide_star_positions(arc, program=1534, save="stars.png")``
+    """
+    gv = arc.guide_star_visits(program)
+    fig = _figure(12, 5)
+    ax, ax2 = fig.subplots(1, 2, width_ratios=[1.1, 1])
+    stars = gv["gs_id"].unique(maintain_order=True).to_list()
+    t0 = float(gv["start_mjd"].min())
+    span_days = float(gv["end_mjd"].max()) - t0
+    t_scale, t_unit = (24.0, "hours") if span_days < 2 else (1.0, "days")
+    offsets_seen: list[float] = []
+    has_catalog = gv["cat_ra"].drop_nulls().len() > 0
+    for i, star in enumerate(stars):
+        part = gv.filter(pl.col("gs_id") == star)
+        color = STAR_COLORS[i % len(STAR_COLORS)]
+        ra, dec = part["gs_ra"].to_numpy(), part["gs_dec"].to_numpy()
+        ax.plot(
+            ra,
+            dec,
+            "o",
+            color=color,
+            ms=7,
+            alpha=0.8,
+            label=f"{star} ({part.height} visit{'s' if part.height > 1 else ''})",
+        )
+        ax.annotate(
+            star,
+            (ra[0], dec[0]),
+            xytext=(6, 4),
+            textcoords="offset points",
+            fontsize=8,
+            color=color,
+        )
+        cat_ra, cat_dec = part["cat_ra"].drop_nulls(), part["cat_dec"].drop_nulls()
+        if cat_ra.len():
+            ax.plot([cat_ra[0]], [cat_dec[0]], "s", mfc="none", mec=color, ms=11, mew=1.5)
+            ref_ra, ref_dec = float(cat_ra[0]), float(cat_dec[0])
+        else:
+            ref_ra, ref_dec = float(np.nanmean(ra)), float(np.nanmean(dec))
+        d_ra = (ra - ref_ra) * np.cos(np.radians(ref_dec)) * 3600.0
+        d_dec = (dec - ref_dec) * 3600.0
+        days = (part["start_mjd"].to_numpy() - t0) * t_scale
+        offsets_seen.append(float(np.nanmax(np.abs(np.r_[d_ra, d_dec]))))
+        ax2.plot(days, d_ra, "o-", color=color, ms=5, lw=0.8, label=f"{star} ΔRA cos δ")
+        ax2.plot(days, d_dec, "s--", color=color, ms=5, lw=0.8, mfc="none", label=f"{star} ΔDec")
+    ax.invert_xaxis()
+    ax.set_xlabel("RA [deg]")
+    ax.set_ylabel("Dec [deg]")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best", title="● header  □ catalog", title_fontsize=7)
+    ax.ticklabel_format(useOffset=False)
+    ax.set_title(f"{len(stars)} guide star(s), {gv.height} star-visits", fontsize=9)
+    ax2.axhline(0, color="0.5", lw=0.7)
+    ax2.set_xlabel(f"{t_unit} since {_mjd_to_utc(t0)} UTC (MJD {t0:.4f})")
+    if offsets_seen and max(offsets_seen) < 1e-6:
+        note = "header positions identical in every visit"
+        if not has_catalog:
+            note += "\nno catalog cross-match yet: run `fgsarchive stars`"
+        ax2.text(0.5, 0.75, note, transform=ax2.transAxes, ha="center", fontsize=9, color="0.35")
+    ax2.set_ylabel("header − reference position [arcsec]")
+    ax2.grid(alpha=0.3)
+    ax2.legend(fontsize=7, loc="best", ncol=2)
+    ax2.set_title("reference: catalog position, else the mean header position", fontsize=9)
+    fig.suptitle(title or _title("Guide-star positions", program), fontsize=11)
+    return save_figure(fig, save)
+
+
+# --- by name -------------------------------------------------------------------------------------------
+PLOT_KINDS: dict[str, Callable[..., Figure]] = {
+    "flux": plot_flux,
+    "parameters": plot_parameters,
+    "periodogram": plot_periodogram,
+    "telemetry": plot_telemetry,
+    "anomalies": plot_anomalies,
+    "guide-stars": plot_guide_star_positions,
+}
+"""Plot kinds by name (``fgsarchive plot KIND``)."""
+
+_SELECTION_KEYS = {
+    "guide-stars": ("program",),
+}
+
+
+def plot(kind: str, arc: Archive, **selection: Any) -> Figure:
+    """Make the plot called ``kind`` (:data:`PLOT_KINDS`) for a selection; return the Figure.
+
+    Keywords not used by a kind (e.g. ``visit`` for guide-stars) are ignored when None and
+    refused otherwise. Example: ``plot("telemetry", arc, program=1534, obs=1, visit=1)``
+    """
+    if kind not in PLOT_KINDS:
+        raise UsageError(f"unknown plot kind {kind!r}; choose one of: {', '.join(PLOT_KINDS)}")
+    allowed = _SELECTION_KEYS.get(kind)
+    if allowed is not None:
+        extra = {
+            k: v
+            for k, v in selection.items()
+            if k not in (*allowed, "save", "title") and v is not None
+        }
+        if extra:
+            raise UsageError(
+                f"plot {kind} takes only {', '.join(allowed)}; not {describe_selection(**extra)}"
+            )
+        selection = {k: v for k, v in selection.items() if k in (*allowed, "save", "title")}
+    return PLOT_KINDS[kind](arc, **selection)
+
+
+def requires(kind: str) -> tuple[str, ...]:
+    """Tables a plot kind needs beyond frames and files (for the report's 'not computed' notes)."""
+    return {
+        "parameters": ("fits",),
+        "anomalies": ("anomalies",),
+    }.get(kind, ())
+
+
+def check_requirements(arc: Archive, kind: str) -> None:
+    """Raise NotComputedError when a table the plot needs is missing."""
+    tables = arc.tables()
+    for table in requires(kind):
+        if table not in tables:
+            raise NotComputedError(table, f"plot {kind}")

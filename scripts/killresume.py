@@ -1,0 +1,374 @@
+"""Kill-and-resume harness: SIGKILL ingest, fit and MAST ingest at random points, re-run, compare.
+
+Usage: python scripts/killresume.py [--trials 20] [--seed 0] [--workdir DIR] [--modes ingest,fit,crawl]
+                                    [--frames-per-file 20000] [--keep]
+
+For each mode an uninterrupted reference run is made first. Then every trial starts from the same
+state as the reference (an empty archive for ``ingest`` and ``crawl``, the ingested archive for
+``fit``), runs the command 1-3 times and SIGKILLs it after a random delay (seeded), then runs it once
+to the end, and compares the archive with the reference: row counts and order-independent
+checksums of files, frames, pointing, centroids, fits, quickfits and photometry
+(``fgsarchive.maintenance.archive_checksums``), plus leftovers (staging debris, temporary files).
+
+What is killed (seeded per kill): the whole process group (a job killed by its scheduler), only the
+main process (its worker processes are orphaned and may still be writing), or one worker process
+(the kernel's OOM killer picks the largest process, often a worker).
+
+Modes:
+  ingest  ``fgsarchive ingest --from DIR --no-fit`` (one corrupt file among the products)
+  fit     ``fgsarchive fit``
+  crawl   ``fgsarchive ingest PROGRAM --no-fit`` against a MastTestServer on 127.0.0.1
+
+Prints one line per trial and a summary table; exits 1 when any trial's archive differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+RELATIONS = ("files", "frames", "pointing", "centroids", "fits", "quickfits", "photometry")
+KILL_WHAT = ("group", "main", "worker")
+PROGRAM = 1534
+
+
+# --- data ------------------------------------------------------------------------------------------
+def make_products(folder: Path, *, frames_per_file: int = 20_000, seed: int = 3) -> Path:
+    """A small program (2 obs x 2 visits, segments, track/acq products) plus one corrupt file."""
+    from fgsarchive.simulate import simulate_program
+
+    marker = folder / f".done-{frames_per_file}-{seed}"
+    if marker.exists():
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    prog = simulate_program(
+        folder,
+        program=PROGRAM,
+        n_observations=2,
+        n_visits=2,
+        files_per_visit=2,
+        frames_per_file=frames_per_file,
+        segment_frames=max(frames_per_file * 2 // 3, 1),
+        n_guide_stars=2,
+        seed=seed,
+        include_other_products=True,
+    )
+    # One file that fails to ingest: a fine-guide file cut in half, under its own name.
+    victim = prog.fg_files[0]
+    bad = victim.with_name(re.sub(r"_gs-fg_\d{13}", "_gs-fg_2099001000000", victim.name))
+    data = victim.read_bytes()
+    bad.write_bytes(data[: len(data) // 2])
+    shutil.rmtree(folder / "truth", ignore_errors=True)
+    marker.write_text("ok")
+    return folder
+
+
+# --- comparing archives ------------------------------------------------------------------------------
+def signature(db_path: Path) -> dict[str, tuple[int, int]]:
+    """Row count and checksum of every relation (absent ones count as (0, 0))."""
+    from fgsarchive.db import Database
+    from fgsarchive.maintenance import archive_checksums
+
+    return archive_checksums(Database(db_path), RELATIONS)
+
+
+def leftovers(db_path: Path) -> list[str]:
+    """Staging debris and temporary files left in the parts folder."""
+    root = Path(str(db_path) + ".parts")
+    found = []
+    staging = root / "_staging"
+    if staging.is_dir():
+        found += [f"_staging/{p.name}" for p in staging.iterdir()]
+    found += [str(p.relative_to(root)) for p in root.rglob(".*.tmp")]
+    return sorted(found)
+
+
+def copy_archive(src: Path, dst: Path) -> None:
+    shutil.copy2(src, dst)
+    wal = Path(str(src) + ".wal")
+    if wal.exists():
+        shutil.copy2(wal, Path(str(dst) + ".wal"))
+    shutil.copytree(Path(str(src) + ".parts"), Path(str(dst) + ".parts"))
+
+
+def remove_archive(db_path: Path) -> None:
+    for p in (db_path, Path(str(db_path) + ".wal")):
+        p.unlink(missing_ok=True)
+    shutil.rmtree(Path(str(db_path) + ".parts"), ignore_errors=True)
+
+
+# --- running and killing -----------------------------------------------------------------------------
+def _descendants(pid: int) -> list[int]:
+    import psutil
+
+    try:
+        return [c.pid for c in psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def run_to_end(argv: list[str], env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout,
+                          start_new_session=True)
+
+
+def run_and_kill(argv: list[str], env: dict, delay: float, what: str) -> dict:
+    """Start ``argv`` in its own session, SIGKILL ``what`` after ``delay`` s; reap everything."""
+    import psutil
+
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    deadline = time.monotonic() + delay
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    outcome = {"delay_s": round(delay, 3), "what": what, "finished_first": proc.poll() is not None}
+    if proc.poll() is None:
+        if what == "group":
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        elif what == "main":
+            proc.kill()
+        else:  # a worker, if there is one now; else the main process
+            kids = _descendants(proc.pid)
+            # forkserver / resource tracker are not workers: prefer the busiest child
+            target = proc.pid
+            best = -1.0
+            for pid in kids:
+                with contextlib.suppress(psutil.Error):
+                    cpu = sum(psutil.Process(pid).cpu_times()[:2])
+                    if cpu > best:
+                        best, target = cpu, pid
+            outcome["killed_pid_is_main"] = target == proc.pid
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(target, signal.SIGKILL)
+    try:
+        proc.wait(timeout=300)
+    except subprocess.TimeoutExpired:  # a killed worker left the main process hanging
+        outcome["hung"] = True
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    outcome["exit"] = proc.returncode
+    err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
+    proc.stderr.close()
+    outcome["stderr"] = err.splitlines()[-1][:300] if err else ""
+    # Orphans (main-only kill): the session's other processes. Let them finish on their own, as
+    # they would on a real machine, but never for more than 30 s, then kill them.
+    end = time.monotonic() + 30
+    while time.monotonic() < end and _session_alive(proc.pid):
+        time.sleep(0.05)
+    if _session_alive(proc.pid):
+        outcome["orphans_killed"] = True
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    return outcome
+
+
+def _session_alive(sid: int) -> bool:
+    import psutil
+
+    for p in psutil.process_iter(["pid"]):
+        with contextlib.suppress(psutil.Error):
+            if os.getsid(p.pid) == sid:
+                return True
+    return False
+
+
+# --- the modes -------------------------------------------------------------------------------------
+@dataclass
+class Mode:
+    name: str
+    argv: list[str]
+    start: Path | None  # archive to start each trial from (None: empty)
+    reference: dict = field(default_factory=dict)
+    ref_seconds: float = 0.0
+    ref_exit: int = 0
+
+
+@dataclass
+class TrialResult:
+    mode: str
+    trial: int
+    kills: list[dict]
+    final_exit: int
+    match: bool
+    diff: dict
+    leftovers: list[str]
+    final_stderr: str = ""
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "fgsarchive", "--quiet", *args]
+
+
+def prepare_modes(workdir: Path, products: Path, modes: list[str], env: dict,
+                  server_url: str | None) -> dict[str, Mode]:
+    """Reference runs: ingest (then fit on a copy), and crawl when asked."""
+    out: dict[str, Mode] = {}
+    ref_db = workdir / "ref" / "ingest.duckdb"
+    ref_db.parent.mkdir(parents=True, exist_ok=True)
+    remove_archive(ref_db)
+    t = time.perf_counter()
+    done = run_to_end(cli("ingest", "--from", str(products), "--no-fit", "--db", str(ref_db)), env)
+    ingest_s = time.perf_counter() - t
+    ingest_sig = signature(ref_db)
+    if "ingest" in modes:
+        out["ingest"] = Mode("ingest", ["ingest", "--from", str(products), "--no-fit"], None,
+                             ingest_sig, ingest_s, done.returncode)
+    if "fit" in modes:
+        fit_db = workdir / "ref" / "fit.duckdb"
+        remove_archive(fit_db)
+        copy_archive(ref_db, fit_db)
+        t = time.perf_counter()
+        fdone = run_to_end(cli("fit", "--db", str(fit_db)), env)
+        out["fit"] = Mode("fit", ["fit"], ref_db, signature(fit_db), time.perf_counter() - t,
+                          fdone.returncode)
+    if "crawl" in modes and server_url:
+        crawl_db = workdir / "ref" / "crawl.duckdb"
+        remove_archive(crawl_db)
+        cache = workdir / "ref" / "cache"
+        shutil.rmtree(cache, ignore_errors=True)
+        t = time.perf_counter()
+        cdone = run_to_end(cli("ingest", str(PROGRAM), "--no-fit", "--cache", str(cache),
+                               "--db", str(crawl_db)), env)
+        out["crawl"] = Mode("crawl", ["ingest", str(PROGRAM), "--no-fit"], None,
+                            signature(crawl_db), time.perf_counter() - t, cdone.returncode)
+        if cdone.returncode not in (0, 1):
+            print(f"crawl reference run failed ({cdone.returncode}): {cdone.stderr.strip()}",
+                  flush=True)
+    return out
+
+
+def run_trial(mode: Mode, trial: int, rng: random.Random, workdir: Path, env: dict) -> TrialResult:
+    tdir = workdir / "trials" / f"{mode.name}-{trial:03d}"
+    shutil.rmtree(tdir, ignore_errors=True)
+    tdir.mkdir(parents=True)
+    db = tdir / "archive.duckdb"
+    if mode.start is not None:
+        copy_archive(mode.start, db)
+    extra = ["--cache", str(tdir / "cache")] if mode.name == "crawl" else []
+    argv = cli(*mode.argv, *extra, "--db", str(db))
+    kills = []
+    for _ in range(rng.randint(1, 3)):
+        # random point of the run: start-up included (python and numba imports take ~1 s)
+        delay = rng.uniform(0.0, mode.ref_seconds * 1.1)
+        kills.append(run_and_kill(argv, env, delay, rng.choice(KILL_WHAT)))
+    final = run_to_end(argv, env)
+    sig = signature(db)
+    diff = {r: {"got": sig[r], "want": mode.reference[r]}
+            for r in RELATIONS if sig[r] != mode.reference[r]}
+    stderr = final.stderr.strip().splitlines()[-1][:300] if final.stderr.strip() else ""
+    result = TrialResult(mode.name, trial, kills, final.returncode,
+                         not diff and final.returncode == mode.ref_exit, diff, leftovers(db), stderr)
+    if result.match and not os.environ.get("KILLRESUME_KEEP_TRIALS"):
+        shutil.rmtree(tdir, ignore_errors=True)
+    return result
+
+
+def start_server(products: Path):
+    from fgsarchive.testing.mast_server import MastTestServer
+
+    server = MastTestServer(products_dir=products)
+    server.start()
+    return server
+
+
+def run(trials: int, seed: int, workdir: Path, modes: list[str], frames_per_file: int,
+        verbose: bool = True) -> list[TrialResult]:
+    products = make_products(workdir / "products", frames_per_file=frames_per_file)
+    env = {**os.environ, "FGSARCHIVE_LOCK_TIMEOUT": "60", "PYTHONUNBUFFERED": "1"}
+    server = None
+    url = None
+    if "crawl" in modes:
+        try:
+            import fgsarchive.crawl  # noqa: F401
+
+            server = start_server(products)
+            url = server.url
+            env.update({"FGSARCHIVE_MAST_URL": url, "FGSARCHIVE_MAST_RETRIES": "2",
+                        "FGSARCHIVE_MAST_BACKOFF": "0.05", "FGSARCHIVE_MAST_POLL": "0.05"})
+        except ImportError:
+            print("note: fgsarchive.crawl is missing: crawl mode skipped", flush=True)
+    results: list[TrialResult] = []
+    try:
+        prepared = prepare_modes(workdir, products, modes, env, url)
+        for name, mode in prepared.items():
+            if verbose:
+                print(f"reference {name}: {mode.ref_seconds:.1f} s, exit {mode.ref_exit}, "
+                      + ", ".join(f"{r} {mode.reference[r][0]:,}" for r in RELATIONS), flush=True)
+        rng = random.Random(seed)
+        for name in modes:
+            if name not in prepared:
+                continue
+            for trial in range(trials):
+                result = run_trial(prepared[name], trial, rng, workdir, env)
+                results.append(result)
+                if verbose:
+                    kills = "; ".join(
+                        f"{k['what']}@{k['delay_s']:.2f}s"
+                        + (" (done before)" if k["finished_first"] else "")
+                        + (f" exit {k['exit']}" if not k["finished_first"] else "")
+                        + (" HUNG" if k.get("hung") else "")
+                        for k in result.kills
+                    )
+                    status = "ok" if result.match else f"MISMATCH {json.dumps(result.diff)}"
+                    print(f"{name} #{trial:02d}: kills [{kills}] -> final exit {result.final_exit}"
+                          f" {status}" + (f" leftovers {result.leftovers}" if result.leftovers
+                                          else "")
+                          + (f" | {result.final_stderr}" if not result.match else ""), flush=True)
+    finally:
+        if server is not None:
+            server.stop()
+    return results
+
+
+def summary(results: list[TrialResult]) -> str:
+    lines = ["mode     trials  kills  killed mid-run  hung  mismatches  runs with leftovers"]
+    for mode in dict.fromkeys(r.mode for r in results):
+        rs = [r for r in results if r.mode == mode]
+        kills = [k for r in rs for k in r.kills]
+        lines.append(
+            f"{mode:<8} {len(rs):>6}  {len(kills):>5}  "
+            f"{sum(not k['finished_first'] for k in kills):>14}  "
+            f"{sum(bool(k.get('hung')) for k in kills):>4}  "
+            f"{sum(not r.match for r in rs):>10}  {sum(bool(r.leftovers) for r in rs):>19}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--modes", default="ingest,fit,crawl")
+    parser.add_argument("--frames-per-file", type=int, default=20_000)
+    parser.add_argument("--keep", action="store_true")
+    opts = parser.parse_args()
+    workdir = opts.workdir or Path(tempfile.mkdtemp(prefix="killresume-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    modes = [m.strip() for m in opts.modes.split(",") if m.strip()]
+    started = time.perf_counter()
+    results = run(opts.trials, opts.seed, workdir, modes, opts.frames_per_file)
+    print()
+    print(summary(results))
+    print(f"\n{len(results)} trials in {time.perf_counter() - started:.0f} s; workdir {workdir}")
+    if not opts.keep:
+        shutil.rmtree(workdir / "trials", ignore_errors=True)
+    sys.exit(0 if all(r.match for r in results) else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,4 @@
+-- Files of one program (or all) with Gaussian fits, of any fit version.
+SELECT DISTINCT program, file_name
+FROM fits
+WHERE $program IS NULL OR program = $program

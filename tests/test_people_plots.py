@@ -1,0 +1,192 @@
+"""Plots, the `fgsarchive plot` / `animate` commands and their errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import people_archive
+import pytest
+from matplotlib.figure import Figure
+from PIL import Image
+from typer.testing import CliRunner
+
+from fgsarchive.archive import Archive, NotComputedError
+from fgsarchive.cli import app
+from fgsarchive.plots import PLOT_KINDS, plot, plot_flux
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def db_path(tmp_path_factory):
+    return people_archive.cached(tmp_path_factory)[0]
+
+
+@pytest.fixture(scope="module")
+def bare_path(tmp_path_factory):
+    return people_archive.cached(tmp_path_factory, fit=False, stages=False)[0]
+
+
+def _not_blank(path) -> bool:
+    img = np.asarray(Image.open(path).convert("RGB"))
+    non_white = (img < 250).any(axis=2).mean()
+    colours = len(np.unique(img.reshape(-1, 3)[::7], axis=0))
+    return non_white > 0.02 and colours > 20
+
+
+@pytest.mark.parametrize("kind", list(PLOT_KINDS))
+def test_every_plot_kind(kind, db_path, tmp_path):
+    arc = Archive(db_path)
+    selection = (
+        {"program": 1534} if kind == "guide-stars" else {"program": 1534, "obs": 1, "visit": 1}
+    )
+    out = tmp_path / f"{kind}.png"
+    fig = plot(kind, arc, save=out, **selection)
+    assert isinstance(fig, Figure)
+    assert all(ax.has_data() for ax in fig.axes if ax.get_label() != "<colorbar>")
+    assert _not_blank(out)
+
+
+def test_plot_flux_from_a_dataframe_and_pdf(db_path, tmp_path):
+    lc = Archive(db_path).timeseries(program=1534, obs=1, visit=1, bin_s=5)
+    fig = plot_flux(lc, save=tmp_path / "f.pdf")
+    assert (tmp_path / "f.pdf").read_bytes()[:4] == b"%PDF"
+    assert "time since" in fig.axes[0].get_xlabel() and "[min]" in fig.axes[0].get_xlabel()
+    assert fig.axes[0].get_ylabel() == "flux [DN/s]"
+
+
+def test_cli_plot(db_path, tmp_path):
+    out = tmp_path / "flux.png"
+    result = invoke(
+        "plot",
+        "flux",
+        "--program",
+        1534,
+        "--obs",
+        1,
+        "--visit",
+        1,
+        "--bin-s",
+        10,
+        "--out",
+        out,
+        "--db",
+        db_path,
+    )
+    assert result.exit_code == 0, result.output
+    assert _not_blank(out)
+
+
+def test_cli_plot_errors(db_path, bare_path, tmp_path):
+    result = invoke("plot", "spectrum", "--out", tmp_path / "x.png", "--db", db_path)
+    assert result.exit_code == 2
+    assert (
+        "unknown plot kind 'spectrum'; choose one of: flux, parameters, periodogram"
+        in result.output
+    )
+    result = invoke(
+        "plot", "flux", "--program", 1534, "--obs", 9, "--out", tmp_path / "x.png", "--db", db_path
+    )
+    assert result.exit_code == 2
+    assert (
+        result.output.strip().splitlines()[-1]
+        == "error: no fine-guide files match program=1534 obs=9"
+    )
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    result = invoke("plot", "flux", "--program", 1534, "--out", blocker / "x.png", "--db", db_path)
+    assert (
+        result.exit_code == 2
+        and "cannot write" in result.output
+        and "Traceback" not in result.output
+    )
+    assert len(result.output.strip().splitlines()) == 1
+    result = invoke(
+        "plot",
+        "parameters",
+        "--program",
+        1534,
+        "--obs",
+        1,
+        "--visit",
+        1,
+        "--out",
+        tmp_path / "p.png",
+        "--db",
+        bare_path,
+    )
+    assert result.exit_code == 1 and "run `fgsarchive fit`" in result.output
+    result = invoke(
+        "plot",
+        "guide-stars",
+        "--program",
+        1534,
+        "--visit",
+        1,
+        "--out",
+        tmp_path / "g.png",
+        "--db",
+        db_path,
+    )
+    assert result.exit_code == 2 and "only --program" in result.output
+
+
+def test_parameters_need_fits(bare_path):
+    with pytest.raises(NotComputedError, match="fgsarchive fit"):
+        plot("parameters", Archive(bare_path), program=1534, obs=1, visit=1)
+
+
+def test_animate_gif(db_path, tmp_path):
+    out = tmp_path / "clip.gif"
+    result = invoke(
+        "animate",
+        "--program",
+        1534,
+        "--obs",
+        1,
+        "--visit",
+        1,
+        "--start-s",
+        10,
+        "--duration-s",
+        3.2,
+        "--step",
+        2,
+        "--out",
+        out,
+        "--db",
+        db_path,
+    )
+    assert result.exit_code == 0, result.output
+    gif = Image.open(out)
+    assert gif.n_frames == 25  # 3.2 s at 64 ms = 50 frames, every 2nd
+    gif.seek(10)
+    assert len(np.unique(np.asarray(gif.convert("RGB")).reshape(-1, 3), axis=0)) > 20
+    gif.close()
+
+
+def test_animate_errors(db_path, tmp_path):
+    result = invoke(
+        "animate",
+        "--program",
+        1534,
+        "--obs",
+        1,
+        "--visit",
+        1,
+        "--start-s",
+        9999,
+        "--out",
+        tmp_path / "c.gif",
+        "--db",
+        db_path,
+    )
+    assert (
+        result.exit_code == 2
+        and "no frames of program=1534 obs=1 visit=1 between 9999 s" in result.output
+    )
+    result = invoke("animate", "--program", 1534, "--out", tmp_path / "c.avi", "--db", db_path)
+    assert result.exit_code == 2 and ".gif or .mp4" in result.output
