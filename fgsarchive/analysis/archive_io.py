@@ -1,0 +1,932 @@
+"""The analyses wired to the archive: read series from DuckDB/Parquet, run the maths, write tables.
+
+* :func:`run_periodograms` -- Lomb-Scargle of every fitted parameter per guide-star run
+  (``periodogram_peaks``), and the instrumental lines learned across guide stars
+  (``instrumental_lines``).
+* :func:`run_anomalies` -- flux drops, centroid jumps, PSF changes per visit and guide star,
+  cross-matched with the observatory ``events`` (``anomalies``).
+* :func:`run_variables` -- variability statistics and rank of every guide star over all its visits
+  and programs (``variability``).
+* :func:`visit_summary`, :func:`anomalies_with_telemetry`, :func:`lightcurve_binned` -- the SQL
+  views / statements of ``sql/views_analysis.sql`` and ``sql/analysis_lightcurve_binned.sql`` as
+  polars.
+
+Reading is done on one read-only connection; each analysis writes its results in one short
+write transaction at the end (nothing is written when it fails). Every statement lives in
+``sql/analysis_*.sql``. The rules (grouping, masking, noise model) are written up in
+docs/analyses.md, "Running the analyses on the archive".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from ..db import Database
+from ..errors import SelectionError, UsageError
+from .anomalies import cross_match_events, detect_anomalies, parameter_family, theta_continuous
+from .periodogram import MIN_POINTS, instrumental_lines, label_instrumental, periodogram_series
+from .variables import VARIABILITY_SCHEMA, variability_stats
+
+__all__ = [
+    "AnalysisWarning",
+    "NotFittedError",
+    "FIT_PARAMETERS",
+    "PERIODOGRAM_PARAMETERS",
+    "GROUPINGS",
+    "ANOMALY_PARAMETERS",
+    "GAIN_E_PER_DN",
+    "load_series",
+    "run_periodograms",
+    "run_anomalies",
+    "run_variables",
+    "visit_summary",
+    "anomalies_with_telemetry",
+    "lightcurve_binned",
+    "instrumental_min_stars",
+]
+
+log = logging.getLogger(__name__)
+
+SECONDS_PER_DAY = 86400.0
+FIT_PARAMETERS = ("amplitude", "x_mean", "y_mean", "x_stddev", "y_stddev", "theta", "offset")
+#: Series of ``fgsarchive periodogram``: the 7 Gaussian parameters, the summed flux of the frame
+#: (``frames.flux``) and the optimal-aperture flux (``photometry.flux_opt``).
+PERIODOGRAM_PARAMETERS = (*FIT_PARAMETERS, "flux", "flux_opt")
+GROUPINGS = ("file", "visit", "guide_star")
+#: Series searched by ``fgsarchive anomalies`` (plus a flux and the background from photometry).
+ANOMALY_PARAMETERS = ("x_mean", "y_mean", "x_stddev", "y_stddev", "theta", "amplitude")
+#: Detector gain used for the expected photon noise (e-/DN), as the simulator's default.
+GAIN_E_PER_DN = 2.0
+#: Largest periodogram grid (frequencies per series); longer groups get a coarser grid.
+MAX_FREQUENCIES = 4_000_000
+N_PEAKS = 5
+INSTRUMENTAL_REL_TOL = 0.01
+INSTRUMENTAL_MAX_FAP = 0.01
+CROSS_MATCH_WINDOW_S = 30.0
+VARIABILITY_BIN_S = 10.0
+_FIT_DATASET = "fits"
+_PHOT_DATASET = "photometry"
+
+Warn = Callable[[str], None]
+Progress = Callable[[int, int], None]
+
+
+class AnalysisWarning(UserWarning):
+    """Something was skipped (a series too short, a program not fitted yet, no events)."""
+
+
+class NotFittedError(SelectionError):
+    """The frames to analyse have no fits yet; the message names the command that makes them."""
+
+
+def _warner(on_warning: Warn | None) -> Warn:
+    if on_warning is not None:
+        return on_warning
+    return lambda text: warnings.warn(text, AnalysisWarning, stacklevel=3)
+
+
+def _table(db: Database, con, name: str, params: dict | None = None) -> pl.DataFrame:
+    return pl.from_arrow(db.arrow(con, name, params))
+
+
+def _exists(db: Database, con, name: str) -> bool:
+    return bool(db.run(con, "analysis_relation_exists", {"name": name}).fetchall()[0][0])
+
+
+def _fit_command(program: int | None) -> str:
+    return f"fgsarchive fit --program {program}" if program is not None else "fgsarchive fit"
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------------
+def _fg_files(db: Database, con, program: int | None = None, gs_id: str | None = None) -> pl.DataFrame:
+    return _table(db, con, "analysis_fg_files", {"program": program, "gs_id": gs_id})
+
+
+def _no_files_error(program: int | None) -> SelectionError:
+    if program is not None:
+        return SelectionError(
+            f"no fine-guide frames of program {program} in the archive "
+            f"(ingest them with `fgsarchive ingest {program}` or `fgsarchive ingest --from DIR`)"
+        )
+    return SelectionError(
+        "the archive has no fine-guide frames yet: ingest some with `fgsarchive ingest`"
+    )
+
+
+def _fitted_files(
+    db: Database, con, files: pl.DataFrame, program: int | None, warn: Warn
+) -> pl.DataFrame:
+    """The files that have Gaussian fits; NotFittedError when none do (one line, names the command).
+
+    Programs without any fit are skipped with a warning when others have fits; so are single files
+    not fitted yet.
+    """
+    if files.is_empty():
+        raise _no_files_error(program)
+    if not db.parts.has_dataset(_FIT_DATASET):
+        raise NotFittedError(f"{_what(program)} has no fits yet: run `{_fit_command(program)}` first")
+    fitted = _table(db, con, "analysis_fitted_files", {"program": program})
+    have = files.join(fitted.select("file_name"), on="file_name", how="semi")
+    if have.is_empty():
+        raise NotFittedError(f"{_what(program)} has no fits yet: run `{_fit_command(program)}` first")
+    missing = files.join(fitted.select("file_name"), on="file_name", how="anti")
+    if not missing.is_empty():
+        for (prog,), part in missing.group_by("program", maintain_order=True):
+            n_all = files.filter(pl.col("program") == prog).height
+            if part.height == n_all:
+                warn(f"program {prog} has no fits yet and was skipped: run `{_fit_command(prog)}`")
+            else:
+                warn(
+                    f"{part.height} of {n_all} file(s) of program {prog} have no fits yet and were "
+                    f"skipped: run `{_fit_command(prog)}`"
+                )
+    return have
+
+
+def _what(program: int | None) -> str:
+    return f"program {program}" if program is not None else "the archive"
+
+
+_SERIES_SCHEMA = {
+    "file_name": pl.String,
+    "frame": pl.Int32,
+    "time_mjd": pl.Float64,
+    "flux": pl.Float64,
+}
+
+
+def load_series(
+    db: Database,
+    con,
+    files: pl.DataFrame,
+    *,
+    fits: bool = True,
+    photometry: bool = True,
+    mask: bool = True,
+) -> pl.DataFrame:
+    """Per-frame series of ``files`` (rows of ``analysis_fg_files``), sorted by time.
+
+    Columns: file_name, frame, time_mjd, flux (frames), the Gaussian parameters and ``status``
+    (``fits``, newest fit_version of each file), background, flux_r2, flux_opt, n_opt_pixels
+    (``photometry``), plus each file's program, observation, visit, gs_id, guide_period and
+    frame_time_s. With ``mask``, every value of a frame whose fit did not converge
+    (``status != 0``) is NaN. Missing values are NaN too (a file without photometry, ...).
+    """
+    parts = []
+    has_fits = fits and db.parts.has_dataset(_FIT_DATASET)
+    has_phot = photometry and db.parts.has_dataset(_PHOT_DATASET)
+    for (prog,), sel in files.group_by("program", maintain_order=True):
+        params = {"program": int(prog), "files": sel["file_name"].to_list()}
+        df = _table(db, con, "analysis_frames", params)
+        if has_fits:
+            df = df.join(_table(db, con, "analysis_fits", params), on=["file_name", "frame"], how="left")
+        if has_phot:
+            df = df.join(
+                _table(db, con, "analysis_photometry", params), on=["file_name", "frame"], how="left"
+            )
+        parts.append(df)
+    if not parts:
+        return pl.DataFrame(schema=_SERIES_SCHEMA)
+    df = pl.concat(parts, how="diagonal_relaxed")
+    meta = files.select(
+        "file_name", "program", "observation", "visit", "gs_id", "guide_period", "frame_time_s"
+    )
+    df = df.join(meta, on="file_name", how="left").sort("time_mjd", "file_name", "frame")
+    value_cols = [
+        c
+        for c in (*FIT_PARAMETERS, "flux", "background", "flux_r2", "flux_opt")
+        if c in df.columns
+    ]
+    df = df.with_columns(pl.col(c).cast(pl.Float64).fill_null(np.nan) for c in value_cols)
+    if mask and "status" in df.columns:
+        bad = pl.col("status").is_not_null() & (pl.col("status") != 0)
+        df = df.with_columns(
+            pl.when(bad).then(np.nan).otherwise(pl.col(c)).alias(c) for c in value_cols
+        )
+    return df
+
+
+def _segment_key(files: pl.DataFrame) -> pl.Expr:
+    return pl.coalesce(pl.col("guide_period"), pl.col("file_name"))
+
+
+def _runs(files: pl.DataFrame) -> list[pl.DataFrame]:
+    """Consecutive files (time order) of one guide star: a new run where gs_id changes."""
+    files = files.sort("data_start_mjd", "file_name")
+    gs = files["gs_id"].fill_null("").to_list()
+    out, start = [], 0
+    for i in range(1, len(gs) + 1):
+        if i == len(gs) or gs[i] != gs[start]:
+            out.append(files.slice(start, i - start))
+            start = i
+    return out
+
+
+def _groups(files: pl.DataFrame, by: str) -> list[pl.DataFrame]:
+    """Files grouped for one periodogram each; never across guide stars."""
+    if by == "file":
+        keys = [_segment_key(files).alias("__key"), pl.col("gs_id")]
+    elif by == "visit":
+        keys = ["program", "observation", "visit", "gs_id"]
+    else:
+        keys = ["program", "gs_id"]
+    f = files.with_columns(*(k for k in keys if isinstance(k, pl.Expr)))
+    names = [k if isinstance(k, str) else k.meta.output_name() for k in keys]
+    return [g.drop("__key", strict=False) for _, g in f.group_by(names, maintain_order=True)]
+
+
+def _load_units(files: pl.DataFrame, by: str) -> list[pl.DataFrame]:
+    """Files read together: a visit, or (by guide star) all files of one star in one program."""
+    keys = ["program", "gs_id"] if by == "guide_star" else ["program", "observation", "visit"]
+    return [g for _, g in files.group_by(keys, maintain_order=True)]
+
+
+# --------------------------------------------------------------------------------------------------
+# Periodograms
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class _Skip:
+    what: str
+    why: str
+
+
+def _check_params(params: Sequence[str] | None) -> list[str]:
+    if not params:
+        return list(PERIODOGRAM_PARAMETERS)
+    out = []
+    for p in params:
+        for name in str(p).split(","):
+            name = name.strip()
+            if not name:
+                continue
+            if name not in PERIODOGRAM_PARAMETERS:
+                raise UsageError(
+                    f"unknown parameter {name!r}; valid parameters: {', '.join(PERIODOGRAM_PARAMETERS)}"
+                )
+            if name not in out:
+                out.append(name)
+    if not out:
+        raise UsageError(f"no parameter given; valid parameters: {', '.join(PERIODOGRAM_PARAMETERS)}")
+    return out
+
+
+def _refine(power: np.ndarray, idx: int) -> float:
+    """Sub-bin offset of a peak: vertex of the parabola through bins idx-1, idx, idx+1."""
+    if idx <= 0 or idx >= power.size - 1:
+        return 0.0
+    a, b, c = power[idx - 1], power[idx], power[idx + 1]
+    den = a - 2.0 * b + c
+    if not np.isfinite(den) or den >= 0:
+        return 0.0
+    return float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
+
+
+def _group_label(g: pl.DataFrame, by: str) -> str:
+    r = g.row(0, named=True)
+    if by == "guide_star":
+        return f"program {r['program']} guide star {r['gs_id']}"
+    where = f"program {r['program']} obs {r['observation']} visit {r['visit']} guide star {r['gs_id']}"
+    return where if by == "visit" else f"{r['file_name']} ({where})"
+
+
+_PEAK_SCHEMA = {
+    "program": pl.Int32,
+    "observation": pl.Int32,
+    "visit": pl.Int32,
+    "file_name": pl.String,
+    "gs_id": pl.String,
+    "grouped_by": pl.String,
+    "n_files": pl.Int32,
+    "start_mjd": pl.Float64,
+    "end_mjd": pl.Float64,
+    "n_points": pl.Int32,
+    "parameter": pl.String,
+    "rank": pl.Int32,
+    "frequency_hz": pl.Float64,
+    "period_s": pl.Float64,
+    "power": pl.Float64,
+    "fap": pl.Float64,
+}
+
+
+def _periodogram_group(
+    g: pl.DataFrame,
+    rows: pl.DataFrame,
+    params: list[str],
+    by: str,
+    *,
+    samples_per_peak: float,
+    n_peaks: int,
+    skips: list[_Skip],
+    spectra=None,
+) -> pl.DataFrame | None:
+    label = _group_label(g, by)
+    if rows.is_empty():
+        skips.append(_Skip(label, "no frames"))
+        return None
+    t = rows["time_mjd"].to_numpy() * SECONDS_PER_DAY
+    names, values = [], []
+    for p in params:
+        if p not in rows.columns:
+            skips.append(_Skip(f"{label} {p}", "not computed (run `fgsarchive fit`)"))
+            continue
+        v = rows[p].to_numpy().astype(np.float64, copy=True)
+        n_ok = int(np.isfinite(v).sum())
+        if n_ok < MIN_POINTS:
+            skips.append(_Skip(f"{label} {p}", f"{n_ok} unmasked samples (at least {MIN_POINTS} needed)"))
+            continue
+        if p == "theta":
+            ok = np.isfinite(v)
+            v[ok] = theta_continuous(v[ok])
+        names.append(p)
+        values.append(v)
+    if not names:
+        return None
+    cadence = float(np.median(g["frame_time_s"].drop_nulls().to_numpy())) if g["frame_time_s"].drop_nulls().len() else None
+    fmax = 0.5 / cadence if cadence and cadence > 0 else None
+    finite_t = t[np.isfinite(t)]
+    baseline = float(finite_t.max() - finite_t.min()) if finite_t.size else 0.0
+    spp = float(samples_per_peak)
+    if fmax is not None and baseline > 0:
+        nf = spp * baseline * fmax
+        if nf > MAX_FREQUENCIES:
+            spp = max(1.0, spp * MAX_FREQUENCIES / nf)
+            if spp * baseline * fmax > MAX_FREQUENCIES:
+                fmax = MAX_FREQUENCIES / (spp * baseline)
+                skips.append(
+                    _Skip(label, f"grid capped at {MAX_FREQUENCIES:,} frequencies: searched up to {fmax:.4g} Hz only")
+                )
+    try:
+        res = periodogram_series(
+            t, np.vstack(values), fmax_hz=fmax, samples_per_peak=spp, n_peaks=n_peaks, names=names
+        )
+    except ValueError as exc:
+        skips.append(_Skip(label, str(exc)))
+        return None
+    pk = res.peaks
+    if pk.height:
+        freq = pk["frequency_hz"].to_numpy().copy()
+        for i, (series, f) in enumerate(zip(pk["series"].to_list(), freq, strict=True)):
+            power = res.power[res.names.index(series)]
+            idx = int(round((f - res.f0_hz) / res.df_hz))
+            freq[i] = res.f0_hz + res.df_hz * (idx + _refine(power, idx))
+        pk = pk.with_columns(pl.Series("frequency_hz", freq), pl.Series("period_s", 1.0 / freq))
+    first = g.row(0, named=True)
+    n_points = dict(zip(res.names, res.n_points, strict=True))
+    meta = {
+        "program": first["program"],
+        "observation": None if by == "guide_star" else first["observation"],
+        "visit": None if by == "guide_star" else first["visit"],
+        "file_name": first["file_name"],
+        "gs_id": first["gs_id"],
+        "grouped_by": by,
+        "n_files": g.height,
+        "start_mjd": float(rows["time_mjd"].min()),
+        "end_mjd": float(rows["time_mjd"].max()),
+    }
+    out = pk.rename({"series": "parameter"}).with_columns(
+        *(pl.lit(v).alias(k) for k, v in meta.items()),
+        pl.col("parameter").replace_strict(n_points, return_dtype=pl.Int32).alias("n_points"),
+    )
+    if spectra is not None:
+        spectra.write(meta, res)
+    return out.select([pl.col(c).cast(t) for c, t in _PEAK_SCHEMA.items()])
+
+
+class _SpectraWriter:
+    """Full spectra to one Parquet file, one row group per (group, parameter)."""
+
+    SCHEMA = pa.schema(
+        [
+            ("program", pa.int32()),
+            ("observation", pa.int32()),
+            ("visit", pa.int32()),
+            ("file_name", pa.string()),
+            ("gs_id", pa.string()),
+            ("grouped_by", pa.string()),
+            ("parameter", pa.string()),
+            ("frequency_hz", pa.float64()),
+            ("power", pa.float32()),
+        ]
+    )
+
+    def __init__(self, path: Path) -> None:
+        import pyarrow.parquet as pq
+
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.name}.tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.writer = pq.ParquetWriter(self.tmp, self.SCHEMA, compression="zstd")
+        except OSError as exc:
+            raise UsageError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+        self.rows = 0
+
+    def write(self, meta: dict, res) -> None:
+        freq = res.frequency_hz()
+        for name in res.names:
+            n = freq.size
+            cols = {
+                "program": pa.array(np.full(n, meta["program"], np.int32)),
+                "observation": pa.nulls(n, pa.int32()) if meta["observation"] is None else pa.array(np.full(n, meta["observation"], np.int32)),
+                "visit": pa.nulls(n, pa.int32()) if meta["visit"] is None else pa.array(np.full(n, meta["visit"], np.int32)),
+                "file_name": pa.array([meta["file_name"]] * n, pa.string()),
+                "gs_id": pa.array([meta["gs_id"]] * n, pa.string()),
+                "grouped_by": pa.array([meta["grouped_by"]] * n, pa.string()),
+                "parameter": pa.array([name] * n, pa.string()),
+                "frequency_hz": pa.array(freq),
+                "power": pa.array(res.power_of(name).astype(np.float32)),
+            }
+            self.writer.write_table(pa.table(cols, schema=self.SCHEMA))
+            self.rows += n
+
+    def close(self, ok: bool) -> None:
+        self.writer.close()
+        if ok:
+            self.tmp.replace(self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+
+def instrumental_min_stars(n_stars: int) -> int:
+    """Stars a line must recur in: 3, or 2 when the archive has only two guide stars.
+
+    With a single guide star no line can be told from the star's own signal (none is learned).
+    """
+    return 3 if n_stars >= 3 else 2
+
+
+def _learn_lines(db: Database, con) -> tuple[pl.DataFrame, int]:
+    peaks = _table(db, con, "analysis_peaks_all")
+    n_stars = peaks["gs_id"].n_unique() if peaks.height else 0
+    min_stars = instrumental_min_stars(n_stars)
+    lines = instrumental_lines(
+        peaks, rel_tol=INSTRUMENTAL_REL_TOL, min_stars=min_stars, max_fap=INSTRUMENTAL_MAX_FAP
+    )
+    lines = lines.with_columns(
+        pl.lit(min_stars, pl.Int32).alias("min_stars"), pl.lit(INSTRUMENTAL_REL_TOL).alias("rel_tol")
+    )
+    return lines, n_stars
+
+
+def run_periodograms(
+    db: Database,
+    program: int | None = None,
+    params: Sequence[str] | None = None,
+    by: str = "visit",
+    out: str | Path | None = None,
+    *,
+    samples_per_peak: float = 5,
+    n_peaks: int = N_PEAKS,
+    on_warning: Warn | None = None,
+    progress: Progress | None = None,
+) -> pl.DataFrame:
+    """Lomb-Scargle periodograms of the fitted parameters of every guide-star run; table ``periodogram_peaks``.
+
+    ``by``: ``"file"`` (one guide period: its segment files joined), ``"visit"`` (a visit's files
+    of one guide star) or ``"guide_star"`` (all files of a guide star in a program). Never across
+    guide stars. ``params``: names from :data:`PERIODOGRAM_PARAMETERS` (default all). Frames whose
+    fit did not converge are masked. Grid: 1/baseline to the Nyquist frequency of the files'
+    cadence (``files.frame_time_s``), ``samples_per_peak`` points per resolution element.
+    ``out``: also write the full spectra (long format) to this Parquet file.
+
+    Replaces the rows of (program, grouping, parameters) recomputed; then re-learns
+    ``instrumental_lines`` from all peaks of the archive and relabels every peak.
+    Returns the new peaks (with ``instrumental``/``line_id``).
+    """
+    warn = _warner(on_warning)
+    params = _check_params(params)
+    if by not in GROUPINGS:
+        raise UsageError(f"unknown grouping {by!r}; valid values: {', '.join(GROUPINGS)}")
+    started = time.perf_counter()
+    skips: list[_Skip] = []
+    spectra = _SpectraWriter(Path(out)) if out is not None else None
+    ok = False
+    try:
+        with db.reader() as con:
+            files = _fitted_files(db, con, _fg_files(db, con, program), program, warn)
+            units = _load_units(files, by)
+            groups_total = sum(len(_groups(u, by)) for u in units)
+            done, results = 0, []
+            for unit in units:
+                rows = load_series(db, con, unit)
+                for g in _groups(unit, by):
+                    sub = rows.join(g.select("file_name"), on="file_name", how="semi")
+                    pk = _periodogram_group(
+                        g, sub, params, by, samples_per_peak=samples_per_peak, n_peaks=n_peaks,
+                        skips=skips, spectra=spectra,
+                    )
+                    if pk is not None:
+                        results.append(pk)
+                    done += 1
+                    if progress:
+                        progress(done, groups_total)
+        if not results:
+            detail = "; ".join(f"{s.what}: {s.why}" for s in skips[:3]) or "nothing to analyse"
+            raise SelectionError(f"no periodogram could be computed ({detail})")
+        ok = True
+    finally:
+        if spectra is not None:
+            spectra.close(ok)
+    for s in skips:
+        warn(f"periodogram skipped for {s.what}: {s.why}")
+    peaks = pl.concat(results)
+    with db.writer() as con:
+        db.run(con, "analysis_create_tables")
+        db.run(con, "analysis_peaks_delete", {"program": program, "grouped_by": by, "parameters": params})
+        db.run(con, "analysis_peaks_insert", new_peaks=peaks.to_arrow())
+        lines, n_stars = _learn_lines(db, con)
+        db.run(con, "analysis_lines_delete")
+        if lines.height:
+            db.run(con, "analysis_lines_insert", new_lines=lines.to_arrow())
+        labels = lines.select(
+            "line_id",
+            "frequency_hz",
+            (pl.col("frequency_hz") * (1 - INSTRUMENTAL_REL_TOL)).alias("lo_hz"),
+            (pl.col("frequency_hz") * (1 + INSTRUMENTAL_REL_TOL)).alias("hi_hz"),
+        )
+        db.run(con, "analysis_peaks_label", labels=labels.to_arrow())
+        _log_run(
+            db, con, "periodogram", program,
+            {"params": params, "by": by, "samples_per_peak": samples_per_peak, "n_peaks": n_peaks,
+             "instrumental_min_stars": instrumental_min_stars(n_stars), "out": str(out) if out else None},
+            n_groups=sum(1 for _ in {(r["file_name"], r["gs_id"]) for r in peaks.select("file_name", "gs_id").iter_rows(named=True)}),
+            n_rows=peaks.height, seconds=time.perf_counter() - started,
+        )
+    if n_stars < 3:
+        warn(
+            f"only {n_stars} guide star(s) in the archive's periodograms: instrumental lines need "
+            f"{instrumental_min_stars(n_stars)} stars sharing a peak"
+            + (" (none can be learned from one star)" if n_stars < 2 else "")
+        )
+    return label_instrumental(peaks, lines, rel_tol=INSTRUMENTAL_REL_TOL)
+
+
+def _log_run(db: Database, con, analysis: str, program, options: dict, *, n_groups: int, n_rows: int, seconds: float) -> None:
+    db.run(
+        con,
+        "analysis_runs_insert",
+        {
+            "analysis": analysis,
+            "program": program,
+            "options": json.dumps(options, default=str),
+            "n_groups": int(n_groups),
+            "n_rows": int(n_rows),
+            "seconds": float(seconds),
+        },
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Anomalies
+# --------------------------------------------------------------------------------------------------
+_ANOMALY_COLUMNS = {
+    "program": pl.Int32,
+    "observation": pl.Int32,
+    "visit": pl.Int32,
+    "file_name": pl.String,
+    "gs_id": pl.String,
+    "kind": pl.String,
+    "start_mjd": pl.Float64,
+    "end_mjd": pl.Float64,
+    "duration_s": pl.Float64,
+    "parameters": pl.List(pl.String),
+    "kinds": pl.List(pl.String),
+    "amplitude": pl.Float64,
+    "significance": pl.Float64,
+    "n_detections": pl.Int32,
+    "start_frame": pl.Int32,
+    "end_file_name": pl.String,
+    "end_frame": pl.Int32,
+    "coincident_events": pl.List(
+        pl.Struct(
+            {
+                "kind": pl.String,
+                "start_mjd": pl.Float64,
+                "end_mjd": pl.Float64,
+                "file_name": pl.String,
+                "detail": pl.String,
+                "offset_s": pl.Float64,
+            }
+        )
+    ),
+    "coincident_kinds": pl.List(pl.String),
+    "min_sigma": pl.Float64,
+}
+_EVENTS_SCHEMA = {
+    "kind": pl.String,
+    "start_mjd": pl.Float64,
+    "end_mjd": pl.Float64,
+    "file_name": pl.String,
+    "detail": pl.String,
+}
+
+
+def _flux_series(rows: pl.DataFrame) -> tuple[str, np.ndarray] | None:
+    """The flux searched for drops: flux_opt, else flux_r2 (photometry), else the frames' sum."""
+    for name in ("flux_opt", "flux_r2", "flux"):
+        if name in rows.columns:
+            v = rows[name].to_numpy()
+            if np.isfinite(v).sum() >= MIN_POINTS:
+                return name, v
+    return None
+
+
+def _anomaly_series(rows: pl.DataFrame) -> dict[str, np.ndarray]:
+    series: dict[str, np.ndarray] = {}
+    flux = _flux_series(rows)
+    if flux is not None:
+        series[flux[0]] = flux[1]
+    for p in ANOMALY_PARAMETERS:
+        if p in rows.columns:
+            series[p] = rows[p].to_numpy()
+    if "background" in rows.columns:
+        series["background"] = rows["background"].to_numpy()
+    return series
+
+
+def _events_available(db: Database, con, program: int | None) -> bool:
+    if not _exists(db, con, "events"):
+        return False
+    return int(db.run(con, "analysis_events_count", {"program": program}).fetchall()[0][0]) > 0
+
+
+def run_anomalies(
+    db: Database,
+    program: int | None = None,
+    min_sigma: float = 5.0,
+    *,
+    window_s: float = CROSS_MATCH_WINDOW_S,
+    on_warning: Warn | None = None,
+    progress: Progress | None = None,
+) -> pl.DataFrame:
+    """Anomaly search per visit and guide star (consecutive files of one gs_id); table ``anomalies``.
+
+    Series: the optimal-aperture flux (``flux_opt``; ``flux_r2`` or the frames' summed flux when
+    there is no photometry), the Gaussian x_mean, y_mean, x_stddev, y_stddev, theta, amplitude
+    and the photometry background, each NaN where the fit did not converge. Each anomaly gets the
+    observatory events (``events``: HGA moves, filter-wheel moves, ...) within ``window_s`` of it.
+    Replaces the anomalies of the program (or of all programs). Returns the new rows.
+    """
+    warn = _warner(on_warning)
+    if not min_sigma > 0:
+        raise UsageError(f"--min-sigma must be > 0, got {min_sigma}")
+    started = time.perf_counter()
+    results = []
+    n_runs = 0
+    with db.reader() as con:
+        files = _fitted_files(db, con, _fg_files(db, con, program), program, warn)
+        with_events = _events_available(db, con, program)
+        units = _load_units(files, "visit")
+        total = sum(len(_runs(u)) for u in units)
+        done = 0
+        for unit in units:
+            rows = load_series(db, con, unit)
+            for run in _runs(unit):
+                done += 1
+                sub = rows.join(run.select("file_name"), on="file_name", how="semi")
+                if sub.height < MIN_POINTS:
+                    continue
+                n_runs += 1
+                cadence = float(np.median(run["frame_time_s"].drop_nulls().to_numpy())) if run["frame_time_s"].drop_nulls().len() else None
+                an = detect_anomalies(
+                    sub["time_mjd"].to_numpy(), _anomaly_series(sub), min_sigma=min_sigma, cadence_s=cadence
+                )
+                if progress:
+                    progress(done, total)
+                if an.is_empty():
+                    continue
+                first = run.row(0, named=True)
+                if with_events:
+                    t0, t1 = float(sub["time_mjd"].min()), float(sub["time_mjd"].max())
+                    pad = window_s / SECONDS_PER_DAY
+                    ev = _table(
+                        db, con, "analysis_events",
+                        {"program": int(first["program"]), "start_mjd": t0 - pad, "end_mjd": t1 + pad},
+                    )
+                else:
+                    ev = pl.DataFrame(schema=_EVENTS_SCHEMA)
+                an = cross_match_events(an, ev.cast(_EVENTS_SCHEMA), window_s=window_s)
+                si, ei = an["start_index"].to_numpy(), an["end_index"].to_numpy()
+                fn, fr = sub["file_name"].to_numpy(), sub["frame"].to_numpy()
+                an = an.with_columns(
+                    pl.lit(first["program"]).alias("program"),
+                    pl.lit(first["observation"]).alias("observation"),
+                    pl.lit(first["visit"]).alias("visit"),
+                    pl.lit(first["gs_id"]).alias("gs_id"),
+                    pl.Series("file_name", fn[si]),
+                    pl.Series("start_frame", fr[si]),
+                    pl.Series("end_file_name", fn[ei]),
+                    pl.Series("end_frame", fr[ei]),
+                    pl.lit(float(min_sigma)).alias("min_sigma"),
+                )
+                results.append(an.select([pl.col(c).cast(t) for c, t in _ANOMALY_COLUMNS.items()]))
+    if n_runs == 0:
+        raise SelectionError(f"{_what(program)} has no guide-star run long enough to search ({MIN_POINTS} frames)")
+    if not with_events:
+        warn(
+            "no observatory events in the archive (coincident_events left empty): derive them with "
+            "`fgsarchive events` (or `fgsarchive telemetry`) and re-run `fgsarchive anomalies`"
+        )
+    table = pl.concat(results) if results else pl.DataFrame(schema=_ANOMALY_COLUMNS)
+    table = table.sort("start_mjd")
+    with db.writer() as con:
+        db.run(con, "analysis_create_tables")
+        db.run(con, "analysis_anomalies_delete", {"program": program})
+        if table.height:
+            db.run(con, "analysis_anomalies_insert", new_anomalies=table.to_arrow())
+        _log_run(
+            db, con, "anomalies", program, {"min_sigma": min_sigma, "window_s": window_s, "events": with_events},
+            n_groups=n_runs, n_rows=table.height, seconds=time.perf_counter() - started,
+        )
+    return table
+
+
+# --------------------------------------------------------------------------------------------------
+# Variable guide stars
+# --------------------------------------------------------------------------------------------------
+_INSTRUMENTAL_FAMILIES = {"centroid", "width", "theta", "background"}
+
+
+def _instrumental_intervals(anomalies: pl.DataFrame, mask: str) -> pl.DataFrame | None:
+    """Anomaly intervals to leave out of the variability statistics.
+
+    ``"instrumental"``: anomalies that coincide with an observatory event or show in a centroid,
+    PSF-width, theta or background series (the telescope's doing); flux-only events stay (they
+    may be the star's own dips and flares). ``"all"``: every anomaly. ``"none"``: nothing.
+    """
+    if mask == "none" or anomalies.is_empty():
+        return None
+    if mask == "all":
+        return anomalies.select("gs_id", "start_mjd", "end_mjd")
+    fam = anomalies["parameters"].to_list()
+    instrumental = [
+        bool(ev) or any(parameter_family(p) in _INSTRUMENTAL_FAMILIES for p in (ps or []))
+        for ps, ev in zip(fam, anomalies["with_event"].to_list(), strict=True)
+    ]
+    sel = anomalies.filter(pl.Series(instrumental))
+    return sel.select("gs_id", "start_mjd", "end_mjd") if sel.height else None
+
+
+def run_variables(
+    db: Database,
+    top: int | None = None,
+    *,
+    gain: float = GAIN_E_PER_DN,
+    bin_s: float = VARIABILITY_BIN_S,
+    mask: str = "instrumental",
+    on_warning: Warn | None = None,
+    progress: Progress | None = None,
+) -> pl.DataFrame:
+    """Variability statistics of every guide star over all its visits and programs; table ``variability``.
+
+    Flux: ``photometry.flux_opt`` (the frames' summed flux for a star whose files lack photometry).
+    Expected per-frame noise from the count rate: electrons = DN/s x ``files.frame_time_s`` x
+    ``gain`` (2 e-/DN, the simulator's value), background electrons of the optimal-aperture pixels
+    included; read noise left out. Frames whose fit did not converge, the instrumental lines
+    (``instrumental_lines``, when periodograms were run) and the anomaly intervals chosen by ``mask``
+    (see :func:`_instrumental_intervals`) are left out. All stars are recomputed; returns the
+    ``top`` best ranked (all by default).
+    """
+    warn = _warner(on_warning)
+    if mask not in ("instrumental", "all", "none"):
+        raise UsageError(f"unknown mask {mask!r}; valid values: instrumental, all, none")
+    if top is not None and top < 1:
+        raise UsageError(f"--top must be >= 1, got {top}")
+    if not gain > 0:
+        raise UsageError(f"gain must be > 0, got {gain}")
+    started = time.perf_counter()
+    stats = []
+    with db.reader() as con:
+        files = _fg_files(db, con)
+        if files.is_empty():
+            raise _no_files_error(None)
+        files = files.filter(pl.col("gs_id").is_not_null())
+        lines = _table(db, con, "analysis_lines") if _exists(db, con, "instrumental_lines") else None
+        if lines is None or lines.is_empty():
+            lines = None
+        intervals = None
+        if _exists(db, con, "anomalies"):
+            intervals = _instrumental_intervals(_table(db, con, "analysis_anomaly_intervals"), mask)
+        else:
+            warn("no anomalies table yet: anomaly intervals not masked (run `fgsarchive anomalies` first)")
+        if not db.parts.has_dataset(_PHOT_DATASET):
+            warn("no photometry yet: using the frames' summed flux (run `fgsarchive fit` for flux_opt)")
+        stars = files["gs_id"].unique(maintain_order=True).to_list()
+        for i, gs_id in enumerate(stars):
+            sel = files.filter(pl.col("gs_id") == gs_id)
+            rows = load_series(db, con, sel)
+            frame_s = rows["frame_time_s"].cast(pl.Float64)
+            c = frame_s * gain
+            use_opt = "flux_opt" in rows.columns and rows["flux_opt"].is_not_nan().sum() >= 0.5 * rows.height
+            if use_opt:
+                sky = rows["background"].fill_nan(0.0).clip(lower_bound=0) * rows["n_opt_pixels"].cast(pl.Float64).fill_null(0.0)
+                flux = rows["flux_opt"]
+                err = ((flux.clip(lower_bound=0) + sky) * c).sqrt() / c
+            else:
+                flux = rows["flux"]
+                err = (flux.clip(lower_bound=0) * c).sqrt() / c
+            frame_df = pl.DataFrame(
+                {
+                    "gs_id": rows["gs_id"],
+                    "visit_key": (
+                        rows["program"].cast(pl.String) + "/" + rows["observation"].cast(pl.String)
+                        + "/" + rows["visit"].cast(pl.String)
+                    ),
+                    "time_mjd": rows["time_mjd"],
+                    "flux": flux,
+                    "flux_err": err,
+                }
+            )
+            an = intervals.filter(pl.col("gs_id") == gs_id) if intervals is not None else None
+            st = variability_stats(frame_df, bin_s=bin_s, lines=lines, anomalies=an)
+            if st.height:
+                st = st.with_columns(
+                    pl.lit("flux_opt" if use_opt else "flux").alias("flux_source"),
+                    pl.lit(sorted({int(p) for p in sel["program"].to_list()}), pl.List(pl.Int32)).alias("programs"),
+                )
+                stats.append(st)
+            if progress:
+                progress(i + 1, len(stars))
+    if not stats:
+        raise SelectionError("no guide star has enough unmasked frames for variability statistics")
+    table = (
+        pl.concat(stats)
+        .sort(["score", "gs_id"], descending=[True, False], nulls_last=True)
+        .drop("rank")
+        .with_row_index("rank", offset=1)
+    )
+    cols = {**VARIABILITY_SCHEMA, "flux_source": pl.String, "programs": pl.List(pl.Int32)}
+    table = table.select([pl.col(c).cast(t) for c, t in cols.items()])
+    with db.writer() as con:
+        db.run(con, "analysis_create_tables")
+        db.run(con, "analysis_variability_delete")
+        db.run(con, "analysis_variability_insert", new_variability=table.to_arrow())
+        _log_run(
+            db, con, "variables", None,
+            {"gain": gain, "bin_s": bin_s, "mask": mask, "lines": 0 if lines is None else lines.height},
+            n_groups=table.height, n_rows=table.height, seconds=time.perf_counter() - started,
+        )
+    return table.head(top) if top is not None else table
+
+
+# --------------------------------------------------------------------------------------------------
+# Views
+# --------------------------------------------------------------------------------------------------
+def visit_summary(db: Database, program: int | None = None) -> pl.DataFrame:
+    """One row per program / observation / visit / guide star (view ``visit_summary``): n_files,
+    n_frames, start/end_mjd, guided_s, mean_flux (DN/s), median x/y_stddev (px), jitter x/y RMS (px,
+    about each file's mean), fraction_converged."""
+    with db.reader() as con:
+        if not _exists(db, con, "visit_summary"):
+            raise NotFittedError(f"{_what(program)} has no fits yet: run `{_fit_command(program)}` first")
+        df = _table(db, con, "analysis_visit_summary", {"program": program})
+    if df.is_empty() and program is not None:
+        raise _no_files_error(program)
+    return df
+
+
+def anomalies_with_telemetry(db: Database, program: int | None = None) -> pl.DataFrame:
+    """Every anomaly with each observatory event overlapping it within 30 s (view
+    ``anomalies_with_telemetry``; one row per pair, event columns null when none)."""
+    with db.reader() as con:
+        if not _exists(db, con, "anomalies_with_telemetry"):
+            if not _exists(db, con, "anomalies"):
+                raise SelectionError("anomalies not computed yet: run `fgsarchive anomalies`")
+            raise SelectionError("the events table is missing: run `fgsarchive events`")
+        return _table(db, con, "analysis_anomalies_with_telemetry", {"program": program})
+
+
+def lightcurve_binned(db: Database, gs_id: str, bin_s: float = 10.0) -> pl.DataFrame:
+    """Binned light curve of one guide star over all its visits (``analysis_lightcurve_binned.sql``):
+    per visit and ``bin_s``-second bin, time_mjd, n_frames, flux and flux_err (frames), flux_opt,
+    flux_opt_err and background (photometry), x/y_mean, x/y_stddev, amplitude (converged fits)."""
+    if not bin_s > 0:
+        raise UsageError(f"bin_s must be > 0, got {bin_s}")
+    with db.reader() as con:
+        if _fg_files(db, con, gs_id=gs_id).is_empty():
+            raise SelectionError(f"no fine-guide frames of guide star {gs_id!r} in the archive")
+        if not (db.parts.has_dataset(_FIT_DATASET) and db.parts.has_dataset(_PHOT_DATASET)):
+            raise NotFittedError("the archive has no fits yet: run `fgsarchive fit` first")
+        return _table(db, con, "analysis_lightcurve_binned", {"gs_id": gs_id, "bin_s": float(bin_s)})
+
+
+def _iter_unique(values: Iterable) -> list:
+    seen, out = set(), []
+    for v in values:
+        if v not in seen:
+            seen.add(v)
+            out.append(v)
+    return out
