@@ -51,6 +51,7 @@ img { max-width: 100%; height: auto; border: 1px solid #eee; margin: 0.3em 0; }
 .none { color: #666; font-style: italic; }
 code { background: #f3f3f3; padding: 1px 4px; border-radius: 3px; }
 nav a { margin-right: 1em; }
+.scroll { overflow-x: auto; max-width: 100%; }
 """
 
 
@@ -112,7 +113,10 @@ def table_html(df: pl.DataFrame, *, max_rows: int = 200, columns: list[str] | No
         if df.height > max_rows
         else ""
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{more}"
+    return (
+        f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>{more}"
+    )
 
 
 def figure_html(fig: Figure, alt: str, *, dpi: int = 90) -> str:

@@ -7,7 +7,7 @@ Usage::
     python scripts/bench_fit_kernels.py --spelunker-python /path/to/venv/bin/python
 
 Prints, side by side on the same frames: (a) curve_fit per frame with astropy's Gaussian2D + offset
-started from a moments guess, one process; (b) fit_gaussian_stack with 2 and 1 numba threads;
+started from a moments guess, one process; (b) fit_gaussian_stack with 2 and 1 threads;
 quick fit, background and aperture photometry rates; accuracy against curve_fit and the truth;
 numba first-call (compile) time with a cold and a warm cache. Optionally runs spelunker's own
 ``gauss2d_fit`` (ray) in another interpreter where spelunker is installed.
@@ -202,15 +202,18 @@ def main() -> None:
     import numba
 
     from fgsarchive.fit.model import fit_gaussian_stack, quick_fit_stack
-    from fgsarchive.fit.photometry import aperture_photometry_stack, background_stack
+    from fgsarchive.fit.photometry import (
+        aperture_photometry_stack,
+        background_stack,
+        default_threads,
+    )
 
-    print(f"numba {numba.__version__}, threading layer: ", end="")
+    print(f"numba {numba.__version__}; {default_threads()} CPUs available to this process")
     frames, truth = simulate(args.n, args.seed)
     jframes, jtruth = simulate(args.n, args.seed + 1, jitter=0.02)
     fit_gaussian_stack(frames[:64])  # compile (or load the cache) outside the timings
     quick_fit_stack(frames[:64])
     aperture_photometry_stack(frames[:64], 3.5, 3.5)
-    print(numba.threading_layer(), f"; {numba.config.NUMBA_NUM_THREADS} threads available")
     print(f"frames: {args.n:,} seeded random (A 5e4-7e5, sigma 0.55-0.7, random theta/position)")
 
     # (a) curve_fit, one process
@@ -275,13 +278,13 @@ def main() -> None:
     # quick fit and photometry
     print()
     for nt in (2, 1):
-        with_threads = numba.get_num_threads()
-        numba.set_num_threads(nt)
-        q = rate(lambda: quick_fit_stack(frames), args.n, args.repeats)
-        bg = rate(lambda: background_stack(frames), args.n, args.repeats)
-        x, y = fit.x_mean, fit.y_mean
-        ph = rate(lambda x=x, y=y: aperture_photometry_stack(frames, x, y), args.n, args.repeats)
-        numba.set_num_threads(with_threads)
+        q = rate(lambda nt=nt: quick_fit_stack(frames, n_threads=nt), args.n, args.repeats)
+        bg = rate(lambda nt=nt: background_stack(frames, n_threads=nt), args.n, args.repeats)
+        ph = rate(
+            lambda nt=nt: aperture_photometry_stack(frames, fit.x_mean, fit.y_mean, n_threads=nt),
+            args.n,
+            args.repeats,
+        )
         print(f"threads={nt}: quick_fit {fmt(q)}")
         print(f"threads={nt}: background {fmt(bg)}")
         print(f"threads={nt}: background + 3 exact apertures {fmt(ph)}")

@@ -42,6 +42,7 @@ from pathlib import Path
 RELATIONS = ("files", "frames", "pointing", "centroids", "fits", "quickfits", "photometry")
 KILL_WHAT = ("group", "main", "worker")
 PROGRAM = 1534
+ORPHAN_WAIT_S = 10.0
 
 
 # --- data ------------------------------------------------------------------------------------------
@@ -128,7 +129,9 @@ def run_and_kill(argv: list[str], env: dict, delay: float, what: str) -> dict:
     """Start ``argv`` in its own session, SIGKILL ``what`` after ``delay`` s; reap everything."""
     import psutil
 
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    # stderr to a file, not a pipe: orphaned workers keep a pipe open after the main process died
+    errfile = tempfile.TemporaryFile()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=errfile,
                             start_new_session=True)
     deadline = time.monotonic() + delay
     while time.monotonic() < deadline and proc.poll() is None:
@@ -161,29 +164,37 @@ def run_and_kill(argv: list[str], env: dict, delay: float, what: str) -> dict:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     outcome["exit"] = proc.returncode
-    err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
-    proc.stderr.close()
+    errfile.seek(0)
+    err = errfile.read().decode(errors="replace").strip()
+    errfile.close()
     outcome["stderr"] = err.splitlines()[-1][:300] if err else ""
     # Orphans (main-only kill): the session's other processes. Let them finish on their own, as
-    # they would on a real machine, but never for more than 30 s, then kill them.
-    end = time.monotonic() + 30
+    # they would on a real machine, but never for more than ORPHAN_WAIT_S, then kill them.
+    end = time.monotonic() + ORPHAN_WAIT_S
     while time.monotonic() < end and _session_alive(proc.pid):
         time.sleep(0.05)
     if _session_alive(proc.pid):
-        outcome["orphans_killed"] = True
+        outcome["orphans_left"] = len(_session_pids(proc.pid))  # still alive: a leak
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
     return outcome
 
 
-def _session_alive(sid: int) -> bool:
+def _session_pids(sid: int) -> list[int]:
     import psutil
 
+    pids = []
     for p in psutil.process_iter(["pid"]):
-        with contextlib.suppress(psutil.Error):
+        with contextlib.suppress(OSError, psutil.Error):
             if os.getsid(p.pid) == sid:
-                return True
-    return False
+                pids.append(p.pid)
+    return pids
+
+
+def _session_alive(sid: int) -> bool:
+    return bool(_session_pids(sid))
 
 
 # --- the modes -------------------------------------------------------------------------------------
@@ -321,6 +332,7 @@ def run(trials: int, seed: int, workdir: Path, modes: list[str], frames_per_file
                         + (" (done before)" if k["finished_first"] else "")
                         + (f" exit {k['exit']}" if not k["finished_first"] else "")
                         + (" HUNG" if k.get("hung") else "")
+                        + (f" {k['orphans_left']} orphans" if k.get("orphans_left") else "")
                         for k in result.kills
                     )
                     status = "ok" if result.match else f"MISMATCH {json.dumps(result.diff)}"
@@ -335,7 +347,8 @@ def run(trials: int, seed: int, workdir: Path, modes: list[str], frames_per_file
 
 
 def summary(results: list[TrialResult]) -> str:
-    lines = ["mode     trials  kills  killed mid-run  hung  mismatches  runs with leftovers"]
+    lines = ["mode     trials  kills  killed mid-run  hung  orphans left  mismatches  "
+             "runs with leftovers"]
     for mode in dict.fromkeys(r.mode for r in results):
         rs = [r for r in results if r.mode == mode]
         kills = [k for r in rs for k in r.kills]
@@ -343,6 +356,7 @@ def summary(results: list[TrialResult]) -> str:
             f"{mode:<8} {len(rs):>6}  {len(kills):>5}  "
             f"{sum(not k['finished_first'] for k in kills):>14}  "
             f"{sum(bool(k.get('hung')) for k in kills):>4}  "
+            f"{sum(k.get('orphans_left', 0) for k in kills):>12}  "
             f"{sum(not r.match for r in rs):>10}  {sum(bool(r.leftovers) for r in rs):>19}"
         )
     return "\n".join(lines)

@@ -49,6 +49,7 @@ __all__ = [
     "detect_anomalies",
     "cross_match_events",
     "theta_continuous",
+    "JITTER_BLOCK_S",
 ]
 
 SECONDS_PER_DAY = 86400.0
@@ -60,6 +61,8 @@ SPIKE_SIGMA = 6.0
 """Samples further than this many noise sigmas from the running median of five are spikes."""
 MIN_SEGMENT_FRAMES = 32
 """Segments (runs without gaps) with fewer finite samples are skipped."""
+JITTER_BLOCK_S = 1.0
+"""Block length (s) of the jitter series (mean square frame-to-frame centroid motion)."""
 
 # kind names per parameter family: (transient below baseline, transient above, step)
 _FAMILY_KINDS: dict[str, tuple[str, str, str]] = {
@@ -68,6 +71,7 @@ _FAMILY_KINDS: dict[str, tuple[str, str, str]] = {
     "width": ("psf_transient", "psf_transient", "psf_change"),
     "theta": ("theta_transient", "theta_transient", "theta_change"),
     "background": ("background_transient", "background_transient", "background_jump"),
+    "jitter": ("jitter_lull", "jitter_burst", "jitter_change"),
 }
 # families whose amplitude is a fraction of the baseline level (else: the parameter's own unit)
 _FRACTIONAL = {"flux", "width", "amplitude"}
@@ -503,6 +507,56 @@ def theta_continuous(theta: np.ndarray) -> np.ndarray:
 _theta_continuous = theta_continuous
 
 
+def _pair_steps(found: list[tuple[str, int, int, float, float, float]]):
+    """A rise of the jitter followed by a fall (next step, opposite sign) is one burst.
+
+    The box filter misses jitter bursts that fill much of a short segment (its noise scale comes
+    from the segment itself); their two edges are found as steps. Pairs become a transient from
+    the first step to the second (amplitude of the first, significance the smaller).
+    """
+    steps = sorted((f for f in found if f[0] == "step"), key=lambda f: f[1])
+    out = [f for f in found if f[0] != "step"]
+    i = 0
+    while i < len(steps):
+        _, j, _, amp, lev, sig = steps[i]
+        if i + 1 < len(steps) and steps[i + 1][3] * amp < 0:
+            _, j2, _, _, _, sig2 = steps[i + 1]
+            if not any(f[0] == "transient" and f[1] < j2 and j < f[2] for f in out):
+                out.append(("transient", j, j2, amp, lev, min(sig, sig2)))
+                i += 2
+                continue
+        out.append(steps[i])
+        i += 1
+    return out
+
+
+def _jitter_job(arrays, names, a0, b0, block, cad, box_widths_s, step_windows_s):
+    """The jitter series of one segment: log mean square of the frame-to-frame motion of the
+    centroid series ``names`` (frames where all are finite), in blocks of ``block`` differences.
+
+    Returns a job tuple (name, values, first frame, last frame, blocks/hour, box_n, step_n) or None
+    when the segment has fewer than ``MIN_SEGMENT_FRAMES`` blocks.
+    """
+    ok = np.ones(b0 - a0, dtype=bool)
+    for nm in names:
+        ok &= np.isfinite(arrays[nm][a0:b0])
+    gidx = np.flatnonzero(ok) + a0
+    nb = (gidx.size - 1) // block
+    if nb < MIN_SEGMENT_FRAMES:
+        return None
+    d2 = np.zeros(gidx.size - 1)
+    for nm in names:
+        d2 += np.diff(arrays[nm][gidx]) ** 2
+    ms = d2[: nb * block].reshape(nb, block).mean(axis=1) / len(names)
+    ms = np.maximum(ms, np.finfo(float).tiny)
+    first = gidx[np.arange(nb) * block]
+    last = gidx[(np.arange(nb) + 1) * block]
+    block_s = block * cad
+    bn = [max(2, int(round(w / block_s))) for w in box_widths_s]
+    sn = [max(1, int(round(w / block_s))) for w in step_windows_s]
+    return ("jitter", np.log(ms), first, last, 3600.0 / block_s, bn, sn)
+
+
 def detect_anomalies(
     time_mjd: np.ndarray,
     series: Mapping[str, np.ndarray],
@@ -514,6 +568,7 @@ def detect_anomalies(
     gap_s: float | None = None,
     merge_gap_s: float = 2.0,
     workers: int | None = None,
+    jitter_block_s: float | None = JITTER_BLOCK_S,
 ) -> pl.DataFrame:
     """Flux drops, centroid jumps, PSF changes, ... in the parameter series of one guide star.
 
@@ -534,6 +589,11 @@ def detect_anomalies(
         (default 10 cadences).
     merge_gap_s : detections (of any parameters) closer than this are merged into one event.
     workers : threads over (segment, parameter) jobs; default the number of CPUs.
+    jitter_block_s : when centroid series (x_mean, y_mean) are given, also search the pointing
+        jitter: the log of the mean square frame-to-frame centroid motion in blocks of this many
+        seconds is a series of its own (parameter ``jitter``, kinds ``jitter_burst`` /
+        ``jitter_lull`` / ``jitter_change``, amplitude = fractional change of the RMS), searched
+        with the same filters. ``None`` turns it off.
 
     Returns
     -------
@@ -576,23 +636,29 @@ def detect_anomalies(
         + ("amplitude", "significance")
     }
     half = 0.5 * cad / SECONDS_PER_DAY
-    jobs = []
+    fph = 3600.0 / cad
+    jobs = []  # (name, values, first frame index, last frame index, frames/hour, box_n, step_n)
+    centroid_names = [nm for nm in arrays if parameter_family(nm) == "centroid"]
+    block = max(4, int(round(jitter_block_s / cad))) if jitter_block_s else 0
     for a0, b0 in split_segments(t_s, gap):
         if b0 - a0 < MIN_SEGMENT_FRAMES:
             continue
         for name, arr in arrays.items():
             ok = np.isfinite(arr[a0:b0])
             if ok.sum() >= MIN_SEGMENT_FRAMES:
-                jobs.append((name, np.flatnonzero(ok) + a0))
+                gidx = np.flatnonzero(ok) + a0
+                v = arr[gidx]
+                if parameter_family(name) == "theta":
+                    v = _theta_continuous(v)
+                jobs.append((name, v, gidx, gidx, fph, box_n, step_n))
+        if block and centroid_names:
+            job = _jitter_job(arrays, centroid_names, a0, b0, block, cad, box_widths_s, step_windows_s)
+            if job is not None:
+                jobs.append(job)
 
     def run(job):
-        name, gidx = job
-        v = arrays[name][gidx]
-        if parameter_family(name) == "theta":
-            v = _theta_continuous(v)
-        return detect_parameter(
-            v, box_n=box_n, step_n=step_n, min_sigma=min_sigma, frames_per_hour=3600.0 / cad
-        )
+        _, v, _, _, per_hour, bn, sn = job
+        return detect_parameter(v, box_n=bn, step_n=sn, min_sigma=min_sigma, frames_per_hour=per_hour)
 
     n_workers = min(len(jobs), workers if workers is not None else (os.cpu_count() or 1))
     if n_workers > 1:
@@ -602,19 +668,24 @@ def detect_anomalies(
     else:
         results = [run(job) for job in jobs]
 
-    for (name, gidx), det in zip(jobs, results, strict=True):
+    for (name, _, first, last, *_), det in zip(jobs, results, strict=True):
         family = parameter_family(name)
         below, above, step_kind = _kinds(family)
-        for mode, a, b, amp, level, sig in _classify(det):
-            if family in _FRACTIONAL:
+        found = _classify(det)
+        if family == "jitter":
+            found = _pair_steps(found)
+        for mode, a, b, amp, level, sig in found:
+            if family == "jitter":
+                amp = float(np.expm1(0.5 * amp))  # log mean square -> fractional change of the RMS
+            elif family in _FRACTIONAL:
                 amp = amp / level if level != 0 else np.nan
             if mode == "transient":
                 kind = below if amp < 0 else above
-                i0, i1 = int(gidx[a]), int(gidx[b - 1])
+                i0, i1 = int(first[a]), int(last[b - 1])
                 start, end = t_mjd[i0] - half, t_mjd[i1] + half
             else:
                 kind = step_kind
-                i0, i1 = int(gidx[a - 1]), int(gidx[a])
+                i0, i1 = int(last[a - 1]), int(first[a])
                 start = end = t_mjd[i1] - half
             rows["parameter"].append(name)
             rows["kind"].append(kind)

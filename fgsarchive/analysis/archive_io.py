@@ -23,7 +23,7 @@ import json
 import logging
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -215,10 +215,44 @@ def load_series(
         df = df.with_columns(
             pl.when(bad).then(np.nan).otherwise(pl.col(c)).alias(c) for c in value_cols
         )
+    if "flux_opt" in df.columns:
+        df = _calibrate_flux_opt(df)
     return df
 
 
-def _segment_key(files: pl.DataFrame) -> pl.Expr:
+def _calibrate_flux_opt(df: pl.DataFrame) -> pl.DataFrame:
+    """Make ``flux_opt`` continuous across files (each file has its own optimal pixel mask).
+
+    ``photometry.flux_opt`` is the raw sum of the pixels of the file's SNR-optimised mask, so its
+    level changes from file to file with the mask (7 or 14 pixels, say). Per file, with ``b`` the
+    median background (DN/s per pixel) and ``n`` the mask's pixel count:
+    ``flux_opt = (flux_opt_raw - n b) * g``, ``g = median(flux - 64 b) / median(flux_opt_raw - n b)``:
+    the star's optimal-aperture flux scaled to its total flux in the 8x8 frame. Within a file it
+    keeps the optimal aperture's noise; across files it follows the star's total flux.
+    ``flux_opt_raw`` and the factor ``flux_opt_gain`` (g) are kept.
+    """
+    if "background" not in df.columns or "n_opt_pixels" not in df.columns:
+        return df.with_columns(pl.col("flux_opt").alias("flux_opt_raw"), pl.lit(1.0).alias("flux_opt_gain"))
+    finite = lambda c: pl.when(pl.col(c).is_finite()).then(pl.col(c))  # noqa: E731 - NaN -> null for medians
+    df = df.with_columns(
+        finite("background").median().over("file_name").fill_null(0.0).alias("__b"),
+        pl.col("n_opt_pixels").cast(pl.Float64).fill_null(0.0).alias("__n"),
+    )
+    df = df.with_columns(
+        (pl.col("flux_opt") - pl.col("__n") * pl.col("__b")).alias("__star_opt"),
+        (pl.col("flux") - 64.0 * pl.col("__b")).alias("__star_all"),
+    )
+    gain = finite("__star_all").median().over("file_name") / finite("__star_opt").median().over("file_name")
+    df = df.with_columns(
+        pl.when(gain.is_finite() & (gain > 0)).then(gain).otherwise(1.0).alias("flux_opt_gain"),
+        pl.col("flux_opt").alias("flux_opt_raw"),
+    )
+    return df.with_columns((pl.col("__star_opt") * pl.col("flux_opt_gain")).alias("flux_opt")).drop(
+        "__b", "__n", "__star_opt", "__star_all"
+    )
+
+
+def _segment_key() -> pl.Expr:
     return pl.coalesce(pl.col("guide_period"), pl.col("file_name"))
 
 
@@ -237,7 +271,7 @@ def _runs(files: pl.DataFrame) -> list[pl.DataFrame]:
 def _groups(files: pl.DataFrame, by: str) -> list[pl.DataFrame]:
     """Files grouped for one periodogram each; never across guide stars."""
     if by == "file":
-        keys = [_segment_key(files).alias("__key"), pl.col("gs_id")]
+        keys = [_segment_key().alias("__key"), "gs_id"]
     elif by == "visit":
         keys = ["program", "observation", "visit", "gs_id"]
     else:
@@ -562,7 +596,7 @@ def run_periodograms(
             db, con, "periodogram", program,
             {"params": params, "by": by, "samples_per_peak": samples_per_peak, "n_peaks": n_peaks,
              "instrumental_min_stars": instrumental_min_stars(n_stars), "out": str(out) if out else None},
-            n_groups=sum(1 for _ in {(r["file_name"], r["gs_id"]) for r in peaks.select("file_name", "gs_id").iter_rows(named=True)}),
+            n_groups=len(results),
             n_rows=peaks.height, seconds=time.perf_counter() - started,
         )
     if n_stars < 3:
@@ -832,12 +866,18 @@ def run_variables(
             c = frame_s * gain
             use_opt = "flux_opt" in rows.columns and rows["flux_opt"].is_not_nan().sum() >= 0.5 * rows.height
             if use_opt:
-                sky = rows["background"].fill_nan(0.0).clip(lower_bound=0) * rows["n_opt_pixels"].cast(pl.Float64).fill_null(0.0)
+                # photon noise of the raw mask sum (star + background), scaled like flux_opt
                 flux = rows["flux_opt"]
-                err = ((flux.clip(lower_bound=0) + sky) * c).sqrt() / c
+                err = (rows["flux_opt_raw"].clip(lower_bound=0) * c).sqrt() / c * rows["flux_opt_gain"]
             else:
+                # the 64-pixel sum; the Gaussian fit's constant (offset) is the sky per pixel
+                err = (rows["flux"].clip(lower_bound=0) * c).sqrt() / c
                 flux = rows["flux"]
-                err = (flux.clip(lower_bound=0) * c).sqrt() / c
+                if "offset" in rows.columns:
+                    sky = rows.select(
+                        pl.when(pl.col("offset").is_finite()).then(pl.col("offset")).median().over("file_name")
+                    ).to_series()
+                    flux = flux - 64.0 * sky.fill_null(0.0)
             frame_df = pl.DataFrame(
                 {
                     "gs_id": rows["gs_id"],
@@ -921,12 +961,3 @@ def lightcurve_binned(db: Database, gs_id: str, bin_s: float = 10.0) -> pl.DataF
         if not (db.parts.has_dataset(_FIT_DATASET) and db.parts.has_dataset(_PHOT_DATASET)):
             raise NotFittedError("the archive has no fits yet: run `fgsarchive fit` first")
         return _table(db, con, "analysis_lightcurve_binned", {"gs_id": gs_id, "bin_s": float(bin_s)})
-
-
-def _iter_unique(values: Iterable) -> list:
-    seen, out = set(), []
-    for v in values:
-        if v not in seen:
-            seen.add(v)
-            out.append(v)
-    return out

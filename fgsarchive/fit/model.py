@@ -19,16 +19,19 @@ Public API
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from enum import IntEnum
 from typing import Any
 
-import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from fgsarchive.fit.photometry import DEFAULT_EXCLUDE_RADIUS, _as_stack, _background_one
+from fgsarchive.fit.photometry import (
+    DEFAULT_EXCLUDE_RADIUS,
+    _as_stack,
+    _background_one,
+    _run_chunks,
+)
 
 __all__ = [
     "MIN_PIXELS",
@@ -75,7 +78,7 @@ FLAT_TOP_PIXELS = 3
 SIGMA_MIN, SIGMA_MAX = 0.05, 10.0
 POS_MIN, POS_MAX = -1.0, 8.0
 
-_CHUNK = 256  # frames per prange work item; warm starts never cross a chunk boundary
+_CHUNK = 256  # frames per work item; warm starts never cross a chunk boundary
 _LAM0 = 1e-3  # initial Marquardt damping (relative to diag(J^T J))
 _LAM_MAX = 1e16
 # Reassociation lets LLVM vectorise the 64-pixel sums; no 'nnan'/'ninf' (NaN checks matter).
@@ -724,14 +727,27 @@ def _canonical_and_errors(q, have_cov, cov, scale, p, e):
             e[3 + i] = math.sqrt(v)
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
+@njit(cache=True, error_model="numpy", nogil=True)
 def _fit_kernel(
-    fr, swt, init, use_init, warm, max_iter, xtol, absolute, out_p, out_e, out_chi2, out_nit, out_st
+    fr,
+    swt,
+    init,
+    use_init,
+    warm,
+    max_iter,
+    xtol,
+    absolute,
+    out_p,
+    out_e,
+    out_chi2,
+    out_nit,
+    out_st,
+    ch_lo,
+    ch_hi,
 ):
     n = fr.shape[0]
     per_frame_w = swt.shape[0] > 1
-    nch = (n + _CHUNK - 1) // _CHUNK
-    for ch in prange(nch):
+    for ch in range(ch_lo, ch_hi):
         d = np.empty(64)
         s = np.empty(64)
         gb = np.empty(64)
@@ -963,23 +979,6 @@ class QuickFitResult:
 # --------------------------------------------------------------------------------------------
 
 
-@contextmanager
-def _threads(n_threads: int | None):
-    if n_threads is None:
-        yield
-        return
-    if not 1 <= int(n_threads) <= numba.config.NUMBA_NUM_THREADS:
-        raise ValueError(
-            f"n_threads must be in 1..{numba.config.NUMBA_NUM_THREADS}; got {n_threads}"
-        )
-    old = numba.get_num_threads()
-    numba.set_num_threads(int(n_threads))
-    try:
-        yield
-    finally:
-        numba.set_num_threads(old)
-
-
 def _pixel_array(a: np.ndarray | None, name: str, n: int) -> np.ndarray | None:
     """(8, 8) or (n, 8, 8) -> (1, 64) or (n, 64)."""
     if a is None:
@@ -1048,7 +1047,8 @@ def fit_gaussian_stack(
         non-finite or invalid value fall back to the default start.
     warm_start : start from the previous frame's solution when it converged (within blocks of
         256 frames); otherwise from background-subtracted moments.
-    n_threads : numba threads for this call (default: numba's current setting).
+    n_threads : threads for this call (default: the CPUs this process may use). The numba
+        kernel releases the GIL and runs on plain Python threads, chunk by chunk.
 
     NaN/inf pixels are excluded. Never raises on bad frames: see :class:`FitStatus`.
     """
@@ -1074,34 +1074,35 @@ def fit_gaussian_stack(
     chi2 = np.empty(n)
     nit = np.empty(n, dtype=np.int16)
     st = np.empty(n, dtype=np.int8)
-    if n:
-        with _threads(n_threads):
-            _fit_kernel(
-                fr,
-                sw,
-                init,
-                use_init,
-                bool(warm_start),
-                int(max_iter),
-                float(xtol_px),
-                bool(weighted and absolute_sigma),
-                out_p,
-                out_e,
-                chi2,
-                nit,
-                st,
-            )
+    _run_chunks(
+        _fit_kernel,
+        n,
+        _CHUNK,
+        n_threads,
+        fr,
+        sw,
+        init,
+        use_init,
+        bool(warm_start),
+        int(max_iter),
+        float(xtol_px),
+        bool(weighted and absolute_sigma),
+        out_p,
+        out_e,
+        chi2,
+        nit,
+        st,
+    )
     cols = {k: out_p[j] for j, k in enumerate(PARAM_NAMES)}
     cols.update({k + "_err": out_e[j] for j, k in enumerate(PARAM_NAMES)})
     return GaussFitResult(**cols, chi2=chi2, n_iter=nit, status=st)
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
-def _quick_kernel(fr, swt, r_excl2, out):
+@njit(cache=True, error_model="numpy", nogil=True)
+def _quick_kernel(fr, swt, r_excl2, out, ch_lo, ch_hi):
     n = fr.shape[0]
     per_frame = swt.shape[0] > 1
-    nch = (n + _CHUNK - 1) // _CHUNK
-    for ch in prange(nch):
+    for ch in range(ch_lo, ch_hi):
         row = np.empty(64)
         buf = np.empty(128)
         mx = np.empty(8)
@@ -1166,9 +1167,7 @@ def quick_fit_stack(
     n = fr.shape[0]
     sw = _usable_template(n, mask, None, None)
     out = np.empty((5, n))
-    if n:
-        with _threads(n_threads):
-            _quick_kernel(fr, sw, float(exclude_radius) ** 2, out)
+    _run_chunks(_quick_kernel, n, _CHUNK, n_threads, fr, sw, float(exclude_radius) ** 2, out)
     return QuickFitResult(
         x_mean=out[0], y_mean=out[1], x_stddev=out[2], y_stddev=out[3], flux=out[4]
     )

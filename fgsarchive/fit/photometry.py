@@ -19,15 +19,18 @@ Masks here are *apertures*: ``True`` means the pixel is summed. (The fitters in
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 __all__ = [
     "DEFAULT_RADII",
     "aperture_photometry_stack",
     "background_stack",
+    "default_threads",
     "masked_flux",
     "optimal_mask",
     "pixel_overlap_areas",
@@ -39,7 +42,45 @@ DEFAULT_RADII: tuple[float, float, float] = (1.5, 2.5, 3.5)
 #: Pixels closer than this to the star's (brightest non-spike) pixel are left out of the background (px).
 DEFAULT_EXCLUDE_RADIUS = 3.0
 
-_CHUNK = 1024  # frames per prange work item
+_CHUNK = 1024  # frames per work item
+
+
+def default_threads() -> int:
+    """Threads used when ``n_threads`` is None: the CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _run_chunks(
+    kernel: Callable[..., None], n: int, chunk: int, n_threads: int | None, *args
+) -> None:
+    """Run ``kernel(*args, ch_lo, ch_hi)`` over the chunks of ``n`` frames on ``n_threads``.
+
+    The kernels are numba ``nogil`` functions that work chunk by chunk, so plain Python threads
+    run them in parallel; results never depend on the number of threads. (No numba threading
+    layer is involved: nothing here breaks a later ``fork``.)
+    """
+    threads = default_threads() if n_threads is None else int(n_threads)
+    if threads < 1:
+        raise ValueError(f"n_threads must be >= 1; got {n_threads}")
+    nch = (n + chunk - 1) // chunk
+    if nch == 0:
+        return
+    if threads == 1 or nch == 1:
+        kernel(*args, 0, nch)
+        return
+    pieces = min(nch, 4 * threads)
+    bounds = [nch * k // pieces for k in range(pieces + 1)]
+    with ThreadPoolExecutor(max_workers=min(threads, pieces)) as pool:
+        futures = [
+            pool.submit(kernel, *args, lo, hi)
+            for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
+            if hi > lo
+        ]
+        for f in futures:
+            f.result()
 
 
 # --------------------------------------------------------------------------------------------
@@ -159,11 +200,10 @@ def _background_one(row, buf, r_excl2):
     return s / c, sig, c
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
-def _background_kernel(fr, r_excl2, out_bg, out_sig):
+@njit(cache=True, error_model="numpy", nogil=True)
+def _background_kernel(fr, r_excl2, out_bg, out_sig, ch_lo, ch_hi):
     n = fr.shape[0]
-    nch = (n + _CHUNK - 1) // _CHUNK
-    for ch in prange(nch):
+    for ch in range(ch_lo, ch_hi):
         buf = np.empty(128)
         for i in range(ch * _CHUNK, min(n, (ch + 1) * _CHUNK)):
             bg, sig, _ = _background_one(fr[i], buf, r_excl2)
@@ -188,6 +228,7 @@ def background_stack(
     *,
     exclude_radius: float = DEFAULT_EXCLUDE_RADIUS,
     return_sigma: bool = False,
+    n_threads: int | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Robust per-frame background level (counts per pixel).
 
@@ -201,13 +242,13 @@ def background_stack(
 
     Returns ``background`` of shape ``(n,)`` (float64), or ``(background, sigma)`` with
     ``return_sigma=True`` where ``sigma`` is the robust per-pixel scatter of the background.
+    ``n_threads``: threads to use (default :func:`default_threads`).
     """
     fr = _as_stack(frames)
     n = fr.shape[0]
     bg = np.empty(n)
     sig = np.empty(n)
-    if n:
-        _background_kernel(fr, float(exclude_radius) ** 2, bg, sig)
+    _run_chunks(_background_kernel, n, _CHUNK, n_threads, fr, float(exclude_radius) ** 2, bg, sig)
     return (bg, sig) if return_sigma else bg
 
 
@@ -315,12 +356,11 @@ def pixel_overlap_areas(x: float, y: float, radius: float) -> np.ndarray:
     return area.reshape(8, 8)
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
-def _aperture_kernel(fr, xs, ys, radii, bg, out):
+@njit(cache=True, error_model="numpy", nogil=True)
+def _aperture_kernel(fr, xs, ys, radii, bg, out, ch_lo, ch_hi):
     n = fr.shape[0]
     nr = radii.shape[0]
-    nch = (n + _CHUNK - 1) // _CHUNK
-    for ch in prange(nch):
+    for ch in range(ch_lo, ch_hi):
         area = np.empty(64)
         e = np.empty(64)
         dd = np.empty((9, 9))
@@ -378,6 +418,7 @@ def aperture_photometry_stack(
     radii: Sequence[float] = DEFAULT_RADII,
     *,
     background: np.ndarray | float | None = None,
+    n_threads: int | None = None,
 ) -> np.ndarray:
     """Background-subtracted flux in circular apertures, with exact pixel overlap areas.
 
@@ -389,6 +430,7 @@ def aperture_photometry_stack(
     radii : aperture radii (px).
     background : per-pixel background to subtract, scalar or ``(n,)``; ``None`` computes
         :func:`background_stack`. Pass ``0.0`` for raw sums.
+    n_threads : threads to use (default :func:`default_threads`).
 
     Returns
     -------
@@ -404,12 +446,11 @@ def aperture_photometry_stack(
     xs = np.ascontiguousarray(np.broadcast_to(np.asarray(x, dtype=np.float64), (n,)))
     ys = np.ascontiguousarray(np.broadcast_to(np.asarray(y, dtype=np.float64), (n,)))
     if background is None:
-        bg = background_stack(fr.reshape(n, 8, 8))
+        bg = background_stack(fr.reshape(n, 8, 8), n_threads=n_threads)
     else:
         bg = np.ascontiguousarray(np.broadcast_to(np.asarray(background, dtype=np.float64), (n,)))
     out = np.empty((n, r.size))
-    if n:
-        _aperture_kernel(fr, xs, ys, r, bg, out)
+    _run_chunks(_aperture_kernel, n, _CHUNK, n_threads, fr, xs, ys, r, bg, out)
     return out
 
 
