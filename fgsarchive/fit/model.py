@@ -11,7 +11,7 @@ evaluated at pixel centres ``x, y = 0..7`` of ``frame[y, x]``.
 
 Public API
 ----------
-- :func:`fit_gaussian_stack` -- per-frame Levenberg-Marquardt least squares (numba, parallel).
+- :func:`fit_gaussian_stack` -- per-frame Levenberg-Marquardt least squares (numba, threads).
 - :func:`quick_fit_stack` -- background-subtracted moments of the full 8x8 marginals.
 - :class:`GaussFitResult`, :class:`QuickFitResult`, :class:`FitStatus`, :func:`gaussian2d`.
 """
