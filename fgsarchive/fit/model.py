@@ -64,7 +64,7 @@ class FitStatus(IntEnum):
     MAX_ITER = 1  #: not converged within max_iter steps
     BAD_FRAME = 2  #: fewer than MIN_PIXELS usable pixels (all-NaN, masked, DQ-flagged)
     NO_STAR = 3  #: constant frame, or amplitude below MIN_SNR times its noise
-    DIVERGED = 4  #: fit left the sane region, could not proceed, or flat-topped (saturated) peak
+    DIVERGED = 4  #: left the sane region, stuck, degenerate (J^T J singular), or flat-topped
 
 
 #: Frames with fewer usable (finite, unmasked, DQ == 0) pixels are BAD_FRAME.
@@ -862,6 +862,7 @@ def _fit_kernel(
             elif (
                 stuck
                 or not finite
+                or not have_cov
                 or p[3] > SIGMA_MAX
                 or p[4] < SIGMA_MIN
                 or p[1] < POS_MIN

@@ -55,6 +55,7 @@ class FitTask:
     what: tuple[str, ...]
     fit_version: int = FIT_VERSION
     chunk_frames: int = CHUNK_FRAMES
+    n_threads: int | None = 1  # kernel threads: 1 in pool workers, None (all cores) in-process
 
 
 @dataclass
@@ -112,17 +113,19 @@ def fit_file(task: FitTask) -> dict[str, pa.Table]:
         version = {"fit_version": pa.array(np.full(m, task.fit_version, np.int16))}
         gauss = None
         if "gauss" in task.what or "phot" in task.what:
-            gauss = fit_gaussian_stack(pixels, dq=dq)
+            gauss = fit_gaussian_stack(pixels, dq=dq, n_threads=task.n_threads)
         if "gauss" in task.what:
             out["fits"].append(pa.table({**keys, **gauss.to_dict(), **version}))
         if "quick" in task.what:
-            quick = quick_fit_stack(pixels, mask=None if dq is None else dq != 0)
+            quick = quick_fit_stack(pixels, mask=None if dq is None else dq != 0, n_threads=task.n_threads)
             out["quickfits"].append(pa.table({**keys, **quick.to_dict(), **version}))
         if "phot" in task.what:
-            background = background_stack(pixels)
+            background = background_stack(pixels, n_threads=task.n_threads)
             x = np.where(np.isfinite(gauss.x_mean), gauss.x_mean, 3.5)
             y = np.where(np.isfinite(gauss.y_mean), gauss.y_mean, 3.5)
-            apertures = aperture_photometry_stack(pixels, x, y, DEFAULT_RADII, background=background)
+            apertures = aperture_photometry_stack(
+                pixels, x, y, DEFAULT_RADII, background=background, n_threads=task.n_threads
+            )
             columns = {f"flux_r{i + 1}": apertures[:, i] for i in range(len(DEFAULT_RADII))}
             flux_opt = masked_flux(pixels, mask) if mask is not None else np.full(m, np.nan)
             n_opt = int(mask.sum()) if mask is not None else 0
@@ -139,13 +142,6 @@ def fit_file(task: FitTask) -> dict[str, pa.Table]:
                 )
             )
     return {name: pa.concat_tables(tables) for name, tables in out.items() if tables}
-
-
-def _worker_init() -> None:
-    """One numba thread per worker process: the pool supplies the parallelism."""
-    import numba
-
-    numba.set_num_threads(1)
 
 
 def _plan(db: Database, program: int | None, what: Sequence[str], fit_version: int) -> tuple[list[FitTask], int]:
@@ -228,18 +224,20 @@ def fit_archive(
     if scheduler is not None:
         _run_dask(tasks, scheduler, workers, handle, report)
     elif workers == 1:
-        _worker_init()
-        for task in tasks:
+        from dataclasses import replace
+
+        for task in (replace(t, n_threads=None) for t in tasks):
             _guarded(task, lambda t=task: fit_file(t), handle, report)
     else:
         # forkserver: workers fork from a clean server that preloaded the compiled kernels, so
-        # start-up is cheap and safe even when this process already ran numba's OpenMP threads.
+        # start-up is cheap and safe even when this process already runs threads (DuckDB, numba).
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["fgsarchive.fit.runner"])
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init) as pool:
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             futures = {pool.submit(fit_file, task): task for task in tasks}
             for future in cf.as_completed(futures):
-                _guarded(futures[future], future.result, handle, report)
+                # pop: a handled future must not keep its tables alive until the end of the run
+                _guarded(futures.pop(future), future.result, handle, report)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -276,12 +274,14 @@ def _run_dask(tasks: list[FitTask], scheduler: str, workers: int, handle, report
     except (OSError, TimeoutError) as exc:
         raise SchedulerError(f"--scheduler {scheduler}: no Dask scheduler answered within 10 s") from exc
     try:
-        client.run(_worker_init)
         futures = client.map(fit_file, tasks, pure=False)
         by_key = {f.key: t for f, t in zip(futures, tasks, strict=True)}
-        for future in as_completed(futures):
-            task = by_key[future.key]
+        completed = as_completed(futures)
+        del futures  # only `completed` holds them: each result is freed once handled
+        for future in completed:
+            task = by_key.pop(future.key)
             _guarded(task, future.result, handle, report)
+            future.release()
     finally:
         client.close()
         if cluster is not None:
