@@ -1,22 +1,21 @@
 -- Benchmark 5, fallback when the events table holds no HGA moves (scripts/bench_scale.py): moves are
--- the runs of POINTING rows whose HGA_motion is '0'/'MOVING' (0 = moving, 1 = finished), per file;
--- then, as in bench_hga_frames.sql, the frames within +-$pad_s seconds of each move.
-WITH p AS (
-    SELECT file_name, row, time_mjd, upper(trim(hga_motion)) IN ('0', 'MOVING') AS moving
+-- the runs of consecutive POINTING rows whose HGA_motion is '0'/'MOVING' (0 = moving, 1 = finished),
+-- per file; then, as in bench_hga_frames.sql, the frames within +-$pad_s seconds of each move.
+-- Only the moving rows are ranked (a window over every pointing row took 1.2 s at 20M frames).
+WITH moving AS (
+    SELECT file_name, row, time_mjd
     FROM pointing
-    WHERE time_mjd IS NOT NULL
+    WHERE upper(trim(hga_motion)) IN ('0', 'MOVING') AND time_mjd IS NOT NULL
 ),
-c AS (
-    SELECT *, sum((moving IS DISTINCT FROM prev)::INTEGER)
-                  OVER (PARTITION BY file_name ORDER BY time_mjd, row ROWS UNBOUNDED PRECEDING) AS island
-    FROM (SELECT *, lag(moving) OVER (PARTITION BY file_name ORDER BY time_mjd, row) AS prev FROM p)
+islands AS (  -- consecutive moving rows of a file share row - rank (gaps and islands)
+    SELECT file_name, time_mjd, row - row_number() OVER (PARTITION BY file_name ORDER BY row) AS island
+    FROM moving
 ),
 moves AS (
     SELECT row_number() OVER (ORDER BY min(time_mjd)) AS move_id,
            min(time_mjd) - $pad_s / 86400.0 AS lo,
            max(time_mjd) + $pad_s / 86400.0 AS hi
-    FROM c
-    WHERE moving
+    FROM islands
     GROUP BY file_name, island
 ),
 hit AS (

@@ -75,6 +75,7 @@ _FAMILY_KINDS: dict[str, tuple[str, str, str]] = {
 }
 # families whose amplitude is a fraction of the baseline level (else: the parameter's own unit)
 _FRACTIONAL = {"flux", "width", "amplitude"}
+_SECONDARY = {"amplitude"}  # families that name an event only when no other parameter shows it
 
 _DETECTION_STRUCT = pl.Struct(
     {
@@ -652,13 +653,17 @@ def detect_anomalies(
                     v = _theta_continuous(v)
                 jobs.append((name, v, gidx, gidx, fph, box_n, step_n))
         if block and centroid_names:
-            job = _jitter_job(arrays, centroid_names, a0, b0, block, cad, box_widths_s, step_windows_s)
+            job = _jitter_job(
+                arrays, centroid_names, a0, b0, block, cad, box_widths_s, step_windows_s
+            )
             if job is not None:
                 jobs.append(job)
 
     def run(job):
         _, v, _, _, per_hour, bn, sn = job
-        return detect_parameter(v, box_n=bn, step_n=sn, min_sigma=min_sigma, frames_per_hour=per_hour)
+        return detect_parameter(
+            v, box_n=bn, step_n=sn, min_sigma=min_sigma, frames_per_hour=per_hour
+        )
 
     n_workers = min(len(jobs), workers if workers is not None else (os.cpu_count() or 1))
     if n_workers > 1:
@@ -719,17 +724,32 @@ def _merge(det: pl.DataFrame, merge_gap_s: float) -> pl.DataFrame:
     end = det["end_mjd"].to_numpy()
     reach = np.maximum.accumulate(end)
     new = np.concatenate(([True], start[1:] > reach[:-1] + merge_gap_s / SECONDS_PER_DAY))
-    det = det.with_columns(pl.Series("event_id", np.cumsum(new) - 1, dtype=pl.Int64))
+    family = pl.Series([parameter_family(p) for p in det["parameter"].to_list()], dtype=pl.String)
+    det = det.with_columns(
+        pl.Series("event_id", np.cumsum(new) - 1, dtype=pl.Int64), family.alias("__family")
+    )
+    # Secondary detections name an event only when nothing else shows it: the PSF amplitude
+    # (it follows both the flux and the widths), and centroid excursions inside a jitter burst
+    # (the burst explains them).
+    burst = (pl.col("kind") == "jitter_burst").any().over("event_id")
+    det = det.with_columns(
+        (
+            pl.col("__family").is_in(list(_SECONDARY))
+            | ((pl.col("__family") == "centroid") & burst)
+        ).alias("__secondary")
+    )
     by_sig = {"by": "significance", "descending": True}
+    # the event's kind and amplitude: its most significant detection, secondary ones last
+    by_primary = {"by": ["__secondary", "significance"], "descending": [False, True]}
     out = (
         det.group_by("event_id", maintain_order=True)
         .agg(
-            pl.col("kind").sort_by(**by_sig).first().alias("kind"),
+            pl.col("kind").sort_by(**by_primary).first().alias("kind"),
             pl.col("start_mjd").min(),
             pl.col("end_mjd").max(),
             pl.col("parameter").sort_by(**by_sig).unique(maintain_order=True).alias("parameters"),
             pl.col("kind").sort_by(**by_sig).unique(maintain_order=True).alias("kinds"),
-            pl.col("amplitude").sort_by(**by_sig).first(),
+            pl.col("amplitude").sort_by(**by_primary).first(),
             pl.col("significance").max(),
             pl.len().cast(pl.Int64).alias("n_detections"),
             pl.col("start_index").min(),

@@ -252,14 +252,27 @@ def _remove_lines(bins: pl.DataFrame, freqs: np.ndarray, bin_s: float) -> pl.Dat
     bounds = np.flatnonzero(key[1:] != key[:-1]) + 1
     for a, b in zip(np.r_[0, bounds], np.r_[bounds, key.size], strict=True):
         tt = t[a:b] - t[a]
-        f = freqs[freqs * max(tt[-1], 1e-9) >= 1.0] if b - a > 2 else freqs[:0]
+        span = max(tt[-1], 1e-9) if b - a > 2 else 0.0
+        f = _resolved(freqs[freqs * span >= 1.0], span)
         if f.size == 0 or b - a < 2 * f.size + 4:
             continue
         ph = 2 * np.pi * tt[:, None] * f[None, :]
         design = np.hstack((np.ones((b - a, 1)), np.sin(ph), np.cos(ph)))
-        coef, *_ = np.linalg.lstsq(design, x[a:b], rcond=None)
+        # lines the visit cannot separate would make the fit degenerate: they were thinned out
+        # above, and near-singular directions are cut (rcond) rather than amplified
+        coef, *_ = np.linalg.lstsq(design, x[a:b], rcond=1e-6)
         x[a:b] -= design[:, 1:] @ coef[1:]
     return bins.with_columns(pl.Series("x", x))
+
+
+def _resolved(freqs: np.ndarray, span_s: float) -> np.ndarray:
+    """The frequencies a stretch of ``span_s`` seconds resolves: sorted, each at least one
+    resolution element (1 / span) above the previous one kept."""
+    out: list[float] = []
+    for f in np.sort(freqs):
+        if not out or (f - out[-1]) * span_s >= 1.0:
+            out.append(float(f))
+    return np.asarray(out, dtype=np.float64)
 
 
 def _best_periods(
