@@ -14,8 +14,9 @@ import datetime as dt
 import json
 import logging
 import multiprocessing
+import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from .errors import GuiderFileError, UsageError
 from .names import looks_like_guider_file
 from .reader import TIME_RULE, centroid_table, open_guider_file, pointing_table
 from .storage import PartStore, part_name
+from .workers import end_workers, exit_with_main
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +122,18 @@ def find_guider_files(source: Path) -> list[Path]:
 
 
 def _failed_row(path: Path, reason: str) -> dict[str, object]:
+    try:  # never raise here: a symlink loop made resolve() raise and the whole ingest stop
+        size: int | None = path.stat().st_size
+    except OSError:
+        size = None
+    try:
+        source = str(path.resolve())
+    except (OSError, RuntimeError):
+        source = str(path.absolute())
     return {
         "file_name": path.name,
-        "file_bytes": path.stat().st_size if path.exists() else None,
-        "source_path": str(path.resolve()),
+        "file_bytes": size,
+        "source_path": source,
         "status": "failed",
         "error": reason,
         "ingested_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
@@ -228,20 +238,25 @@ def _frame_tables(guider, chunk_frames: int):
         )
 
 
-def _commit(db: Database, rows: list[dict[str, object]]) -> None:
-    """Record a batch of files in one transaction, then publish their staged parts."""
+def _commit(db: Database, rows: list[dict[str, object]], known: Container[str] = ()) -> None:
+    """Record a batch of files in one transaction, then publish their staged parts.
+
+    A file in ``known`` (in the archive before this run) is replaced: its earlier parts (fits, ...)
+    are stale and go, after the commit (see :meth:`PartStore.publish`). Looking for parts of new
+    files is skipped: it lists every dataset, which made ingest quadratic in the archive's size.
+    """
     if not rows:
         return
     table = pa.Table.from_pylist(rows, schema=FILES_SCHEMA)
-    for row in rows:  # a re-ingested file's derived parts (fits, ...) are stale now
-        if row["status"] == "ingested":
-            db.parts.remove(part_name(str(row["file_name"])))
     with db.writer() as con:
         db.run(con, "files_delete", new_files=table)
         db.run(con, "files_insert", new_files=table)
     for row in rows:
+        name = str(row["file_name"])
         if row["status"] == "ingested":
-            db.parts.publish(part_name(str(row["file_name"])))
+            db.parts.publish(part_name(name), replace=name in known)
+        elif name in known:  # now failed: the parts of its earlier version are stale
+            db.parts.remove(part_name(name))
 
 
 def ingest_paths(
@@ -291,7 +306,7 @@ def ingest_paths(
         else:
             report.failed[str(row["file_name"])] = str(row["error"])
         if len(pending) >= COMMIT_EVERY_FILES or time.monotonic() - last_commit > COMMIT_EVERY_S:
-            _commit(db, pending)
+            _commit(db, pending, known)
             pending.clear()
             last_commit = time.monotonic()
         if progress is not None:
@@ -302,11 +317,17 @@ def ingest_paths(
             handle(prepare_file(path, db.parts.root, chunk_frames))
     else:
         ctx = multiprocessing.get_context("fork")
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = [pool.submit(prepare_file, p, db.parts.root, chunk_frames) for p in todo]
-            for future in cf.as_completed(futures):
-                handle(future.result())
-    _commit(db, pending)
+        with cf.ProcessPoolExecutor(
+            max_workers=workers, mp_context=ctx, initializer=exit_with_main, initargs=(os.getpid(),)
+        ) as pool:
+            futures = {pool.submit(prepare_file, p, db.parts.root, chunk_frames) for p in todo}
+            try:
+                for future in cf.as_completed(futures):
+                    futures.discard(future)  # a handled row must not stay in memory to the end
+                    handle(future.result())
+            finally:
+                end_workers(pool)  # a worker killed during shutdown must not hang the run
+    _commit(db, pending, known)
     report.seconds = time.perf_counter() - started
     return report
 

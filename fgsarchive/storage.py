@@ -13,6 +13,7 @@ Readers need no lock: DuckDB views over ``read_parquet`` glob the published part
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ import pyarrow.parquet as pq
 
 EMPTY_PROGRAM = -1  # partition holding each dataset's empty placeholder part
 STAGING = "_staging"
+SCHEMAS = "_schemas"  # per dataset: the schemas its parts were written with
 
 
 def part_name(file_name: str) -> str:
@@ -34,6 +36,29 @@ def part_name(file_name: str) -> str:
 
 def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def _schema_key(schema: pa.Schema) -> str:
+    text = ";".join(f"{f.name}:{f.type}" for f in schema)
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def note_schema(dataset_dir: Path, schema: pa.Schema) -> None:
+    """Record a schema written to a dataset (``<dataset>/_schemas/<key>.json``).
+
+    Readers union the parts by column name (slow: DuckDB then reads every part's footer when a
+    view is made) only when a dataset holds more than one schema, or parts written before schemas
+    were recorded (marked ``unknown``).
+    """
+    folder = Path(dataset_dir) / SCHEMAS
+    key = folder / f"{_schema_key(schema)}.json"
+    if key.exists():
+        return
+    if not folder.is_dir() and any(Path(dataset_dir).glob("*/*.parquet")):
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(folder / "unknown.json", None)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(key, [[f.name, str(f.type)] for f in schema])
 
 
 def write_parquet_atomic(
@@ -53,6 +78,8 @@ def write_parquet_atomic(
     smaller (160 vs 260 bytes/frame), which matters because the disk, not the CPU, bounds ingest.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.parent.name.startswith("program="):  # a published part: <dataset>/program=<P>/
+        note_schema(path.parent.parent, schema)
     tmp = _tmp_name(path)
     names = set(schema.names)
     packed = [c for c in packed_columns if c in names]
@@ -101,6 +128,11 @@ class PartStore:
     def has_dataset(self, dataset: str) -> bool:
         return (self.root / dataset).is_dir() and any((self.root / dataset).glob("*/*.parquet"))
 
+    def uniform_schema(self, dataset: str) -> bool:
+        """Whether every part of the dataset is known to have one schema (see :func:`note_schema`)."""
+        folder = self.root / dataset / SCHEMAS
+        return folder.is_dir() and len(list(folder.glob("*.json"))) == 1
+
     def ensure_dataset(self, dataset: str, schema: pa.Schema) -> None:
         """Create the dataset folder with an empty placeholder part, so views always resolve."""
         placeholder = self.part_path(dataset, EMPTY_PROGRAM, "_empty")
@@ -116,14 +148,26 @@ class PartStore:
         folder = self.staging_dir(part)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "program").write_text(str(int(program)))
+        note_schema(self.dataset_dir(dataset), schema)
         return write_parquet_atomic(folder / f"{dataset}.parquet", tables, schema)
 
-    def publish(self, part: str) -> None:
-        """Move a staged source file's datasets into place (after its DuckDB commit)."""
+    def publish(self, part: str, *, replace: bool = True) -> None:
+        """Move a staged source file's datasets into place (after its DuckDB commit).
+
+        ``replace``: first delete the file's other published parts (those of an earlier version of
+        the file: its fits, ...), which costs a listing of every dataset; pass False for a file
+        known to be new. Deleting here, after the commit, keeps a kill safe: until the commit the
+        old version stays whole, and after it the next run's :meth:`recover` publishes again.
+        """
         folder = self.staging_dir(part)
-        if not folder.is_dir():
+        if not folder.is_dir():  # nothing staged (a product without tables)
+            if replace:
+                self.remove(part)
             return
         program = int((folder / "program").read_text())
+        if replace:
+            keep = {self.part_path(p.stem, program, part) for p in folder.glob("*.parquet")}
+            self.remove(part, keep=keep)
         for staged in sorted(folder.glob("*.parquet")):
             dataset = staged.stem
             target = self.part_path(dataset, program, part)
@@ -152,9 +196,12 @@ class PartStore:
             tmp.unlink(missing_ok=True)
         return {"published": published, "discarded": discarded}
 
-    def remove(self, part: str, datasets: Iterable[str] | None = None) -> int:
-        """Delete a source file's published parts (all datasets, or the named ones)."""
+    def remove(
+        self, part: str, datasets: Iterable[str] | None = None, *, keep: Iterable[Path] = ()
+    ) -> int:
+        """Delete a source file's published parts (all datasets, or the named ones) but ``keep``."""
         removed = 0
+        keep = set(keep)
         if not self.root.is_dir():
             return 0
         for dataset_dir in self.root.iterdir():
@@ -163,6 +210,8 @@ class PartStore:
             if datasets is not None and dataset_dir.name not in set(datasets):
                 continue
             for path in dataset_dir.glob(f"*/{part}.parquet"):
+                if path in keep:
+                    continue
                 path.unlink(missing_ok=True)
                 removed += 1
             for path in dataset_dir.glob(f"*/{part}.*.parquet"):
@@ -178,5 +227,9 @@ class PartStore:
 
 def write_json_atomic(path: Path, payload: object) -> None:
     tmp = _tmp_name(path)
-    tmp.write_text(json.dumps(payload))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(payload))
+        os.replace(tmp, path)
+    except BaseException:  # e.g. the disk is full: leave no temporary file behind
+        tmp.unlink(missing_ok=True)
+        raise

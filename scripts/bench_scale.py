@@ -100,8 +100,14 @@ def run_stage(name: str, argv: list[str], log_path: Path, env: dict | None = Non
 
 
 # --- stage bodies (run as `python bench_scale.py --stage NAME ...` in a subprocess) -----------------
-def stage_simulate(out_dir: str, programs: list[int], frames: int, seed: int, start_mjd: float,
-                   frames_per_file: int) -> None:
+def stage_simulate(
+    out_dir: str,
+    programs: list[int],
+    frames: int,
+    seed: int,
+    start_mjd: float,
+    frames_per_file: int,
+) -> None:
     from fgsarchive.simulate import simulate_archive
 
     arch = simulate_archive(
@@ -144,19 +150,28 @@ def stage_queries(db_path: str, out_json: str) -> None:
             "WHERE status = 'ingested' AND product = 'fg' GROUP BY ALL ORDER BY n DESC LIMIT 1"
         )
         row = df.row(0, named=True)
-        return {"program": row["program"], "observation": row["observation"],
-                "visit": row["visit"], "bin_s": 10.0}
+        return {
+            "program": row["program"],
+            "observation": row["observation"],
+            "visit": row["visit"],
+            "bin_s": 10.0,
+        }
 
     hga_events = 0
     if "events" in tables:
-        hga_events = int(arc.sql(
-            "SELECT count(*) AS n FROM events WHERE kind IN ('hga_move', 'hga_motion_pointing')"
-        )["n"][0])
+        hga_events = int(
+            arc.sql(
+                "SELECT count(*) AS n FROM events WHERE kind IN ('hga_move', 'hga_motion_pointing')"
+            )["n"][0]
+        )
     plan = {
         "guide_star_summary": ("bench_guide_star_summary", lambda: {}, ["frames"]),
         "visit_lightcurve": ("bench_visit_lightcurve", visit_params, ["frames", "fits"]),
-        "anomalies_events": ("bench_anomalies_events", lambda: {"pad_s": 30.0},
-                             ["anomalies", "events"]),
+        "anomalies_events": (
+            "bench_anomalies_events",
+            lambda: {"pad_s": 30.0},
+            ["anomalies", "events"],
+        ),
         "top_variables": ("bench_top_variables", lambda: {"top": 20}, ["variability"]),
         "hga_frames": (
             "bench_hga_frames" if hga_events else "bench_hga_frames_pointing",
@@ -213,8 +228,11 @@ def check_disk(workdir: Path, frames: int) -> int:
     free = shutil.disk_usage(workdir).free
     per_frame = FITS_BYTES_PER_FRAME + ARCHIVE_BYTES_PER_FRAME + TRUTH_BYTES_PER_FRAME
     need = frames * per_frame * 1.2
-    print(f"disk: {free / 1e9:.1f} GB free at {workdir}; {need / 1e9:.1f} GB needed for "
-          f"{frames:,} frames", flush=True)
+    print(
+        f"disk: {free / 1e9:.1f} GB free at {workdir}; {need / 1e9:.1f} GB needed for "
+        f"{frames:,} frames",
+        flush=True,
+    )
     if need <= free:
         return frames
     scaled = int(free / (per_frame * 1.2)) // 1_000_000 * 1_000_000
@@ -226,8 +244,9 @@ def check_disk(workdir: Path, frames: int) -> int:
 
 def fmt_table(headers: list[str], rows: list[list[object]]) -> str:
     cells = [[str(c) for c in r] for r in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
-              for i, h in enumerate(headers)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)
+    ]
     line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
     out = [line, "  ".join("-" * w for w in widths)]
     out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
@@ -248,8 +267,9 @@ def main() -> None:
 
     if opts.stage:  # inside a stage subprocess
         kwargs = json.loads(opts.args)
-        {"simulate": stage_simulate, "analyses": stage_analyses,
-         "queries": stage_queries}[opts.stage](**kwargs)
+        {"simulate": stage_simulate, "analyses": stage_analyses, "queries": stage_queries}[
+            opts.stage
+        ](**kwargs)
         return
 
     workdir: Path = opts.workdir
@@ -263,8 +283,10 @@ def main() -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     have_analyses = importlib.util.find_spec("fgsarchive.analysis.run") is not None
     if not have_analyses:
-        print("note: fgsarchive.analysis.run.run_all_analyses does not exist yet: analyses skipped",
-              flush=True)
+        print(
+            "note: fgsarchive.analysis.run.run_all_analyses does not exist yet: analyses skipped",
+            flush=True,
+        )
     next_program = 1000
     cumulative = 0
     fits_bytes = 0
@@ -278,73 +300,199 @@ def main() -> None:
         marker = inc_dir / "simulated.json"
         if not marker.exists():
             shutil.rmtree(inc_dir, ignore_errors=True)
-            args = {"out_dir": str(inc_dir), "programs": programs, "frames": frames, "seed": k,
-                    "start_mjd": 59918.0 + 400.0 * (k - 1), "frames_per_file": opts.frames_per_file}
-            stages.append(run_stage(f"simulate {k}", [py, me, "--stage", "simulate", "--args",
-                                                      json.dumps(args)], log_path, env))
+            args = {
+                "out_dir": str(inc_dir),
+                "programs": programs,
+                "frames": frames,
+                "seed": k,
+                "start_mjd": 59918.0 + 400.0 * (k - 1),
+                "frames_per_file": opts.frames_per_file,
+            }
+            stages.append(
+                run_stage(
+                    f"simulate {k}",
+                    [py, me, "--stage", "simulate", "--args", json.dumps(args)],
+                    log_path,
+                    env,
+                )
+            )
         sim = json.loads(marker.read_text())
         fits_bytes += sim["fits_bytes"]
         cumulative += sim["frames"]
-        stages.append(run_stage(f"ingest {k}", [*cli, "ingest", "--from", str(inc_dir), "--no-fit",
-                                                "--workers", str(opts.workers), "--db", str(db_path)],
-                                log_path, env))
-        stages.append(run_stage(f"fit {k}", [*cli, "fit", "--workers", str(opts.workers),
-                                             "--db", str(db_path)], log_path, env))
+        stages.append(
+            run_stage(
+                f"ingest {k}",
+                [
+                    *cli,
+                    "ingest",
+                    "--from",
+                    str(inc_dir),
+                    "--no-fit",
+                    "--workers",
+                    str(opts.workers),
+                    "--db",
+                    str(db_path),
+                ],
+                log_path,
+                env,
+            )
+        )
+        stages.append(
+            run_stage(
+                f"fit {k}",
+                [*cli, "fit", "--workers", str(opts.workers), "--db", str(db_path)],
+                log_path,
+                env,
+            )
+        )
         have_analyses = importlib.util.find_spec("fgsarchive.analysis.run") is not None
         if have_analyses:
-            stages.append(run_stage(f"analyses {k}", [py, me, "--stage", "analyses", "--args",
-                                                      json.dumps({"db_path": str(db_path)})],
-                                    log_path, env))
+            stages.append(
+                run_stage(
+                    f"analyses {k}",
+                    [
+                        py,
+                        me,
+                        "--stage",
+                        "analyses",
+                        "--args",
+                        json.dumps({"db_path": str(db_path)}),
+                    ],
+                    log_path,
+                    env,
+                )
+            )
         qjson = workdir / f"queries{k}.json"
-        stages.append(run_stage(f"queries {k}", [py, me, "--stage", "queries", "--args",
-                                                 json.dumps({"db_path": str(db_path),
-                                                             "out_json": str(qjson)})],
-                                log_path, env))
+        stages.append(
+            run_stage(
+                f"queries {k}",
+                [
+                    py,
+                    me,
+                    "--stage",
+                    "queries",
+                    "--args",
+                    json.dumps({"db_path": str(db_path), "out_json": str(qjson)}),
+                ],
+                log_path,
+                env,
+            )
+        )
         queries = json.loads(qjson.read_text()) if qjson.exists() else {}
         archive_bytes = dir_bytes(db_path) + dir_bytes(Path(str(db_path) + ".parts"), "*.parquet")
-        by_dataset = {d.name: dir_bytes(d, "*.parquet")
-                      for d in sorted(Path(str(db_path) + ".parts").iterdir()) if d.is_dir()}
-        inc = {"increment": k, "frames_added": sim["frames"], "files_added": sim["files"],
-               "frames_total": cumulative, "programs": programs, "stages": stages,
-               "queries": queries, "fits_bytes_total": fits_bytes,
-               "archive_bytes": archive_bytes, "duckdb_bytes": dir_bytes(db_path),
-               "parts_bytes_by_dataset": by_dataset}
+        by_dataset = {
+            d.name: dir_bytes(d, "*.parquet")
+            for d in sorted(Path(str(db_path) + ".parts").iterdir())
+            if d.is_dir()
+        }
+        inc = {
+            "increment": k,
+            "frames_added": sim["frames"],
+            "files_added": sim["files"],
+            "frames_total": cumulative,
+            "programs": programs,
+            "stages": stages,
+            "queries": queries,
+            "fits_bytes_total": fits_bytes,
+            "archive_bytes": archive_bytes,
+            "duckdb_bytes": dir_bytes(db_path),
+            "parts_bytes_by_dataset": by_dataset,
+        }
         results["increments"].append(inc)
         for s in stages:
-            per_s = (sim["frames"] / s["seconds"]
-                     if s["stage"].split()[0] in ("simulate", "ingest", "fit") else None)
-            stage_rows.append([s["stage"], f"{cumulative:,}", f"{s['seconds']:.1f}",
-                               f"{per_s:,.0f}" if per_s else "", f"{s['ru_maxrss_mb']:.0f}",
-                               f"{s['tree_rss_peak_mb']:.0f}", s["exit_code"]])
+            per_s = (
+                sim["frames"] / s["seconds"]
+                if s["stage"].split()[0] in ("simulate", "ingest", "fit")
+                else None
+            )
+            stage_rows.append(
+                [
+                    s["stage"],
+                    f"{cumulative:,}",
+                    f"{s['seconds']:.1f}",
+                    f"{per_s:,.0f}" if per_s else "",
+                    f"{s['ru_maxrss_mb']:.0f}",
+                    f"{s['tree_rss_peak_mb']:.0f}",
+                    s["exit_code"],
+                ]
+            )
         for key, q in queries.items():
             if "median_s" in q:
-                query_rows.append([f"{cumulative:,}", NAMES[key], q["sql"], f"{q['first_s']:.3f}",
-                                   f"{q['median_s']:.3f}", q["rows"],
-                                   "yes" if q["median_s"] < QUERY_TARGET_S else "NO"])
+                query_rows.append(
+                    [
+                        f"{cumulative:,}",
+                        NAMES[key],
+                        q["sql"],
+                        f"{q['first_s']:.3f}",
+                        f"{q['median_s']:.3f}",
+                        q["rows"],
+                        "yes" if q["median_s"] < QUERY_TARGET_S else "NO",
+                    ]
+                )
             else:
-                query_rows.append([f"{cumulative:,}", NAMES[key], "", "", "", "",
-                                   q.get("skipped") or q.get("error")])
+                query_rows.append(
+                    [
+                        f"{cumulative:,}",
+                        NAMES[key],
+                        "",
+                        "",
+                        "",
+                        "",
+                        q.get("skipped") or q.get("error"),
+                    ]
+                )
         print(f"\n--- after increment {k}: {cumulative:,} frames ---", flush=True)
-        print(fmt_table(["stage", "frames in archive", "wall s", "frames/s", "ru_maxrss MB",
-                         "tree RSS peak MB", "exit"], stage_rows[-len(stages):]), flush=True)
-        print(f"archive {archive_bytes / 1e9:.2f} GB (DuckDB {inc['duckdb_bytes'] / 1e6:.1f} MB) "
-              f"for {fits_bytes / 1e9:.2f} GB of FITS ({archive_bytes / fits_bytes:.2f}x); "
-              + ", ".join(f"{d} {b / 1e9:.2f} GB" for d, b in by_dataset.items()), flush=True)
+        print(
+            fmt_table(
+                [
+                    "stage",
+                    "frames in archive",
+                    "wall s",
+                    "frames/s",
+                    "ru_maxrss MB",
+                    "tree RSS peak MB",
+                    "exit",
+                ],
+                stage_rows[-len(stages) :],
+            ),
+            flush=True,
+        )
+        print(
+            f"archive {archive_bytes / 1e9:.2f} GB (DuckDB {inc['duckdb_bytes'] / 1e6:.1f} MB) "
+            f"for {fits_bytes / 1e9:.2f} GB of FITS ({archive_bytes / fits_bytes:.2f}x); "
+            + ", ".join(f"{d} {b / 1e9:.2f} GB" for d, b in by_dataset.items()),
+            flush=True,
+        )
         (workdir / "results.json").write_text(json.dumps(results, indent=1))
 
     print("\n=== stages ===")
-    print(fmt_table(["stage", "frames in archive", "wall s", "frames/s", "ru_maxrss MB",
-                     "tree RSS peak MB", "exit"], stage_rows))
-    print(f"\n=== queries (Archive.sql, {QUERY_REPEATS} runs: first and median; "
-          f"target < {QUERY_TARGET_S} s) ===")
-    print(fmt_table(["frames", "query", "sql", "first s", "median s", "rows", "< 2 s"],
-                    query_rows))
+    print(
+        fmt_table(
+            [
+                "stage",
+                "frames in archive",
+                "wall s",
+                "frames/s",
+                "ru_maxrss MB",
+                "tree RSS peak MB",
+                "exit",
+            ],
+            stage_rows,
+        )
+    )
+    print(
+        f"\n=== queries (Archive.sql, {QUERY_REPEATS} runs: first and median; "
+        f"target < {QUERY_TARGET_S} s) ==="
+    )
+    print(fmt_table(["frames", "query", "sql", "first s", "median s", "rows", "< 2 s"], query_rows))
     print("\n=== size on disk ===")
     for inc in results["increments"]:
-        print(f"{inc['frames_total']:>12,} frames: archive {inc['archive_bytes'] / 1e9:6.2f} GB, "
-              f"FITS {inc['fits_bytes_total'] / 1e9:6.2f} GB, "
-              f"ratio {inc['archive_bytes'] / inc['fits_bytes_total']:.2f}, "
-              f"{inc['archive_bytes'] / inc['frames_total']:.0f} B/frame")
+        print(
+            f"{inc['frames_total']:>12,} frames: archive {inc['archive_bytes'] / 1e9:6.2f} GB, "
+            f"FITS {inc['fits_bytes_total'] / 1e9:6.2f} GB, "
+            f"ratio {inc['archive_bytes'] / inc['fits_bytes_total']:.2f}, "
+            f"{inc['archive_bytes'] / inc['frames_total']:.0f} B/frame"
+        )
     print(f"\nresults: {workdir / 'results.json'}")
     if not opts.keep:
         shutil.rmtree(workdir / "fits", ignore_errors=True)

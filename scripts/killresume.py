@@ -43,6 +43,8 @@ RELATIONS = ("files", "frames", "pointing", "centroids", "fits", "quickfits", "p
 KILL_WHAT = ("group", "main", "worker")
 PROGRAM = 1534
 ORPHAN_WAIT_S = 10.0
+MAX_ATTEMPTS = 6
+HANG_S = 120  # a run still alive this long after a worker was killed is hung
 
 
 # --- data ------------------------------------------------------------------------------------------
@@ -121,8 +123,9 @@ def _descendants(pid: int) -> list[int]:
 
 
 def run_to_end(argv: list[str], env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout,
-                          start_new_session=True)
+    return subprocess.run(
+        argv, env=env, capture_output=True, text=True, timeout=timeout, start_new_session=True
+    )
 
 
 def run_and_kill(argv: list[str], env: dict, delay: float, what: str) -> dict:
@@ -131,8 +134,9 @@ def run_and_kill(argv: list[str], env: dict, delay: float, what: str) -> dict:
 
     # stderr to a file, not a pipe: orphaned workers keep a pipe open after the main process died
     errfile = tempfile.TemporaryFile()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=errfile,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        argv, env=env, stdout=subprocess.DEVNULL, stderr=errfile, start_new_session=True
+    )
     deadline = time.monotonic() + delay
     while time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.005)
@@ -157,13 +161,15 @@ def run_and_kill(argv: list[str], env: dict, delay: float, what: str) -> dict:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(target, signal.SIGKILL)
     try:
-        proc.wait(timeout=300)
+        proc.wait(timeout=HANG_S)
     except subprocess.TimeoutExpired:  # a killed worker left the main process hanging
         outcome["hung"] = True
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     outcome["exit"] = proc.returncode
+    if what in ("group", "main") and proc.returncode != -signal.SIGKILL:
+        outcome["finished_first"] = True  # it ended on its own just before the kill
     errfile.seek(0)
     err = errfile.read().decode(errors="replace").strip()
     errfile.close()
@@ -220,12 +226,28 @@ class TrialResult:
     final_stderr: str = ""
 
 
+def code_fingerprint() -> str:
+    """Hash of fgsarchive's code and SQL: a reference is only valid for the code that made it."""
+    import hashlib
+
+    import fgsarchive
+    from fgsarchive.db import sql_dir
+
+    digest = hashlib.sha1()
+    root = Path(fgsarchive.__file__).parent
+    for path in sorted([*root.rglob("*.py"), *sql_dir().glob("*.sql")]):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "fgsarchive", "--quiet", *args]
 
 
-def prepare_modes(workdir: Path, products: Path, modes: list[str], env: dict,
-                  server_url: str | None) -> dict[str, Mode]:
+def prepare_modes(
+    workdir: Path, products: Path, modes: list[str], env: dict, server_url: str | None
+) -> dict[str, Mode]:
     """Reference runs: ingest (then fit on a copy), and crawl when asked."""
     out: dict[str, Mode] = {}
     ref_db = workdir / "ref" / "ingest.duckdb"
@@ -236,29 +258,46 @@ def prepare_modes(workdir: Path, products: Path, modes: list[str], env: dict,
     ingest_s = time.perf_counter() - t
     ingest_sig = signature(ref_db)
     if "ingest" in modes:
-        out["ingest"] = Mode("ingest", ["ingest", "--from", str(products), "--no-fit"], None,
-                             ingest_sig, ingest_s, done.returncode)
+        out["ingest"] = Mode(
+            "ingest",
+            ["ingest", "--from", str(products), "--no-fit"],
+            None,
+            ingest_sig,
+            ingest_s,
+            done.returncode,
+        )
     if "fit" in modes:
         fit_db = workdir / "ref" / "fit.duckdb"
         remove_archive(fit_db)
         copy_archive(ref_db, fit_db)
         t = time.perf_counter()
         fdone = run_to_end(cli("fit", "--db", str(fit_db)), env)
-        out["fit"] = Mode("fit", ["fit"], ref_db, signature(fit_db), time.perf_counter() - t,
-                          fdone.returncode)
+        out["fit"] = Mode(
+            "fit", ["fit"], ref_db, signature(fit_db), time.perf_counter() - t, fdone.returncode
+        )
     if "crawl" in modes and server_url:
         crawl_db = workdir / "ref" / "crawl.duckdb"
         remove_archive(crawl_db)
         cache = workdir / "ref" / "cache"
         shutil.rmtree(cache, ignore_errors=True)
         t = time.perf_counter()
-        cdone = run_to_end(cli("ingest", str(PROGRAM), "--no-fit", "--cache", str(cache),
-                               "--db", str(crawl_db)), env)
-        out["crawl"] = Mode("crawl", ["ingest", str(PROGRAM), "--no-fit"], None,
-                            signature(crawl_db), time.perf_counter() - t, cdone.returncode)
+        cdone = run_to_end(
+            cli("ingest", str(PROGRAM), "--no-fit", "--cache", str(cache), "--db", str(crawl_db)),
+            env,
+        )
+        out["crawl"] = Mode(
+            "crawl",
+            ["ingest", str(PROGRAM), "--no-fit"],
+            None,
+            signature(crawl_db),
+            time.perf_counter() - t,
+            cdone.returncode,
+        )
         if cdone.returncode not in (0, 1):
-            print(f"crawl reference run failed ({cdone.returncode}): {cdone.stderr.strip()}",
-                  flush=True)
+            print(
+                f"crawl reference run failed ({cdone.returncode}): {cdone.stderr.strip()}",
+                flush=True,
+            )
     return out
 
 
@@ -272,17 +311,32 @@ def run_trial(mode: Mode, trial: int, rng: random.Random, workdir: Path, env: di
     extra = ["--cache", str(tdir / "cache")] if mode.name == "crawl" else []
     argv = cli(*mode.argv, *extra, "--db", str(db))
     kills = []
-    for _ in range(rng.randint(1, 3)):
-        # random point of the run: start-up included (python and numba imports take ~1 s)
+    wanted = rng.randint(1, 3)
+    # 1-3 kills at random points of the run (start-up included: imports take ~1 s); a run that
+    # finished before its kill does not count, up to MAX_ATTEMPTS runs.
+    for _ in range(MAX_ATTEMPTS):
+        if sum(not k["finished_first"] for k in kills) >= wanted:
+            break
         delay = rng.uniform(0.0, mode.ref_seconds * 1.1)
         kills.append(run_and_kill(argv, env, delay, rng.choice(KILL_WHAT)))
     final = run_to_end(argv, env)
     sig = signature(db)
-    diff = {r: {"got": sig[r], "want": mode.reference[r]}
-            for r in RELATIONS if sig[r] != mode.reference[r]}
+    diff = {
+        r: {"got": sig[r], "want": mode.reference[r]}
+        for r in RELATIONS
+        if sig[r] != mode.reference[r]
+    }
     stderr = final.stderr.strip().splitlines()[-1][:300] if final.stderr.strip() else ""
-    result = TrialResult(mode.name, trial, kills, final.returncode,
-                         not diff and final.returncode == mode.ref_exit, diff, leftovers(db), stderr)
+    result = TrialResult(
+        mode.name,
+        trial,
+        kills,
+        final.returncode,
+        not diff and final.returncode == mode.ref_exit,
+        diff,
+        leftovers(db),
+        stderr,
+    )
     if result.match and not os.environ.get("KILLRESUME_KEEP_TRIALS"):
         shutil.rmtree(tdir, ignore_errors=True)
     return result
@@ -296,8 +350,14 @@ def start_server(products: Path):
     return server
 
 
-def run(trials: int, seed: int, workdir: Path, modes: list[str], frames_per_file: int,
-        verbose: bool = True) -> list[TrialResult]:
+def run(
+    trials: int,
+    seed: int,
+    workdir: Path,
+    modes: list[str],
+    frames_per_file: int,
+    verbose: bool = True,
+) -> list[TrialResult]:
     products = make_products(workdir / "products", frames_per_file=frames_per_file)
     env = {**os.environ, "FGSARCHIVE_LOCK_TIMEOUT": "60", "PYTHONUNBUFFERED": "1"}
     server = None
@@ -308,8 +368,14 @@ def run(trials: int, seed: int, workdir: Path, modes: list[str], frames_per_file
 
             server = start_server(products)
             url = server.url
-            env.update({"FGSARCHIVE_MAST_URL": url, "FGSARCHIVE_MAST_RETRIES": "2",
-                        "FGSARCHIVE_MAST_BACKOFF": "0.05", "FGSARCHIVE_MAST_POLL": "0.05"})
+            env.update(
+                {
+                    "FGSARCHIVE_MAST_URL": url,
+                    "FGSARCHIVE_MAST_RETRIES": "2",
+                    "FGSARCHIVE_MAST_BACKOFF": "0.05",
+                    "FGSARCHIVE_MAST_POLL": "0.05",
+                }
+            )
         except ImportError:
             print("note: fgsarchive.crawl is missing: crawl mode skipped", flush=True)
     results: list[TrialResult] = []
@@ -317,14 +383,24 @@ def run(trials: int, seed: int, workdir: Path, modes: list[str], frames_per_file
         prepared = prepare_modes(workdir, products, modes, env, url)
         for name, mode in prepared.items():
             if verbose:
-                print(f"reference {name}: {mode.ref_seconds:.1f} s, exit {mode.ref_exit}, "
-                      + ", ".join(f"{r} {mode.reference[r][0]:,}" for r in RELATIONS), flush=True)
+                print(
+                    f"reference {name}: {mode.ref_seconds:.1f} s, exit {mode.ref_exit}, "
+                    + ", ".join(f"{r} {mode.reference[r][0]:,}" for r in RELATIONS),
+                    flush=True,
+                )
         rng = random.Random(seed)
+        code = code_fingerprint()
         for name in modes:
             if name not in prepared:
                 continue
             for trial in range(trials):
+                if code_fingerprint() != code:  # someone edited fgsarchive meanwhile
+                    print("note: fgsarchive's code changed: new reference runs", flush=True)
+                    prepared = prepare_modes(workdir, products, modes, env, url)
+                    code = code_fingerprint()
                 result = run_trial(prepared[name], trial, rng, workdir, env)
+                if not result.match and code_fingerprint() != code:
+                    result.diff["note"] = "fgsarchive's code changed during this trial"
                 results.append(result)
                 if verbose:
                     kills = "; ".join(
@@ -336,10 +412,13 @@ def run(trials: int, seed: int, workdir: Path, modes: list[str], frames_per_file
                         for k in result.kills
                     )
                     status = "ok" if result.match else f"MISMATCH {json.dumps(result.diff)}"
-                    print(f"{name} #{trial:02d}: kills [{kills}] -> final exit {result.final_exit}"
-                          f" {status}" + (f" leftovers {result.leftovers}" if result.leftovers
-                                          else "")
-                          + (f" | {result.final_stderr}" if not result.match else ""), flush=True)
+                    print(
+                        f"{name} #{trial:02d}: kills [{kills}] -> final exit {result.final_exit}"
+                        f" {status}"
+                        + (f" leftovers {result.leftovers}" if result.leftovers else "")
+                        + (f" | {result.final_stderr}" if not result.match else ""),
+                        flush=True,
+                    )
     finally:
         if server is not None:
             server.stop()
@@ -347,8 +426,10 @@ def run(trials: int, seed: int, workdir: Path, modes: list[str], frames_per_file
 
 
 def summary(results: list[TrialResult]) -> str:
-    lines = ["mode     trials  kills  killed mid-run  hung  orphans left  mismatches  "
-             "runs with leftovers"]
+    lines = [
+        "mode     trials  kills  killed mid-run  hung  orphans left  mismatches  "
+        "runs with leftovers"
+    ]
     for mode in dict.fromkeys(r.mode for r in results):
         rs = [r for r in results if r.mode == mode]
         kills = [k for r in rs for k in r.kills]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import logging
 import multiprocessing
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +26,8 @@ import pyarrow.parquet as pq
 
 from ..db import Database
 from ..errors import FgsArchiveError, SelectionError, UsageError
-from ..storage import part_name, write_parquet_atomic
+from ..storage import PartStore, part_name, write_parquet_atomic
+from ..workers import end_workers, exit_with_main
 from .model import fit_gaussian_stack, quick_fit_stack
 from .photometry import DEFAULT_RADII, aperture_photometry_stack, background_stack, masked_flux, optimal_mask
 
@@ -167,15 +169,46 @@ def _plan(db: Database, program: int | None, what: Sequence[str], fit_version: i
 
 
 def _write(db: Database, task: FitTask, tables: dict[str, pa.Table]) -> None:
+    _write_parts(db.parts, task, tables)
+
+
+def _write_parts(parts: PartStore, task: FitTask, tables: dict[str, pa.Table]) -> None:
     part = f"{part_name(task.file_name)}.v{task.fit_version}"
     for dataset, table in tables.items():
-        db.parts.ensure_dataset(dataset, table.schema)
+        parts.ensure_dataset(dataset, table.schema)
         write_parquet_atomic(
-            db.parts.part_path(dataset, task.program, part),
+            parts.part_path(dataset, task.program, part),
             table,
             table.schema,
             statistics_columns=("file_name", "frame", "fit_version"),
         )
+
+
+@dataclass(frozen=True)
+class _Written:
+    """What a pool worker fitted and wrote itself: small, so it crosses the result pipe at once."""
+
+    rows: int
+    status_counts: dict[int, int]
+
+
+def _summary(tables: dict[str, pa.Table]) -> _Written:
+    counts: dict[int, int] = {}
+    if "fits" in tables:
+        values, n = np.unique(tables["fits"].column("status").to_numpy(), return_counts=True)
+        counts = dict(zip(values.tolist(), n.tolist(), strict=True))
+    return _Written(next(iter(tables.values())).num_rows if tables else 0, counts)
+
+
+def fit_and_write(task: FitTask, parts_root: str) -> _Written:
+    """Pool task: fit one file and write its parts (atomic renames) here, in the worker.
+
+    Sending the tables back instead (megabytes per file) hung the run when a worker was killed
+    in the middle of sending them: CPython's pool then waits forever for the rest of the message.
+    """
+    tables = fit_file(task)
+    _write_parts(PartStore(Path(parts_root)), task, tables)
+    return _summary(tables)
 
 
 def fit_archive(
@@ -206,15 +239,14 @@ def fit_archive(
     report = FitReport(skipped_files=skipped)
     total = len(tasks)
 
-    def handle(task: FitTask, tables: dict[str, pa.Table]) -> None:
-        _write(db, task, tables)
+    def handle(task: FitTask, tables: dict[str, pa.Table] | _Written) -> None:
+        if not isinstance(tables, _Written):  # computed here or on Dask: written here
+            _write(db, task, tables)
+            tables = _summary(tables)
         report.files += 1
-        n = next(iter(tables.values())).num_rows if tables else 0
-        report.frames += n
-        if "fits" in tables:
-            values, counts = np.unique(tables["fits"].column("status").to_numpy(), return_counts=True)
-            for v, c in zip(values.tolist(), counts.tolist(), strict=True):
-                report.status_counts[v] = report.status_counts.get(v, 0) + c
+        report.frames += tables.rows
+        for v, c in tables.status_counts.items():
+            report.status_counts[v] = report.status_counts.get(v, 0) + c
         if progress is not None:
             progress(report.files, total, report.frames)
 
@@ -233,11 +265,17 @@ def fit_archive(
         # start-up is cheap and safe even when this process already runs threads (DuckDB, numba).
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["fgsarchive.fit.runner"])
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = {pool.submit(fit_file, task): task for task in tasks}
-            for future in cf.as_completed(futures):
-                # pop: a handled future must not keep its tables alive until the end of the run
-                _guarded(futures.pop(future), future.result, handle, report)
+        with cf.ProcessPoolExecutor(
+            max_workers=workers, mp_context=ctx, initializer=exit_with_main, initargs=(os.getpid(),)
+        ) as pool:
+            root = str(db.parts.root)
+            futures = {pool.submit(fit_and_write, task, root): task for task in tasks}
+            try:
+                for future in cf.as_completed(futures):
+                    # pop: a handled future must not stay in memory until the end of the run
+                    _guarded(futures.pop(future), future.result, handle, report)
+            finally:
+                end_workers(pool)  # a worker killed during shutdown must not hang the run
     report.seconds = time.perf_counter() - started
     return report
 
