@@ -103,7 +103,7 @@ def run_demo(
     _analyse(db)
     console.print(f"[bold]5/5 summary[/bold] ({time.perf_counter() - started:.1f} s in all)")
     for title, sql in EXAMPLE_QUERIES.items():
-        console.print(f"\n[bold]{title}[/bold]\n  fgsarchive query \"{sql}\"")
+        console.print(f'\n[bold]{title}[/bold]\n  fgsarchive query "{sql}"')
         print_table(run_user_query(db, sql))
 
 

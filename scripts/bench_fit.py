@@ -68,8 +68,14 @@ def build_archive(workdir: Path, frames: int, seed: int) -> Database:
         for p in workdir.glob(f"fit-{frames}.duckdb*"):
             shutil.rmtree(p) if p.is_dir() else p.unlink()
         n_files = max(1, frames // 50_000)
-        simulate_program(products, program=2000 + seed, n_visits=n_files, frames_per_file=frames // n_files,
-                         seed=seed, include_other_products=False)
+        simulate_program(
+            products,
+            program=2000 + seed,
+            n_visits=n_files,
+            frames_per_file=frames // n_files,
+            seed=seed,
+            include_other_products=False,
+        )
         ingest_directory(db, products)
         (workdir / f".done-{frames}").write_text("ok")
     return db
@@ -88,7 +94,9 @@ def fit_command(db: Database, *extra: str) -> tuple[float, dict]:
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "fgsarchive", "-q", "fit", "--db", str(db.path), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     main_peak = tree_peak = 0
     root = psutil.Process(proc.pid)
@@ -114,7 +122,11 @@ def load_frames(db: Database, n: int) -> tuple[np.ndarray, np.ndarray, list]:
             f"SELECT file_name, frame, pixels FROM frames ORDER BY time_mjd LIMIT {int(n)}"
         ).to_arrow_table()
     pixels = t.column("pixels").combine_chunks().flatten().to_numpy().reshape(-1, 8, 8)
-    return pixels.astype(np.float32), t.column("frame").to_numpy(), t.column("file_name").to_pylist()
+    return (
+        pixels.astype(np.float32),
+        t.column("frame").to_numpy(),
+        t.column("file_name").to_pylist(),
+    )
 
 
 def main() -> None:
@@ -131,7 +143,9 @@ def main() -> None:
     db = build_archive(args.workdir, args.frames, seed=1)
     frames, frame_no, names = load_frames(db, args.frames)
     n = len(frames)
-    print(f"{n:,} simulated fine-guide frames (8x8 float32), {numba.config.NUMBA_NUM_THREADS} cores")
+    print(
+        f"{n:,} simulated fine-guide frames (8x8 float32), {numba.config.NUMBA_NUM_THREADS} cores"
+    )
 
     # (a) curve_fit, one process, on the first n_ref frames
     ref = frames[: args.n_ref]
@@ -163,7 +177,12 @@ def main() -> None:
     damp = np.abs(p[ok, 0] / cf[ok, 0] - 1)
     agree = np.mean((dpos < 1e-4) & (damp < 1e-4))
     truth = read_frame_truth(db.path.parent / f"products-{args.frames}" / "truth")
-    key = {(f, int(i)): k for k, (f, i) in enumerate(zip(truth["file_name"].to_list(), truth["frame"].to_list(), strict=True))}
+    key = {
+        (f, int(i)): k
+        for k, (f, i) in enumerate(
+            zip(truth["file_name"].to_list(), truth["frame"].to_list(), strict=True)
+        )
+    }
     idx = np.array([key[(names[k], int(frame_no[k]))] for k in range(args.n_ref)])
     tx, ty = truth["x_mean"].to_numpy()[idx], truth["y_mean"].to_numpy()[idx]
     ours_err = np.median(np.hypot(p[ok, 1] - tx[ok], p[ok, 2] - ty[ok]))
@@ -181,24 +200,44 @@ def main() -> None:
     ph_fps = n / (time.perf_counter() - t0)
 
     print(f"\n{'':58s} {'frames/s':>12s} {'vs (a)':>9s}")
-    print(f"{'(a) curve_fit per frame, one process (spelunker method)':58s} {a_fps:12,.0f} {1:9.0f}x")
-    print(f"{'    spelunker gauss2d_fit as shipped (measured here, ncpus=2)':58s} {SPELUNKER_SHIPPED_FPS:12,.0f}")
-    print(f"{'(b) fit_gaussian_stack, one process, 1 numba thread':58s} {b[1]:12,.0f} {b[1] / a_fps:9.0f}x")
-    print(f"{'(b) fit_gaussian_stack, one process, 2 numba threads':58s} {b[2]:12,.0f} {b[2] / a_fps:9.0f}x")
-    print(f"{'(c) fgsarchive fit --what gauss, 2 workers, archive in/out':58s} {c_fps:12,.0f} {c_fps / a_fps:9.0f}x")
-    print(f"{'    the same, all stages (gauss, quick, phot)':58s} {n / call_wall:12,.0f} {n / call_wall / a_fps:9.0f}x")
-    print(f"{'    the same (gauss) on a 2-worker local Dask cluster':58s} {n / dask_wall:12,.0f} {n / dask_wall / a_fps:9.0f}x")
+    print(
+        f"{'(a) curve_fit per frame, one process (spelunker method)':58s} {a_fps:12,.0f} {1:9.0f}x"
+    )
+    print(
+        f"{'    spelunker gauss2d_fit as shipped (measured here, ncpus=2)':58s} {SPELUNKER_SHIPPED_FPS:12,.0f}"
+    )
+    print(
+        f"{'(b) fit_gaussian_stack, one process, 1 numba thread':58s} {b[1]:12,.0f} {b[1] / a_fps:9.0f}x"
+    )
+    print(
+        f"{'(b) fit_gaussian_stack, one process, 2 numba threads':58s} {b[2]:12,.0f} {b[2] / a_fps:9.0f}x"
+    )
+    print(
+        f"{'(c) fgsarchive fit --what gauss, 2 workers, archive in/out':58s} {c_fps:12,.0f} {c_fps / a_fps:9.0f}x"
+    )
+    print(
+        f"{'    the same, all stages (gauss, quick, phot)':58s} {n / call_wall:12,.0f} {n / call_wall / a_fps:9.0f}x"
+    )
+    print(
+        f"{'    the same (gauss) on a 2-worker local Dask cluster':58s} {n / dask_wall:12,.0f} {n / dask_wall / a_fps:9.0f}x"
+    )
     print(f"{'quick fit (moments), one process':58s} {q_fps:12,.0f}")
     print(f"{'background + 3 apertures, one process':58s} {ph_fps:12,.0f}")
-    print(f"\n(c) / spelunker's shipped gauss2d_fit: {c_fps / SPELUNKER_SHIPPED_FPS:,.0f}x (target >= 100x); "
-          f"(b) / (a): {b[1] / a_fps:,.0f}x (target >= 60x)")
-    print(f"accuracy on {ok.sum()} reference frames: {agree:.2%} agree with curve_fit within 1e-4 px and 1e-4 "
-          f"relative amplitude; median |position - truth| ours {ours_err:.5f} px, curve_fit {cf_err:.5f} px")
+    print(
+        f"\n(c) / spelunker's shipped gauss2d_fit: {c_fps / SPELUNKER_SHIPPED_FPS:,.0f}x (target >= 100x); "
+        f"(b) / (a): {b[1] / a_fps:,.0f}x (target >= 60x)"
+    )
+    print(
+        f"accuracy on {ok.sum()} reference frames: {agree:.2%} agree with curve_fit within 1e-4 px and 1e-4 "
+        f"relative amplitude; median |position - truth| ours {ours_err:.5f} px, curve_fit {cf_err:.5f} px"
+    )
     if args.spelunker_python:
         # spelunker's curve_fit refuses NaN pixels: give it each frame's median there instead.
         clean = ref.copy()
         bad = ~np.isfinite(clean)
-        clean[bad] = np.broadcast_to(np.nanmedian(clean, axis=(1, 2))[:, None, None], clean.shape)[bad]
+        clean[bad] = np.broadcast_to(np.nanmedian(clean, axis=(1, 2))[:, None, None], clean.shape)[
+            bad
+        ]
         print(run_spelunker(args.spelunker_python, clean))
 
     # peak RSS, flat in program size
@@ -209,8 +248,10 @@ def main() -> None:
         wall, rss = fit_command(big, "--workers", "2")
         rows.append((size, wall, rss))
     for size, wall, rss in rows:
-        print(f"fit of {size:,} frames (all stages, 2 workers): {size / wall:,.0f} frames/s; peak RSS "
-              f"main {rss['main']:.0f} MB, whole process tree {rss['tree']:.0f} MB")
+        print(
+            f"fit of {size:,} frames (all stages, 2 workers): {size / wall:,.0f} frames/s; peak RSS "
+            f"main {rss['main']:.0f} MB, whole process tree {rss['tree']:.0f} MB"
+        )
     growth = rows[1][2]["tree"] / rows[0][2]["tree"]
     print(f"RSS growth {rows[1][0]:,} vs {rows[0][0]:,} frames: {growth:.2f} (flat means ~1.0)")
 

@@ -94,7 +94,9 @@ def ingest_child(paths: list[Path], db_path: Path) -> dict:
         shutil.rmtree(p) if p.is_dir() else p.unlink()
     out = subprocess.run(
         [sys.executable, "-c", CHILD, json.dumps([str(p) for p in paths]), str(db_path)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -116,26 +118,42 @@ def main() -> None:
     cold2 = drop_caches()
     ing = ingest_child(paths, args.workdir / "n1.duckdb")
     mb = fits_bytes / 1e6
-    print(f"files: {len(paths)} fine-guide files, {frames:,} frames, {mb:,.0f} MB of FITS "
-          f"({fits_bytes / frames:.0f} B/frame; caches dropped: {cold and cold2})")
+    print(
+        f"files: {len(paths)} fine-guide files, {frames:,} frames, {mb:,.0f} MB of FITS "
+        f"({fits_bytes / frames:.0f} B/frame; caches dropped: {cold and cold2})"
+    )
     print(f"{'':28s} {'frames/s':>12s} {'MB/s':>8s} {'s':>7s}")
-    print(f"{'plain astropy read, SCI only':28s} {frames / read_s:12,.0f} {mb / read_s:8,.0f} {read_s:7.2f}")
-    print(f"{'plain astropy read, all HDUs':28s} {frames / whole_s:12,.0f} {mb / whole_s:8,.0f} {whole_s:7.2f}")
-    print(f"{'fgsarchive ingest, 2 workers':28s} {ing['frames'] / ing['seconds']:12,.0f} "
-          f"{mb / ing['seconds']:8,.0f} {ing['seconds']:7.2f}")
-    print(f"ratio ingest / plain read: {read_s / ing['seconds']:.2f} against the SCI-only read, "
-          f"{whole_s / ing['seconds']:.2f} against the whole-file read (target >= 0.5)")
+    print(
+        f"{'plain astropy read, SCI only':28s} {frames / read_s:12,.0f} {mb / read_s:8,.0f} {read_s:7.2f}"
+    )
+    print(
+        f"{'plain astropy read, all HDUs':28s} {frames / whole_s:12,.0f} {mb / whole_s:8,.0f} {whole_s:7.2f}"
+    )
+    print(
+        f"{'fgsarchive ingest, 2 workers':28s} {ing['frames'] / ing['seconds']:12,.0f} "
+        f"{mb / ing['seconds']:8,.0f} {ing['seconds']:7.2f}"
+    )
+    print(
+        f"ratio ingest / plain read: {read_s / ing['seconds']:.2f} against the SCI-only read, "
+        f"{whole_s / ing['seconds']:.2f} against the whole-file read (target >= 0.5)"
+    )
     per_frame = (ing["parts_bytes"] + ing["db_bytes"]) / ing["frames"]
-    print(f"archive: {per_frame:.0f} B/frame (parts {ing['parts_bytes'] / 1e6:,.0f} MB + DuckDB "
-          f"{ing['db_bytes'] / 1e6:,.1f} MB) vs FITS {fits_bytes / frames:.0f} B/frame "
-          "(FITS holds SCI and ERR; the archive keeps SCI, times and flux)")
+    print(
+        f"archive: {per_frame:.0f} B/frame (parts {ing['parts_bytes'] / 1e6:,.0f} MB + DuckDB "
+        f"{ing['db_bytes'] / 1e6:,.1f} MB) vs FITS {fits_bytes / frames:.0f} B/frame "
+        "(FITS holds SCI and ERR; the archive keeps SCI, times and flux)"
+    )
     rss1 = ing
     paths2 = simulate(args.workdir / "n2", args.frames2, seed=2)
     rss2 = ingest_child(paths2, args.workdir / "n2.duckdb")
     for label, r in ((f"{args.frames:,}", rss1), (f"{args.frames2:,}", rss2)):
-        print(f"peak RSS at {label} frames: main {r['rss_main_mb']:.0f} MB, largest worker "
-              f"{r['rss_worker_mb']:.0f} MB, total <= {r['rss_main_mb'] + 2 * r['rss_worker_mb']:.0f} MB")
-    growth = (rss2["rss_main_mb"] + 2 * rss2["rss_worker_mb"]) / (rss1["rss_main_mb"] + 2 * rss1["rss_worker_mb"])
+        print(
+            f"peak RSS at {label} frames: main {r['rss_main_mb']:.0f} MB, largest worker "
+            f"{r['rss_worker_mb']:.0f} MB, total <= {r['rss_main_mb'] + 2 * r['rss_worker_mb']:.0f} MB"
+        )
+    growth = (rss2["rss_main_mb"] + 2 * rss2["rss_worker_mb"]) / (
+        rss1["rss_main_mb"] + 2 * rss1["rss_worker_mb"]
+    )
     print(f"RSS growth 2N/N: {growth:.2f} (target <= 1.2, and under 1500 MB)")
 
 

@@ -38,7 +38,9 @@ def test_version_and_help():
     for cmd in ([], ["ingest"], ["query"], ["status"], ["demo"]):
         result = invoke(*cmd, "-h")
         assert result.exit_code == 0 and "Usage" in result.output
-    proc = subprocess.run([sys.executable, "-m", "fgsarchive", "--version"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "fgsarchive", "--version"], capture_output=True, text=True
+    )
     assert proc.returncode == 0 and __version__ in proc.stdout
 
 
@@ -59,7 +61,11 @@ def test_query_formats(archive, tmp_path):
     out = tmp_path / "q.parquet"
     assert invoke("query", sql, "--format", "parquet", "--out", out, "--db", archive).exit_code == 0
     assert pq.read_table(out).num_rows == len(as_json)
-    pixels = json.loads(invoke("query", "SELECT pixels[1] AS p FROM frames LIMIT 1", "--json", "--db", archive).output)
+    pixels = json.loads(
+        invoke(
+            "query", "SELECT pixels[1] AS p FROM frames LIMIT 1", "--json", "--db", archive
+        ).output
+    )
     assert isinstance(pixels[0]["p"], float)
 
 
@@ -90,8 +96,16 @@ def test_bad_inputs_are_one_line_errors(tmp_path, products):
         (["ingest", "--from", tmp_path / "missing", "--db", tmp_path / "x.duckdb"], 2, "missing"),
         (["ingest", "--db", tmp_path / "x.duckdb"], 2, "--from"),
         (["status", "--db", tmp_path / "none.duckdb"], 3, "no archive"),
-        (["ingest", "--from", products, "--db", "/proc/version/a.duckdb", "--no-fit"], 3, "a.duckdb"),
-        (["ingest", "--from", products, "--workers", "0", "--db", tmp_path / "x.duckdb"], 2, "workers"),
+        (
+            ["ingest", "--from", products, "--db", "/proc/version/a.duckdb", "--no-fit"],
+            3,
+            "a.duckdb",
+        ),
+        (
+            ["ingest", "--from", products, "--workers", "0", "--db", tmp_path / "x.duckdb"],
+            2,
+            "workers",
+        ),
         (["query", "SELECT 1", "--format", "xml", "--db", tmp_path / "x.duckdb"], 2, "csv"),
     ]
     for args, code, words in cases:
@@ -115,9 +129,26 @@ def test_sigkilled_ingest_resumes_to_the_same_archive(products, tmp_path):
     assert invoke("ingest", "--from", products, "--db", reference, "--no-fit").exit_code == 0
     expected = archive_checksums(Database(reference))
     env = {**os.environ, "FGSARCHIVE_DB": str(tmp_path / "killed.duckdb")}
-    cmd = [sys.executable, "-m", "fgsarchive", "-q", "ingest", "--from", str(products), "--no-fit", "--workers", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "fgsarchive",
+        "-q",
+        "ingest",
+        "--from",
+        str(products),
+        "--no-fit",
+        "--workers",
+        "2",
+    ]
     for delay in (0.6, 1.0, 1.4):
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         time.sleep(delay)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

@@ -7,7 +7,13 @@ import pytest
 from astropy.io import fits
 
 from fgsarchive.errors import UsageError
-from fgsarchive.ingest import find_guider_files, ingest_directory, ingest_paths, part_name, prepare_file
+from fgsarchive.ingest import (
+    find_guider_files,
+    ingest_directory,
+    ingest_paths,
+    part_name,
+    prepare_file,
+)
 from fgsarchive.maintenance import archive_checksums
 from fgsarchive.names import parse_product_name
 
@@ -32,9 +38,13 @@ def test_frames_match_the_fits_files_exactly(products, db):
             assert len(rows["frame"]) == n
             pixels = np.stack(rows["pixels"]).reshape(n, 8, 8)
             np.testing.assert_array_equal(pixels, sci)
-            np.testing.assert_allclose(rows["flux"], np.nansum(sci.reshape(n, 64), axis=1, dtype=np.float64))
+            np.testing.assert_allclose(
+                rows["flux"], np.nansum(sci.reshape(n, 64), axis=1, dtype=np.float64)
+            )
             dt = (end - start) / n
-            np.testing.assert_allclose(rows["time_mjd"], start + (np.arange(n) + 0.5) * dt, rtol=0, atol=1e-12)
+            np.testing.assert_allclose(
+                rows["time_mjd"], start + (np.arange(n) + 0.5) * dt, rtol=0, atol=1e-12
+            )
 
 
 def test_files_programs_and_guide_stars(products, db, small_program):
@@ -45,7 +55,9 @@ def test_files_programs_and_guide_stars(products, db, small_program):
         ).fetchall()[0]
         assert n_frames == con.execute("SELECT count(*) FROM frames").fetchall()[0][0]
         assert n_frames == small_program.n_frames
-        program, n_files, frames = con.execute("SELECT program, n_files, n_frames FROM programs").fetchall()[0]
+        program, n_files, frames = con.execute(
+            "SELECT program, n_files, n_frames FROM programs"
+        ).fetchall()[0]
         assert (program, frames) == (1534, n_frames)
         assert con.execute("SELECT count(*) FROM guide_stars").fetchall()[0][0] == 2
         # segments: several files of one guide period, numbered, with increasing INTSTART
@@ -94,8 +106,9 @@ def test_staging_left_by_a_killed_run_is_finished_or_discarded(products, db):
     full = db.__class__(db.path.parent / "full.duckdb")
     ingest_paths(full, paths[:2])
     prepare_file(paths[1], db.parts.root)
-    from fgsarchive.ingest import FILES_SCHEMA
     import pyarrow as pa
+
+    from fgsarchive.ingest import FILES_SCHEMA
 
     with db.writer() as con:
         db.run(con, "files_insert", new_files=pa.Table.from_pylist([row], schema=FILES_SCHEMA))
@@ -144,7 +157,12 @@ def test_a_bad_file_fails_alone_and_names_why(products, db, damage, reason):
             "SELECT status, error FROM files WHERE file_name = $f", {"f": victim.name}
         ).fetchall()[0]
         assert status == "failed" and error
-        assert con.execute("SELECT count(*) FROM frames WHERE file_name = $f", {"f": victim.name}).fetchall()[0][0] == 0
+        assert (
+            con.execute(
+                "SELECT count(*) FROM frames WHERE file_name = $f", {"f": victim.name}
+            ).fetchall()[0][0]
+            == 0
+        )
         good = con.execute("SELECT count(*) FROM files WHERE status = 'ingested'").fetchall()[0][0]
         assert good == len(find_guider_files(products)) - 1
 

@@ -11,16 +11,32 @@ from fgsarchive.names import looks_like_guider_file, parse_product_name
     ("name", "expected"),
     [
         ("jw01534002002_gs-fg_2022338021919_cal.fits", (1534, 2, 2, "fg", "2022338021919", None)),
-        ("jw02079004001_gs-fg_2023031214828-seg001_cal.fits", (2079, 4, 1, "fg", "2023031214828", 1)),
-        ("jw02725387001_gs-acq1_2022207163949_cal.fits", (2725, 387, 1, "acq1", "2022207163949", None)),
-        ("jw01118005001_gs-fg_2022150070312-seg002_uncal.fits", (1118, 5, 1, "fg", "2022150070312", 2)),
+        (
+            "jw02079004001_gs-fg_2023031214828-seg001_cal.fits",
+            (2079, 4, 1, "fg", "2023031214828", 1),
+        ),
+        (
+            "jw02725387001_gs-acq1_2022207163949_cal.fits",
+            (2725, 387, 1, "acq1", "2022207163949", None),
+        ),
+        (
+            "jw01118005001_gs-fg_2022150070312-seg002_uncal.fits",
+            (1118, 5, 1, "fg", "2022150070312", 2),
+        ),
         ("jw00729011001_gs-id_12_image_cal.fits", (729, 11, 1, "id", None, None)),
     ],
 )
 def test_real_names_parse(name, expected):
     parsed = parse_product_name(name)
     assert parsed is not None
-    assert (parsed.program, parsed.observation, parsed.visit, parsed.product, parsed.stamp, parsed.segment) == expected
+    assert (
+        parsed.program,
+        parsed.observation,
+        parsed.visit,
+        parsed.product,
+        parsed.stamp,
+        parsed.segment,
+    ) == expected
 
 
 def test_segments_share_their_guide_period():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import polars as pl
 import pytest
 from typer.testing import CliRunner
@@ -31,8 +30,14 @@ def test_every_frame_fitted_once_and_accurate(ingested, small_program):
     with ingested.reader() as con:
         n_frames = con.execute("SELECT count(*) FROM frames").fetchall()[0][0]
         for table in ("fits", "quickfits", "photometry"):
-            assert con.execute(f"SELECT count(*), count(DISTINCT (file_name, frame)) FROM {table}").fetchall()[0] == (n_frames, n_frames)
-        fits = pl.from_arrow(con.sql("SELECT file_name, frame, x_mean, y_mean, x_stddev, status FROM fits").to_arrow_table())
+            assert con.execute(
+                f"SELECT count(*), count(DISTINCT (file_name, frame)) FROM {table}"
+            ).fetchall()[0] == (n_frames, n_frames)
+        fits = pl.from_arrow(
+            con.sql(
+                "SELECT file_name, frame, x_mean, y_mean, x_stddev, status FROM fits"
+            ).to_arrow_table()
+        )
         phot = pl.from_arrow(con.sql("SELECT flux_r3, flux_opt FROM photometry").to_arrow_table())
     truth = read_frame_truth(small_program.truth_dir).select(
         "file_name", "frame", pl.col("x_mean").alias("x_true"), pl.col("y_mean").alias("y_true")
@@ -85,20 +90,32 @@ def test_vanished_frames_are_reported_not_half_written(ingested):
     report = fit_archive(ingested, what=("gauss",), workers=1)
     assert list(report.failed) == [frames_part.stem + ".fits"]
     assert "re-ingest" in report.failed[frames_part.stem + ".fits"]
-    assert not (ingested.parts.root / "fits" / "program=1534" / f"{frames_part.stem}.v1.parquet").exists()
+    assert not (
+        ingested.parts.root / "fits" / "program=1534" / f"{frames_part.stem}.v1.parquet"
+    ).exists()
 
 
 def test_cli_fit_and_bad_frames_get_a_status(tmp_path):
     from fgsarchive.simulate import simulate_program
 
-    sim = simulate_program(tmp_path / "p", program=42, n_visits=1, frames_per_file=2000, nan_frame_rate=0.01, seed=3, include_other_products=False)
+    sim = simulate_program(
+        tmp_path / "p",
+        program=42,
+        n_visits=1,
+        frames_per_file=2000,
+        nan_frame_rate=0.01,
+        seed=3,
+        include_other_products=False,
+    )
     db_path = tmp_path / "c.duckdb"
     result = runner.invoke(app, ["ingest", "--from", str(sim.out_dir), "--db", str(db_path)])
     assert result.exit_code == 0, result.output
     assert "fitted 2,000 frames" in result.output
     with Database(db_path).reader() as con:
         bad = con.execute("SELECT count(*) FROM fits WHERE status = 2").fetchall()[0][0]
-        garbage = con.execute("SELECT count(*) FROM fits WHERE status = 0 AND NOT isfinite(x_mean)").fetchall()[0][0]
+        garbage = con.execute(
+            "SELECT count(*) FROM fits WHERE status = 0 AND NOT isfinite(x_mean)"
+        ).fetchall()[0][0]
     assert bad > 0 and garbage == 0
     result = runner.invoke(app, ["fit", "--program", "7", "--db", str(db_path)])
     assert result.exit_code == 2 and "fgsarchive ingest 7" in result.output

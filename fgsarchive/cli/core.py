@@ -22,7 +22,6 @@ from .common import (
     err,
     handle_errors,
     open_db,
-    out,
     print_table,
     progress_bar,
     to_jsonable,

@@ -12,7 +12,9 @@ from .common import DEFAULT_DB_PATH, DbOption, err, handle_errors, open_db, prog
 STATUS_NAMES = {0: "converged", 1: "not converged", 2: "bad frame", 3: "no star", 4: "diverged"}
 
 
-def run_fit(db_path: Path, *, program: int | None, what: str, workers: int, scheduler: str | None) -> None:
+def run_fit(
+    db_path: Path, *, program: int | None, what: str, workers: int, scheduler: str | None
+) -> None:
     from ..fit.runner import fit_archive
 
     db = open_db(db_path)
@@ -26,10 +28,16 @@ def run_fit(db_path: Path, *, program: int | None, what: str, workers: int, sche
             update(done, total, extra=f"{frames:,} frames")
 
         report = fit_archive(
-            db, program=program, what=[w.strip() for w in what.split(",") if w.strip()],
-            workers=workers, scheduler=scheduler, progress=progress,
+            db,
+            program=program,
+            what=[w.strip() for w in what.split(",") if w.strip()],
+            workers=workers,
+            scheduler=scheduler,
+            progress=progress,
         )
-    statuses = ", ".join(f"{STATUS_NAMES.get(k, k)} {v:,}" for k, v in sorted(report.status_counts.items()))
+    statuses = ", ".join(
+        f"{STATUS_NAMES.get(k, k)} {v:,}" for k, v in sorted(report.status_counts.items())
+    )
     err.print(
         f"fitted {report.frames:,} frames in {report.files} file(s) in {report.seconds:.1f} s "
         f"({report.frames_per_s:,.0f} frames/s); {report.skipped_files} file(s) already fitted"
@@ -52,14 +60,23 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @handle_errors
     def fit(
-        program: Annotated[int | None, typer.Option("--program", "-p", help="Only this program.")] = None,
+        program: Annotated[
+            int | None, typer.Option("--program", "-p", help="Only this program.")
+        ] = None,
         what: Annotated[
-            str, typer.Option("--what", help="Comma-separated: gauss (2D Gaussian), quick (moments), phot (photometry).")
+            str,
+            typer.Option(
+                "--what",
+                help="Comma-separated: gauss (2D Gaussian), quick (moments), phot (photometry).",
+            ),
         ] = "gauss,quick,phot",
         workers: Annotated[int, typer.Option("--workers", help="Worker processes.")] = 2,
         scheduler: Annotated[
             str | None,
-            typer.Option("--scheduler", help="Dask scheduler address (tcp://host:8786), or 'local' for a local cluster."),
+            typer.Option(
+                "--scheduler",
+                help="Dask scheduler address (tcp://host:8786), or 'local' for a local cluster.",
+            ),
         ] = None,
         db: DbOption = DEFAULT_DB_PATH,
     ) -> None:
