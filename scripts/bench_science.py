@@ -3,6 +3,7 @@
     python scripts/bench_science.py                 # ~24 h of guiding (1.35M frames), a few minutes on 2 cores
     python scripts/bench_science.py --hours 8       # quicker
     python scripts/bench_science.py --hours 40 --out /tmp/bench_science --keep
+    python scripts/bench_science.py --debug-misses  # also list each miss and the nearest anomalies
 
 Simulates ``--programs`` programs (``--hours`` of fine guiding in all, visits of 2 guide periods
 of ``--frames-per-file`` frames at 64 ms) guided by a pool of 21 guide stars (FGS mag 12.5-15.3)
@@ -163,6 +164,32 @@ def bins(values, edges):
     return np.digitize(values, edges[1:-1])
 
 
+def debug_misses(scored: pl.DataFrame, an: pl.DataFrame, n_near: int = 4) -> None:
+    """Print each missed injection and the anomalies of its visit nearest to it in time."""
+    misses = scored.filter(~pl.col("found")).sort("kind", "amplitude", descending=[False, True])
+    print(f"\n--- {misses.height} missed injections (nearest anomalies of the same visit)")
+    for m in misses.iter_rows(named=True):
+        dur = f"{m['duration_s']:.1f} s" if m["duration_s"] is not None else "to end"
+        print(
+            f"MISS {m['kind']} prog {m['program']} visit {m['visit']} {m['gs_id']} "
+            f"amp {m['amplitude']:.4g} dur {dur} start_mjd {m['start_mjd']:.7f}"
+        )
+        near = (
+            an.filter((pl.col("program") == m["program"]) & (pl.col("visit") == m["visit"]))
+            .with_columns(((pl.col("start_mjd") - m["start_mjd"]) * 86400.0).alias("dt_s"))
+            .sort(pl.col("dt_s").abs())
+            .head(n_near)
+        )
+        for a in near.iter_rows(named=True):
+            print(
+                f"    dt {a['dt_s']:+9.2f} s  dur {a['duration_s']:7.2f} s  {a['kind']:<20} "
+                f"amp {a['amplitude']:+.4g}  sig {a['significance']:.1f}  "
+                f"kinds {a['kinds']}  params {a['parameters']}"
+            )
+        if near.is_empty():
+            print("    (no anomaly in this visit)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
@@ -177,6 +204,11 @@ def main() -> None:
     ap.add_argument("--min-sigma", type=float, default=5.0)
     ap.add_argument("--out", type=Path, default=None, help="work folder (default: a temporary one)")
     ap.add_argument("--keep", action="store_true", help="keep the simulated files and archive")
+    ap.add_argument(
+        "--debug-misses",
+        action="store_true",
+        help="print each missed injection (truth row) and the nearest anomalies of its visit",
+    )
     args = ap.parse_args()
 
     from fgsarchive import simulate as sim
@@ -276,6 +308,10 @@ def main() -> None:
         rows.append(
             {
                 "kind": ev["kind"],
+                "program": ev["program"],
+                "visit": ev["visit"],
+                "gs_id": ev["gs_id"],
+                "start_mjd": ev["start_mjd"],
                 "amplitude": amp,
                 "duration_s": ev["duration_s"],
                 "found": found,
@@ -283,6 +319,8 @@ def main() -> None:
             }
         )
     scored = pl.DataFrame(rows)
+    if args.debug_misses:
+        debug_misses(scored, an)
     # anomalies touching any injection (any kind, +-5 s) are not false alarms
     touched = np.zeros(an.height, dtype=bool)
     a_start, a_end = an["start_mjd"].to_numpy(), an["end_mjd"].to_numpy()

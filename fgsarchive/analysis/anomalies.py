@@ -531,6 +531,37 @@ def _pair_steps(found: list[tuple[str, int, int, float, float, float]]):
     return out
 
 
+def _pair_flux_steps(found: list[tuple[str, int, int, float, float, float]], max_len: int):
+    """A fall of the flux followed by a rise of about the same size is one drop.
+
+    A drop that fills a good part of its segment (or sits in one with red noise) raises the noise
+    the box filter measures at its own scale, so only its two edges may pass, as steps. Two
+    consecutive steps, the first down and the second up, within ``max_len`` samples (the widest
+    box), sizes within a factor 2 of each other and no transient between them, become a transient
+    from the first to the second (amplitude the mean of the two sizes, level before the first,
+    significance the smaller).
+    """
+    steps = sorted((f for f in found if f[0] == "step"), key=lambda f: f[1])
+    out = [f for f in found if f[0] != "step"]
+    i = 0
+    while i < len(steps):
+        _, j, _, amp, lev, sig = steps[i]
+        if i + 1 < len(steps):
+            _, j2, _, amp2, _, sig2 = steps[i + 1]
+            if (
+                amp < 0 < amp2
+                and j2 - j <= max_len
+                and 0.5 <= amp2 / -amp <= 2.0
+                and not any(f[0] == "transient" and f[1] < j2 and j < f[2] for f in out)
+            ):
+                out.append(("transient", j, j2, 0.5 * (amp - amp2), lev, min(sig, sig2)))
+                i += 2
+                continue
+        out.append(steps[i])
+        i += 1
+    return out
+
+
 def _jitter_job(arrays, names, a0, b0, block, cad, box_widths_s, step_windows_s):
     """The jitter series of one segment: log mean square of the frame-to-frame motion of the
     centroid series ``names`` (frames where all are finite), in blocks of ``block`` differences.
@@ -673,12 +704,14 @@ def detect_anomalies(
     else:
         results = [run(job) for job in jobs]
 
-    for (name, _, first, last, *_), det in zip(jobs, results, strict=True):
+    for (name, _, first, last, _, job_box_n, _), det in zip(jobs, results, strict=True):
         family = parameter_family(name)
         below, above, step_kind = _kinds(family)
         found = _classify(det)
         if family == "jitter":
             found = _pair_steps(found)
+        elif family == "flux":
+            found = _pair_flux_steps(found, max(job_box_n))
         for mode, a, b, amp, level, sig in found:
             if family == "jitter":
                 amp = float(np.expm1(0.5 * amp))  # log mean square -> fractional change of the RMS
