@@ -10,13 +10,14 @@ run would have made.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import datetime as dt
 import json
 import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Container, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from .db import Database
-from .errors import GuiderFileError, UsageError
+from .errors import ArchiveError, ArchiveLockedError, GuiderFileError, UsageError
 from .names import looks_like_guider_file
 from .reader import TIME_RULE, centroid_table, open_guider_file, pointing_table
 from .storage import PartStore, part_name
@@ -259,6 +260,44 @@ def _commit(db: Database, rows: list[dict[str, object]], known: Container[str] =
             db.parts.remove(part_name(name))
 
 
+@contextlib.contextmanager
+def ingest_lock(db: Database) -> Iterator[None]:
+    """One ingest at a time per archive (waits up to the lock timeout).
+
+    Each run starts by finishing or discarding what is in staging (:meth:`Database.initialise`);
+    with two runs at once (or a killed run's workers still ending) that discarded the other run's
+    staged parts, which then committed files without their pointing/centroid parts (seen in the
+    kill-and-resume trials). The lock is a ``flock`` on ``<parts>/.ingest.lock``: the kernel drops
+    it when the last process holding it (the main process, or its forked workers) is gone.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    try:
+        db.parts.root.mkdir(parents=True, exist_ok=True)
+        handle = open(db.parts.root / ".ingest.lock", "a+")  # noqa: SIM115
+    except OSError as exc:
+        raise ArchiveError(f"cannot create archive {db.path}: {exc.strerror or exc}") from exc
+    deadline = time.monotonic() + db.settings.lock_timeout_s
+    try:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise ArchiveLockedError(
+                        f"another `fgsarchive ingest` is writing {db.path} (or its worker processes "
+                        f"are still ending) for more than {db.settings.lock_timeout_s:.0f} s"
+                    ) from None
+                time.sleep(0.1)
+        yield
+    finally:
+        handle.close()
+
+
 def ingest_paths(
     db: Database,
     paths: Sequence[Path],
@@ -271,6 +310,18 @@ def ingest_paths(
     """Ingest the given guider files; files already in the archive unchanged are skipped."""
     if workers < 1:
         raise UsageError(f"--workers must be at least 1 (got {workers})")
+    with ingest_lock(db):
+        return _ingest_paths(db, paths, workers, force, progress, chunk_frames)
+
+
+def _ingest_paths(
+    db: Database,
+    paths: Sequence[Path],
+    workers: int,
+    force: bool,
+    progress: ProgressCallback | None,
+    chunk_frames: int,
+) -> IngestReport:
     started = time.perf_counter()
     db.initialise()
     with db.reader() as con:

@@ -34,6 +34,16 @@ def part_name(file_name: str) -> str:
     return file_name[:-5] if file_name.endswith(".fits") else file_name
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
 
@@ -192,9 +202,26 @@ class PartStore:
             else:
                 self.discard(part)
                 discarded += 1
-        for tmp in self.root.glob("*/*/.*.tmp"):
-            tmp.unlink(missing_ok=True)
+        self.remove_stale_tmp()
         return {"published": published, "discarded": discarded}
+
+    def remove_stale_tmp(self) -> int:
+        """Delete temporary files of writers that are gone (killed mid-write); return how many.
+
+        A temporary name carries its writer's pid (:func:`_tmp_name`): files of live processes
+        (a fit running beside this ingest) are kept, or their rename would fail.
+        """
+        removed = 0
+        for tmp in self.root.glob("*/*/.*.tmp"):
+            try:
+                pid = int(tmp.name.rsplit(".", 3)[-3])
+            except (ValueError, IndexError):
+                pid = None
+            if pid is not None and (pid == os.getpid() or _pid_alive(pid)):
+                continue
+            tmp.unlink(missing_ok=True)
+            removed += 1
+        return removed
 
     def remove(
         self, part: str, datasets: Iterable[str] | None = None, *, keep: Iterable[Path] = ()

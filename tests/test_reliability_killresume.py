@@ -283,3 +283,67 @@ def test_fit_workers_send_back_less_than_a_pipe_buffer(products, tmp_path):
     assert result.rows > 1000
     parts = sorted(p.parent.parent.name for p in db.parts.root.glob("*/program=*/*.v1.parquet"))
     assert parts == ["fits", "photometry", "quickfits"]
+
+
+_SLOW_INGEST = r"""
+import sys, time
+from pathlib import Path
+import fgsarchive.ingest as ingest
+from fgsarchive.db import Database
+real = ingest.prepare_file
+def slow(path, parts_root, chunk_frames=ingest.CHUNK_FRAMES):
+    row = real(path, parts_root, chunk_frames)
+    Path(sys.argv[3]).write_text("staged")  # staged, not committed yet
+    time.sleep(3)
+    return row
+ingest.prepare_file = slow
+ingest.ingest_paths(Database(sys.argv[1]), [Path(sys.argv[2])], workers=1)
+"""
+
+
+def test_a_second_ingest_does_not_discard_the_first_ones_staging(products, tmp_path):
+    """Run A started while run B had staged but not yet committed a file: A's clean-up of staging
+    deleted B's parts, and B then committed the file without them (found by the kill trials, where
+    a killed run's workers were still writing). Now runs take turns."""
+    db = Database(tmp_path / "a.duckdb")
+    track = next(p for p in sorted(products.rglob("*_gs-track_*_cal.fits")))
+    fine = sorted(products.rglob("*_gs-fg_*_cal.fits"))[0]
+    ingest_paths(db, [fine], workers=1)  # the archive exists
+    script, marker = tmp_path / "slow.py", tmp_path / "staged"
+    script.write_text(_SLOW_INGEST)
+    other = subprocess.Popen([sys.executable, str(script), str(db.path), str(track), str(marker)])
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and other.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert marker.exists(), "the other ingest did not stage its file"
+        ingest_paths(db, sorted(products.rglob("*_gs-fg_*_cal.fits"))[1:3], workers=1)
+    finally:
+        assert other.wait(timeout=60) == 0
+    with db.reader() as con:
+        rows = con.execute(
+            "SELECT f.n_pointing, (SELECT count(*) FROM pointing p WHERE p.file_name = f.file_name) "
+            "FROM files f WHERE f.file_name = $f",
+            {"f": track.name},
+        ).fetchall()
+    assert rows and rows[0][0] > 0 and rows[0][0] == rows[0][1], rows
+
+
+def test_half_written_parts_of_dead_writers_go_and_live_ones_stay(products, tmp_path):
+    """A killed fit worker leaves `.<part>.<pid>.<id>.tmp`; the next fit removes it. An ingest's
+    clean-up used to remove every temporary file, also those of a fit running beside it."""
+    db = Database(tmp_path / "a.duckdb")
+    ingest_paths(db, sorted(products.rglob("*_gs-fg_*_cal.fits"))[:1], workers=1)
+    folder = db.parts.root / "quickfits" / "program=1534"
+    folder.mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = folder / f".x_cal.v1.parquet.{dead.pid}.0badc0de.tmp"
+    live = folder / f".y_cal.v1.parquet.{os.getppid()}.0badc0de.tmp"
+    stale.write_bytes(b"half")
+    live.write_bytes(b"half")
+    ingest_paths(db, sorted(products.rglob("*_gs-fg_*_cal.fits"))[1:2], workers=1)
+    assert not stale.exists() and live.exists()
+    stale.write_bytes(b"half")
+    fit_archive(db, what=("quick",), workers=1)
+    assert not stale.exists() and live.exists()

@@ -29,7 +29,13 @@ from ..errors import FgsArchiveError, SelectionError, UsageError
 from ..storage import PartStore, part_name, write_parquet_atomic
 from ..workers import end_workers, exit_with_main
 from .model import fit_gaussian_stack, quick_fit_stack
-from .photometry import DEFAULT_RADII, aperture_photometry_stack, background_stack, masked_flux, optimal_mask
+from .photometry import (
+    DEFAULT_RADII,
+    aperture_photometry_stack,
+    background_stack,
+    masked_flux,
+    optimal_mask,
+)
 
 log = logging.getLogger(__name__)
 
@@ -235,6 +241,7 @@ def fit_archive(
     if not db.path.exists():
         raise SelectionError(f"no archive at {db.path}: run `fgsarchive ingest` first")
     started = time.perf_counter()
+    db.parts.remove_stale_tmp()  # what killed fits left half-written
     tasks, skipped = _plan(db, program, what, fit_version)
     report = FitReport(skipped_files=skipped)
     total = len(tasks)
