@@ -22,7 +22,7 @@ DEMO_PROGRAM = 1534
 EXAMPLE_QUERIES = {
     "Frames, mean summed flux and fitted width per visit and guide star": (
         "SELECT f.observation AS obs, f.visit, f.gs_id, count(*) AS n_frames, "
-        "round(avg(fr.flux)) AS mean_flux, round(avg(x.x_stddev), 4) AS mean_x_stddev_px "
+        "round(avg(fr.flux)) AS mean_flux, round(avg(x.x_stddev) FILTER (WHERE x.status = 0), 4) AS mean_x_stddev_px "
         "FROM frames fr JOIN files f USING (file_name) "
         "LEFT JOIN fits x USING (file_name, frame) GROUP BY ALL ORDER BY ALL"
     ),
