@@ -265,6 +265,8 @@ def _describe(path: Path, hdul: fits.HDUList) -> GuiderFile:
     header = _header_dict(hdul[0].header)
     name = parse_product_name(path.name)
     exp_type = _as_str(header.get("EXP_TYPE"))
+    if exp_type is not None and exp_type not in EXP_TYPE_TO_PRODUCT:
+        raise GuiderFileError(path, f"not a guide-star product (EXP_TYPE={exp_type!r})")
     product = EXP_TYPE_TO_PRODUCT.get(exp_type or "", name.product if name else None)
     if product is None:
         raise GuiderFileError(path, f"not a guide-star product (EXP_TYPE={exp_type!r})")

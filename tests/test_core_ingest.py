@@ -131,6 +131,12 @@ def _not_fits(path):
     path.write_text("SIMPLE? no, this is not a FITS file\n")
 
 
+def _not_a_guider_product(path):
+    with fits.open(path) as hdul:
+        hdul[0].header["EXP_TYPE"] = "NRC_IMAGE"
+        hdul.writeto(path, overwrite=True)
+
+
 def _no_times(path):
     with fits.open(path) as hdul:
         del hdul[0].header["DATASTRT"]
@@ -144,6 +150,7 @@ def _no_times(path):
         (_wrong_shape, "shape"),
         (_not_fits, "not a readable FITS"),
         (_no_times, "DATASTRT"),
+        (_not_a_guider_product, "EXP_TYPE"),
     ],
 )
 def test_a_bad_file_fails_alone_and_names_why(products, db, damage, reason):

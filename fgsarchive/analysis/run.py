@@ -67,18 +67,12 @@ class AnalysisResults:
 
 
 def derive_events_if_missing(db: Database) -> dict[str, int] | None:
-    """Derive the observatory events offline (``telemetry.derive_events``) when ``events`` holds
-    none of the observatory kinds yet; returns its counts, or None when nothing was done."""
+    """Derive the observatory events offline (``telemetry.derive_events``), so files ingested since
+    the last derivation get theirs too (it replaces its own rows); None when the crawler stage is
+    not installed."""
     try:
         from ..telemetry import derive_events
     except ImportError:  # the crawler stage is not installed
-        return None
-    with db.reader() as con:
-        try:
-            n = int(db.run(con, "analysis_events_count", {"program": None}).fetchall()[0][0])
-        except Exception:  # noqa: BLE001 - no events table yet
-            n = 0
-    if n:
         return None
     return derive_events(db)
 
