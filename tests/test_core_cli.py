@@ -155,3 +155,8 @@ def test_sigkilled_ingest_resumes_to_the_same_archive(products, tmp_path):
     final = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert final.returncode == 0, final.stderr
     assert archive_checksums(Database(tmp_path / "killed.duckdb")) == expected
+
+
+def test_migrate_command_on_a_current_archive(archive):
+    result = invoke("migrate", "--db", archive)
+    assert result.exit_code == 0 and "up to date" in result.output

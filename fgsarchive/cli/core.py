@@ -176,6 +176,22 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     @handle_errors
+    def migrate(db: DbOption = DEFAULT_DB_PATH) -> None:
+        """Upgrade an archive made by an older fgsarchive to this schema version."""
+        from ..migrate import migrate as run_migrate
+
+        report = run_migrate(open_db(db))
+        if report.steps:
+            err.print(
+                f"{db}: schema version {report.from_version} -> {report.to_version} "
+                f"({', '.join(report.steps)})",
+                highlight=False,
+            )
+        else:
+            err.print(f"{db}: schema version {report.to_version}, up to date", highlight=False)
+
+    @app.command()
+    @handle_errors
     def demo(
         workdir: Annotated[
             Path, typer.Option("--workdir", help="Where the simulated guider files are written.")
