@@ -279,14 +279,15 @@ class Archive:
             end_mjd=end_mjd,
             limit=limit,
         )
-        if df.is_empty():
-            raise SelectionError(
-                "no frames match "
-                + describe_selection(
-                    program=program, obs=obs, visit=visit, gs_id=gs_id, file_name=file_name
-                )
-            )
-        return df
+        return _nonempty(
+            df,
+            "no frames match",
+            program=program,
+            obs=obs,
+            visit=visit,
+            gs_id=gs_id,
+            file_name=file_name,
+        )
 
     def fg_files(
         self,
@@ -337,14 +338,15 @@ class Archive:
             end_mjd=end_mjd,
         )
         df = pl.from_arrow(self.db.arrow(con, "api_fg_files", params))
-        if df.is_empty():
-            raise SelectionError(
-                "no fine-guide files match "
-                + describe_selection(
-                    program=program, obs=obs, visit=visit, gs_id=gs_id, file_name=file_name
-                )
-            )
-        return df
+        return _nonempty(
+            df,
+            "no fine-guide files match",
+            program=program,
+            obs=obs,
+            visit=visit,
+            gs_id=gs_id,
+            file_name=file_name,
+        )
 
     def fits(
         self,
@@ -846,3 +848,10 @@ def to_lightkurve(df: pl.DataFrame, flux: str = "flux"):
     for name, values in extra.items():
         lc[name] = values
     return lc
+
+
+def _nonempty(df: pl.DataFrame, what: str, **selection: object) -> pl.DataFrame:
+    """``df``, or a SelectionError naming the selection when it is empty."""
+    if df.is_empty():
+        raise SelectionError(f"{what} {describe_selection(**selection)}")
+    return df
