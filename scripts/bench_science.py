@@ -17,17 +17,24 @@ gets, at random times at least 60 s from its file edges:
 * every other visit a flux sinusoid of period 60-600 s (log-uniform) whose amplitude is
   z = 3-10 times its own least-squares uncertainty ``sigma sqrt(2 / N)`` (sigma: the star's
   expected per-frame noise of the summed flux, N: frames of the visit) -- from undetectable to
-  clear, so the recall curve crosses the false-alarm threshold.
+  clear, so the recall curve crosses the false-alarm threshold;
+* the other visits an x-centroid sinusoid of period 60-600 s and amplitude 0.001-0.01 px
+  (log-uniform; 0.01 px is the RMS of the simulated red pointing wander), scored by its z
+  against the visit's per-frame (white) x_mean noise.
 
 Then: ingest (2 workers), fit (Gaussian, moments, photometry), derive events (offline),
-periodograms by visit, anomalies, variables -- exactly what the CLI runs. Scores:
+anomalies, periodograms by visit, variables -- exactly what ``fgsarchive analyse`` runs. Scores:
 
 * anomalies: an injection is found when an anomaly of the same visit whose ``kinds`` contain the
   expected kind (flux_drop, centroid_jump, psf_change, jitter_burst) starts within 5 s of it;
   timing error = |anomaly start - injected start|; a false alarm is an anomaly that touches no
   injection (+-5 s) of any kind, counted per 10 h of guided data;
 * sinusoids: detected when the visit's flux or flux_opt periodogram (top 5 peaks each) has a peak
-  with FAP < 1 % within 3 % of the injected period, and "within 1 %" when that peak is within 1 %;
+  with FAP < 1 %, not blamed on the pointing (``pointing``), within 3 % of the injected period,
+  and "within 1 %" when that peak is within 1 %; next to it, the same test on white noise alone
+  (``white_noise_reference``: the ceiling any detector reaches over the full frequency grid);
+  false detections: quiet visits (no sinusoid, not the variable star) whose flux shows a peak
+  with FAP < 1 % not labelled instrumental;
 * the variable star's rank among the 21 (1 = most variable).
 
 Prints one table per kind (recall by amplitude bin) and writes ``summary.json`` to ``--out``.
@@ -49,6 +56,7 @@ import polars as pl
 CADENCE_S = 0.064
 GAP_MIN_S, GAP_MAX_S = 15.0, 45.0  # guide_gap_s 30 s +-50 %
 EDGE_S = 60.0
+CSIN_MIN_PX, CSIN_MAX_PX = 0.001, 0.01  # centroid sinusoid amplitudes (x), log-uniform
 WINDOW_S = 5.0
 EXPECTED = {
     "flux_drop": "flux_drop",
@@ -86,7 +94,9 @@ def plan(args, rng):
     for p, n_visits in enumerate(per_program):
         program = 2000 + p
         pool = [stars[(5 * p + j) % len(stars)] for j in range(7)]
-        injections, truth_sin = [], []
+        injections, truth_sin, truth_csin = [], [], []
+        # centroid sinusoids from a generator of their own: the other injections stay as they were
+        rng_c = np.random.default_rng([args.seed, program])
         for v in range(1, n_visits + 1):
             star = pool[(v - 1) % len(pool)]
             # file 2 starts between f2_min and f2_max seconds after the visit's fine-guide start
@@ -131,22 +141,25 @@ def plan(args, rng):
                 )
             if v % 2 == 0:
                 z = float(rng.uniform(3, 10))
-                sigma = per_frame_noise(star.fgs_mag)
-                amp = z * sigma * math.sqrt(2.0 / frames_per_visit)
-                period = float(np.exp(rng.uniform(np.log(60), np.log(600))))
-                injections.append(
-                    sim.PeriodicSignal(
-                        period_s=period,
-                        amplitude=amp,
-                        quantity="flux",
-                        observation=1,
-                        visit=v,
-                        phase=float(rng.uniform(0, 2 * np.pi)),
-                    )
+                amp = z * per_frame_noise(star.fgs_mag) * math.sqrt(2.0 / frames_per_visit)
+                quantity, truth, gen = "flux", truth_sin, rng
+            else:
+                amp = float(np.exp(rng_c.uniform(np.log(CSIN_MIN_PX), np.log(CSIN_MAX_PX))))
+                quantity, truth, gen = "x", truth_csin, rng_c
+            period = float(np.exp(gen.uniform(np.log(60), np.log(600))))
+            injections.append(
+                sim.PeriodicSignal(
+                    period_s=period,
+                    amplitude=amp,
+                    quantity=quantity,
+                    observation=1,
+                    visit=v,
+                    phase=float(gen.uniform(0, 2 * np.pi)),
                 )
-                truth_sin.append(
-                    {"program": program, "visit": v, "period_s": period, "amplitude": amp, "z": z}
-                )
+            )
+            truth.append({"program": program, "visit": v, "period_s": period, "amplitude": amp})
+            if quantity == "flux":
+                truth[-1]["z"] = z
         programs.append(
             {
                 "program": program,
@@ -154,10 +167,81 @@ def plan(args, rng):
                 "stars": pool,
                 "injections": injections,
                 "sinusoids": truth_sin,
+                "centroid_sinusoids": truth_csin,
                 "start_mjd": 59918.0 + 2.0 * p,
             }
         )
     return stars, variable, programs
+
+
+def white_noise_reference(
+    n: int, z_edges: list[float], trials: int, seed: int, n_peaks: int = 5
+) -> list[tuple[str, int, float, float]]:
+    """The same sinusoid test on white noise alone: the ceiling any detector reaches.
+
+    ``n`` frames at 64 ms (one visit, two files with a 30-s gap), a sinusoid of period 60-600 s
+    and amplitude ``z * sqrt(2 / n)`` (unit noise), z uniform in each bin of ``z_edges``.
+    Returns (bin label, trials, detected within 3 % at FAP < 1 %, within 1 %) per bin.
+    """
+    from fgsarchive.analysis.periodogram import periodogram_series
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) * CADENCE_S
+    t[n // 2 :] += 30.0
+    out = []
+    for lo, hi in zip(z_edges[:-1], z_edges[1:], strict=True):
+        det = hit = 0
+        for _ in range(trials):
+            z = rng.uniform(lo, hi)
+            period = float(np.exp(rng.uniform(np.log(60), np.log(600))))
+            y = z * np.sqrt(2.0 / n) * np.sin(2 * np.pi * t / period + rng.uniform(0, 6.3))
+            y += rng.normal(0.0, 1.0, n)
+            pk = periodogram_series(t, y, n_peaks=n_peaks, fmax_hz=0.5 / CADENCE_S).peaks
+            rel = (pk.filter(pl.col("fap") < 0.01)["period_s"] / period - 1).abs()
+            best = float(rel.min()) if rel.len() else None
+            det += best is not None and best < 0.03
+            hit += best is not None and best < 0.01
+        out.append((f"{lo:g}-{hi:g}", trials, det / trials, hit / trials))
+    return out
+
+
+def score_centroid_sinusoids(db, programs, peaks: pl.DataFrame) -> pl.DataFrame:
+    """Each injected x sinusoid: its z against the visit's per-frame (white) x_mean noise, and
+    whether the visit's x_mean periodogram has a peak with FAP < 1 % within 3 % (1 %) of it."""
+    from fgsarchive.analysis.detrend import diff_noise
+
+    rows = []
+    for p in programs:
+        for s in p["centroid_sinusoids"]:
+            with db.reader() as con:
+                x = (
+                    con.sql(
+                        "SELECT g.x_mean FROM fits g JOIN files f USING (file_name) "
+                        f"WHERE f.program = {int(s['program'])} AND f.visit = {int(s['visit'])} "
+                        "AND f.product = 'fg' AND g.status = 0 ORDER BY f.data_start_mjd, g.frame"
+                    )
+                    .pl()["x_mean"]
+                    .to_numpy()
+                )
+            sigma = diff_noise(x[np.isfinite(x)])
+            z = s["amplitude"] / (sigma * math.sqrt(2.0 / max(1, x.size)))
+            cand = peaks.filter(
+                (pl.col("program") == s["program"])
+                & (pl.col("visit") == s["visit"])
+                & (pl.col("parameter") == "x_mean")
+                & (pl.col("fap") < 0.01)
+            )
+            rel = (cand["period_s"] / s["period_s"] - 1).abs()
+            best = float(rel.min()) if cand.height else None
+            rows.append(
+                {
+                    **s,
+                    "z": z,
+                    "detected": best is not None and best < 0.03,
+                    "found": best is not None and best < 0.01,
+                }
+            )
+    return pl.DataFrame(rows) if rows else pl.DataFrame()
 
 
 def bins(values, edges):
@@ -190,40 +274,12 @@ def debug_misses(scored: pl.DataFrame, an: pl.DataFrame, n_near: int = 4) -> Non
             print("    (no anomaly in this visit)")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument(
-        "--hours", type=float, default=24.0, help="hours of fine guiding in all (default 24)"
-    )
-    ap.add_argument("--programs", type=int, default=4)
-    ap.add_argument(
-        "--frames-per-file", type=int, default=12_000, help="frames per guide period (2 per visit)"
-    )
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--min-sigma", type=float, default=5.0)
-    ap.add_argument("--out", type=Path, default=None, help="work folder (default: a temporary one)")
-    ap.add_argument("--keep", action="store_true", help="keep the simulated files and archive")
-    ap.add_argument(
-        "--debug-misses",
-        action="store_true",
-        help="print each missed injection (truth row) and the nearest anomalies of its visit",
-    )
-    args = ap.parse_args()
-
+def simulate_ingest_fit(args, work: Path, variable: str, programs: list, timings: dict) -> int:
+    """Simulate the programs into ``work/products``, ingest and fit them; the frame count."""
     from fgsarchive import simulate as sim
-    from fgsarchive.analysis.archive_io import run_anomalies, run_periodograms, run_variables
     from fgsarchive.db import Database
     from fgsarchive.fit.runner import fit_archive
     from fgsarchive.ingest import ingest_directory
-
-    work = args.out or Path(tempfile.mkdtemp(prefix="bench_science_"))
-    if work.exists() and args.out is not None:
-        shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(args.seed)
-    stars, variable, programs = plan(args, rng)
-    timings: dict[str, float] = {}
 
     t0 = time.perf_counter()
     for p in programs:
@@ -250,7 +306,6 @@ def main() -> None:
             workers=args.workers,
         )
     timings["simulate"] = time.perf_counter() - t0
-    truth = sim.read_truth(work / "products" / "truth")
     db = Database(work / "archive.duckdb")
     t0 = time.perf_counter()
     rep = ingest_directory(db, work / "products", workers=args.workers)
@@ -259,6 +314,61 @@ def main() -> None:
     t0 = time.perf_counter()
     fit_archive(db, workers=args.workers)
     timings["fit"] = time.perf_counter() - t0
+    return n_frames
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--hours", type=float, default=24.0, help="hours of fine guiding in all (default 24)"
+    )
+    ap.add_argument("--programs", type=int, default=4)
+    ap.add_argument(
+        "--frames-per-file", type=int, default=12_000, help="frames per guide period (2 per visit)"
+    )
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--min-sigma", type=float, default=5.0)
+    ap.add_argument(
+        "--reference-trials",
+        type=int,
+        default=40,
+        help="sinusoids per z bin in the white-noise reference (the detection ceiling)",
+    )
+    ap.add_argument("--out", type=Path, default=None, help="work folder (default: a temporary one)")
+    ap.add_argument("--keep", action="store_true", help="keep the simulated files and archive")
+    ap.add_argument(
+        "--analyse-only",
+        action="store_true",
+        help="re-run only the analyses and the scoring on the archive a --keep run left in --out",
+    )
+    ap.add_argument(
+        "--debug-misses",
+        action="store_true",
+        help="print each missed injection (truth row) and the nearest anomalies of its visit",
+    )
+    args = ap.parse_args()
+
+    from fgsarchive import simulate as sim
+    from fgsarchive.analysis.archive_io import run_anomalies, run_periodograms, run_variables
+    from fgsarchive.db import Database
+
+    if args.analyse_only and (args.out is None or not (args.out / "archive.duckdb").exists()):
+        ap.error("--analyse-only needs --out with the archive of an earlier --keep run")
+    work = args.out or Path(tempfile.mkdtemp(prefix="bench_science_"))
+    if work.exists() and args.out is not None and not args.analyse_only:
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(args.seed)
+    stars, variable, programs = plan(args, rng)
+    timings: dict[str, float] = {}
+    if not args.analyse_only:
+        n_frames = simulate_ingest_fit(args, work, variable, programs, timings)
+    db = Database(work / "archive.duckdb")
+    if args.analyse_only:
+        with db.reader() as con:
+            n_frames = int(con.sql("SELECT count(*) FROM frames").fetchall()[0][0])
+    truth = sim.read_truth(work / "products" / "truth")
     t0 = time.perf_counter()
     try:
         from fgsarchive.telemetry import derive_events
@@ -269,11 +379,11 @@ def main() -> None:
     timings["events"] = time.perf_counter() - t0
     quiet = lambda s: None  # noqa: E731
     t0 = time.perf_counter()
-    peaks = run_periodograms(db, by="visit", on_warning=quiet)
-    timings["periodograms"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
     anomalies = run_anomalies(db, min_sigma=args.min_sigma, on_warning=quiet)
     timings["anomalies"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    peaks = run_periodograms(db, by="visit", on_warning=quiet)
+    timings["periodograms"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     variability = run_variables(db, on_warning=quiet)
     timings["variables"] = time.perf_counter() - t0
@@ -348,6 +458,7 @@ def main() -> None:
                 & (pl.col("visit") == s["visit"])
                 & pl.col("parameter").is_in(["flux", "flux_opt"])
                 & (pl.col("fap") < 0.01)
+                & ~pl.col("pointing").fill_null(False)
             )
             rel = (cand["period_s"] / s["period_s"] - 1).abs()
             best = float(rel.min()) if cand.height else None
@@ -455,6 +566,63 @@ def main() -> None:
             "detected": round(float(sins["detected"].mean()), 3),
             "within_1pct": round(float(sins["found"].mean()), 3),
         }
+    csin = score_centroid_sinusoids(db, programs, peaks)
+    if csin.height:
+        print(
+            "\n| centroid (x) sinusoid, z = amplitude / its uncertainty from the per-frame "
+            "(white) x_mean noise | injected | detected (x_mean peak within 3 %, FAP < 1 %) "
+            "| period within 1 % |"
+        )
+        print("|---|---|---|---|")
+        zb = bins(csin["z"].to_numpy(), np.array([0, 5, 7, 10, 20, np.inf]))
+        for i, label in enumerate(("<5", "5-7", "7-10", "10-20", ">20")):
+            part = csin.filter(pl.Series(zb == i))
+            if part.height:
+                print(
+                    f"| {label} | {part.height} | {part['detected'].mean():.0%} "
+                    f"| {part['found'].mean():.0%} |"
+                )
+        summary["centroid_sinusoids"] = csin.select(
+            "program", "visit", "period_s", "amplitude", "z", "detected", "found"
+        ).rows(named=True)
+    if sins.height:
+        ref = white_noise_reference(
+            2 * args.frames_per_file, [3, 5, 7, 10], args.reference_trials, args.seed
+        )
+        print(
+            "\n| sinusoid z, on white noise alone (the ceiling) | trials | detected | within 1 % |"
+        )
+        print("|---|---|---|---|")
+        for label, k, det, hit in ref:
+            print(f"| {label} | {k} | {det:.0%} | {hit:.0%} |")
+        summary["sinusoids_white_noise_reference"] = [
+            {"z": label, "trials": k, "detected": round(det, 3), "within_1pct": round(hit, 3)}
+            for label, k, det, hit in ref
+        ]
+    # visits with no injected sinusoid and not the variable star: any flux peak with FAP < 1 %
+    # (not labelled instrumental) is a false detection
+    with_sin = {(s["program"], s["visit"]) for p in programs for s in p["sinusoids"]}
+    quiet_visits = (
+        peaks.filter(
+            pl.col("parameter").is_in(["flux", "flux_opt"]) & (pl.col("gs_id") != variable)
+        )
+        .group_by("program", "visit")
+        .agg(((pl.col("fap") < 0.01) & ~pl.col("instrumental").fill_null(False)).any().alias("hit"))
+        .filter(
+            ~pl.struct("program", "visit").map_elements(
+                lambda r: (r["program"], r["visit"]) in with_sin, return_dtype=pl.Boolean
+            )
+        )
+    )
+    if quiet_visits.height:
+        summary["sinusoid_false_detections"] = {
+            "visits": quiet_visits.height,
+            "with_a_peak_fap_below_1pct": int(quiet_visits["hit"].sum()),
+        }
+        print(
+            f"visits without a sinusoid (nor the variable star) whose flux shows a peak with "
+            f"FAP < 1 %: {int(quiet_visits['hit'].sum())} of {quiet_visits.height}"
+        )
     print(
         f"\nfalse alarms: {false_alarms.height} in {guided_h:.1f} h = {fa_per_10h:.2f} per 10 h "
         f"({', '.join(f'{k} {n}' for k, n in summary['false_alarm_kinds']) or 'none'})"

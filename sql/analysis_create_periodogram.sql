@@ -16,9 +16,12 @@ CREATE TABLE IF NOT EXISTS periodogram_peaks (
     period_s DOUBLE,
     power DOUBLE,                      -- standard normalisation, 0..1
     fap DOUBLE,                        -- Baluev false-alarm probability over the searched grid
-    instrumental BOOLEAN,              -- on a line shared by several guide stars (instrumental_lines)
-    line_id INTEGER                    -- that line, else NULL
+    instrumental BOOLEAN,              -- on a line shared by several guide stars (instrumental_lines), or pointing
+    line_id INTEGER,                   -- that line, else NULL
+    pointing BOOLEAN                   -- a flux peak on a line of its group's x_mean/y_mean spectrum
 );
+-- archives whose table predates the pointing column
+ALTER TABLE periodogram_peaks ADD COLUMN IF NOT EXISTS pointing BOOLEAN;
 
 CREATE TABLE IF NOT EXISTS instrumental_lines (
     line_id INTEGER,

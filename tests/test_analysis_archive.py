@@ -16,6 +16,7 @@ duplicate rows; bad inputs exit 2 with one line naming the fix.
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 import pytest
 from typer.testing import CliRunner
@@ -295,3 +296,34 @@ def test_short_series_skipped_or_refused(fitted, tmp_path):
     fit_archive(db, program=4321, workers=1)
     A.run_periodograms(db, by="visit", params=["flux"], on_warning=warnings.append)
     assert any("program 4321" in w and "skipped" in w for w in warnings), warnings
+
+
+def test_flux_peak_on_a_centroid_line_is_the_pointing_not_the_star():
+    """A flux peak at a line of the centroid's spectrum (under a red pointing wander) is
+    labelled pointing; the star's own oscillation is not."""
+    from fgsarchive.analysis.periodogram import periodogram_series
+
+    rng = np.random.default_rng(5)
+    n = 30_000
+    t = np.arange(n) * 0.064
+    leak, star = 0.7, 0.31  # Hz: the pointing line (also in the flux) and the star's own
+    walk = np.cumsum(rng.normal(0, 1e-3, n))  # red pointing wander
+    x = 0.01 * np.sin(2 * np.pi * leak * t) + walk + rng.normal(0, 0.005, n)
+    y = walk[::-1] + rng.normal(0, 0.005, n)
+    flux = (
+        1e-3 * np.sin(2 * np.pi * leak * t)
+        + 1e-3 * np.sin(2 * np.pi * star * t)
+        + rng.normal(0, 3e-3, n)
+    )
+    res = periodogram_series(
+        t, np.vstack([x, y, flux]), names=["x_mean", "y_mean", "flux"], n_peaks=3
+    )
+    peaks = res.peaks.filter(pl.col("series") == "flux")
+    flags = dict(
+        zip(peaks["frequency_hz"].round(2).to_list(), A._pointing_lines(res, peaks), strict=True)
+    )
+    assert flags[leak] is True
+    assert flags[star] is False
+    # centroid peaks themselves are never flagged (only fluxes are blamed on the pointing)
+    xs = res.peaks.filter(pl.col("series") == "x_mean")
+    assert not any(A._pointing_lines(res, xs))

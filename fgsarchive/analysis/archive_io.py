@@ -391,6 +391,7 @@ _PEAK_SCHEMA = {
     "period_s": pl.Float64,
     "power": pl.Float64,
     "fap": pl.Float64,
+    "pointing": pl.Boolean,
 }
 
 
@@ -404,6 +405,7 @@ def _periodogram_group(
     n_peaks: int,
     skips: list[_Skip],
     spectra=None,
+    anomalies: pl.DataFrame | None = None,
 ) -> pl.DataFrame | None:
     label = _group_label(g, by)
     if rows.is_empty():
@@ -426,6 +428,7 @@ def _periodogram_group(
         if p == "theta":
             v[ok] = theta_continuous(v[ok])
         v[np.flatnonzero(ok)[_spikes(v[ok])]] = np.nan
+        v = _condition_for_periodogram(rows, p, v, anomalies)
         names.append(p)
         values.append(v)
     if not names:
@@ -466,6 +469,7 @@ def _periodogram_group(
             idx = int(round((f - res.f0_hz) / res.df_hz))
             freq[i] = res.f0_hz + res.df_hz * (idx + _refine(power, idx))
         pk = pk.with_columns(pl.Series("frequency_hz", freq), pl.Series("period_s", 1.0 / freq))
+    pk = pk.with_columns(pl.Series("pointing", _pointing_lines(res, pk), dtype=pl.Boolean))
     first = g.row(0, named=True)
     n_points = dict(zip(res.names, res.n_points, strict=True))
     meta = {
@@ -486,6 +490,50 @@ def _periodogram_group(
     if spectra is not None:
         spectra.write(meta, res)
     return out.select([pl.col(c).cast(t) for c, t in _PEAK_SCHEMA.items()])
+
+
+#: A centroid line: power above this many times the median power on each side of it (2 to 6
+#: resolution elements away, below and above its frequency).
+POINTING_LINE_CONTRAST = 15.0
+
+
+def _pointing_lines(res, peaks: pl.DataFrame) -> list[bool]:
+    """Per peak: a flux peak whose frequency (+- one resolution element) carries a line of the
+    same group's x_mean or y_mean spectrum -- the pointing moving light in and out of the
+    pixels, not the star. A line, not red continuum: its power is ``POINTING_LINE_CONTRAST``
+    times the median power on *both* sides of it (a slow pointing wander has power at every low
+    frequency, rising towards the lowest; a star's oscillation there must not be blamed on it).
+    """
+    centroids = [res.names.index(c) for c in ("x_mean", "y_mean") if c in res.names]
+    out = []
+    spp = max(1, int(round(1.0 / (res.df_hz * res.baseline_s)))) if res.baseline_s else 1
+    for series, f in zip(peaks["series"].to_list(), peaks["frequency_hz"].to_list(), strict=True):
+        hit = False
+        k = int(round((f - res.f0_hz) / res.df_hz))
+        if parameter_family(series) == "flux" and centroids and k - 6 * spp >= 0:
+            for ci in centroids:
+                power = res.power[ci]
+                if k + 6 * spp >= power.size:
+                    continue
+                line = float(power[k - spp : k + spp + 1].max())
+                below = float(np.median(power[k - 6 * spp : k - 2 * spp]))
+                above = float(np.median(power[k + 2 * spp + 1 : k + 6 * spp + 1]))
+                if line > POINTING_LINE_CONTRAST * max(below, above, 1e-300):
+                    hit = True
+        out.append(hit)
+    return out
+
+
+def _anomalies_within(
+    intervals: pl.DataFrame | None, g: pl.DataFrame, rows: pl.DataFrame
+) -> pl.DataFrame | None:
+    """The anomaly intervals of the group's guide star that overlap its frames."""
+    if intervals is None or rows.is_empty():
+        return None
+    t0, t1 = float(rows["time_mjd"].min()), float(rows["time_mjd"].max())
+    return intervals.filter(
+        (pl.col("gs_id") == g["gs_id"][0]) & (pl.col("end_mjd") >= t0) & (pl.col("start_mjd") <= t1)
+    )
 
 
 class _SpectraWriter:
@@ -645,6 +693,11 @@ def run_periodograms(
             units = _load_units(files, by)
             groups_total = sum(len(_groups(u, by)) for u in units)
             done, results = 0, []
+            intervals = (
+                _table(db, con, "analysis_anomaly_intervals")
+                if _exists(db, con, "anomalies")
+                else None
+            )
             for unit in units:
                 rows = load_series(db, con, unit)
                 for g in _groups(unit, by):
@@ -658,6 +711,7 @@ def run_periodograms(
                         n_peaks=n_peaks,
                         skips=skips,
                         spectra=spectra,
+                        anomalies=_anomalies_within(intervals, g, sub),
                     )
                     if pk is not None:
                         results.append(pk)
@@ -720,7 +774,8 @@ def run_periodograms(
             "only 2 guide stars in the archive's periodograms: a frequency in the peaks of both is "
             "taken as instrumental (3 stars are required once the archive has 3 or more)"
         )
-    return label_instrumental(peaks, lines, rel_tol=INSTRUMENTAL_REL_TOL)
+    labelled = label_instrumental(peaks, lines, rel_tol=INSTRUMENTAL_REL_TOL)
+    return labelled.with_columns(pl.col("instrumental") | pl.col("pointing").fill_null(False))
 
 
 def _log_run(
@@ -810,7 +865,9 @@ MIN_DECORRELATION_FRAMES = 640
 DECORRELATION_BIN = 64
 
 
-def _decorrelate_pointing(rows: pl.DataFrame, values: np.ndarray) -> np.ndarray:
+def _decorrelate_pointing(
+    rows: pl.DataFrame, values: np.ndarray, *, widths: bool = False, differences: bool = False
+) -> np.ndarray:
     """The flux minus what the pointing explains, per file (each file has its own pixel mask).
 
     An aperture sum (``flux_opt``'s fixed optimal mask, ...) loses more or less of the PSF as the
@@ -822,28 +879,41 @@ def _decorrelate_pointing(rows: pl.DataFrame, values: np.ndarray) -> np.ndarray:
     off in four passes (a flux drop must not be explained by the pointing of its moment); that
     model, less its constant, is subtracted frame by frame. Files with fewer than
     ``MIN_DECORRELATION_FRAMES`` usable frames, or without centroids, are left as they are.
+    ``widths``: the Gaussian x_stddev and y_stddev are regressors too (linear terms): a PSF-width
+    change moves light in and out of the aperture, a flux step the periodograms would see as red
+    noise (the anomaly search keeps it, as the flux side of a ``psf_change``).
+    ``differences``: fit the coefficients on the bin-to-bin differences of flux and regressors
+    (the fast part of the motion, 4-s jitter), so that a slow signal of the star (a 5-minute
+    oscillation) is not taken for a slow pointing drift and fitted away; the model is the same
+    (aperture losses are a fixed function of position), only what it is fitted on changes.
     """
     if "x_mean" not in rows.columns or "y_mean" not in rows.columns:
         return values
     out = np.array(values, dtype=np.float64, copy=True)
-    x, y = rows["x_mean"].to_numpy(), rows["y_mean"].to_numpy()
-    ok = np.isfinite(out) & np.isfinite(x) & np.isfinite(y)
+    regressors = [rows["x_mean"].to_numpy(), rows["y_mean"].to_numpy()]
+    if widths and "x_stddev" in rows.columns and "y_stddev" in rows.columns:
+        regressors += [rows["x_stddev"].to_numpy(), rows["y_stddev"].to_numpy()]
+    ok = np.isfinite(out)
+    for r in regressors:
+        ok &= np.isfinite(r)
     files = rows["file_name"].to_numpy()
     nb = DECORRELATION_BIN
 
-    def design(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
-        return np.column_stack((np.ones(dx.size), dx, dy, dx * dx, dy * dy, dx * dy))
+    def design(cols: list[np.ndarray]) -> np.ndarray:
+        dx, dy = cols[0], cols[1]
+        return np.column_stack((np.ones(dx.size), dx, dy, dx * dx, dy * dy, dx * dy, *cols[2:]))
 
     for name in np.unique(files):
         idx = np.flatnonzero((files == name) & ok)
         if idx.size < MIN_DECORRELATION_FRAMES:
             continue
-        x0, y0 = np.median(x[idx]), np.median(y[idx])
         m = idx.size // nb * nb
-        bx = (x[idx[:m]] - x0).reshape(-1, nb).mean(axis=1)
-        by = (y[idx[:m]] - y0).reshape(-1, nb).mean(axis=1)
+        centred = [r[idx] - np.median(r[idx]) for r in regressors]
         bv = out[idx[:m]].reshape(-1, nb).mean(axis=1)
-        xb = design(bx, by)
+        xb = design([c[:m].reshape(-1, nb).mean(axis=1) for c in centred])
+        if differences:
+            bv, xb = np.diff(bv), np.diff(xb, axis=0)
+            xb[:, 0] = 1.0
         keep = np.ones(bv.size, dtype=bool)
         coef = None
         for _ in range(4):
@@ -857,9 +927,76 @@ def _decorrelate_pointing(rows: pl.DataFrame, values: np.ndarray) -> np.ndarray:
                 break
             keep = np.abs(resid - np.median(r)) < 4.0 * scatter
         if coef is not None and np.all(np.isfinite(coef)):
-            xf = design(x[idx] - x0, y[idx] - y0)
-            out[idx] = out[idx] - xf[:, 1:] @ coef[1:]
+            out[idx] = out[idx] - design(centred)[:, 1:] @ coef[1:]
     return out
+
+
+#: Fluxes of fixed pixel masks, decorrelated from the pointing and PSF widths before their
+#: periodograms (the 64-pixel sum ``flux`` loses almost no light as the star moves: left as is).
+DECORRELATED_FLUXES = ("flux_opt", "flux_r1", "flux_r2", "flux_r3")
+#: Anomaly intervals cover at most this fraction of a series for them to be left out of its
+#: periodogram (beyond it the "anomalies" are more likely the signal itself: a strong pulsator).
+MAX_MASKED_FRACTION = 0.2
+
+
+def _condition_for_periodogram(
+    rows: pl.DataFrame, name: str, values: np.ndarray, anomalies: pl.DataFrame | None
+) -> np.ndarray:
+    """A parameter series cleaned of what is not periodic, before its periodogram.
+
+    Aperture fluxes (``DECORRELATED_FLUXES``) are decorrelated from the pointing and the PSF
+    widths (``_decorrelate_pointing``).
+    With the guide star's ``anomalies`` (rows of ``analysis_anomaly_intervals``): frames inside
+    its transients (drops, excursions, jitter bursts, ...) are masked, and the series is cut at
+    the steps seen in a parameter of its family (a centroid jump cuts x_mean and y_mean), each
+    piece of a file shifted to the file's median level -- unless the transients would mask more
+    than ``MAX_MASKED_FRACTION`` of the series. Steps and drops left in would spread red power
+    over the low frequencies and pull the peaks of real signals off their periods.
+    """
+    v = values
+    family = parameter_family(name)
+    if name in DECORRELATED_FLUXES:
+        v = _decorrelate_pointing(rows, v, widths=True)
+    if anomalies is None or anomalies.is_empty():
+        return v
+    v = np.array(v, dtype=np.float64, copy=True)
+    t = rows["time_mjd"].to_numpy()
+    half = 0.5 * float(np.nanmedian(np.diff(t))) if t.size > 1 else 0.0
+    is_step = anomalies["kind"].str.ends_with(_STEP_SUFFIXES[0])
+    for suffix in _STEP_SUFFIXES[1:]:
+        is_step = is_step | anomalies["kind"].str.ends_with(suffix)
+    transients = anomalies.filter(~is_step)
+    inside = np.zeros(t.size, dtype=bool)
+    for a, b in zip(
+        transients["start_mjd"].to_list(), transients["end_mjd"].to_list(), strict=True
+    ):
+        inside[np.searchsorted(t, a - half) : np.searchsorted(t, b + half, side="right")] = True
+    finite = np.isfinite(v)
+    if (inside & finite).sum() <= MAX_MASKED_FRACTION * finite.sum():
+        v[inside] = np.nan
+    cuts = [
+        start
+        for start, params in zip(
+            anomalies.filter(is_step)["start_mjd"].to_list(),
+            anomalies.filter(is_step)["parameters"].to_list(),
+            strict=True,
+        )
+        if family == "flux" or any(parameter_family(p) == family for p in (params or []))
+    ]
+    if not cuts:
+        return v
+    files = rows["file_name"].to_numpy()
+    piece = np.searchsorted(np.sort(np.asarray(cuts)), t)
+    for fname in np.unique(files):
+        in_file = files == fname
+        ok = in_file & np.isfinite(v)
+        if not ok.any():
+            continue
+        level = np.median(v[ok])
+        for k in np.unique(piece[ok]):
+            sel = ok & (piece == k)
+            v[sel] += level - np.median(v[sel])
+    return v
 
 
 def _anomaly_series(rows: pl.DataFrame) -> dict[str, np.ndarray]:

@@ -80,7 +80,7 @@ def derive_events_if_missing(db: Database) -> dict[str, int] | None:
 def run_all_analyses(
     db: Database, *, console=None, program: int | None = None, min_sigma: float = 5.0, top: int = 5
 ) -> AnalysisResults:
-    """Periodograms (by visit), anomalies and variability ranks of the archive; print the top results.
+    """Anomalies, periodograms (by visit) and variability ranks of the archive; print the top results.
 
     Events are derived first when the archive has none (so anomalies get their coincident HGA /
     filter-wheel moves). ``console``: a rich Console for the summary (None: print nothing).
@@ -101,10 +101,11 @@ def run_all_analyses(
             f"    events derived from files and pointing: {shown or 'none'}", highlight=False
         )
     t = _lap(seconds, "events", t)
-    peaks = run_periodograms(db, program=program, by="visit", on_warning=note)
-    t = _lap(seconds, "periodograms", t)
+    # anomalies first: the periodograms leave their intervals out (and cut the series at steps)
     anomalies = run_anomalies(db, program=program, min_sigma=min_sigma, on_warning=note)
     t = _lap(seconds, "anomalies", t)
+    peaks = run_periodograms(db, program=program, by="visit", on_warning=note)
+    t = _lap(seconds, "periodograms", t)
     variability = run_variables(db, on_warning=note)
     _lap(seconds, "variables", t)
     if console is not None:
