@@ -569,17 +569,19 @@ def main() -> None:
     csin = score_centroid_sinusoids(db, programs, peaks)
     if csin.height:
         print(
-            "\n| centroid (x) sinusoid, z = amplitude / its uncertainty from the per-frame "
-            "(white) x_mean noise | injected | detected (x_mean peak within 3 %, FAP < 1 %) "
+            "\n| centroid (x) sinusoid amplitude (px) | injected | median z against the white "
+            "per-frame x_mean noise | detected (x_mean peak within 3 %, FAP < 1 %) "
             "| period within 1 % |"
         )
-        print("|---|---|---|---|")
-        zb = bins(csin["z"].to_numpy(), np.array([0, 5, 7, 10, 20, np.inf]))
-        for i, label in enumerate(("<5", "5-7", "7-10", "10-20", ">20")):
-            part = csin.filter(pl.Series(zb == i))
+        print("|---|---|---|---|---|")
+        edges = [CSIN_MIN_PX, 0.002, 0.005, CSIN_MAX_PX + 1e-9]
+        ab = bins(csin["amplitude"].to_numpy(), np.array(edges))
+        for i in range(len(edges) - 1):
+            part = csin.filter(pl.Series(ab == i))
             if part.height:
                 print(
-                    f"| {label} | {part.height} | {part['detected'].mean():.0%} "
+                    f"| {edges[i]:.3g}-{edges[i + 1]:.3g} | {part.height} "
+                    f"| {part['z'].median():.0f} | {part['detected'].mean():.0%} "
                     f"| {part['found'].mean():.0%} |"
                 )
         summary["centroid_sinusoids"] = csin.select(

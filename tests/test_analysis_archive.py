@@ -327,3 +327,36 @@ def test_flux_peak_on_a_centroid_line_is_the_pointing_not_the_star():
     # centroid peaks themselves are never flagged (only fluxes are blamed on the pointing)
     xs = res.peaks.filter(pl.col("series") == "x_mean")
     assert not any(A._pointing_lines(res, xs))
+
+
+def test_periodogram_series_conditioned_on_anomalies():
+    """Transient anomalies are masked, steps cut (each piece to the file's level), and nothing
+    is masked when the anomalies would cover more than MAX_MASKED_FRACTION of the series."""
+    n = 2000
+    t = 60000.0 + np.arange(n) * 0.064 / 86400
+    half = 0.032 / 86400
+    rows = pl.DataFrame({"time_mjd": t, "file_name": ["a"] * n})
+    x = np.zeros(n)
+    x[1200:] += 0.1  # a centroid jump
+    x[300:320] += 0.05  # an excursion
+    anomalies = pl.DataFrame(
+        {
+            "kind": ["centroid_excursion", "centroid_jump", "psf_change"],
+            # as detect_anomalies reports them: frame edges, half a cadence from mid-times
+            "start_mjd": [t[300] - half, t[1200] - half, t[1500] - half],
+            "end_mjd": [t[319] + half, t[1200] - half, t[1500] - half],
+            "parameters": [["x_mean"], ["x_mean", "y_mean"], ["x_stddev"]],
+        }
+    )
+    out = A._condition_for_periodogram(rows, "x_mean", x, anomalies)
+    assert np.isnan(out[300:320]).all() and np.isfinite(out[:299]).all()
+    np.testing.assert_allclose(out[np.isfinite(out)], 0.0, atol=1e-12)  # the jump is gone
+    # a PSF step cuts the widths and every flux, not the centroid (another family)
+    w = np.where(np.arange(n) >= 1500, 2.0, 1.0)
+    psf = anomalies.filter(pl.col("kind") == "psf_change")
+    for name, cut in (("x_stddev", True), ("flux_opt", True), ("flux", True), ("x_mean", False)):
+        out = A._condition_for_periodogram(rows, name, w, psf)
+        assert bool(np.ptp(out) == 0.0) is cut, name
+    # anomalies over more than MAX_MASKED_FRACTION of the series are the signal: kept
+    wide = anomalies.head(1).with_columns(pl.lit(t[-1]).alias("end_mjd"))
+    assert np.isfinite(A._condition_for_periodogram(rows, "x_mean", x, wide)).all()

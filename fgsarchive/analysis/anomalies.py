@@ -63,6 +63,10 @@ MIN_SEGMENT_FRAMES = 32
 """Segments (runs without gaps) with fewer finite samples are skipped."""
 JITTER_BLOCK_S = 1.0
 """Block length (s) of the jitter series (mean square frame-to-frame centroid motion)."""
+CANDIDATE_FRACTION = 0.85
+"""Box candidates are taken from this fraction of the local threshold up: the widths step by 2,
+so an event between two widths shows at up to ~0.8 of its significance in the nearer box; the
+threshold itself is applied to the refined box (start/stop fitted to the event)."""
 REFINE_ROUNDS = 4
 """Rounds of refinement of a transient's start/stop (each may grow the box by half)."""
 MIN_NOISE_BOXES = 16
@@ -389,7 +393,7 @@ def detect_parameter(
                 best = (max(sl, sr), flank, (medl, sl, medr, sr, factor))
         _, flank, side[w] = best
         medl, sl, medr, sr, _ = side[w]
-        thr = local_threshold(min_sigma, w, frames_per_hour)
+        thr = CANDIDATE_FRACTION * local_threshold(min_sigma, w, frames_per_hour)
         starts, stats = _box_peaks(cs, w, flank, medl, sl, medr, sr, thr)
         for i0, st in zip(starts.tolist(), stats.tolist(), strict=True):
             cands.append((abs(st), i0, w, 1.0 if st > 0 else -1.0))
