@@ -19,6 +19,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterable
+from glob import escape as glob_escape
 from pathlib import Path
 
 import pyarrow as pa
@@ -94,8 +95,13 @@ def write_parquet_atomic(
     names = set(schema.names)
     packed = [c for c in packed_columns if c in names]
     # Parquet names a list column's values by their leaf path.
-    leaves = [f"{c}.list.element" if pa.types.is_list(schema.field(c).type)
-              or pa.types.is_fixed_size_list(schema.field(c).type) else c for c in packed]
+    leaves = [
+        f"{c}.list.element"
+        if pa.types.is_list(schema.field(c).type)
+        or pa.types.is_fixed_size_list(schema.field(c).type)
+        else c
+        for c in packed
+    ]
     rows = 0
     if isinstance(tables, pa.Table):
         tables = [tables]
@@ -130,6 +136,14 @@ class PartStore:
 
     def part_path(self, dataset: str, program: int, part: str) -> Path:
         return self.root / dataset / f"program={int(program)}" / f"{part}.parquet"
+
+    def parts_of(self, dataset: str, program: int, part: str) -> list[Path]:
+        """The existing parts of one source file in a dataset: ``<part>.parquet`` and every
+        versioned ``<part>.v<k>.parquet`` (fits, photometry, ...), without listing the others."""
+        folder = self.root / dataset / f"program={int(program)}"
+        exact = folder / f"{part}.parquet"
+        found = [exact] if exact.is_file() else []
+        return found + sorted(folder.glob(f"{glob_escape(part)}.v*.parquet"))
 
     def glob(self, dataset: str) -> str:
         """The glob a DuckDB view reads (hive partition ``program``)."""

@@ -1,4 +1,4 @@
--- Frame times and summed fluxes of the selected files of one program (hive partition pruned).
+-- Frame times and summed fluxes of the selected files, read from their own Parquet parts
+-- ($paths: PartStore.parts_of each file), so the cost does not grow with the archive.
 SELECT file_name, frame, time_mjd, flux
-FROM frames
-WHERE program = $program AND list_contains($files, file_name)
+FROM read_parquet($paths, union_by_name = true)

@@ -19,6 +19,7 @@ Python loops run over filter scales and detections.  Pure array maths, no I/O.
 from __future__ import annotations
 
 import bisect
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -280,6 +281,7 @@ def _window(x: np.ndarray, exclude: np.ndarray, lo: int, hi: int) -> np.ndarray:
     return seg[~exclude[lo:hi]]
 
 
+@functools.lru_cache(maxsize=4096)
 def local_threshold(min_sigma: float, width: int, frames_per_hour: float) -> float:
     """Local threshold (sigma) at a filter scale of ``width`` frames for a false-alarm level.
 

@@ -33,6 +33,7 @@ import pyarrow as pa
 
 from ..db import Database
 from ..errors import SelectionError, UsageError
+from ..storage import part_name
 from .anomalies import (
     SPIKE_SIGMA,
     cross_match_events,
@@ -85,6 +86,7 @@ LINE_MIN_CYCLES = 3.0
 LINE_MIN_CONTRAST = 4.0
 CROSS_MATCH_WINDOW_S = 30.0
 VARIABILITY_BIN_S = 10.0
+_FRAME_DATASET = "frames"
 _FIT_DATASET = "fits"
 _PHOT_DATASET = "photometry"
 
@@ -202,22 +204,29 @@ def load_series(
     (``status != 0``) is NaN. Missing values are NaN too (a file without photometry, ...).
     """
     parts = []
-    has_fits = fits and db.parts.has_dataset(_FIT_DATASET)
-    has_phot = photometry and db.parts.has_dataset(_PHOT_DATASET)
+    datasets = {"analysis_frames": _FRAME_DATASET}
+    if fits:
+        datasets["analysis_fits"] = _FIT_DATASET
+    if photometry:
+        datasets["analysis_photometry"] = _PHOT_DATASET
     for (prog,), sel in files.group_by("program", maintain_order=True):
-        params = {"program": int(prog), "files": sel["file_name"].to_list()}
-        df = _table(db, con, "analysis_frames", params)
-        if has_fits:
-            df = df.join(
-                _table(db, con, "analysis_fits", params), on=["file_name", "frame"], how="left"
-            )
-        if has_phot:
-            df = df.join(
-                _table(db, con, "analysis_photometry", params),
-                on=["file_name", "frame"],
-                how="left",
-            )
-        parts.append(df)
+        df = None
+        for statement, dataset in datasets.items():
+            # each file's own parts: a unit's read costs the same in a 20M-frame archive as in a
+            # small one (a view over every part lists and filters them all, per query)
+            paths = [
+                str(path)
+                for name in sel["file_name"].to_list()
+                for path in db.parts.parts_of(dataset, int(prog), part_name(name))
+            ]
+            if not paths:
+                if df is None:
+                    break  # no frames: nothing to join to
+                continue
+            table = _table(db, con, statement, {"paths": paths})
+            df = table if df is None else df.join(table, on=["file_name", "frame"], how="left")
+        if df is not None:
+            parts.append(df)
     if not parts:
         return pl.DataFrame(schema=_SERIES_SCHEMA)
     df = pl.concat(parts, how="diagonal_relaxed")
