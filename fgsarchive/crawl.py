@@ -485,7 +485,7 @@ def _fetch_and_ingest(
                     {"file_name": name, "state": "downloaded", "local_path": str(outcome.path)}
                 )
                 continue
-            reason = outcome.reason or outcome.error_type or "download failed"
+            reason = f"download: {outcome.reason or outcome.error_type or 'failed'}"
             if outcome.error_type == "MastAuthError":
                 report.auth[name] = reason
                 updates.append({"file_name": name, "state": "auth", "error": reason})

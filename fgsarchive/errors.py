@@ -67,9 +67,14 @@ class GuiderFileError(FgsArchiveError):
 
 
 class IngestError(FgsArchiveError):
-    """Some files failed to ingest; the others went in."""
+    """Some files failed to download or ingest; the others went in."""
 
     def __init__(self, failed: dict[str, str]) -> None:
         self.failed = dict(failed)
         names = ", ".join(f"{name} ({why})" for name, why in sorted(self.failed.items()))
-        super().__init__(f"{len(self.failed)} file(s) failed to ingest: {names}")
+        what = (
+            "failed to download or ingest"
+            if any(why.startswith("download: ") for why in self.failed.values())
+            else "failed to ingest"
+        )
+        super().__init__(f"{len(self.failed)} file(s) {what}: {names}")

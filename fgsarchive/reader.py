@@ -237,28 +237,38 @@ def _guide_star(header: dict[str, object]) -> dict[str, object]:
 def open_guider_file(path: str | Path) -> Iterator[GuiderFile]:
     """Open a guider product; raise :class:`GuiderFileError` naming the file when it is unusable."""
     path = Path(path)
+    # The file is opened here, not by astropy: when a header cannot be parsed, astropy raises
+    # without closing a file it opened itself (a leaked handle per bad file in a long ingest).
+    if path.exists() and not path.is_file():
+        # a FIFO or a device would block the read (or never end); a folder is not a product
+        raise GuiderFileError(path, "not a regular file")
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            hdul = fits.open(path, memmap=True, mode="readonly", lazy_load_hdus=False)
-        for warning in caught:
-            if "truncated" in str(warning.message).lower():
-                hdul.close()
-                first = str(warning.message).split(";")[0].split(". ")[0]
-                raise GuiderFileError(path, f"file truncated ({first})")
-    except GuiderFileError:
-        raise
+        handle = open(path, "rb")  # noqa: SIM115 - closed below on every path
     except FileNotFoundError as exc:
         raise GuiderFileError(path, "file not found") from exc
-    except Exception as exc:
-        first = str(exc).split(". ")[0].split(", ")[0]
-        raise GuiderFileError(path, f"not a readable FITS file ({first})") from exc
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield _describe(path, hdul)
-    finally:
-        hdul.close()
+    except OSError as exc:
+        raise GuiderFileError(path, f"cannot open ({exc.strerror or exc})") from exc
+    with handle:
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                hdul = fits.open(handle, memmap=True, mode="readonly", lazy_load_hdus=False)
+            for warning in caught:
+                if "truncated" in str(warning.message).lower():
+                    hdul.close()
+                    first = str(warning.message).split(";")[0].split(". ")[0]
+                    raise GuiderFileError(path, f"file truncated ({first})")
+        except GuiderFileError:
+            raise
+        except Exception as exc:
+            first = str(exc).split(". ")[0].split(", ")[0]
+            raise GuiderFileError(path, f"not a readable FITS file ({first})") from exc
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                yield _describe(path, hdul)
+        finally:
+            hdul.close()
 
 
 def _describe(path: Path, hdul: fits.HDUList) -> GuiderFile:

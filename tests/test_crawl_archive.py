@@ -607,6 +607,7 @@ def test_listed_file_missing_on_the_server_exits_1_naming_it(products, tmp_path)
         )
     assert result.exit_code == 1, result.output
     assert ghost["fileName"] in result.output and "404" in result.output
+    assert "failed to download or ingest" in result.output  # not "failed to ingest"
     states = query(db_path, "SELECT state, count(*) FROM mast_files GROUP BY 1 ORDER BY 1")
     assert states == [("failed", 1), ("ingested", 2)]
     assert query(db_path, "SELECT count(*) FROM files WHERE status = 'ingested'") == [(2,)]

@@ -178,6 +178,9 @@ def test_things_that_are_not_fits_fail_with_a_reason(tmp_path, case):
         from fgsarchive.ingest import find_guider_files
 
         assert path not in find_guider_files(path.parent)
+        # given by name, it fails at once instead of blocking (no writer will ever come)
+        row = prepare_file(path, tmp_path / "parts")
+        assert row["status"] == "failed" and "not a regular file" in row["error"]
         return
     row = prepare_file(path, tmp_path / "parts")
     _check_row(row, tmp_path / "parts")

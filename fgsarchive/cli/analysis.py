@@ -236,7 +236,7 @@ def register(app: typer.Typer) -> None:
         ] = 5.0,
         db: DbOption = DEFAULT_DB_PATH,
     ) -> None:
-        """All analyses: periodograms (by visit), anomalies, variability ranks; prints the top results."""
+        """All analyses: anomalies, periodograms (by visit), variability ranks; prints the top results."""
         from ..analysis.run import run_all_analyses
 
         run_all_analyses(open_db(db), console=err, program=program, min_sigma=min_sigma)
