@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterable
@@ -143,7 +144,10 @@ class PartStore:
         folder = self.root / dataset / f"program={int(program)}"
         exact = folder / f"{part}.parquet"
         found = [exact] if exact.is_file() else []
-        return found + sorted(folder.glob(f"{glob_escape(part)}.v*.parquet"))
+        versioned = re.compile(rf"{re.escape(part)}\.v\d+\.parquet")
+        return found + sorted(
+            p for p in folder.glob(f"{glob_escape(part)}.v*.parquet") if versioned.fullmatch(p.name)
+        )
 
     def glob(self, dataset: str) -> str:
         """The glob a DuckDB view reads (hive partition ``program``)."""

@@ -199,3 +199,25 @@ def test_missing_and_empty_folders_are_usage_errors(tmp_path, db):
 def test_simulated_names_follow_the_grammar(small_program):
     for path in small_program.files:
         assert parse_product_name(path.name) is not None, path.name
+
+
+def test_parts_of_one_file_only(tmp_path):
+    """A file's parts, every version, and nothing of its neighbours (the analyses read exactly
+    these instead of the archive-wide views)."""
+    from fgsarchive.storage import PartStore
+
+    store = PartStore(tmp_path)
+    folder = tmp_path / "fits" / "program=1534"
+    folder.mkdir(parents=True)
+    names = ["a_cal.v1", "a_cal.v2", "a_cal-seg002.v1", "b_cal.v1", "a_cal.v1.tmp", "a_cal.vx"]
+    for name in names:
+        (folder / f"{name}.parquet").write_bytes(b"")
+    assert [p.name for p in store.parts_of("fits", 1534, "a_cal")] == [
+        "a_cal.v1.parquet",
+        "a_cal.v2.parquet",
+    ]
+    (tmp_path / "frames" / "program=1534").mkdir(parents=True)
+    (tmp_path / "frames" / "program=1534" / "a_cal.parquet").write_bytes(b"")
+    assert [p.name for p in store.parts_of("frames", 1534, "a_cal")] == ["a_cal.parquet"]
+    assert store.parts_of("frames", 1534, "[a]_cal") == []  # a name is never a pattern
+    assert store.parts_of("frames", 9999, "a_cal") == []
