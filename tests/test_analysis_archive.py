@@ -360,3 +360,31 @@ def test_periodogram_series_conditioned_on_anomalies():
     # anomalies over more than MAX_MASKED_FRACTION of the series are the signal: kept
     wide = anomalies.head(1).with_columns(pl.lit(t[-1]).alias("end_mjd"))
     assert np.isfinite(A._condition_for_periodogram(rows, "x_mean", x, wide)).all()
+
+
+def test_periodograms_without_anomalies_say_so(tmp_path):
+    """Periodograms before any anomaly search warn that the series were not cleaned (and name
+    the command); after `anomalies` they do not."""
+    from fgsarchive.fit.runner import fit_archive
+    from fgsarchive.ingest import ingest_directory
+
+    prog = sim.simulate_program(
+        tmp_path / "p",
+        program=4322,
+        n_observations=1,
+        n_visits=1,
+        frames_per_file=3000,
+        n_guide_stars=1,
+        seed=4,
+        include_other_products=False,
+    )
+    db = Database(tmp_path / "a.duckdb")
+    ingest_directory(db, prog.out_dir, workers=1)
+    fit_archive(db, workers=1)
+    said: list[str] = []
+    A.run_periodograms(db, params=["flux"], on_warning=said.append)
+    assert any("no anomalies" in w and "fgsarchive anomalies" in w for w in said), said
+    A.run_anomalies(db, on_warning=lambda s: None)
+    said.clear()
+    A.run_periodograms(db, params=["flux"], on_warning=said.append)
+    assert not any("no anomalies" in w for w in said), said

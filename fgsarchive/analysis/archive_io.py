@@ -736,6 +736,11 @@ def run_periodograms(
             spectra.close(ok)
     for s in skips:
         warn(f"periodogram skipped for {s.what}: {s.why}")
+    if intervals is None:
+        warn(
+            "no anomalies in the archive: the series were not cleaned of drops and steps; run "
+            "`fgsarchive anomalies` first (`fgsarchive analyse` does) for cleaner spectra"
+        )
     peaks = pl.concat(results)
     with db.writer() as con:
         db.run(con, "analysis_create_periodogram")
