@@ -87,6 +87,28 @@ def fitted(archive):
     return db, prog, truth, results
 
 
+def _fitted_single_visit(folder, *, program: int, frames: int, seed: int):
+    """One visit of one guide star simulated into ``folder``, ingested and fitted into its own
+    archive ``folder.duckdb``: (the simulated program, the archive)."""
+    from fgsarchive.fit.runner import fit_archive
+    from fgsarchive.ingest import ingest_directory
+
+    prog = sim.simulate_program(
+        folder,
+        program=program,
+        n_observations=1,
+        n_visits=1,
+        frames_per_file=frames,
+        n_guide_stars=1,
+        seed=seed,
+        include_other_products=False,
+    )
+    db = Database(folder.with_suffix(".duckdb"))
+    ingest_directory(db, prog.out_dir, workers=1)
+    fit_archive(db, workers=1)
+    return prog, db
+
+
 def _runner_invoke(db: Database, *args: str):
     return CliRunner().invoke(app, [*args, "--db", str(db.path)])
 
@@ -268,25 +290,11 @@ def test_short_series_skipped_or_refused(fitted, tmp_path):
     """A guide period shorter than the periodogram's minimum is skipped with a warning; alone, refused."""
     import shutil
 
+    from fgsarchive.fit.runner import fit_archive
     from fgsarchive.ingest import ingest_directory
 
     db, prog, _, _ = fitted
-    out = tmp_path / "short"
-    short = sim.simulate_program(
-        out,
-        program=4321,
-        n_observations=1,
-        n_visits=1,
-        frames_per_file=12,
-        n_guide_stars=1,
-        seed=3,
-        include_other_products=False,
-    )
-    fresh = Database(tmp_path / "short.duckdb")
-    ingest_directory(fresh, short.out_dir, workers=1)
-    from fgsarchive.fit.runner import fit_archive
-
-    fit_archive(fresh, workers=1)
+    short, fresh = _fitted_single_visit(tmp_path / "short", program=4321, frames=12, seed=3)
     with pytest.raises(A.SelectionError, match="no periodogram could be computed"):
         A.run_periodograms(fresh, on_warning=lambda s: None)
     # next to a long series: skipped with a warning naming it
@@ -365,22 +373,7 @@ def test_periodogram_series_conditioned_on_anomalies():
 def test_periodograms_without_anomalies_say_so(tmp_path):
     """Periodograms before any anomaly search warn that the series were not cleaned (and name
     the command); after `anomalies` they do not."""
-    from fgsarchive.fit.runner import fit_archive
-    from fgsarchive.ingest import ingest_directory
-
-    prog = sim.simulate_program(
-        tmp_path / "p",
-        program=4322,
-        n_observations=1,
-        n_visits=1,
-        frames_per_file=3000,
-        n_guide_stars=1,
-        seed=4,
-        include_other_products=False,
-    )
-    db = Database(tmp_path / "a.duckdb")
-    ingest_directory(db, prog.out_dir, workers=1)
-    fit_archive(db, workers=1)
+    _, db = _fitted_single_visit(tmp_path / "p", program=4322, frames=3000, seed=4)
     said: list[str] = []
     A.run_periodograms(db, params=["flux"], on_warning=said.append)
     assert any("no anomalies" in w and "fgsarchive anomalies" in w for w in said), said
