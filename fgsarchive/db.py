@@ -172,20 +172,27 @@ class Database:
             self._ensure_schema(con)
             if views:
                 self._prepare(con)
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with self._transaction(con):
                 yield con
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            try:
-                con.execute("COMMIT")
-            except duckdb.Error as exc:  # e.g. the disk is full: nothing of it was written
-                raise ArchiveError(
-                    f"cannot write archive {self.path}: " + str(exc).splitlines()[0]
-                ) from exc
         finally:
             con.close()
+
+    @contextlib.contextmanager
+    def _transaction(self, con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+        """BEGIN; COMMIT on success (a failed COMMIT -- a full disk -- is an ArchiveError naming
+        the archive: nothing of it was written), ROLLBACK on any error."""
+        con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        try:
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            raise ArchiveError(
+                f"cannot write archive {self.path}: " + str(exc).splitlines()[0]
+            ) from exc
 
     # --- schema -------------------------------------------------------------------------------
     def _ensure_schema(self, con: duckdb.DuckDBPyConnection) -> None:
@@ -225,13 +232,8 @@ class Database:
             raise ArchiveError(f"no archive at {self.path}")
         con = _open(self.path, read_only=False, timeout_s=self.settings.lock_timeout_s)
         try:
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with self._transaction(con):
                 yield con
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
         finally:
             con.close()
 

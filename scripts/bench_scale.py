@@ -38,6 +38,15 @@ FITS_BYTES_PER_FRAME = 530  # SCI + ERR (256 B each) and the tables, measured on
 ARCHIVE_BYTES_PER_FRAME = 400  # frames + fits + quickfits + photometry parts, roughly
 TRUTH_BYTES_PER_FRAME = 100  # the simulator's per-frame truth Parquet
 QUERY_TARGET_S = 2.0
+STAGE_COLUMNS = [
+    "stage",
+    "frames in archive",
+    "wall s",
+    "frames/s",
+    "ru_maxrss MB",
+    "tree RSS peak MB",
+    "exit",
+]
 QUERY_REPEATS = 3
 NAMES = {
     "guide_star_summary": "per-guide-star summary, all frames",
@@ -444,15 +453,7 @@ def main() -> None:
         print(f"\n--- after increment {k}: {cumulative:,} frames ---", flush=True)
         print(
             fmt_table(
-                [
-                    "stage",
-                    "frames in archive",
-                    "wall s",
-                    "frames/s",
-                    "ru_maxrss MB",
-                    "tree RSS peak MB",
-                    "exit",
-                ],
+                STAGE_COLUMNS,
                 stage_rows[-len(stages) :],
             ),
             flush=True,
@@ -468,15 +469,7 @@ def main() -> None:
     print("\n=== stages ===")
     print(
         fmt_table(
-            [
-                "stage",
-                "frames in archive",
-                "wall s",
-                "frames/s",
-                "ru_maxrss MB",
-                "tree RSS peak MB",
-                "exit",
-            ],
+            STAGE_COLUMNS,
             stage_rows,
         )
     )

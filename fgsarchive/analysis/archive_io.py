@@ -988,12 +988,11 @@ def _condition_for_periodogram(
     finite = np.isfinite(v)
     if (inside & finite).sum() <= MAX_MASKED_FRACTION * finite.sum():
         v[inside] = np.nan
+    steps = anomalies.filter(is_step)
     cuts = [
         start
         for start, params in zip(
-            anomalies.filter(is_step)["start_mjd"].to_list(),
-            anomalies.filter(is_step)["parameters"].to_list(),
-            strict=True,
+            steps["start_mjd"].to_list(), steps["parameters"].to_list(), strict=True
         )
         if family == "flux" or any(parameter_family(p) == family for p in (params or []))
     ]

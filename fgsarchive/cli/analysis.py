@@ -115,7 +115,7 @@ def register(app: typer.Typer) -> None:
                 by=by,
                 out=out,
                 on_warning=_warn,
-                progress=lambda done, total: update(done, total),
+                progress=update,
             )
         n_series = peaks.select("program", "file_name", "gs_id").n_unique()
         n_instr = int(peaks["instrumental"].sum())
@@ -160,7 +160,7 @@ def register(app: typer.Typer) -> None:
                 program=program,
                 min_sigma=min_sigma,
                 on_warning=_warn,
-                progress=lambda done, total: update(done, total),
+                progress=update,
             )
         if table.is_empty():
             err.print(
@@ -217,7 +217,7 @@ def register(app: typer.Typer) -> None:
                 mask=mask,
                 flux=flux,
                 on_warning=_warn,
-                progress=lambda done, total: update(done, total),
+                progress=update,
             )
         err.print("variability of every guide star written to table variability", highlight=False)
         print_table(

@@ -119,7 +119,7 @@ def register(app: typer.Typer) -> None:
                     mnemonics or None,
                     program=pid,
                     window_s=window_hours * 3600.0,
-                    progress=lambda done, total: update(done, total),
+                    progress=update,
                     warn=_warn,
                 )
             except MastError as exc:  # still derive what can be derived offline
@@ -174,7 +174,7 @@ def register(app: typer.Typer) -> None:
                 archive,
                 client,
                 refresh=refresh,
-                progress=lambda done, total: update(done, total),
+                progress=update,
                 warn=_warn,
             )
         c = report.counts
