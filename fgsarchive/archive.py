@@ -22,8 +22,9 @@ from typing import Any
 
 import polars as pl
 
+from . import sql
 from .config import Settings
-from .db import Database, run_user_query, sql_text
+from .db import Database, run_user_query
 from .errors import ExitCode, FgsArchiveError, SelectionError, UsageError
 
 __all__ = [
@@ -124,13 +125,6 @@ def describe_selection(**selection: object) -> str:
     return " ".join(parts) if parts else "(everything)"
 
 
-def _lit(name: str) -> str:
-    """A whitelisted identifier, quoted, for a SQL template (``offset`` is a keyword)."""
-    if not name.replace("_", "").isalnum() or not name[0].isalpha():
-        raise UsageError(f"invalid identifier {name!r}")
-    return f'"{name}"'
-
-
 def _without_comments(text: str) -> str:
     """A SQL template without its ``--`` comment lines (to splice it into another statement)."""
     return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
@@ -178,7 +172,7 @@ class Archive:
             return self._tables(con)
 
     def _tables(self, con: Any) -> set[str]:
-        return {row[0] for row in self.db.run(con, "api_relations").fetchall()}
+        return {row[0] for row in self.db.run(con, "api/relations").fetchall()}
 
     def has(self, table: str) -> bool:
         """Whether a table or view exists (e.g. ``arc.has("anomalies")``)."""
@@ -194,7 +188,7 @@ class Archive:
 
         Example: ``arc.programs()``
         """
-        return self._named("api_programs")
+        return self._named("api/programs")
 
     def visits(self, program: int | None = None) -> pl.DataFrame:
         """Visits (one row per program, observation, visit) with fine-guide frames.
@@ -202,7 +196,7 @@ class Archive:
         Columns: n_files, n_frames, gs_ids, start_mjd, end_mjd (MJD UTC), duration_s (s).
         Example: ``arc.visits(program=1534)``
         """
-        df = self._named("api_visits", program=program)
+        df = self._named("api/visits", program=program)
         if df.is_empty() and program is not None:
             raise SelectionError(f"no fine-guide visits match program={program}")
         return df
@@ -222,7 +216,7 @@ class Archive:
         Example: ``arc.files(program=1534, obs=2, product="fg")``
         """
         return self._named(
-            "api_files",
+            "api/files",
             program=program,
             observation=obs,
             visit=visit,
@@ -235,7 +229,7 @@ class Archive:
 
         Example: ``arc.guide_stars(program=1534)``
         """
-        df = self._named("api_guide_stars", program=program)
+        df = self._named("api/guide_stars", program=program)
         if df.is_empty() and program is not None:
             raise SelectionError(f"no guide stars match program={program}")
         return df
@@ -245,7 +239,7 @@ class Archive:
 
         Example: ``arc.guide_star_visits(program=1534)``
         """
-        df = self._named("api_guide_star_visits", program=program)
+        df = self._named("api/guide_star_visits", program=program)
         if df.is_empty():
             raise SelectionError(
                 f"no fine-guide files with a guide star match {describe_selection(program=program)}"
@@ -269,7 +263,7 @@ class Archive:
         Example: ``arc.frames(program=1534, obs=2, visit=1, limit=1000)``
         """
         df = self._named(
-            "api_frames",
+            "api/frames",
             program=program,
             observation=obs,
             visit=visit,
@@ -337,7 +331,7 @@ class Archive:
             start_mjd=start_mjd,
             end_mjd=end_mjd,
         )
-        df = pl.from_arrow(self.db.arrow(con, "api_fg_files", params))
+        df = pl.from_arrow(self.db.arrow(con, "api/fg_files", params))
         return _nonempty(
             df,
             "no fine-guide files match",
@@ -370,7 +364,7 @@ class Archive:
             raise UsageError(f"kind={kind!r}: choose one of {', '.join(_ALIAS)}")
         self._require(kind, f"{kind} of {describe_selection(program=program)}")
         files = self.fg_files(program, obs, visit, gs_id=gs_id, file_name=file_name)
-        text = sql_text("api_fits").replace("{table}", _lit(kind))
+        text = sql.render("api/fits", table=kind)
         frames = []
         with self.db.reader() as con:
             for (prog,), sel in files.group_by(["program"], maintain_order=True):
@@ -502,7 +496,7 @@ class Archive:
             alias = _ALIAS[dataset]
             versions = dict(
                 con.execute(
-                    sql_text("api_fit_versions").replace("{table}", _lit(dataset)),
+                    sql.render("api/fit_versions", table=dataset),
                     {"program": program, "files": files},
                 ).fetchall()
             )
@@ -512,22 +506,23 @@ class Archive:
         def value(name: str) -> str:
             dataset, column = TIMESERIES_COLUMNS[name]
             alias = "t" if bin_s is not None else _ALIAS[dataset]
-            ref = f"{alias}.{_lit(column)}"
+            ref = f"{alias}.{sql.identifier(column)}"
             if dataset == "fits" and name not in _UNMASKED:
                 ref = f"CASE WHEN {alias}.status < 2 THEN {ref} END"
             return ref
 
         if bin_s is None:
-            text = sql_text("api_timeseries")
+            template = "api/timeseries"
             joins = [
-                f"LEFT JOIN (SELECT * FROM {_lit(d)} WHERE program = $program) AS {_ALIAS[d]}\n"
+                f"LEFT JOIN (SELECT * FROM {sql.identifier(d)} WHERE program = $program) AS {_ALIAS[d]}\n"
                 f"  ON {_ALIAS[d]}.file_name = fr.file_name AND {_ALIAS[d]}.frame = fr.frame"
                 f" AND {_ALIAS[d]}.fit_version = sel.v_{_ALIAS[d]}"
                 for d in datasets
             ]
-            columns = "".join(f",\n       {value(c)} AS {_lit(c)}" for c in wanted)
+            columns = "".join(f",\n       {value(c)} AS {sql.identifier(c)}" for c in wanted)
+            fragments = {}
         else:  # aggregate each dataset per bin on its own, then join the small results
-            text = sql_text("api_timeseries_binned")
+            template = "api/timeseries_binned"
             params.update(
                 bin_s=float(bin_s),
                 t0_mjd=t0,
@@ -538,25 +533,24 @@ class Archive:
             for dataset in datasets:
                 alias = _ALIAS[dataset]
                 mine = [c for c in wanted if TIMESERIES_COLUMNS[c][0] == dataset]
-                averages = "".join(f",\n           avg({value(c)}) AS {_lit(c)}" for c in mine)
-                ctes.append(
-                    _without_comments(sql_text("api_timeseries_binned_part"))
-                    .replace("{alias}", alias)
-                    .replace("{table}", _lit(dataset))
-                    .replace("{version}", f"v_{alias}")
-                    .replace("{averages}", averages)
-                    .rstrip()
+                averages = "".join(
+                    f",\n           avg({value(c)}) AS {sql.identifier(c)}" for c in mine
                 )
+                part = sql.render(
+                    "api/timeseries_binned_part",
+                    alias=alias,
+                    table=dataset,
+                    version=f"v_{alias}",
+                    averages=sql.Fragment(averages),
+                )
+                ctes.append(_without_comments(part).rstrip())
                 joins.append(f"LEFT JOIN {alias} USING (gs_id, bin)")
-            text = text.replace("{ctes}", "".join(",\n" + c for c in ctes))
             columns = "".join(
-                f",\n       {_ALIAS[TIMESERIES_COLUMNS[c][0]]}.{_lit(c)}" for c in wanted
+                f",\n       {_ALIAS[TIMESERIES_COLUMNS[c][0]]}.{sql.identifier(c)}" for c in wanted
             )
-        text = (
-            text.replace("{selection}", "".join(selection))
-            .replace("{columns}", columns)
-            .replace("{joins}", "\n".join(joins))
-        )
+            fragments = {"ctes": "".join(",\n" + c for c in ctes)}
+        fragments.update(selection="".join(selection), columns=columns, joins="\n".join(joins))
+        text = sql.render(template, **{k: sql.Fragment(v) for k, v in fragments.items()})
         return pl.from_arrow(con.sql(text, params=params).to_arrow_table())
 
     @staticmethod
@@ -603,7 +597,7 @@ class Archive:
         """
         self._require("periodogram_peaks", "periodograms")
         df = self._named(
-            "api_periodogram",
+            "api/periodogram",
             program=program,
             files=self._file_filter(program, obs, visit, gs_id),
             gs_id=gs_id,
@@ -644,7 +638,7 @@ class Archive:
         """
         self._require("anomalies")
         return self._named(
-            "api_anomalies",
+            "api/anomalies",
             program=program,
             files=self._file_filter(program, obs, visit, gs_id),
             gs_id=gs_id,
@@ -665,7 +659,7 @@ class Archive:
         Example: ``arc.variables(top=10)``
         """
         self._require("variability", "variability ranks")
-        df = self._named("api_variability", program=program, gs_id=gs_id, top=top)
+        df = self._named("api/variability", program=program, gs_id=gs_id, top=top)
         if df.is_empty() and (program is not None or gs_id is not None):
             raise SelectionError(
                 "no variability rows match " + describe_selection(program=program, gs_id=gs_id)
@@ -697,7 +691,7 @@ class Archive:
             if end_mjd is None:
                 end_mjd = float(sel["data_end_mjd"].max())
         return self._named(
-            "api_events",
+            "api/events",
             program=program,
             files=files,
             kind=kind,
@@ -717,7 +711,7 @@ class Archive:
         Example: ``arc.telemetry("SA_ZHGAUPST", start_mjd=59918.0, end_mjd=59918.1)``
         """
         self._require("telemetry")
-        return self._named("api_telemetry", mnemonic=mnemonic, start_mjd=start_mjd, end_mjd=end_mjd)
+        return self._named("api/telemetry", mnemonic=mnemonic, start_mjd=start_mjd, end_mjd=end_mjd)
 
     # --- plots (thin wrappers over fgsarchive.plots) -------------------------------------------------
     def plot_flux(

@@ -320,12 +320,12 @@ def _record_rows(
     with db.writer() as con:
         if records:
             table = pa.Table.from_pylist(list(records.values()), schema=MAST_FILES_SCHEMA)
-            db.run(con, "crawl_files_upsert", new_rows=table)
+            db.run(con, "crawl/files_upsert", new_rows=table)
         if window is not None:
             start, end, state, n_files = window
             db.run(
                 con,
-                "crawl_windows_set",
+                "crawl/windows_set",
                 {
                     "start_mjd": start,
                     "end_mjd": end,
@@ -353,7 +353,7 @@ def _set_states(db: Database, updates: Sequence[dict[str, Any]]) -> None:
     ]
     with db.writer() as con:
         db.run(
-            con, "crawl_files_set_state", updates=pa.Table.from_pylist(rows, schema=UPDATES_SCHEMA)
+            con, "crawl/files_set_state", updates=pa.Table.from_pylist(rows, schema=UPDATES_SCHEMA)
         )
 
 
@@ -361,7 +361,7 @@ def _lookup(db: Database, names: Sequence[str]) -> dict[str, dict[str, Any]]:
     if not names or not db.path.exists():
         return {}
     with db.reader() as con:
-        result = db.run(con, "crawl_files_lookup", {"names": list(names)})
+        result = db.run(con, "crawl/files_lookup", {"names": list(names)})
         columns = [d[0] for d in result.description]
         return {r[0]: dict(zip(columns, r, strict=True)) for r in result.fetchall()}
 
@@ -824,7 +824,7 @@ def crawl(
     known: dict[tuple[float, float], str] = {}
     if db.path.exists():
         with db.reader() as con:
-            for s, e, state, _n in db.run(con, "crawl_windows_get").fetchall():
+            for s, e, state, _n in db.run(con, "crawl/windows_get").fetchall():
                 known[(s, e)] = state
     done = [w for w, state in known.items() if state == "done"]
     budget = limit
@@ -839,7 +839,7 @@ def crawl(
                 with db.reader() as con:
                     recorded = db.run(
                         con,
-                        "crawl_files_in_window",
+                        "crawl/files_in_window",
                         {"start_mjd": start, "end_mjd": end, "exp_types": list(exp_types)},
                     ).fetchall()
                 rows = [json.loads(r[1]) for r in recorded]
@@ -888,7 +888,7 @@ def crawl(
             with db.writer() as con:
                 db.run(
                     con,
-                    "crawl_windows_set",
+                    "crawl/windows_set",
                     {
                         "start_mjd": start,
                         "end_mjd": end,

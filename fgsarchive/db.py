@@ -10,18 +10,16 @@ opening with backoff for up to ``lock_timeout_s`` while another process holds th
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import random
-import re
 import time
 from collections.abc import Iterator, Mapping
-from importlib import resources
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+from . import sql
 from .config import Settings, parts_dir_for
 from .errors import ArchiveError, ArchiveLockedError, QueryError, SchemaVersionError
 from .storage import PartStore, part_name
@@ -32,28 +30,6 @@ SCHEMA_VERSION = 1
 # Parquet datasets exposed as views when present: frames, pointing and centroids by ingest;
 # fits, quickfits and photometry by the fitter.
 PARQUET_DATASETS = ("frames", "pointing", "centroids", "fits", "quickfits", "photometry")
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
-
-
-@functools.cache
-def sql_dir() -> Path:
-    """Folder of the SQL statements: inside the installed wheel, else the repository's ``sql/``."""
-    packaged = resources.files("fgsarchive") / "sql"
-    if packaged.is_dir():
-        return Path(str(packaged))
-    repo = Path(__file__).resolve().parent.parent / "sql"
-    if repo.is_dir():
-        return repo
-    raise ArchiveError("the SQL folder is missing from this installation of fgsarchive")
-
-
-@functools.cache
-def sql_text(name: str) -> str:
-    """The text of ``sql/<name>.sql``."""
-    path = sql_dir() / f"{name}.sql"
-    if not path.exists():
-        raise ArchiveError(f"no SQL statement named {name!r} in {sql_dir()}")
-    return path.read_text()
 
 
 def _is_lock_error(exc: Exception) -> bool:
@@ -94,31 +70,29 @@ class Database:
 
     # --- connections --------------------------------------------------------------------------
     def _prepare(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Create the per-connection TEMP views: Parquet datasets, then every views_*.sql."""
+        """Create the per-connection TEMP views: Parquet datasets, then every ``views/*.sql``."""
         for dataset in PARQUET_DATASETS:
             if self.parts.has_dataset(dataset):
                 self.create_parquet_view(con, dataset, dataset)
-        for path in sorted(sql_dir().glob("views_*.sql")):
+        for name in sql.names("views"):
             try:
-                con.execute(path.read_text())
+                con.execute(sql.text(name))
             except duckdb.Error as exc:  # a later stage's tables do not exist yet
-                log.debug("view file %s skipped: %s", path.name, str(exc).splitlines()[0])
+                log.debug("views %s skipped: %s", name, str(exc).splitlines()[0])
 
     def create_parquet_view(self, con: duckdb.DuckDBPyConnection, view: str, dataset: str) -> None:
-        if not _IDENTIFIER.match(view):
-            raise ArchiveError(f"invalid view name {view!r}")
-        glob = "'" + self.parts.glob(dataset).replace("'", "''") + "'"
-        template = f"parquet_view_{dataset}"
-        if not (sql_dir() / f"{template}.sql").exists():
-            template = "parquet_view"
+        template = f"core/parquet_view_{dataset}"
+        if template not in sql.statements():
+            template = "core/parquet_view"
         # Union by name only when the parts' schemas differ: it reads every part's footer here,
         # which took 0.4-0.8 s per dataset (4 s per connection) at 12k parts (20M frames).
-        union = "false" if self.parts.uniform_schema(dataset) else "true"
         con.execute(
-            sql_text(template)
-            .replace("{view}", view)
-            .replace("{glob}", glob)
-            .replace("{union_by_name}", union)
+            sql.render(
+                template,
+                view=view,
+                glob=sql.string_literal(self.parts.glob(dataset)),
+                union_by_name=not self.parts.uniform_schema(dataset),
+            )
         )
 
     @contextlib.contextmanager
@@ -149,7 +123,7 @@ class Database:
             # DuckDB shares one instance (and its settings) between the connections of a process
             # to one file: another sandboxed reader of this process locked them already. Go on
             # only if they are this very sandbox.
-            external, dirs = self.run(con, "sandbox_settings").fetchall()[0]
+            external, dirs = self.run(con, "core/sandbox_settings").fetchall()[0]
             if external or allowed not in [str(d) for d in dirs or []]:
                 raise ArchiveError(
                     f"cannot sandbox a query of {self.path}: its settings are locked otherwise"
@@ -159,7 +133,7 @@ class Database:
     def writer(self, *, views: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short read-write transaction: commit on success, roll back on error, then close.
 
-        ``views=True`` also creates the TEMP views (Parquet datasets, views_*.sql) for statements
+        ``views=True`` also creates the TEMP views (Parquet datasets, ``views/*.sql``) for statements
         that read them.
         """
         try:
@@ -197,17 +171,21 @@ class Database:
     # --- schema -------------------------------------------------------------------------------
     def _ensure_schema(self, con: duckdb.DuckDBPyConnection) -> None:
         # An older archive is refused before any DDL of this version touches it.
-        if self.run(con, "schema_info_exists").fetchall()[0][0]:
+        if self.run(con, "version/schema_info_exists").fetchall()[0][0]:
             self._check_version(con)
-        for path in sorted(sql_dir().glob("schema_*.sql")):
-            con.execute(path.read_text())
-        version = next(iter(self.run(con, "version_get", {"key": "schema_version"}).fetchall()), None)
+        for name in sql.names("schema"):
+            con.execute(sql.text(name))
+        version = next(
+            iter(self.run(con, "version/get", {"key": "schema_version"}).fetchall()), None
+        )
         if version is None:
-            self.run(con, "version_set", {"key": "schema_version", "value": str(SCHEMA_VERSION)})
+            self.run(con, "version/set", {"key": "schema_version", "value": str(SCHEMA_VERSION)})
 
     def _check_version(self, con: duckdb.DuckDBPyConnection) -> None:
         try:
-            row = next(iter(self.run(con, "version_get", {"key": "schema_version"}).fetchall()), None)
+            row = next(
+                iter(self.run(con, "version/get", {"key": "schema_version"}).fetchall()), None
+            )
         except duckdb.CatalogException as exc:
             raise SchemaVersionError(
                 f"{self.path} is not an fgsarchive archive (no schema_info table)"
@@ -242,7 +220,7 @@ class Database:
         with self.writer() as con:
             committed = {
                 part_name(row[0])
-                for row in self.run(con, "files_known").fetchall()
+                for row in self.run(con, "ingest/files_known").fetchall()
                 if row[1] == "ingested"
             }
         self.parts.recover(lambda part: part in committed)
@@ -255,7 +233,8 @@ class Database:
         params: Mapping[str, object] | None = None,
         **tables: pa.Table,
     ) -> duckdb.DuckDBPyConnection:
-        """Run ``sql/<name>.sql`` with bound parameters; Arrow ``tables`` are visible by name.
+        """Run the statement ``name`` (``"area/name"``, :mod:`fgsarchive.sql`) with bound
+        parameters; Arrow ``tables`` are visible by name.
 
         Returns the cursor: read it whole (``.fetchall()``, ``.fetchnumpy()``) -- DuckDB 2.0 refuses
         further work on a connection with a half-read result; use :meth:`arrow` for Arrow.
@@ -264,21 +243,19 @@ class Database:
         # a SELECT's result is fetched after run() returns and must still see them.
         for table_name, table in tables.items():
             con.register(table_name, table)
-        return con.execute(sql_text(name), dict(params) if params else None)
+        return con.execute(sql.text(name), dict(params) if params else None)
 
     @staticmethod
     def arrow(
         con: duckdb.DuckDBPyConnection, name: str, params: Mapping[str, object] | None = None
     ) -> pa.Table:
-        """Run the query ``sql/<name>.sql`` with bound parameters and return Arrow."""
-        return con.sql(sql_text(name), params=dict(params) if params else None).to_arrow_table()
+        """Run the query ``name`` (``"area/name"``) with bound parameters and return Arrow."""
+        return con.sql(sql.text(name), params=dict(params) if params else None).to_arrow_table()
 
     @staticmethod
     def count_rows(con: duckdb.DuckDBPyConnection, relation: str) -> int:
         """Row count of a table or view named by a plain identifier."""
-        if not _IDENTIFIER.match(relation):
-            raise ArchiveError(f"invalid relation name {relation!r}")
-        return int(con.execute(sql_text("count_rows").replace("{relation}", relation)).fetchall()[0][0])
+        return int(con.execute(sql.render("core/count_rows", relation=relation)).fetchall()[0][0])
 
     def query_arrow(self, name: str, params: Mapping[str, object] | None = None) -> pa.Table:
         """Run a named read-only statement and return Arrow."""

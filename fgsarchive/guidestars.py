@@ -97,8 +97,8 @@ def _store(db: Database, rows: list[dict[str, Any]]) -> None:
         return
     table = pa.Table.from_pylist(rows, schema=CATALOG_SCHEMA)
     with db.writer() as con:
-        db.run(con, "stars_delete", new_stars=table)
-        db.run(con, "stars_insert", new_stars=table)
+        db.run(con, "stars/delete", new_stars=table)
+        db.run(con, "stars/insert", new_stars=table)
 
 
 def lookup_stars(
@@ -119,7 +119,7 @@ def lookup_stars(
     if not db.path.exists():
         return report
     with db.reader() as con:
-        todo = db.run(con, "stars_todo", {"refresh": bool(refresh)}).fetchall()
+        todo = db.run(con, "stars/todo", {"refresh": bool(refresh)}).fetchall()
     catalog = client.config.gsc_catalog
     rows: list[dict[str, Any]] = []
     try:

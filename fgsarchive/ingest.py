@@ -250,8 +250,8 @@ def _commit(db: Database, rows: list[dict[str, object]], known: Container[str] =
         return
     table = pa.Table.from_pylist(rows, schema=FILES_SCHEMA)
     with db.writer() as con:
-        db.run(con, "files_delete", new_files=table)
-        db.run(con, "files_insert", new_files=table)
+        db.run(con, "ingest/files_delete", new_files=table)
+        db.run(con, "ingest/files_insert", new_files=table)
     for row in rows:
         name = str(row["file_name"])
         if row["status"] == "ingested":
@@ -325,7 +325,7 @@ def _ingest_paths(
     started = time.perf_counter()
     db.initialise()
     with db.reader() as con:
-        known = {r[0]: (r[1], r[2]) for r in db.run(con, "files_known").fetchall()}
+        known = {r[0]: (r[1], r[2]) for r in db.run(con, "ingest/files_known").fetchall()}
     report = IngestReport()
     todo: list[Path] = []
     seen: set[str] = set()

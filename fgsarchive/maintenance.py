@@ -10,16 +10,16 @@ def archive_checksums(
 ) -> dict[str, tuple[int, int]]:
     """``{relation: (rows, checksum)}``: equal archives have equal checksums, whatever the row order.
 
-    Each relation has its statement ``sql/checksum_<relation>.sql``; one that does not exist yet
+    Each relation has its statement ``checksum/<relation>`` (:mod:`fgsarchive.sql`); one that does not exist yet
     counts as ``(0, 0)``.
     """
     out: dict[str, tuple[int, int]] = {}
     with db.reader() as con:
-        names = {row[0] for row in db.run(con, "list_relations").fetchall()}
+        names = {row[0] for row in db.run(con, "core/list_relations").fetchall()}
         for relation in relations:
             if relation not in names:
                 out[relation] = (0, 0)
                 continue
-            rows, checksum = db.run(con, f"checksum_{relation}").fetchall()[0]
+            rows, checksum = db.run(con, f"checksum/{relation}").fetchall()[0]
             out[relation] = (int(rows), int(checksum))
     return out

@@ -2,9 +2,10 @@
 
 The archive's schema version is ``schema_info.schema_version``; this fgsarchive writes
 :data:`fgsarchive.db.SCHEMA_VERSION`. Opening an older archive fails with a message naming this
-command. :func:`migrate` applies the registered steps in order, each ``sql/migrate_<from>_to_<to>.sql``
-(DDL statements separated by ``;``), then records the new version, all in one transaction: a failure
-leaves the archive as it was, and running it again on an up-to-date archive changes nothing.
+command. :func:`migrate` applies the registered steps in order, each the statement
+``migrate/<from>_to_<to>`` of :mod:`fgsarchive.sql` (DDL separated by ``;``), then records the new
+version, all in one transaction: a failure leaves the archive as it was, and running it again on
+an up-to-date archive changes nothing.
 
 It also records the schemas of the Parquet parts of archives written before
 :func:`fgsarchive.storage.note_schema` existed, so their views stop reading every part's footer on
@@ -22,12 +23,13 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from .db import SCHEMA_VERSION, Database, sql_dir, sql_text
+from . import sql
+from .db import SCHEMA_VERSION, Database
 from .errors import ArchiveError, FgsArchiveError, SchemaVersionError
 from .storage import SCHEMAS, STAGING, note_schema
 
 #: from-version -> the SQL file of the step to from-version + 1
-STEPS: dict[int, str] = {0: "migrate_0_to_1"}
+STEPS: dict[int, str] = {0: "migrate/0_to_1"}
 VERSION_KEY = "schema_version"
 
 
@@ -47,7 +49,7 @@ class MigrationReport:
 
 def _statements(name: str) -> list[str]:
     """The statements of a step file (``;``-separated; ``--`` comments dropped)."""
-    text = "\n".join(line.split("--", 1)[0] for line in sql_text(name).splitlines())
+    text = "\n".join(line.split("--", 1)[0] for line in sql.text(name).splitlines())
     return [s.strip() for s in text.split(";") if s.strip()]
 
 
@@ -55,18 +57,18 @@ def check_steps() -> None:
     """Every version below SCHEMA_VERSION has a step, and each step's SQL file exists."""
     for version in range(SCHEMA_VERSION):
         name = STEPS.get(version)
-        if name is None or not (sql_dir() / f"{name}.sql").exists():
+        if name is None or name not in sql.statements():
             raise ArchiveError(f"fgsarchive has no migration step from schema version {version}")
 
 
 def migrate(db: Database, *, parts: bool = True) -> MigrationReport:
     """Bring ``db`` to :data:`SCHEMA_VERSION`; record part schemas (``parts``). Idempotent."""
     with db.migration() as con:
-        if not db.run(con, "schema_info_exists").fetchall()[0][0]:
+        if not db.run(con, "version/schema_info_exists").fetchall()[0][0]:
             raise SchemaVersionError(
                 f"{db.path} is not an fgsarchive archive (no schema_info table)"
             )
-        rows = db.run(con, "version_get", {"key": VERSION_KEY}).fetchall()
+        rows = db.run(con, "version/get", {"key": VERSION_KEY}).fetchall()
         found = int(rows[0][0]) if rows else 0
         report = MigrationReport(found, found)
         if found > SCHEMA_VERSION:
@@ -86,7 +88,7 @@ def migrate(db: Database, *, parts: bool = True) -> MigrationReport:
                 con.execute(statement)
             version += 1
             params = {"key": VERSION_KEY, "value": str(version)}
-            db.run(con, "version_update" if rows else "version_set", params)
+            db.run(con, "version/update" if rows else "version/set", params)
             rows = [(str(version),)]
             report.steps.append(name)
         report.to_version = version

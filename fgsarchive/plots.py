@@ -26,6 +26,7 @@ import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
 
+from . import sql
 from .archive import Archive, NotComputedError, describe_selection
 from .errors import SelectionError, UsageError
 
@@ -554,11 +555,7 @@ def _events_for(
             )
         prev = f["gs_id"]
     if "pointing" in tables:
-        hga = arc.sql(
-            "SELECT time_mjd, hga_motion FROM pointing WHERE list_contains($files, file_name) "
-            "ORDER BY time_mjd",
-            files=files["file_name"].to_list(),
-        )
+        hga = arc.sql(sql.text("plots/hga_motion"), files=files["file_name"].to_list())
         if not hga.is_empty():
             moving = hga["hga_motion"].cast(pl.String).str.strip_chars().str.to_uppercase()
             flag = moving.is_in(["0", "MOVING"]).to_numpy()

@@ -42,7 +42,7 @@ __all__ = [
     "fetch_telemetry",
     "plan_windows",
     "simulated_edb",
-    "telemetry_spans",
+    "telemetry/spans",
 ]
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ def telemetry_spans(
         return []
     pad = pad_s / 86400.0
     with db.reader() as con:
-        rows = db.run(con, "telemetry_spans", {"program": program}).fetchall()
+        rows = db.run(con, "telemetry/spans", {"program": program}).fetchall()
     return _merge([(r[2] - pad, r[3] + pad) for r in rows if r[3] >= r[2]])
 
 
@@ -185,11 +185,11 @@ def _store(db: Database, rows: list[dict[str, Any]], windows: list[dict[str, Any
     with db.writer() as con:
         if rows:
             table = pa.Table.from_pylist(rows, schema=ROWS_SCHEMA)
-            db.run(con, "telemetry_unbracket", new_rows=table)
-            db.run(con, "telemetry_insert", new_rows=table)
+            db.run(con, "telemetry/unbracket", new_rows=table)
+            db.run(con, "telemetry/insert", new_rows=table)
         db.run(
             con,
-            "telemetry_windows_insert",
+            "telemetry/windows_insert",
             new_windows=pa.Table.from_pylist(windows, schema=WINDOWS_SCHEMA),
         )
 
@@ -223,7 +223,7 @@ def fetch_telemetry(
         for name in names:
             covered = [
                 (r[0], r[1])
-                for r in db.run(con, "telemetry_windows_get", {"mnemonic": name}).fetchall()
+                for r in db.run(con, "telemetry/windows_get", {"mnemonic": name}).fetchall()
             ]
             plans[name] = plan_windows(needed, covered, window_s)
             full = len(plan_windows(needed, (), window_s))
@@ -295,18 +295,18 @@ def derive_events(
         return {}
     params_edb = {"pad_days": pad_s / 86400.0}
     with db.writer(views=True) as con:
-        db.run(con, "events_delete", {"kinds": list(DERIVED_KINDS)})
-        db.run(con, "events_hga_move", params_edb)
+        db.run(con, "events/delete", {"kinds": list(DERIVED_KINDS)})
+        db.run(con, "events/hga_move", params_edb)
         db.run(
             con,
-            "events_filter_wheel_move",
+            "events/filter_wheel_move",
             {**params_edb, "threshold_a": threshold_a, "max_gap_days": max_gap_s / 86400.0},
         )
-        db.run(con, "events_file_boundary")
-        db.run(con, "events_guide_star_change")
+        db.run(con, "events/file_boundary")
+        db.run(con, "events/guide_star_change")
         if db.parts.has_dataset("pointing"):
-            db.run(con, "events_hga_motion_pointing")
-        counts = dict(db.run(con, "events_counts").fetchall())
+            db.run(con, "events/hga_motion_pointing")
+        counts = dict(db.run(con, "events/counts").fetchall())
     return {kind: int(counts.get(kind, 0)) for kind in DERIVED_KINDS}
 
 

@@ -7,7 +7,7 @@ The archive is built in three increments (1/4, 1/4 and 1/2 of --frames: 5M, 10M 
 the default). Each increment is simulated (``simulate_archive``, varied program sizes), ingested
 (``fgsarchive ingest --from DIR --no-fit``), fitted (``fgsarchive fit``) and, when
 ``fgsarchive.analysis.run.run_all_analyses`` exists, analysed; then five cross-program queries
-(``sql/bench_*.sql``) are timed through ``Archive(path).sql`` (the sandboxed user path).
+(``scripts/sql/bench_*.sql``) are timed through ``Archive(path).sql`` (the sandboxed user path).
 
 Every stage runs in its own subprocess. Its peak memory is reported twice: ``ru_maxrss`` from
 ``wait4`` (the largest single process of the stage's tree that was waited for) and the largest sum of
@@ -48,6 +48,8 @@ STAGE_COLUMNS = [
     "exit",
 ]
 QUERY_REPEATS = 3
+#: The timed queries, one file each (``bench_<query>.sql``), run as a user would with Archive.sql.
+BENCH_SQL = Path(__file__).resolve().parent / "sql"
 NAMES = {
     "guide_star_summary": "per-guide-star summary, all frames",
     "visit_lightcurve": "binned light curve of one visit (10 s)",
@@ -137,6 +139,11 @@ def stage_simulate(
         shutil.rmtree(prog, ignore_errors=True)
 
 
+def bench_query(name: str) -> str:
+    """The text of the benchmark query ``scripts/sql/<name>.sql``."""
+    return (BENCH_SQL / f"{name}.sql").read_text()
+
+
 def stage_analyses(db_path: str) -> None:
     from fgsarchive.analysis.run import run_all_analyses
     from fgsarchive.db import Database
@@ -147,8 +154,6 @@ def stage_analyses(db_path: str) -> None:
 def stage_queries(db_path: str, out_json: str) -> None:
     """Time each bench query: first call (new connection, cold plan) and the median of repeats."""
     from fgsarchive.archive import Archive
-    from fgsarchive.db import sql_text
-
     arc = Archive(db_path)
     tables = arc.tables()
     results: dict[str, dict] = {}
@@ -198,7 +203,7 @@ def stage_queries(db_path: str, out_json: str) -> None:
         try:
             for _ in range(QUERY_REPEATS):
                 t = time.perf_counter()
-                df = arc.sql(sql_text(sql_name), **params)
+                df = arc.sql(bench_query(sql_name), **params)
                 times.append(time.perf_counter() - t)
                 rows = df.height
         except Exception as exc:  # report, do not stop the benchmark

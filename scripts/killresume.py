@@ -231,11 +231,10 @@ def code_fingerprint() -> str:
     import hashlib
 
     import fgsarchive
-    from fgsarchive.db import sql_dir
 
     digest = hashlib.sha1()
     root = Path(fgsarchive.__file__).parent
-    for path in sorted([*root.rglob("*.py"), *sql_dir().glob("*.sql")]):
+    for path in sorted([*root.rglob("*.py"), *root.rglob("*.sql")]):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]

@@ -134,7 +134,7 @@ def test_bad_inputs_before_fitting(archive):
     res = _runner_invoke(db, "anomalies")
     assert res.exit_code == 2 and "fgsarchive fit" in res.output
     with db.reader() as con:
-        names = {r[0] for r in db.run(con, "list_relations").fetchall()}
+        names = {r[0] for r in db.run(con, "core/list_relations").fetchall()}
     assert not {"periodogram_peaks", "anomalies", "instrumental_lines"} & names
 
 

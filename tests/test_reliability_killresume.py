@@ -213,7 +213,7 @@ def test_killed_forced_reingest_loses_nothing_and_keeps_nothing_stale(
             "run",
             staticmethod(
                 lambda con, name, *a, **k: (
-                    die() if name == "files_delete" else original(con, name, *a, **k)
+                    die() if name == "ingest/files_delete" else original(con, name, *a, **k)
                 )
             ),
         )

@@ -8,12 +8,12 @@
 * :func:`run_variables` -- variability statistics and rank of every guide star over all its visits
   and programs (``variability``).
 * :func:`visit_summary`, :func:`anomalies_with_telemetry`, :func:`lightcurve_binned` -- the SQL
-  views / statements of ``sql/views_analysis.sql`` and ``sql/analysis_lightcurve_binned.sql`` as
+  views / statements of ``fgsarchive/sql/views/analysis.sql`` and ``fgsarchive/sql/analysis/lightcurve_binned.sql`` as
   polars.
 
 Reading is done on one read-only connection; each analysis writes its results in one short
 write transaction at the end (nothing is written when it fails). Every statement lives in
-``sql/analysis_*.sql``. The rules (grouping, masking, noise model) are written up in
+``fgsarchive/sql/analysis/*.sql``. The rules (grouping, masking, noise model) are written up in
 docs/analyses.md, "Running the analyses on the archive".
 """
 
@@ -113,7 +113,7 @@ def _table(db: Database, con, name: str, params: dict | None = None) -> pl.DataF
 
 
 def _exists(db: Database, con, name: str) -> bool:
-    return bool(db.run(con, "analysis_relation_exists", {"name": name}).fetchall()[0][0])
+    return bool(db.run(con, "analysis/relation_exists", {"name": name}).fetchall()[0][0])
 
 
 def _fit_command(program: int | None) -> str:
@@ -126,7 +126,7 @@ def _fit_command(program: int | None) -> str:
 def _fg_files(
     db: Database, con, program: int | None = None, gs_id: str | None = None
 ) -> pl.DataFrame:
-    return _table(db, con, "analysis_fg_files", {"program": program, "gs_id": gs_id})
+    return _table(db, con, "analysis/fg_files", {"program": program, "gs_id": gs_id})
 
 
 def _no_files_error(program: int | None) -> SelectionError:
@@ -154,7 +154,7 @@ def _fitted_files(
         raise NotFittedError(
             f"{_what(program)} has no fits yet: run `{_fit_command(program)}` first"
         )
-    fitted = _table(db, con, "analysis_fitted_files", {"program": program})
+    fitted = _table(db, con, "analysis/fitted_files", {"program": program})
     have = files.join(fitted.select("file_name"), on="file_name", how="semi")
     if have.is_empty():
         raise NotFittedError(
@@ -195,7 +195,7 @@ def load_series(
     photometry: bool = True,
     mask: bool = True,
 ) -> pl.DataFrame:
-    """Per-frame series of ``files`` (rows of ``analysis_fg_files``), sorted by time.
+    """Per-frame series of ``files`` (rows of ``analysis/fg_files``), sorted by time.
 
     Columns: file_name, frame, time_mjd, flux (frames), the Gaussian parameters and ``status``
     (``fits``, newest fit_version of each file), background, flux_r2, flux_opt, n_opt_pixels
@@ -204,11 +204,11 @@ def load_series(
     (``status != 0``) is NaN. Missing values are NaN too (a file without photometry, ...).
     """
     parts = []
-    datasets = {"analysis_frames": _FRAME_DATASET}
+    datasets = {"analysis/frames": _FRAME_DATASET}
     if fits:
-        datasets["analysis_fits"] = _FIT_DATASET
+        datasets["analysis/fits"] = _FIT_DATASET
     if photometry:
-        datasets["analysis_photometry"] = _PHOT_DATASET
+        datasets["analysis/photometry"] = _PHOT_DATASET
     for (prog,), sel in files.group_by("program", maintain_order=True):
         df = None
         for statement, dataset in datasets.items():
@@ -614,7 +614,7 @@ def instrumental_min_stars(n_stars: int) -> int:
 
 def _learn_lines(db: Database, con) -> tuple[pl.DataFrame, int]:
     """Instrumental lines from all peaks of the archive (see :func:`line_contrast`)."""
-    peaks = _table(db, con, "analysis_peaks_all")
+    peaks = _table(db, con, "analysis/peaks_all")
     n_stars = peaks["gs_id"].n_unique() if peaks.height else 0
     min_stars = instrumental_min_stars(n_stars)
     peaks = peaks.filter(pl.col("n_cycles") >= LINE_MIN_CYCLES)
@@ -703,7 +703,7 @@ def run_periodograms(
             groups_total = sum(len(_groups(u, by)) for u in units)
             done, results = 0, []
             intervals = (
-                _table(db, con, "analysis_anomaly_intervals")
+                _table(db, con, "analysis/anomaly_intervals")
                 if _exists(db, con, "anomalies")
                 else None
             )
@@ -743,24 +743,24 @@ def run_periodograms(
         )
     peaks = pl.concat(results)
     with db.writer() as con:
-        db.run(con, "analysis_create_periodogram")
+        db.run(con, "analysis/create_periodogram")
         db.run(
             con,
-            "analysis_peaks_delete",
+            "analysis/peaks_delete",
             {"program": program, "grouped_by": by, "parameters": params},
         )
-        db.run(con, "analysis_peaks_insert", new_peaks=peaks.to_arrow())
+        db.run(con, "analysis/peaks_insert", new_peaks=peaks.to_arrow())
         lines, n_stars = _learn_lines(db, con)
-        db.run(con, "analysis_lines_delete")
+        db.run(con, "analysis/lines_delete")
         if lines.height:
-            db.run(con, "analysis_lines_insert", new_lines=lines.to_arrow())
+            db.run(con, "analysis/lines_insert", new_lines=lines.to_arrow())
         labels = lines.select(
             "line_id",
             "frequency_hz",
             (pl.col("frequency_hz") * (1 - INSTRUMENTAL_REL_TOL)).alias("lo_hz"),
             (pl.col("frequency_hz") * (1 + INSTRUMENTAL_REL_TOL)).alias("hi_hz"),
         )
-        db.run(con, "analysis_peaks_label", labels=labels.to_arrow())
+        db.run(con, "analysis/peaks_label", labels=labels.to_arrow())
         _log_run(
             db,
             con,
@@ -805,7 +805,7 @@ def _log_run(
 ) -> None:
     db.run(
         con,
-        "analysis_runs_insert",
+        "analysis/runs_insert",
         {
             "analysis": analysis,
             "program": program,
@@ -960,7 +960,7 @@ def _condition_for_periodogram(
 
     Aperture fluxes (``DECORRELATED_FLUXES``) are decorrelated from the pointing and the PSF
     widths (``_decorrelate_pointing``).
-    With the guide star's ``anomalies`` (rows of ``analysis_anomaly_intervals``): frames inside
+    With the guide star's ``anomalies`` (rows of ``analysis/anomaly_intervals``): frames inside
     its transients (drops, excursions, jitter bursts, ...) are masked, and the series is cut at
     the steps seen in a parameter of its family (a centroid jump cuts x_mean and y_mean), each
     piece of a file shifted to the file's median level -- unless the transients would mask more
@@ -1028,7 +1028,7 @@ def _anomaly_series(rows: pl.DataFrame) -> dict[str, np.ndarray]:
 def _events_available(db: Database, con, program: int | None) -> bool:
     if not _exists(db, con, "events"):
         return False
-    return int(db.run(con, "analysis_events_count", {"program": program}).fetchall()[0][0]) > 0
+    return int(db.run(con, "analysis/events_count", {"program": program}).fetchall()[0][0]) > 0
 
 
 def run_anomalies(
@@ -1092,7 +1092,7 @@ def run_anomalies(
                     ev = _table(
                         db,
                         con,
-                        "analysis_events",
+                        "analysis/events",
                         {
                             "program": int(first["program"]),
                             "start_mjd": t0 - pad,
@@ -1129,10 +1129,10 @@ def run_anomalies(
     table = pl.concat(results) if results else pl.DataFrame(schema=_ANOMALY_COLUMNS)
     table = table.sort("start_mjd")
     with db.writer() as con:
-        db.run(con, "analysis_create_anomalies")
-        db.run(con, "analysis_anomalies_delete", {"program": program})
+        db.run(con, "analysis/create_anomalies")
+        db.run(con, "analysis/anomalies_delete", {"program": program})
         if table.height:
-            db.run(con, "analysis_anomalies_insert", new_anomalies=table.to_arrow())
+            db.run(con, "analysis/anomalies_insert", new_anomalies=table.to_arrow())
         _log_run(
             db,
             con,
@@ -1288,14 +1288,14 @@ def run_variables(
             raise _no_files_error(None)
         files = files.filter(pl.col("gs_id").is_not_null())
         lines = (
-            _table(db, con, "analysis_lines") if _exists(db, con, "instrumental_lines") else None
+            _table(db, con, "analysis/lines") if _exists(db, con, "instrumental_lines") else None
         )
         if lines is not None and lines.is_empty():
             lines = None
         intervals = steps = None
         if _exists(db, con, "anomalies"):
             intervals, steps = _instrumental_anomalies(
-                _table(db, con, "analysis_anomaly_intervals"), mask
+                _table(db, con, "analysis/anomaly_intervals"), mask
             )
         elif mask != "none":
             warn(
@@ -1337,9 +1337,9 @@ def run_variables(
     cols = {**VARIABILITY_SCHEMA, "flux_source": pl.String, "programs": pl.List(pl.Int32)}
     table = table.select([pl.col(c).cast(t) for c, t in cols.items()])
     with db.writer() as con:
-        db.run(con, "analysis_create_variability")
-        db.run(con, "analysis_variability_delete")
-        db.run(con, "analysis_variability_insert", new_variability=table.to_arrow())
+        db.run(con, "analysis/create_variability")
+        db.run(con, "analysis/variability_delete")
+        db.run(con, "analysis/variability_insert", new_variability=table.to_arrow())
         _log_run(
             db,
             con,
@@ -1370,7 +1370,7 @@ def visit_summary(db: Database, program: int | None = None) -> pl.DataFrame:
             raise NotFittedError(
                 f"{_what(program)} has no fits yet: run `{_fit_command(program)}` first"
             )
-        df = _table(db, con, "analysis_visit_summary", {"program": program})
+        df = _table(db, con, "analysis/visit_summary", {"program": program})
     if df.is_empty() and program is not None:
         raise _no_files_error(program)
     return df
@@ -1384,11 +1384,11 @@ def anomalies_with_telemetry(db: Database, program: int | None = None) -> pl.Dat
             if not _exists(db, con, "anomalies"):
                 raise SelectionError("anomalies not computed yet: run `fgsarchive anomalies`")
             raise SelectionError("the events table is missing: run `fgsarchive events`")
-        return _table(db, con, "analysis_anomalies_with_telemetry", {"program": program})
+        return _table(db, con, "analysis/anomalies_with_telemetry", {"program": program})
 
 
 def lightcurve_binned(db: Database, gs_id: str, bin_s: float = 10.0) -> pl.DataFrame:
-    """Binned light curve of one guide star over all its visits (``analysis_lightcurve_binned.sql``):
+    """Binned light curve of one guide star over all its visits (``analysis/lightcurve_binned.sql``):
     per visit and ``bin_s``-second bin, time_mjd, n_frames, flux and flux_err (frames), flux_opt,
     flux_opt_err and background (photometry), x/y_mean, x/y_stddev, amplitude (converged fits)."""
     if not bin_s > 0:
@@ -1399,5 +1399,5 @@ def lightcurve_binned(db: Database, gs_id: str, bin_s: float = 10.0) -> pl.DataF
         if not (db.parts.has_dataset(_FIT_DATASET) and db.parts.has_dataset(_PHOT_DATASET)):
             raise NotFittedError("the archive has no fits yet: run `fgsarchive fit` first")
         return _table(
-            db, con, "analysis_lightcurve_binned", {"gs_id": gs_id, "bin_s": float(bin_s)}
+            db, con, "analysis/lightcurve_binned", {"gs_id": gs_id, "bin_s": float(bin_s)}
         )

@@ -263,11 +263,11 @@ def archive_status(archive) -> dict[str, object]:
 
     db: Database = archive
     with db.reader() as con:
-        programs = db.arrow(con, "status_programs").to_pylist()
-        files = db.arrow(con, "status_files").to_pylist()
-        failed = db.arrow(con, "status_failed").to_pylist()
+        programs = db.arrow(con, "status/programs").to_pylist()
+        files = db.arrow(con, "status/files").to_pylist()
+        failed = db.arrow(con, "status/failed").to_pylist()
         tables: dict[str, int] = {}
-        names = [r[0] for r in db.run(con, "list_relations").fetchall()]
+        names = [r[0] for r in db.run(con, "core/list_relations").fetchall()]
         for name in sorted(set(names)):
             if name in ("schema_info",):
                 continue

@@ -154,7 +154,7 @@ def fit_file(task: FitTask) -> dict[str, pa.Table]:
 
 def _plan(db: Database, program: int | None, what: Sequence[str], fit_version: int) -> tuple[list[FitTask], int]:
     with db.reader() as con:
-        rows = db.run(con, "fit_candidates", {"program": program}).fetchall()
+        rows = db.run(con, "fit/candidates", {"program": program}).fetchall()
     if program is not None and not rows:
         raise SelectionError(
             f"program {program} has no ingested fine-guide frames: run `fgsarchive ingest {program}` first"
