@@ -42,7 +42,7 @@ __all__ = [
     "fetch_telemetry",
     "plan_windows",
     "simulated_edb",
-    "telemetry/spans",
+    "telemetry_spans",
 ]
 
 log = logging.getLogger(__name__)
