@@ -10,7 +10,7 @@ Three entry points:
   interrupted crawl resume without repeating finished work.
 * :func:`serve_and_ingest` -- the demo hook: the whole real path against the loopback MAST server.
 
-State lives in the archive (``sql/schema_crawl.sql``): ``mast_files`` keeps every MAST row (as JSON)
+State lives in the archive (``fgsarchive/sql/schema/crawl.sql``): ``mast_files`` keeps every MAST row (as JSON)
 and what became of its file: ``listed`` -> ``downloaded`` -> ``ingested``, or ``failed``,
 ``unsafe`` (a name that is not a plain guider file name: never written), ``auth`` (refused: token
 missing, expired or without rights). The MAST token is never stored, printed or logged.

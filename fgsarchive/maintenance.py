@@ -10,8 +10,8 @@ def archive_checksums(
 ) -> dict[str, tuple[int, int]]:
     """``{relation: (rows, checksum)}``: equal archives have equal checksums, whatever the row order.
 
-    Each relation has its statement ``checksum/<relation>`` (:mod:`fgsarchive.sql`); one that does not exist yet
-    counts as ``(0, 0)``.
+    Each relation has its statement ``checksum/<relation>`` (:mod:`fgsarchive.sql`); a relation
+    that does not exist yet counts as ``(0, 0)``.
     """
     out: dict[str, tuple[int, int]] = {}
     with db.reader() as con:
