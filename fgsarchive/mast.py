@@ -44,6 +44,7 @@ import requests.adapters
 from . import __version__
 from .config import DEFAULT_GSC_URL, DEFAULT_MAST_URL
 from .errors import ExitCode, FgsArchiveError
+from .names import looks_like_guider_file
 
 __all__ = [
     "ALL_EXP_TYPES",
@@ -215,13 +216,6 @@ class MastConfig:
 # Product names
 # --------------------------------------------------------------------------------------------------
 
-# Strict, ASCII-only, whole-string grammar of guider products we accept from MAST (docs §1.2).
-_SAFE_NAME = re.compile(
-    r"jw\d{11}_gs-"
-    r"(?:(?:acq1|acq2|track|fg)_\d{13}(?:-seg\d{3})?|id_\d{1,3}_(?:image|stacked))"
-    r"_(?:cal|uncal)\.fits",
-    re.ASCII,
-)
 _MAX_NAME_LEN = 64
 
 
@@ -247,7 +241,7 @@ def validate_product_name(name: object) -> str:
         raise UnsafeFileNameError(name, "is an absolute path")
     if len(name) > _MAX_NAME_LEN:
         raise UnsafeFileNameError(name, f"longer than {_MAX_NAME_LEN} characters")
-    if not _SAFE_NAME.fullmatch(name):
+    if not looks_like_guider_file(name):  # the strict, ASCII-only grammar of names.py
         raise UnsafeFileNameError(name, "does not follow the guider file-name grammar")
     return name
 

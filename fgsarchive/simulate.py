@@ -46,7 +46,6 @@ from scipy.signal import lfilter
 
 __all__ = [
     "PIXEL_SCALE_ARCSEC",
-    "GUIDER_NAME_RE",
     "FluxDrop",
     "CentroidJump",
     "PsfWidthChange",
@@ -81,14 +80,6 @@ __all__ = [
 
 #: FGS plate scale [arcsec / pixel].
 PIXEL_SCALE_ARCSEC = 0.069
-
-#: Guider file-name grammar (jwql ``filename_parser`` + segment + product suffix).
-GUIDER_NAME_RE = re.compile(
-    r"^jw(?P<program>\d{5})(?P<observation>\d{3})(?P<visit>\d{3})"
-    r"_gs-(?P<mode>id|acq1|acq2|track|fg)"
-    r"_(?:(?P<stamp>\d{13})(?:-seg(?P<segment>\d{3}))?|(?P<attempt>\d{1,3})_(?P<kind>image|stacked))"
-    r"_(?P<suffix>uncal|cal)\.fits$"
-)
 
 _SECONDS_PER_DAY = 86400.0
 _MJD_ZERO = datetime(1858, 11, 17)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import warnings
 from pathlib import Path
 
@@ -16,17 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fgsarchive import simulate as sim
+from fgsarchive.names import parse_product_name  # the grammar of fgs-data-format.md §1.2
 
 stdatamodels = pytest.importorskip("stdatamodels.jwst.datamodels")
 GuiderCalModel = stdatamodels.GuiderCalModel
 
-# §1.2 of fgs-data-format.md (jwql filename_parser) + segment + product suffix
-GUIDER_RE = re.compile(
-    r"jw(?P<program_id>\d{5})(?P<observation>\d{3})(?P<visit>\d{3})"
-    r"_gs-(?P<guider_mode>(id|acq1|acq2|track|fg))"
-    r"_((?P<date_time>\d{13})|(?P<guide_star_attempt_id>\d{1,3}))"
-    r"(-seg(?P<segment>\d{3}))?"
-)
 
 DROP = sim.FluxDrop(start_s=30.0, duration_s=20.0, depth=0.25, observation=1, visit=1)
 
@@ -131,14 +124,14 @@ def test_names_grammar_and_stamp(
     prog: sim.SimulatedProgram, seg_prog: sim.SimulatedProgram
 ) -> None:
     for path in prog.files + seg_prog.files:
-        m = GUIDER_RE.match(path.name)
+        m = parse_product_name(path.name)
         assert m, path.name
         hdr = fits.getheader(path)
-        assert int(m["program_id"]) == int(hdr["PROGRAM"])
-        assert m["observation"] == hdr["OBSERVTN"] and m["visit"] == hdr["VISIT"]
-        if m["segment"] is None and m["date_time"]:
+        assert m.program == int(hdr["PROGRAM"])
+        assert f"{m.observation:03d}" == hdr["OBSERVTN"] and f"{m.visit:03d}" == hdr["VISIT"]
+        if m.segment is None and m.stamp:
             stamp = Time(hdr["DATAEND"], format="mjd", scale="utc").strftime("%Y%j%H%M%S")
-            assert m["date_time"] == stamp
+            assert m.stamp == stamp
             assert Time(hdr["DATAEND"], format="mjd").isot[:23] == hdr["DATE-END"]
 
 
@@ -261,7 +254,7 @@ def test_segments(seg_prog: sim.SimulatedProgram) -> None:
         "-seg002_cal.fits",
         "-seg003_cal.fits",
     ]
-    stamps = {GUIDER_RE.match(f.name)["date_time"] for f in files}
+    stamps = {parse_product_name(f.name).stamp for f in files}
     assert len(stamps) == 1
     hdrs = [fits.getheader(f) for f in files]
     last_end = Time(hdrs[-1]["DATAEND"], format="mjd").strftime("%Y%j%H%M%S")
@@ -290,7 +283,7 @@ def test_other_products(prog: sim.SimulatedProgram, tmp_path: Path) -> None:
     others = [p for p in prog.files if "_gs-fg_" not in p.name]
     assert len(others) == 6
     for p in others:
-        mode = GUIDER_RE.match(p.name)["guider_mode"]
+        mode = parse_product_name(p.name).product
         with _open_model(p) as m:
             assert m.data.shape == shapes[mode]
             assert m.dq.shape == shapes[mode][1:]

@@ -45,6 +45,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
+from ..names import looks_like_guider_file, parse_product_name
+
 __all__ = ["FAULT_KINDS", "GSC_COLUMNS", "FaultPlan", "MastTestServer"]
 
 logger = logging.getLogger(__name__)
@@ -85,12 +87,6 @@ GSC_COLUMNS = (
     "sourceStatus",
     "mag",
     "objID",
-)
-_NAME = re.compile(
-    r"jw(?P<program>\d{5})(?P<obs>\d{3})(?P<visit>\d{3})_gs-"
-    r"(?:(?P<mode>acq1|acq2|track|fg)_\d{13}(?:-seg\d{3})?|id_\d{1,3}_(?:image|stacked))"
-    r"_(?P<suffix>cal|uncal)\.fits",
-    re.ASCII,
 )
 _EDB_NAME = re.compile(r"([A-Za-z0-9_]+)-(\d{8}T\d{6})-(\d{8}T\d{6})\.csv", re.ASCII)
 _MJD_EPOCH = datetime(1858, 11, 17)
@@ -727,7 +723,7 @@ class MastTestServer:
             return {}
         found: dict[str, Path] = {}
         for path in sorted(self.products_dir.rglob("jw*_gs-*.fits")):
-            if _NAME.fullmatch(path.name) and path.is_file():
+            if looks_like_guider_file(path.name) and path.is_file():
                 found.setdefault(path.name, path)
         with self._lock:
             cache = dict(self._products)
@@ -761,11 +757,11 @@ class MastTestServer:
 
             with fits.open(path, memmap=False) as hdul:
                 header = dict(hdul[0].header)
-        m = _NAME.fullmatch(path.name)
+        m = parse_product_name(path.name)
         assert m is not None
-        program = str(header.get("PROGRAM") or m["program"])
-        observtn = str(header.get("OBSERVTN") or m["obs"])
-        visit = str(header.get("VISIT") or m["visit"])
+        program = str(header.get("PROGRAM") or f"{m.program:05d}")
+        observtn = str(header.get("OBSERVTN") or f"{m.observation:03d}")
+        visit = str(header.get("VISIT") or f"{m.visit:03d}")
         start, end = _clean(header.get("DATASTRT")), _clean(header.get("DATAEND"))
         detector = header.get("DETECTOR")
         apername = header.get("APERNAME")
@@ -775,7 +771,7 @@ class MastTestServer:
             guider = str(apername)[3]
         else:
             guider = "1"
-        suffix = m["suffix"]
+        suffix = m.suffix
         visit_id = f"{int(program):05d}{int(observtn):03d}{int(visit):03d}"
         row: dict[str, Any] = {
             "ArchiveFileID": int(hashlib.sha1(path.name.encode()).hexdigest()[:8], 16),
@@ -842,15 +838,15 @@ class MastTestServer:
         )
 
     def _download(self, h: _Handler, entry: dict[str, Any], name: str) -> None:
-        m = _NAME.fullmatch(name)
-        if not m:
+        m = parse_product_name(name)
+        if m is None or not looks_like_guider_file(name):
             raise _Reply(404, "Not Found")
         products = self._scan()
         product = products.get(name)
         if product is None:
             raise _Reply(404, "Not Found")
         self._count("by_file", sub=name)
-        if self._restricted(int(m["program"])) and not self._authorized(h):
+        if self._restricted(m.program) and not self._authorized(h):
             raise _Reply(401, "Unauthorized: this product is exclusive access")
         kind = self._fault("download", name, entry)
         if self._apply_status_fault(h, entry, kind):
