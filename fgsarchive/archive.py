@@ -23,6 +23,7 @@ from typing import Any
 import polars as pl
 
 from . import sql
+from .choices import FIT_PARAMETERS
 from .config import Settings
 from .db import Database, run_user_query
 from .errors import ExitCode, FgsArchiveError, SelectionError, UsageError
@@ -50,11 +51,10 @@ FILLED_BY: dict[str, str] = {
     "variability": "fgsarchive variables",
 }
 
-_FIT_PARAMETERS = ("amplitude", "x_mean", "y_mean", "x_stddev", "y_stddev", "theta", "offset")
 #: Time-series columns beyond ``time_mjd, file_name, frame, gs_id, flux``: name -> (dataset, column).
 TIMESERIES_COLUMNS: dict[str, tuple[str, str]] = {
-    **{name: ("fits", name) for name in _FIT_PARAMETERS},
-    **{f"{name}_err": ("fits", f"{name}_err") for name in _FIT_PARAMETERS},
+    **{name: ("fits", name) for name in FIT_PARAMETERS},
+    **{f"{name}_err": ("fits", f"{name}_err") for name in FIT_PARAMETERS},
     "chi2": ("fits", "chi2"),
     "n_iter": ("fits", "n_iter"),
     "status": ("fits", "status"),
@@ -70,7 +70,7 @@ TIMESERIES_COLUMNS: dict[str, tuple[str, str]] = {
     "quick_flux": ("quickfits", "flux"),
 }
 #: Columns returned when ``columns=None``: those of the tables that exist.
-DEFAULT_COLUMNS: tuple[str, ...] = (*_FIT_PARAMETERS, "background", "flux_opt")
+DEFAULT_COLUMNS: tuple[str, ...] = (*FIT_PARAMETERS, "background", "flux_opt")
 _ALIAS = {"fits": "ft", "photometry": "ph", "quickfits": "qf"}
 _UNMASKED = {"status", "n_iter", "chi2"}
 _BASE_COLUMNS = ("time_mjd", "file_name", "frame", "gs_id", "flux")

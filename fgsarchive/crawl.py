@@ -35,6 +35,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from .clock import utcnow
 from .config import Settings
 from .db import Database
 from .errors import UsageError
@@ -164,11 +165,7 @@ def parse_date(text: str | float, label: str = "date") -> float:
 
 
 def _now_mjd() -> float:
-    return (dt.datetime.now(dt.UTC).replace(tzinfo=None) - _MJD_EPOCH).total_seconds() / 86400.0
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    return (utcnow() - _MJD_EPOCH).total_seconds() / 86400.0
 
 
 def _env_number(name: str, kind: type = float) -> Any:
@@ -309,7 +306,7 @@ def _record_rows(
     window: tuple[float, float, str, int] | None = None,
 ) -> None:
     """Upsert MAST rows (and rejected rows) into mast_files, and a window state, in one transaction."""
-    now = _utcnow()
+    now = utcnow()
     records: dict[str, dict[str, Any]] = {}
     for row in rows:
         record = _mast_file_record(row, now)
@@ -339,7 +336,7 @@ def _record_rows(
 def _set_states(db: Database, updates: Sequence[dict[str, Any]]) -> None:
     if not updates:
         return
-    now = _utcnow()
+    now = utcnow()
     rows = [
         {
             "file_name": u["file_name"],
@@ -680,20 +677,14 @@ def _cli_session() -> Iterator[ProgressCallback | None]:
             mast_log.removeFilter(quiet)
 
 
-def _warn(text: str) -> None:
-    from .cli.common import err
-
-    err.print(f"[yellow]warning:[/yellow] {text}", markup=True, highlight=False)
-
-
 def _report_cli(report: CrawlReport) -> None:
-    from .cli.common import err
+    from .cli.common import err, warn
 
     for program in report.no_data:
-        _warn(f"no guide-star data found for program {program}")
+        warn(f"no guide-star data found for program {program}")
     if report.unsafe:
         first = next(iter(report.unsafe.items()))
-        _warn(
+        warn(
             f"rejected {len(report.unsafe)} unsafe file name(s) from MAST (nothing written): "
             f"{first[0]} ({first[1]})"
         )
@@ -752,10 +743,11 @@ def ingest_programs_cli(
 # --------------------------------------------------------------------------------------------------
 
 
-def plan_windows(
+def plan_crawl_windows(
     since_mjd: float, until_mjd: float, window_days: float
 ) -> list[tuple[float, float]]:
-    """Consecutive ``[start, end]`` windows of ``window_days`` from ``since`` to ``until``.
+    """The MAST query windows of a date crawl: consecutive ``[start, end]`` MJD windows of
+    ``window_days`` from ``since`` to ``until``.
 
     Window edges lie on a grid of ``window_days`` from MJD 0 (rounded to 1e-6 d), so the same
     windows come back whatever ``since`` a later run gives.
@@ -818,7 +810,7 @@ def crawl(
     if workers < 1:
         raise UsageError(f"--workers must be at least 1 (got {workers})")
     exp_types = _exp_types(products)
-    windows = plan_windows(since, until, window_days)
+    windows = plan_crawl_windows(since, until, window_days)
     cache = Path(cache_dir) if cache_dir is not None else Settings().cache_dir
     report = CrawlReport()
     known: dict[tuple[float, float], str] = {}
@@ -894,7 +886,7 @@ def crawl(
                         "end_mjd": end,
                         "state": state,
                         "n_files": len(rows),
-                        "updated_at": _utcnow(),
+                        "updated_at": utcnow(),
                     },
                 )
             report.windows_done += state == "done"
@@ -942,7 +934,7 @@ def crawl_cli(
     refresh: bool = False,
 ) -> CrawlReport:
     """``fgsarchive crawl``: progress and one-line summaries on stderr."""
-    from .cli.common import err, open_db
+    from .cli.common import err, open_db, warn
 
     since_mjd = parse_date(since, "--since") if since is not None else None
     until_mjd = parse_date(until, "--until") if until is not None else None
@@ -971,7 +963,7 @@ def crawl_cli(
         highlight=False,
     )
     if report.auth and not config.token:
-        _warn(
+        warn(
             f"{len(report.auth)} file(s) are exclusive access and were skipped "
             "(give --token or MAST_API_TOKEN with rights to them)"
         )

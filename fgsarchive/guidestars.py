@@ -9,7 +9,6 @@ looked up once. The catalog not knowing a star gives ``status = 'not_found'`` (t
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import logging
 from collections.abc import Callable, Mapping
@@ -18,6 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from .clock import utcnow
 from .db import Database
 from .mast import CatalogError, MastClient
 
@@ -88,7 +88,7 @@ def _row(gs_id: str, status: str, catalog: str, match: Mapping[str, Any] | None)
         "h_mag": m.get("tmass_h_mag"),
         "ks_mag": m.get("tmass_ks_mag"),
         "variable_flag": _text(m.get("variable_flag")),
-        "checked_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        "checked_at": utcnow(),
     }
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import datetime as dt
 import json
 import logging
 import multiprocessing
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from .clock import utcnow
 from .db import Database
 from .errors import ArchiveError, ArchiveLockedError, GuiderFileError, UsageError
 from .names import looks_like_guider_file
@@ -137,7 +137,7 @@ def _failed_row(path: Path, reason: str) -> dict[str, object]:
         "source_path": source,
         "status": "failed",
         "error": reason,
-        "ingested_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        "ingested_at": utcnow(),
     }
 
 
@@ -208,7 +208,7 @@ def prepare_file(
                 "header": json.dumps(guider.header),
                 "status": "ingested",
                 "error": None,
-                "ingested_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                "ingested_at": utcnow(),
             }
     except GuiderFileError as exc:
         store.discard(part)

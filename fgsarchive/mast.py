@@ -222,8 +222,8 @@ _MAX_NAME_LEN = 64
 def validate_product_name(name: object) -> str:
     """Return ``name`` if it is a plain guider product file name, else raise :class:`UnsafeFileNameError`.
 
-    Accepted: ``jw<11 digits>_gs-<acq1|acq2|track|fg>_<13 digits>[-segNNN]_<cal|uncal>.fits`` and
-    ``jw<11 digits>_gs-id_<1-3 digits>_<image|stacked>_<cal|uncal>.fits`` (ASCII only). Anything else
+    Accepted: calibrated or uncalibrated guider products named by the grammar of
+    :mod:`fgsarchive.names` (:func:`~fgsarchive.names.looks_like_guider_file`, ASCII only). Anything else
     -- path separators, ``..``, absolute paths, NUL or control characters, other suffixes -- is refused,
     because these names come from a remote service and become local file names.
     """

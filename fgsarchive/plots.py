@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 
 from . import sql
 from .archive import Archive, NotComputedError, describe_selection
+from .choices import PLOT_KIND_NAMES
 from .errors import SelectionError, UsageError
 
 if TYPE_CHECKING:
@@ -899,15 +900,21 @@ def plot_guide_star_positions(
 
 
 # --- by name -------------------------------------------------------------------------------------------
-PLOT_KINDS: dict[str, Callable[..., Figure]] = {
-    "flux": plot_flux,
-    "parameters": plot_parameters,
-    "periodogram": plot_periodogram,
-    "telemetry": plot_telemetry,
-    "anomalies": plot_anomalies,
-    "guide-stars": plot_guide_star_positions,
-}
-"""Plot kinds by name (``fgsarchive plot KIND``)."""
+PLOT_KINDS: dict[str, Callable[..., Figure]] = dict(
+    zip(
+        PLOT_KIND_NAMES,  # flux, parameters, periodogram, telemetry, anomalies, guide-stars
+        (
+            plot_flux,
+            plot_parameters,
+            plot_periodogram,
+            plot_telemetry,
+            plot_anomalies,
+            plot_guide_star_positions,
+        ),
+        strict=True,
+    )
+)
+"""Plot kinds by name (``fgsarchive plot KIND``; the names are listed in choices.py)."""
 
 _SELECTION_KEYS = {
     "guide-stars": ("program",),

@@ -17,7 +17,6 @@ and whatever telemetry exists; it replaces its own kinds on every run (never dup
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import warnings
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from .clock import utcnow
 from .db import Database
 from .errors import UsageError
 from .mast import EdbMnemonicError, MastClient, NoResultsWarning
@@ -40,7 +40,7 @@ __all__ = [
     "TelemetryReport",
     "derive_events",
     "fetch_telemetry",
-    "plan_windows",
+    "plan_telemetry_fetches",
     "simulated_edb",
     "telemetry_spans",
 ]
@@ -151,12 +151,13 @@ def _subtract(
     return [(s, e) for s, e in pieces if e - s > _MIN_PIECE_DAYS]
 
 
-def plan_windows(
+def plan_telemetry_fetches(
     needed: Sequence[tuple[float, float]],
     covered: Sequence[tuple[float, float]] = (),
     window_s: float = WINDOW_S,
 ) -> list[tuple[float, float]]:
-    """Windows of at most ``window_s`` that cover ``needed`` minus ``covered`` (MJD UTC)."""
+    """The EDB requests to make: windows of at most ``window_s`` that cover ``needed`` minus
+    ``covered`` (telemetry already stored), MJD UTC."""
     if not window_s > 0:
         raise UsageError(f"telemetry window must be positive (got {window_s} s)")
     step = window_s / 86400.0
@@ -173,10 +174,6 @@ def plan_windows(
 # --------------------------------------------------------------------------------------------------
 # Fetching
 # --------------------------------------------------------------------------------------------------
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def _store(db: Database, rows: list[dict[str, Any]], windows: list[dict[str, Any]]) -> None:
@@ -225,8 +222,8 @@ def fetch_telemetry(
                 (r[0], r[1])
                 for r in db.run(con, "telemetry/windows_get", {"mnemonic": name}).fetchall()
             ]
-            plans[name] = plan_windows(needed, covered, window_s)
-            full = len(plan_windows(needed, (), window_s))
+            plans[name] = plan_telemetry_fetches(needed, covered, window_s)
+            full = len(plan_telemetry_fetches(needed, (), window_s))
             report.cached_windows += max(0, full - len(plans[name]))
     total = sum(len(p) for p in plans.values())
     done = 0
@@ -262,7 +259,7 @@ def fetch_telemetry(
                         "start_mjd": start,
                         "end_mjd": end,
                         "n_rows": len(samples),
-                        "fetched_at": _utcnow(),
+                        "fetched_at": utcnow(),
                     }
                 )
                 report.fetched_windows += 1

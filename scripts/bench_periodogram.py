@@ -28,9 +28,10 @@ from scipy.signal import lfilter
 
 from fgsarchive.analysis.anomalies import detect_anomalies
 from fgsarchive.analysis.periodogram import periodogram_series
+from fgsarchive.choices import FIT_PARAMETERS
 
 CADENCE_S = 0.064
-NAMES = ("amplitude", "x_mean", "y_mean", "x_stddev", "y_stddev", "theta", "offset")
+NAMES = FIT_PARAMETERS
 LEVELS = (2.8e5, 3.5, 3.6, 0.64, 0.60, 0.4, 3000.0)
 NOISE = (1e-3, 0.01, 0.01, 0.01, 0.01, 0.05, 3e-3)  # relative for amplitude/widths/offset
 

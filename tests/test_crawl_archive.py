@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fgsarchive import crawl as crawl_module
-from fgsarchive.crawl import ingest_programs, parse_date, parse_program, plan_windows
+from fgsarchive.crawl import ingest_programs, parse_date, parse_program, plan_crawl_windows
 from fgsarchive.db import Database
 from fgsarchive.errors import UsageError
 from fgsarchive.mast import MastClient, MastConfig, MastUnavailableError
@@ -122,7 +122,7 @@ def test_dates_and_windows():
     assert parse_date("59917.25") == 59917.25
     with pytest.raises(UsageError):
         parse_date("yesterday")
-    windows = plan_windows(59917.2, 59919.1, 1.0)
+    windows = plan_crawl_windows(59917.2, 59919.1, 1.0)
     assert windows == [(59917.0, 59918.0), (59918.0, 59919.0), (59919.0, 59920.0)]
     assert crawl_module._covered(59917.0, 59919.0, windows[:2])
     assert not crawl_module._covered(59917.0, 59920.5, windows)

@@ -19,7 +19,7 @@ from fgsarchive.telemetry import (
     DERIVED_KINDS,
     derive_events,
     fetch_telemetry,
-    plan_windows,
+    plan_telemetry_fetches,
     simulated_edb,
 )
 from fgsarchive.testing.mast_server import MastTestServer
@@ -114,15 +114,15 @@ def assert_spans_match(found, truth, tol_s: float) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def test_plan_windows_bounded_and_subtracts_covered():
+def test_plan_telemetry_fetches_bounded_and_subtracts_covered():
     hour = 1 / 24
     needed = [(0.0, 2.5 * hour), (2.4 * hour, 3 * hour), (10 * hour, 10.5 * hour)]
-    windows = plan_windows(needed)
+    windows = plan_telemetry_fetches(needed)
     assert all((e - s) * 24 <= 1 + 1e-9 for s, e in windows)
     assert windows[0][0] == 0.0 and windows[2][1] == pytest.approx(3 * hour)
     assert len(windows) == 4
-    assert plan_windows(needed, covered=windows) == []
-    rest = plan_windows([(0.0, 4 * hour)], covered=[(0.0, 3 * hour)])
+    assert plan_telemetry_fetches(needed, covered=windows) == []
+    rest = plan_telemetry_fetches([(0.0, 4 * hour)], covered=[(0.0, 3 * hour)])
     assert rest == [(pytest.approx(3 * hour), pytest.approx(4 * hour))]
 
 

@@ -31,6 +31,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from ..choices import FIT_PARAMETERS, GROUPINGS, PERIODOGRAM_PARAMETERS
 from ..db import Database
 from ..errors import SelectionError, UsageError
 from ..storage import part_name
@@ -66,11 +67,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SECONDS_PER_DAY = 86400.0
-FIT_PARAMETERS = ("amplitude", "x_mean", "y_mean", "x_stddev", "y_stddev", "theta", "offset")
-#: Series of ``fgsarchive periodogram``: the 7 Gaussian parameters, the summed flux of the frame
-#: (``frames.flux``) and the optimal-aperture flux (``photometry.flux_opt``).
-PERIODOGRAM_PARAMETERS = (*FIT_PARAMETERS, "flux", "flux_opt")
-GROUPINGS = ("file", "visit", "guide_star")
 #: Series searched by ``fgsarchive anomalies`` (plus a flux and the background from photometry).
 ANOMALY_PARAMETERS = ("x_mean", "y_mean", "x_stddev", "y_stddev", "theta", "amplitude")
 #: Detector gain used for the expected photon noise (e-/DN), as the simulator's default.

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ..choices import GROUPINGS, PERIODOGRAM_PARAMETERS
 from .common import (
     DEFAULT_DB_PATH,
     DbOption,
@@ -15,6 +16,7 @@ from .common import (
     open_db,
     print_table,
     progress_bar,
+    warn,
 )
 
 _PERIODOGRAM_COLUMNS = [
@@ -60,13 +62,8 @@ _VARIABILITY_COLUMNS = [
 ]
 
 
-# The parameter names (fgsarchive.analysis.archive_io.PERIODOGRAM_PARAMETERS), spelt out here so the
-# CLI starts without importing the analysis modules (numba); a test checks that they agree.
-PARAMETERS_HELP = "amplitude, x_mean, y_mean, x_stddev, y_stddev, theta, offset, flux, flux_opt"
-
-
-def _warn(text: str) -> None:
-    err.print(f"[yellow]warning:[/yellow] {text}", markup=True, highlight=False)
+# From the light choices module, so the CLI starts without importing the analyses (numba).
+PARAMETERS_HELP = ", ".join(PERIODOGRAM_PARAMETERS)
 
 
 def register(app: typer.Typer) -> None:
@@ -101,7 +98,7 @@ def register(app: typer.Typer) -> None:
         db: DbOption = DEFAULT_DB_PATH,
     ) -> None:
         """Lomb-Scargle periodograms of every fitted parameter; peaks into table periodogram_peaks."""
-        from ..analysis.archive_io import GROUPINGS, run_periodograms
+        from ..analysis.archive_io import run_periodograms
         from ..errors import UsageError
 
         if by not in GROUPINGS:
@@ -114,7 +111,7 @@ def register(app: typer.Typer) -> None:
                 params=param,
                 by=by,
                 out=out,
-                on_warning=_warn,
+                on_warning=warn,
                 progress=update,
             )
         n_series = peaks.select("program", "file_name", "gs_id").n_unique()
@@ -159,7 +156,7 @@ def register(app: typer.Typer) -> None:
                 archive,
                 program=program,
                 min_sigma=min_sigma,
-                on_warning=_warn,
+                on_warning=warn,
                 progress=update,
             )
         if table.is_empty():
@@ -216,7 +213,7 @@ def register(app: typer.Typer) -> None:
                 top=top,
                 mask=mask,
                 flux=flux,
-                on_warning=_warn,
+                on_warning=warn,
                 progress=update,
             )
         err.print("variability of every guide star written to table variability", highlight=False)

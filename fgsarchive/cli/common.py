@@ -52,6 +52,11 @@ DbOption = Annotated[
 DEFAULT_DB_PATH = Path(DEFAULT_DB)
 
 
+def warn(text: str) -> None:
+    """Print one warning line on stderr (the stages' ``warn``/``on_warning`` callback)."""
+    err.print(f"[yellow]warning:[/yellow] {text}", markup=True, highlight=False)
+
+
 def open_db(path: Path) -> Database:
     return Database(path, settings=Settings(db_path=path))
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .common import DEFAULT_DB_PATH, DbOption, err, handle_errors, open_db, progress_bar
+from .common import DEFAULT_DB_PATH, DbOption, err, handle_errors, open_db, progress_bar, warn
 
 TokenOption = Annotated[
     str | None,
@@ -27,10 +27,6 @@ CacheOption = Annotated[
         show_default=False,
     ),
 ]
-
-
-def _warn(text: str) -> None:
-    err.print(f"[yellow]warning:[/yellow] {text}", markup=True, highlight=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -120,7 +116,7 @@ def register(app: typer.Typer) -> None:
                     program=pid,
                     window_s=window_hours * 3600.0,
                     progress=update,
-                    warn=_warn,
+                    warn=warn,
                 )
             except MastError as exc:  # still derive what can be derived offline
                 failure, report = exc, None
@@ -175,7 +171,7 @@ def register(app: typer.Typer) -> None:
                 client,
                 refresh=refresh,
                 progress=update,
-                warn=_warn,
+                warn=warn,
             )
         c = report.counts
         err.print(

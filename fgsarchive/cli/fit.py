@@ -7,9 +7,21 @@ from typing import Annotated
 
 import typer
 
+from ..choices import FIT_PRODUCTS
 from .common import DEFAULT_DB_PATH, DbOption, err, handle_errors, open_db, progress_bar
 
-STATUS_NAMES = {0: "converged", 1: "not converged", 2: "bad frame", 3: "no star", 4: "diverged"}
+
+def _status_label(code: int) -> str:
+    """A per-frame fit status code as the summary names it (codes of fit.model.FitStatus)."""
+    from ..fit.model import FitStatus
+
+    try:
+        status = FitStatus(code)
+    except ValueError:
+        return str(code)
+    if status is FitStatus.MAX_ITER:
+        return "not converged"
+    return status.name.lower().replace("_", " ")
 
 
 def run_fit(
@@ -36,7 +48,7 @@ def run_fit(
             progress=progress,
         )
     statuses = ", ".join(
-        f"{STATUS_NAMES.get(k, k)} {v:,}" for k, v in sorted(report.status_counts.items())
+        f"{_status_label(k)} {v:,}" for k, v in sorted(report.status_counts.items())
     )
     err.print(
         f"fitted {report.frames:,} frames in {report.files} file(s) in {report.seconds:.1f} s "
@@ -53,7 +65,7 @@ def run_fit(
 
 def fit_after_ingest(db_path: Path, *, workers: int) -> None:
     """What `fgsarchive ingest` runs unless --no-fit."""
-    run_fit(db_path, program=None, what="gauss,quick,phot", workers=workers, scheduler=None)
+    run_fit(db_path, program=None, what=",".join(FIT_PRODUCTS), workers=workers, scheduler=None)
 
 
 def register(app: typer.Typer) -> None:
@@ -69,7 +81,7 @@ def register(app: typer.Typer) -> None:
                 "--what",
                 help="Comma-separated: gauss (2D Gaussian), quick (moments), phot (photometry).",
             ),
-        ] = "gauss,quick,phot",
+        ] = ",".join(FIT_PRODUCTS),
         workers: Annotated[int, typer.Option("--workers", help="Worker processes.")] = 2,
         scheduler: Annotated[
             str | None,

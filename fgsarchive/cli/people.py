@@ -8,10 +8,9 @@ from typing import Annotated
 
 import typer
 
+from ..choices import PLOT_KIND_NAMES
 from ..errors import UsageError
 from .common import DEFAULT_DB_PATH, DbOption, err, handle_errors, progress_bar
-
-PLOT_KIND_NAMES = ("flux", "parameters", "periodogram", "telemetry", "anomalies", "guide-stars")
 
 ProgramOpt = Annotated[int | None, typer.Option("--program", "-p", help="Program id, e.g. 1534.")]
 ObsOpt = Annotated[int | None, typer.Option("--obs", help="Observation number.")]

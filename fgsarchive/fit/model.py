@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from fgsarchive.choices import FIT_PARAMETERS
 from fgsarchive.fit.photometry import (
     DEFAULT_EXCLUDE_RADIUS,
     _as_stack,
@@ -45,16 +46,8 @@ __all__ = [
     "quick_fit_stack",
 ]
 
-#: The 7 fitted parameters, in the order of every parameter array here.
-PARAM_NAMES: tuple[str, ...] = (
-    "amplitude",
-    "x_mean",
-    "y_mean",
-    "x_stddev",
-    "y_stddev",
-    "theta",
-    "offset",
-)
+#: The 7 fitted parameters, in the order of every parameter array here (listed in choices.py).
+PARAM_NAMES: tuple[str, ...] = FIT_PARAMETERS
 
 
 class FitStatus(IntEnum):

@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..choices import FIT_PRODUCTS
 from ..db import Database
 from ..errors import FgsArchiveError, SelectionError, UsageError
 from ..storage import PartStore, part_name, write_parquet_atomic
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 
 #: Bump when the fitting algorithm changes: parts of older versions are kept, new ones computed.
 FIT_VERSION = 1
-WHATS = ("gauss", "quick", "phot")
+WHATS = FIT_PRODUCTS  # what --what may name (listed in choices.py)
 DATASET = {"gauss": "fits", "quick": "quickfits", "phot": "photometry"}
 CHUNK_FRAMES = 65536
 #: The SNR-optimised mask of each segment is chosen on its first MASK_FRAMES frames (~2.3 h).
