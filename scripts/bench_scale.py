@@ -154,6 +154,7 @@ def stage_analyses(db_path: str) -> None:
 def stage_queries(db_path: str, out_json: str) -> None:
     """Time each bench query: first call (new connection, cold plan) and the median of repeats."""
     from fgsarchive.archive import Archive
+
     arc = Archive(db_path)
     tables = arc.tables()
     results: dict[str, dict] = {}

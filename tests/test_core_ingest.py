@@ -111,7 +111,9 @@ def test_staging_left_by_a_killed_run_is_finished_or_discarded(products, db):
     from fgsarchive.ingest import FILES_SCHEMA
 
     with db.writer() as con:
-        db.run(con, "ingest/files_insert", new_files=pa.Table.from_pylist([row], schema=FILES_SCHEMA))
+        db.run(
+            con, "ingest/files_insert", new_files=pa.Table.from_pylist([row], schema=FILES_SCHEMA)
+        )
     db.initialise()
     assert archive_checksums(db)["frames"] == archive_checksums(full)["frames"]
 
