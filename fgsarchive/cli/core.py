@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -101,12 +100,8 @@ def register(app: typer.Typer) -> None:
             summarise_ingest(report)
             failed.update(report.failed)
         if programs:
-            try:
-                from ..crawl import ingest_programs_cli
-            except ImportError as exc:
-                raise UsageError(
-                    "fetching programs from MAST is not available in this build"
-                ) from exc
+            from .crawl import ingest_programs_cli
+
             failed.update(
                 ingest_programs_cli(
                     db,
@@ -132,8 +127,9 @@ def register(app: typer.Typer) -> None:
         db: DbOption = DEFAULT_DB_PATH,
     ) -> None:
         """Programs, files by status, frames, and what later stages have filled."""
-        archive = open_db(db)
-        info = archive_status(archive)
+        from ..archive import Archive
+
+        info = Archive(db).status()
         if as_json:
             typer.echo(json.dumps(info, default=str, indent=2))
             return
@@ -204,7 +200,7 @@ def register(app: typer.Typer) -> None:
         db: DbOption = DEFAULT_DB_PATH,
     ) -> None:
         """Run the whole job offline on a simulated program: simulate, serve, ingest, fit, analyse."""
-        from ..demo import run_demo
+        from .demo import run_demo
 
         run_demo(db_path=db, workdir=workdir, total_frames=frames, seed=seed, workers=workers)
 
@@ -257,37 +253,8 @@ def _flat(table: pa.Table) -> pa.Table:
     return pa.table(columns, names=table.column_names)
 
 
-def archive_status(archive) -> dict[str, object]:
-    """Programs, files by product and status, failed files, and row counts of every stage's table."""
-    from ..db import Database
-
-    db: Database = archive
-    with db.reader() as con:
-        programs = db.arrow(con, "status_programs").to_pylist()
-        files = db.arrow(con, "status_files").to_pylist()
-        failed = db.arrow(con, "status_failed").to_pylist()
-        tables: dict[str, int] = {}
-        names = [r[0] for r in db.run(con, "list_relations").fetchall()]
-        for name in sorted(set(names)):
-            if name in ("schema_info",):
-                continue
-            try:
-                tables[name] = db.count_rows(con, name)
-            except Exception:
-                continue
-    return {
-        "programs": programs,
-        "files": files,
-        "failed": failed,
-        "tables": tables,
-        "checked_at": time.time(),
-    }
-
-
 def _fit_new(db_path: Path, *, workers: int) -> None:
-    """Fit frames that have no fit yet, when the fitter is installed."""
-    try:
-        from .fit import fit_after_ingest
-    except ImportError:
-        return
+    """Fit frames that have no fit yet."""
+    from .fit import fit_after_ingest
+
     fit_after_ingest(db_path, workers=workers)

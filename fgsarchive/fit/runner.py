@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..db import Database
-from ..errors import FgsArchiveError, SelectionError, UsageError
+from ..errors import ArchiveError, SchedulerError, SelectionError, UsageError
 from ..storage import PartStore, part_name, write_parquet_atomic
 from ..workers import end_workers, exit_with_main
 from .model import fit_gaussian_stack, quick_fit_stack
@@ -46,10 +46,6 @@ DATASET = {"gauss": "fits", "quick": "quickfits", "phot": "photometry"}
 CHUNK_FRAMES = 65536
 #: The SNR-optimised mask of each segment is chosen on its first MASK_FRAMES frames (~2.3 h).
 MASK_FRAMES = 131072
-
-
-class SchedulerError(FgsArchiveError):
-    """The Dask scheduler did not answer, or the cluster extra is not installed."""
 
 
 @dataclass(frozen=True)
@@ -239,7 +235,7 @@ def fit_archive(
     if workers < 1:
         raise UsageError(f"--workers must be at least 1 (got {workers})")
     if not db.path.exists():
-        raise SelectionError(f"no archive at {db.path}: run `fgsarchive ingest` first")
+        raise ArchiveError(f"no archive at {db.path}: run `fgsarchive ingest` first")
     started = time.perf_counter()
     db.parts.remove_stale_tmp()  # what killed fits left half-written
     tasks, skipped = _plan(db, program, what, fit_version)
