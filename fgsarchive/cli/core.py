@@ -5,16 +5,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 import typer
 
-from ..db import run_user_query
 from ..errors import IngestError, UsageError
-from ..ingest import IngestReport, ingest_many
 from .common import (
     DEFAULT_DB_PATH,
     DbOption,
@@ -26,6 +21,11 @@ from .common import (
     to_jsonable,
 )
 
+if TYPE_CHECKING:  # the stages and pyarrow load when a command runs: `--version` stays fast
+    import pyarrow as pa
+
+    from ..ingest import IngestReport
+
 Format = Literal["table", "csv", "json", "parquet"]
 
 
@@ -33,6 +33,8 @@ def ingest_from_dirs(
     db_path: Path, sources: list[Path], *, workers: int, force: bool
 ) -> IngestReport:
     """Ingest local folders/files with a progress bar; raise IngestError naming failed files."""
+    from ..ingest import ingest_many
+
     db = open_db(db_path)
     with progress_bar("ingest") as update:
         report = ingest_many(
@@ -127,6 +129,8 @@ def register(app: typer.Typer) -> None:
         db: DbOption = DEFAULT_DB_PATH,
     ) -> None:
         """Programs, files by status, frames, and what later stages have filled."""
+        import pyarrow as pa
+
         from ..archive import Archive
 
         info = Archive(db).status()
@@ -167,6 +171,8 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"--format {fmt!r}: choose one of table, csv, json, parquet")
         if sql == "-":
             sql = sys.stdin.read()
+        from ..db import run_user_query
+
         result = run_user_query(open_db(db), sql)
         write_result(result, fmt, output)
 
@@ -207,6 +213,9 @@ def register(app: typer.Typer) -> None:
 
 def write_result(result: pa.Table, fmt: Format | str, output: Path | None) -> None:
     """Print or write a query result in the chosen format."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
     if output is not None:
         try:
             output.parent.mkdir(parents=True, exist_ok=True)
@@ -239,6 +248,8 @@ def write_result(result: pa.Table, fmt: Format | str, output: Path | None) -> No
 
 def _flat(table: pa.Table) -> pa.Table:
     """CSV cannot hold lists: turn list columns into JSON text."""
+    import pyarrow as pa
+
     columns = []
     for col in table.columns:
         if (
