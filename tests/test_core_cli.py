@@ -115,6 +115,26 @@ def test_bad_inputs_are_one_line_errors(tmp_path, products):
         assert "Traceback" not in result.output
 
 
+def test_no_archive_exits_3_everywhere(tmp_path):
+    """Every command that needs an archive names the missing path and exits 3 (ExitCode.ARCHIVE)."""
+    missing = tmp_path / "none.duckdb"
+    for args in (["status"], ["events"], ["stars"], ["telemetry"], ["fit"], ["query", "SELECT 1"]):
+        result = invoke(*args, "--db", missing)
+        assert result.exit_code == 3, (args, result.output)
+        assert "no archive" in result.output and str(missing) in result.output, (args, result.output)
+        assert len(result.output.strip().splitlines()) == 1, (args, result.output)
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "nan"])
+def test_bad_lock_timeout_is_a_usage_error(archive, value, monkeypatch):
+    """A malformed FGSARCHIVE_LOCK_TIMEOUT: one line naming the variable, exit 2 (not a traceback)."""
+    monkeypatch.setenv("FGSARCHIVE_LOCK_TIMEOUT", value)
+    result = invoke("status", "--db", archive)
+    assert result.exit_code == 2, result.output
+    assert "FGSARCHIVE_LOCK_TIMEOUT" in result.output and "Traceback" not in result.output
+
+
 def test_failed_file_gives_nonzero_exit_and_names_it(products, tmp_path):
     bad = products / "jw01534001001_gs-fg_2022338000000_cal.fits"
     bad.write_text("garbage")
