@@ -15,10 +15,10 @@ from astropy.time import Time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fgsarchive import simulate as sim
+# a test dependency (pyproject's test extra): missing, these tests fail rather than skip
+from stdatamodels.jwst.datamodels import GuiderCalModel
 
-stdatamodels = pytest.importorskip("stdatamodels.jwst.datamodels")
-GuiderCalModel = stdatamodels.GuiderCalModel
+from fgsarchive import simulate as sim
 
 # §1.2 of fgs-data-format.md (jwql filename_parser) + segment + product suffix
 GUIDER_RE = re.compile(
