@@ -180,3 +180,16 @@ def test_sigkilled_ingest_resumes_to_the_same_archive(products, tmp_path):
 def test_migrate_command_on_a_current_archive(archive):
     result = invoke("migrate", "--db", archive)
     assert result.exit_code == 0 and "up to date" in result.output
+
+
+@pytest.mark.slow
+def test_demo_runs_every_step_and_prints_it(tmp_path):
+    """``fgsarchive demo`` (printing in cli/demo.py, steps in fgsarchive.demo) on a small program."""
+    db = tmp_path / "demo.duckdb"
+    result = invoke("demo", "--frames", 8000, "--workdir", tmp_path / "work", "--db", db)
+    assert result.exit_code == 0, result.output
+    for step in ("1/5 simulate", "2/5 ingest", "3/5 fit", "4/5 analyse", "5/5 summary"):
+        assert step in result.output
+    assert "8,000 frames fitted" in result.output and "variability:" in result.output
+    with Database(db).reader() as con:
+        assert con.execute("SELECT count(*) FROM fits").fetchall() == [(8000,)]
