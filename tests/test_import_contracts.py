@@ -6,7 +6,9 @@ Rules (README "Layout"):
 - the pure maths (``fit/model.py``, ``fit/photometry.py``, ``analysis/{detrend,periodogram,anomalies,
   variables}.py``) imports nothing from ``db``, ``storage`` or ``archive``, directly or through others;
 - only ``fgsarchive/testing/``, the demo and the tests import the simulator or the test server;
-- every runtime dependency in ``pyproject.toml`` is imported by the package.
+- every runtime dependency in ``pyproject.toml`` is imported by the package, and the package
+  imports nothing undeclared;
+- every public exception and warning class is defined in ``fgsarchive/errors.py``.
 
 Run ``python tests/test_import_contracts.py`` to print how many places break each rule.
 """
@@ -186,6 +188,20 @@ def pure_maths_breaks() -> list[str]:
     return breaks
 
 
+def error_classes_outside_errors() -> list[str]:
+    """Public exception or warning classes defined anywhere but ``fgsarchive/errors.py``."""
+    found = []
+    for name, path in package_modules().items():
+        if name == "fgsarchive.errors":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                bases = " ".join(ast.unparse(b) for b in node.bases)
+                if re.search(r"(Error|Warning|Exception)\b", bases + " " + node.name):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}")
+    return found
+
+
 def runtime_dependencies() -> list[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     names = [
@@ -219,6 +235,34 @@ def test_only_testing_and_demo_import_the_simulator_or_test_server():
     assert glue_breaks() == []
 
 
+def undeclared_imports() -> list[str]:
+    """Third-party modules the package imports that are neither runtime dependencies nor extras."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = {  # an extra's packages and their own extras ("dask[distributed]": dask, distributed)
+        IMPORT_NAMES.get(n, n.replace("-", "_"))
+        for name, deps in project["optional-dependencies"].items()
+        if name != "test"
+        for dep in deps
+        for n in re.findall(r"[A-Za-z0-9_.-]+", dep.split(">")[0].split("=")[0].lower())
+    }
+    declared = set(runtime_dependencies()) | extras | {"fgsarchive"}
+    found = set()
+    for path in package_modules().values():
+        for line, target in imports_of(path):
+            top = target.split(".")[0]
+            if top and top not in sys.stdlib_module_names and top not in declared:
+                found.add(f"{path.relative_to(ROOT)}:{line} imports {top}")
+    return sorted(found)
+
+
+def test_the_package_imports_only_declared_dependencies():
+    assert undeclared_imports() == []
+
+
+def test_every_public_error_class_lives_in_errors_py():
+    assert error_classes_outside_errors() == []
+
+
 def test_every_runtime_dependency_is_imported_by_the_package():
     assert unused_dependencies() == []
 
@@ -234,7 +278,7 @@ def test_rules_see_breaks(tmp_path, monkeypatch):
     (fake / "fit" / "model.py").write_text("from ..helper import x\n")
     (fake / "helper.py").write_text("from .archive import Archive\nimport rich\n")
     (fake / "archive.py").write_text("from .fit import model\nfrom .simulate import go\n")
-    (fake / "simulate.py").write_text("")
+    (fake / "simulate.py").write_text("class SimError(ValueError):\n    pass\n")
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", fake)
     assert terminal_breaks() == ["fgsarchive/helper.py:2 imports rich"]
@@ -266,6 +310,8 @@ if __name__ == "__main__":
         ("pure maths reaching storage", pure_maths_breaks()),
         ("simulator/test server outside testing/, demo", glue_breaks()),
         ("runtime dependencies not imported", unused_dependencies()),
+        ("imports that are no declared dependency", undeclared_imports()),
+        ("public error/warning classes outside errors.py", error_classes_outside_errors()),
     ]:
         print(f"{title}: {len(found)}")
         for item in found:
