@@ -1,6 +1,6 @@
 """The package's layering rules, checked from the source's own imports (an AST walk, no import).
 
-Rules (README "Layout"):
+Rules (docs/CONVENTIONS.md "Layering rules"):
 - only ``fgsarchive/cli/`` imports typer, rich or ``fgsarchive.cli`` (only the CLI knows the terminal);
 - no import cycles between the package's modules (lazy imports inside functions count too);
 - the pure maths (``fit/model.py``, ``fit/photometry.py``, ``analysis/{detrend,periodogram,anomalies,
