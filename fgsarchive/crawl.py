@@ -129,7 +129,8 @@ def _check_number(label: str, value: int | None, high: int) -> int | None:
     return None if value is None else int(value)
 
 
-def _exp_types(products: str) -> tuple[str, ...]:
+def exp_types_of(products: str) -> tuple[str, ...]:
+    """MAST ``exp_type`` values of a ``--products`` set (fg, all); UsageError names the choices."""
     try:
         return PRODUCT_SETS[str(products).lower()]
     except KeyError:
@@ -539,7 +540,7 @@ def ingest_programs(
     ids = list(dict.fromkeys(parse_program(p) for p in programs))
     obs = _check_number("--obs", obs, 999)
     visit = _check_number("--visit", visit, 999)
-    exp_types = _exp_types(products)
+    exp_types = exp_types_of(products)
     if workers < 1:
         raise UsageError(f"--workers must be at least 1 (got {workers})")
     cache = Path(cache_dir) if cache_dir is not None else Settings().cache_dir
@@ -577,7 +578,7 @@ def ingest_programs(
     return report
 
 
-def _raise_remote(
+def raise_remote_failures(
     report: CrawlReport, *, programs: Sequence[int], token_given: bool, auth: bool = True
 ) -> None:
     """One-line error (exit 4) when MAST refused files or stayed down after the retries."""
@@ -670,7 +671,7 @@ def crawl(
         raise UsageError(f"--limit must be at least 1 (got {limit})")
     if workers < 1:
         raise UsageError(f"--workers must be at least 1 (got {workers})")
-    exp_types = _exp_types(products)
+    exp_types = exp_types_of(products)
     windows = plan_windows(since, until, window_days)
     cache = Path(cache_dir) if cache_dir is not None else Settings().cache_dir
     report = CrawlReport()

@@ -137,7 +137,7 @@ def ingest_programs_cli(
     Returns ``{file_name: reason}`` of files that failed to download or ingest (the caller exits
     1 naming them); raises a :class:`MastError` (exit 4) when MAST is down or refuses the token.
     """
-    from ..crawl import _raise_remote, ingest_programs, mast_config, parse_program
+    from ..crawl import ingest_programs, mast_config, parse_program, raise_remote_failures
 
     ids = [parse_program(p) for p in programs]  # usage errors before any request
     config = mast_config(token)
@@ -156,7 +156,7 @@ def ingest_programs_cli(
             progress=update,
         )
     _report_cli(report)
-    _raise_remote(report, programs=ids, token_given=bool(config.token))
+    raise_remote_failures(report, programs=ids, token_given=bool(config.token))
     return dict(report.failed)
 
 
@@ -174,11 +174,11 @@ def crawl_cli(
     refresh: bool = False,
 ) -> CrawlReport:
     """``fgsarchive crawl``: progress and one-line summaries on stderr."""
-    from ..crawl import _exp_types, _raise_remote, crawl, mast_config, parse_date
+    from ..crawl import crawl, exp_types_of, mast_config, parse_date, raise_remote_failures
 
     since_mjd = parse_date(since, "--since") if since is not None else None
     until_mjd = parse_date(until, "--until") if until is not None else None
-    _exp_types(products)
+    exp_types_of(products)
     config = mast_config(token)
     db = open_db(Path(db_path))
     with _cli_session() as update:
@@ -207,7 +207,7 @@ def crawl_cli(
             f"{len(report.auth)} file(s) are exclusive access and were skipped "
             "(give --token or MAST_API_TOKEN with rights to them)"
         )
-    _raise_remote(
+    raise_remote_failures(
         report, programs=report.programs, token_given=bool(config.token), auth=bool(config.token)
     )
     return report
