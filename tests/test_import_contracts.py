@@ -8,7 +8,8 @@ Rules (docs/CONVENTIONS.md "Layering rules"):
 - only ``fgsarchive/testing/``, the demo and the tests import the simulator or the test server;
 - every runtime dependency in ``pyproject.toml`` is imported by the package, and the package
   imports nothing undeclared;
-- every public exception and warning class is defined in ``fgsarchive/errors.py``.
+- every public exception and warning class is defined in ``fgsarchive/errors.py``;
+- the environment is read in ``fgsarchive/config.py`` only.
 
 Run ``python tests/test_import_contracts.py`` to print how many places break each rule.
 """
@@ -202,6 +203,20 @@ def error_classes_outside_errors() -> list[str]:
     return found
 
 
+def environment_reads_outside_config() -> list[str]:
+    """``os.environ`` / ``os.getenv`` outside ``config.py`` (the test server may read its own)."""
+    found = []
+    for name, path in package_modules().items():
+        if name in ("fgsarchive.config",) or _is_under(name, ("fgsarchive.testing",)):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv")) or (
+                isinstance(node, ast.Name) and node.id in ("environ", "getenv")
+            ):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} reads the environment")
+    return found
+
+
 def runtime_dependencies() -> list[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     names = [
@@ -259,6 +274,10 @@ def test_the_package_imports_only_declared_dependencies():
     assert undeclared_imports() == []
 
 
+def test_the_environment_is_read_in_config_py_only():
+    assert environment_reads_outside_config() == []
+
+
 def test_every_public_error_class_lives_in_errors_py():
     assert error_classes_outside_errors() == []
 
@@ -276,7 +295,9 @@ def test_rules_see_breaks(tmp_path, monkeypatch):
     (fake / "fit" / "__init__.py").write_text("")
     (fake / "analysis" / "__init__.py").write_text("")
     (fake / "fit" / "model.py").write_text("from ..helper import x\n")
-    (fake / "helper.py").write_text("from .archive import Archive\nimport rich\n")
+    (fake / "helper.py").write_text(
+        "from .archive import Archive\nimport rich\nimport os\nos.environ\n"
+    )
     (fake / "archive.py").write_text("from .fit import model\nfrom .simulate import go\n")
     (fake / "simulate.py").write_text("class SimError(ValueError):\n    pass\n")
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
@@ -312,6 +333,7 @@ if __name__ == "__main__":
         ("runtime dependencies not imported", unused_dependencies()),
         ("imports that are no declared dependency", undeclared_imports()),
         ("public error/warning classes outside errors.py", error_classes_outside_errors()),
+        ("environment read outside config.py", environment_reads_outside_config()),
     ]:
         print(f"{title}: {len(found)}")
         for item in found:
