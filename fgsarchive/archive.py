@@ -16,6 +16,7 @@ asking for one raises :class:`NotComputedError`, which names the command that fi
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,13 @@ from . import sql
 from .choices import FIT_PARAMETERS
 from .config import Settings
 from .db import Database, run_user_query
-from .errors import ExitCode, FgsArchiveError, SelectionError, UsageError
+from .errors import (
+    FILLED_BY,
+    NotComputedError,
+    SelectionError,
+    UsageError,
+    describe_selection,
+)
 
 __all__ = [
     "Archive",
@@ -39,18 +46,6 @@ __all__ = [
 ]
 
 #: The command that fills each table made by a later stage (shown when a table is missing).
-FILLED_BY: dict[str, str] = {
-    "fits": "fgsarchive fit",
-    "quickfits": "fgsarchive fit",
-    "photometry": "fgsarchive fit",
-    "telemetry": "fgsarchive telemetry",
-    "events": "fgsarchive events",
-    "guide_star_catalog": "fgsarchive stars",
-    "periodogram_peaks": "fgsarchive periodogram",
-    "anomalies": "fgsarchive anomalies",
-    "variability": "fgsarchive variables",
-}
-
 #: Time-series columns beyond ``time_mjd, file_name, frame, gs_id, flux``: name -> (dataset, column).
 TIMESERIES_COLUMNS: dict[str, tuple[str, str]] = {
     **{name: ("fits", name) for name in FIT_PARAMETERS},
@@ -104,25 +99,6 @@ UNITS: dict[str, str] = {
     "y_stddev_err": "pix",
     "theta_err": "rad",
 }
-
-
-class NotComputedError(FgsArchiveError):
-    """A table made by a later stage does not exist yet; the message names the command to run."""
-
-    exit_code = ExitCode.FAILED
-
-    def __init__(self, table: str, what: str | None = None) -> None:
-        self.table = table
-        self.command = FILLED_BY.get(table, "the stage that fills it")
-        super().__init__(
-            f"{what or table} not computed yet: the `{table}` table is missing; run `{self.command}`"
-        )
-
-
-def describe_selection(**selection: object) -> str:
-    """``program=1534 obs=1 visit=2`` for the keys that are set (for error messages)."""
-    parts = [f"{k}={v}" for k, v in selection.items() if v is not None and v != []]
-    return " ".join(parts) if parts else "(everything)"
 
 
 def _without_comments(text: str) -> str:
@@ -713,6 +689,31 @@ class Archive:
         self._require("telemetry")
         return self._named("api/telemetry", mnemonic=mnemonic, start_mjd=start_mjd, end_mjd=end_mjd)
 
+    def status(self) -> dict[str, object]:
+        """Programs, files by product and status, failed files, and the row count of every table
+        and view (``fgsarchive status``); ``checked_at`` is the Unix time of the check."""
+        import duckdb
+
+        db = self.db
+        with db.reader() as con:
+            programs = db.arrow(con, "status/programs").to_pylist()
+            files = db.arrow(con, "status/files").to_pylist()
+            failed = db.arrow(con, "status/failed").to_pylist()
+            tables: dict[str, int] = {}
+            names = [r[0] for r in db.run(con, "core/list_relations").fetchall()]
+            for name in sorted(set(names) - {"schema_info"}):
+                try:
+                    tables[name] = db.count_rows(con, name)
+                except duckdb.Error:  # a view over Parquet parts removed since: not counted
+                    continue
+        return {
+            "programs": programs,
+            "files": files,
+            "failed": failed,
+            "tables": tables,
+            "checked_at": time.time(),
+        }
+
     # --- plots (thin wrappers over fgsarchive.plots) -------------------------------------------------
     def plot_flux(
         self, program: int | None = None, obs: int | None = None, visit: int | None = None, **kw
@@ -763,13 +764,9 @@ class Archive:
         ``what``: gauss (2-D Gaussian), quick (moments), phot (background and apertures).
         Example: ``Archive("a.duckdb", writable=True).fit(program=1534, workers=2)``
         """
+        from .fit.runner import fit_archive
+
         self._require_writable("fit")
-        try:
-            from .fit.runner import fit_archive
-        except ImportError as exc:
-            raise UsageError(
-                "the fitter (fgsarchive.fit.runner) is not available in this installation"
-            ) from exc
         if isinstance(what, str):
             what = [w.strip() for w in what.split(",") if w.strip()]
         return fit_archive(self.db, program=program, what=list(what), workers=workers)

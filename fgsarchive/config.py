@@ -1,19 +1,66 @@
-"""Settings resolved once: command-line option > environment variable > default."""
+"""Settings resolved once: command-line option > environment variable > default.
+
+Every environment variable fgsarchive reads is parsed here (README "Configuration"); a malformed
+value is a usage error (exit 2) naming the variable.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
 
 DEFAULT_DB = "fgsarchive.duckdb"
 DEFAULT_MAST_URL = "https://mast.stsci.edu"
 DEFAULT_GSC_URL = "https://gsss.stsci.edu"
 
 
-def _env_float(name: str, default: float) -> float:
+def env_number(name: str, kind: type = float, default: Any = None) -> Any:
+    """``$name`` as a non-negative number of ``kind``, or ``default`` when unset or blank.
+
+    Raises :class:`UsageError` (exit 2) naming the variable when it is not such a number.
+    """
     value = os.environ.get(name)
-    return float(value) if value else default
+    if value is None or not value.strip():
+        return default
+    try:
+        number = kind(value)
+    except ValueError:
+        raise UsageError(f"${name}={value!r}: expected a number") from None
+    if number != number or number < 0:  # NaN or negative
+        raise UsageError(f"${name}={value!r}: must not be negative")
+    return number
+
+
+def mast_url() -> str:
+    """Base URL of MAST: ``$FGSARCHIVE_MAST_URL``, else https://mast.stsci.edu."""
+    return os.environ.get("FGSARCHIVE_MAST_URL") or DEFAULT_MAST_URL
+
+
+def gsc_url() -> str:
+    """Base URL of the Guide Star Catalog: ``$FGSARCHIVE_GSC_URL``, else https://gsss.stsci.edu."""
+    return os.environ.get("FGSARCHIVE_GSC_URL") or DEFAULT_GSC_URL
+
+
+def mast_token() -> str | None:
+    """The MAST token from ``$MAST_API_TOKEN`` (never printed, logged or stored), or None."""
+    return os.environ.get("MAST_API_TOKEN") or None
+
+
+def mast_retry_policy() -> dict[str, Any]:
+    """The MAST retry policy set in the environment (only the variables that are set):
+    ``FGSARCHIVE_MAST_RETRIES`` (max retries), ``FGSARCHIVE_MAST_BACKOFF`` (first backoff, s),
+    ``FGSARCHIVE_MAST_TIMEOUT`` (per request, s), ``FGSARCHIVE_MAST_POLL`` (EXECUTING poll, s)."""
+    env = {
+        "max_retries": env_number("FGSARCHIVE_MAST_RETRIES", int),
+        "backoff_s": env_number("FGSARCHIVE_MAST_BACKOFF"),
+        "timeout_s": env_number("FGSARCHIVE_MAST_TIMEOUT"),
+        "poll_interval_s": env_number("FGSARCHIVE_MAST_POLL"),
+    }
+    return {k: v for k, v in env.items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -29,7 +76,7 @@ class Settings:
         default_factory=lambda: Path(os.environ.get("FGSARCHIVE_CACHE", "fgsarchive-cache"))
     )
     lock_timeout_s: float = field(
-        default_factory=lambda: _env_float("FGSARCHIVE_LOCK_TIMEOUT", 120.0)
+        default_factory=lambda: float(env_number("FGSARCHIVE_LOCK_TIMEOUT", float, 120.0))
     )
 
 

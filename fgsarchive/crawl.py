@@ -1,6 +1,6 @@
 """Find guide-star products on MAST, download them into a cache and ingest them into the archive.
 
-Three entry points:
+Two entry points:
 
 * :func:`ingest_programs` -- ``fgsarchive ingest PROGRAM...``: discover the programs' guider files
   through ``Mast.Jwst.Filtered.GuideStar``, download them (bounded parallel, resumable) and ingest
@@ -8,7 +8,8 @@ Three entry points:
 * :func:`crawl` -- ``fgsarchive crawl``: the same for every program, by date windows of
   ``date_obs_mjd``; per-window state (``crawl_windows``) and per-file state (``mast_files``) make an
   interrupted crawl resume without repeating finished work.
-* :func:`serve_and_ingest` -- the demo hook: the whole real path against the loopback MAST server.
+* the demo and test hook, :func:`fgsarchive.testing.serve.serve_and_ingest`, runs the whole real
+  path against the loopback MAST server.
 
 State lives in the archive (``fgsarchive/sql/schema/crawl.sql``): ``mast_files`` keeps every MAST row (as JSON)
 and what became of its file: ``listed`` -> ``downloaded`` -> ``ingested``, or ``failed``,
@@ -18,7 +19,6 @@ missing, expired or without rights). The MAST token is never stored, printed or 
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import logging
@@ -28,7 +28,7 @@ import re
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from typing import Any
 import pyarrow as pa
 
 from .clock import utcnow
-from .config import Settings
+from .config import Settings, mast_retry_policy
 from .db import Database
 from .errors import UsageError
 from .ingest import IngestReport, ingest_paths
@@ -52,15 +52,12 @@ from .names import parse_product_name
 
 __all__ = [
     "CrawlReport",
-    "ServeReport",
     "PRODUCT_SETS",
     "crawl",
     "ingest_programs",
-    "ingest_programs_cli",
     "mast_config",
     "parse_date",
     "parse_program",
-    "serve_and_ingest",
 ]
 
 log = logging.getLogger(__name__)
@@ -133,7 +130,8 @@ def _check_number(label: str, value: int | None, high: int) -> int | None:
     return None if value is None else int(value)
 
 
-def _exp_types(products: str) -> tuple[str, ...]:
+def exp_types_of(products: str) -> tuple[str, ...]:
+    """MAST ``exp_type`` values of a ``--products`` set (fg, all); UsageError names the choices."""
     try:
         return PRODUCT_SETS[str(products).lower()]
     except KeyError:
@@ -168,32 +166,12 @@ def _now_mjd() -> float:
     return (utcnow() - _MJD_EPOCH).total_seconds() / 86400.0
 
 
-def _env_number(name: str, kind: type = float) -> Any:
-    value = os.environ.get(name)
-    if value is None or not value.strip():
-        return None
-    try:
-        number = kind(value)
-    except ValueError:
-        raise UsageError(f"${name}={value!r}: expected a number") from None
-    if number < 0:
-        raise UsageError(f"${name}={value!r}: must not be negative")
-    return number
-
-
 def mast_config(token: str | None = None, **overrides: Any) -> MastConfig:
     """MastConfig for the CLI: URLs from ``FGSARCHIVE_MAST_URL``/``FGSARCHIVE_GSC_URL``, the token
     from ``token`` or ``MAST_API_TOKEN``, and the retry policy from the environment when set:
     ``FGSARCHIVE_MAST_RETRIES`` (max retries), ``FGSARCHIVE_MAST_BACKOFF`` (first backoff, s),
     ``FGSARCHIVE_MAST_TIMEOUT`` (per request, s), ``FGSARCHIVE_MAST_POLL`` (EXECUTING poll, s)."""
-    env = {
-        "max_retries": _env_number("FGSARCHIVE_MAST_RETRIES", int),
-        "backoff_s": _env_number("FGSARCHIVE_MAST_BACKOFF"),
-        "timeout_s": _env_number("FGSARCHIVE_MAST_TIMEOUT"),
-        "poll_interval_s": _env_number("FGSARCHIVE_MAST_POLL"),
-    }
-    kwargs = {k: v for k, v in env.items() if v is not None}
-    kwargs.update(overrides)
+    kwargs = {**mast_retry_policy(), **overrides}
     try:
         return MastConfig(token=token or None, **kwargs)
     except ValueError as exc:
@@ -559,7 +537,7 @@ def ingest_programs(
     ids = list(dict.fromkeys(parse_program(p) for p in programs))
     obs = _check_number("--obs", obs, 999)
     visit = _check_number("--visit", visit, 999)
-    exp_types = _exp_types(products)
+    exp_types = exp_types_of(products)
     if workers < 1:
         raise UsageError(f"--workers must be at least 1 (got {workers})")
     cache = Path(cache_dir) if cache_dir is not None else Settings().cache_dir
@@ -597,7 +575,7 @@ def ingest_programs(
     return report
 
 
-def _raise_remote(
+def raise_remote_failures(
     report: CrawlReport, *, programs: Sequence[int], token_given: bool, auth: bool = True
 ) -> None:
     """One-line error (exit 4) when MAST refused files or stayed down after the retries."""
@@ -618,124 +596,6 @@ def _raise_remote(
             f"{len(report.unavailable)} file(s) could not be downloaded: MAST unavailable after "
             f"the retries ({first}); re-run the same command to resume"
         )
-
-
-def _progress_cli() -> tuple[Any, ProgressCallback | None]:
-    """A rich progress display on stderr (download: bytes, ingest: files), or none."""
-    from .cli.common import err, show_progress
-
-    if not show_progress():
-        return None, None
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    display = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.fields[count]}"),
-        TimeElapsedColumn(),
-        console=err,
-    )
-    tasks: dict[str, Any] = {}
-
-    def update(stage: str, done: int, total: int | None) -> None:
-        if stage == "download":
-            count = f"{done / 1e6:,.1f}/{(total or 0) / 1e6:,.1f} MB"
-        else:
-            count = f"{done}/{total or 0} files"
-        if stage not in tasks:
-            tasks[stage] = display.add_task(stage, total=total, count=count)
-        display.update(tasks[stage], completed=done, total=total, count=count)
-
-    return display, update
-
-
-class _QuietDownloadFailures(logging.Filter):
-    """Drop the client's per-file "download failed" warnings: the CLI summarises them (one line)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "download failed" not in str(record.msg)
-
-
-@contextlib.contextmanager
-def _cli_session() -> Iterator[ProgressCallback | None]:
-    """Progress display and log filtering for one CLI command (details stay with --verbose)."""
-    from .cli.common import state
-
-    mast_log = logging.getLogger("fgsarchive.mast")
-    quiet = None if state.verbose else _QuietDownloadFailures()
-    if quiet is not None:
-        mast_log.addFilter(quiet)
-    display, update = _progress_cli()
-    if display is not None:
-        display.start()
-    try:
-        yield update
-    finally:
-        if display is not None:
-            display.stop()
-        if quiet is not None:
-            mast_log.removeFilter(quiet)
-
-
-def _report_cli(report: CrawlReport) -> None:
-    from .cli.common import err, warn
-
-    for program in report.no_data:
-        warn(f"no guide-star data found for program {program}")
-    if report.unsafe:
-        first = next(iter(report.unsafe.items()))
-        warn(
-            f"rejected {len(report.unsafe)} unsafe file name(s) from MAST (nothing written): "
-            f"{first[0]} ({first[1]})"
-        )
-    ing = report.ingest
-    err.print(
-        f"MAST listed {report.listed} file(s): downloaded {len(report.downloaded)}, "
-        f"{len(report.cached)} already in the cache, {len(report.skipped)} already in the archive; "
-        f"ingested {len(ing.ingested)} ({ing.n_frames:,} frames); failed {len(report.failed)} "
-        f"in {report.seconds:.1f} s",
-        highlight=False,
-    )
-
-
-def ingest_programs_cli(
-    db_path: Path | str,
-    programs: Sequence[str],
-    *,
-    obs: int | None = None,
-    visit: int | None = None,
-    products: str = "fg",
-    workers: int = 2,
-    cache: Path | None = None,
-    token: str | None = None,
-    force: bool = False,
-) -> dict[str, str]:
-    """``fgsarchive ingest PROGRAM...``: progress and one-line summaries on stderr.
-
-    Returns ``{file_name: reason}`` of files that failed to download or ingest (the caller exits
-    1 naming them); raises a :class:`MastError` (exit 4) when MAST is down or refuses the token.
-    """
-    from .cli.common import open_db
-
-    ids = [parse_program(p) for p in programs]  # usage errors before any request
-    config = mast_config(token)
-    db = open_db(Path(db_path))
-    with _cli_session() as update:
-        report = ingest_programs(
-            db,
-            ids,
-            config=config,
-            obs=obs,
-            visit=visit,
-            products=products,
-            cache_dir=cache,
-            workers=workers,
-            force=force,
-            progress=update,
-        )
-    _report_cli(report)
-    _raise_remote(report, programs=ids, token_given=bool(config.token))
-    return dict(report.failed)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -809,7 +669,7 @@ def crawl(
         raise UsageError(f"--limit must be at least 1 (got {limit})")
     if workers < 1:
         raise UsageError(f"--workers must be at least 1 (got {workers})")
-    exp_types = _exp_types(products)
+    exp_types = exp_types_of(products)
     windows = plan_crawl_windows(since, until, window_days)
     cache = Path(cache_dir) if cache_dir is not None else Settings().cache_dir
     report = CrawlReport()
@@ -917,206 +777,4 @@ def _pending(
         if state == "auth" and not retry_auth:
             continue
         out.append(row)
-    return out
-
-
-def crawl_cli(
-    db_path: Path | str,
-    *,
-    since: str | None = None,
-    until: str | None = None,
-    limit: int | None = None,
-    window_days: float = 7.0,
-    products: str = "fg",
-    workers: int = 2,
-    cache: Path | None = None,
-    token: str | None = None,
-    refresh: bool = False,
-) -> CrawlReport:
-    """``fgsarchive crawl``: progress and one-line summaries on stderr."""
-    from .cli.common import err, open_db, warn
-
-    since_mjd = parse_date(since, "--since") if since is not None else None
-    until_mjd = parse_date(until, "--until") if until is not None else None
-    _exp_types(products)
-    config = mast_config(token)
-    db = open_db(Path(db_path))
-    with _cli_session() as update:
-        report = crawl(
-            db,
-            config=config,
-            since_mjd=since_mjd,
-            until_mjd=until_mjd,
-            window_days=window_days,
-            limit=limit,
-            products=products,
-            cache_dir=cache,
-            workers=workers,
-            refresh=refresh,
-            progress=update,
-        )
-    _report_cli(report)
-    err.print(
-        f"windows: {report.windows_queried} queried, {report.windows_skipped} done before, "
-        f"{report.windows_done} finished now; {len(report.programs)} program(s)"
-        + ("; stopped at --limit: re-run to continue" if report.stopped_at_limit else ""),
-        highlight=False,
-    )
-    if report.auth and not config.token:
-        warn(
-            f"{len(report.auth)} file(s) are exclusive access and were skipped "
-            "(give --token or MAST_API_TOKEN with rights to them)"
-        )
-    _raise_remote(
-        report, programs=report.programs, token_given=bool(config.token), auth=bool(config.token)
-    )
-    return report
-
-
-# --------------------------------------------------------------------------------------------------
-# Demo hook: the whole real path against the loopback server
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class ServeReport(IngestReport):
-    """:class:`IngestReport` of :func:`serve_and_ingest`, plus what the other steps did."""
-
-    listed: int = 0
-    downloaded: int = 0
-    cached: int = 0
-    telemetry_rows: int = 0
-    telemetry_windows: int = 0
-    events: dict[str, int] = field(default_factory=dict)
-    stars: dict[str, int] = field(default_factory=dict)
-    server_stats: dict[str, Any] = field(default_factory=dict)
-
-
-def _products_span(products_dir: Path) -> tuple[float, float] | None:
-    """(min DATASTRT, max DATAEND) of the guider files under ``products_dir`` (headers only)."""
-    from astropy.io import fits
-
-    from .names import looks_like_guider_file
-
-    starts, ends = [], []
-    for path in Path(products_dir).rglob("jw*_gs-*.fits"):
-        if not looks_like_guider_file(path.name):
-            continue
-        try:
-            header = fits.getheader(path)
-        except (OSError, ValueError):
-            continue
-        s, e = header.get("DATASTRT"), header.get("DATAEND")
-        if isinstance(s, int | float) and isinstance(e, int | float):
-            starts.append(float(s))
-            ends.append(float(e))
-    return (min(starts), max(ends)) if starts else None
-
-
-def serve_and_ingest(
-    db: Database | str | os.PathLike[str],
-    products_dir: Any,
-    *,
-    program: int | None = None,
-    telemetry: Any = None,
-    catalog: Any = None,
-    cache_dir: str | os.PathLike[str],
-    workers: int = 2,
-    products: str = "all",
-    faults: Any = None,
-    progress: ProgressCallback | None = None,
-) -> ServeReport:
-    """Serve ``products_dir`` from :class:`MastTestServer` on 127.0.0.1 and run the real path:
-    discover -> download (into ``cache_dir``) -> ingest, then EDB telemetry, derive_events and the
-    guide-star catalog look-up, all through :class:`MastClient`.
-
-    ``products_dir``: a folder of guider files, or a :class:`~fgsarchive.simulate.SimulatedProgram`
-    (then ``program``, ``telemetry`` and ``catalog`` default to its program, telemetry truth and
-    star table). ``program``: the program to ingest (default: the only one in the folder).
-    ``telemetry``: the simulator's telemetry truth (polars frame or truth dir, converted to EDB
-    series of SA_ZHGAUPST and INIS_FWMTRCURR over the files' span) or a ready
-    ``{mnemonic: (times_mjd, values)}``. ``catalog``: the simulator's star table (polars frame,
-    converted to GSC rows) or GSC rows as :class:`MastTestServer` takes them. ``faults``: an optional
-    :class:`~fgsarchive.testing.mast_server.FaultPlan`.
-    """
-    from .guidestars import lookup_stars, simulated_catalog
-    from .names import looks_like_guider_file
-    from .telemetry import derive_events, fetch_telemetry, simulated_edb
-    from .testing.mast_server import MastTestServer
-
-    database = db if isinstance(db, Database) else Database(Path(db))
-    if hasattr(products_dir, "out_dir") and hasattr(products_dir, "program"):  # SimulatedProgram
-        sim = products_dir
-        program = sim.program if program is None else program
-        telemetry = sim.telemetry if telemetry is None else telemetry
-        catalog = sim.stars if catalog is None else catalog
-        products_dir = sim.out_dir
-    products_dir = Path(products_dir)
-    if program is None:
-        found = {
-            parsed.program
-            for path in products_dir.rglob("jw*_gs-*.fits")
-            if looks_like_guider_file(path.name)
-            and (parsed := parse_product_name(path.name)) is not None
-        }
-        if len(found) != 1:
-            raise UsageError(f"{products_dir}: give program= (found programs {sorted(found)})")
-        program = found.pop()
-    edb: dict[str, tuple[list[float], list[Any]]] = {}
-    if telemetry is not None:
-        if isinstance(telemetry, Mapping):
-            edb = {str(k): (list(t), list(v)) for k, (t, v) in telemetry.items()}
-        else:
-            span = _products_span(products_dir)
-            if span is not None:
-                edb = simulated_edb(telemetry, span[0], span[1])
-    gsc = None
-    if catalog is not None:
-        gsc = catalog if isinstance(catalog, Mapping | list | tuple) else simulated_catalog(catalog)
-
-    with MastTestServer(
-        products_dir=products_dir, telemetry=edb, catalog=gsc, faults=faults, checksums=True
-    ) as srv:
-        config = MastConfig(
-            mast_url=srv.url,
-            gsc_url=srv.url,
-            poll_interval_s=0.02,
-            backoff_s=0.02,
-            backoff_max_s=0.5,
-            timeout_s=30.0,
-        )
-        # never send a token from the environment to the loopback server
-        object.__setattr__(config, "token", None)
-        with MastClient(config) as client:
-            crawl_report = ingest_programs(
-                database,
-                [program],
-                client=client,
-                products=products,
-                cache_dir=cache_dir,
-                workers=workers,
-                progress=progress,
-            )
-            tel = fetch_telemetry(database, client, list(edb) or None) if edb else None
-            events = derive_events(database)
-            stars = lookup_stars(database, client) if gsc is not None else None
-        stats = srv.stats
-
-    ing = crawl_report.ingest
-    out = ServeReport(
-        ingested=list(ing.ingested),
-        skipped=list(ing.skipped) + list(crawl_report.skipped),
-        failed={**crawl_report.failed, **crawl_report.auth, **crawl_report.unavailable},
-        n_frames=ing.n_frames,
-        n_bytes=ing.n_bytes,
-        seconds=crawl_report.seconds,
-        listed=crawl_report.listed,
-        downloaded=len(crawl_report.downloaded),
-        cached=len(crawl_report.cached),
-        telemetry_rows=tel.rows if tel else 0,
-        telemetry_windows=tel.fetched_windows if tel else 0,
-        events=events,
-        stars=stars.counts if stars else {},
-        server_stats=stats,
-    )
     return out

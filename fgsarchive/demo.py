@@ -4,19 +4,14 @@ Simulates a program like PID 1534 (four visits, two guide stars, injected flux d
 mirror-tilt PSF change, a 5-minute oscillation, a variable guide star, HGA and filter-wheel moves),
 serves it from the MAST-compatible server on 127.0.0.1 so the real client code discovers, downloads
 and ingests it, fits every frame, derives telemetry events, runs the analyses, and prints a summary
-and example queries.
+and example queries (``fgsarchive.cli.demo`` prints; this module holds the demo's pieces).
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-from rich.console import Console
-
-from .db import Database, run_user_query
-
-console = Console(stderr=True, highlight=False)
+from .db import Database
 
 DEMO_PROGRAM = 1534
 EXAMPLE_QUERIES = {
@@ -57,23 +52,13 @@ def demo_injections():
     return injections, variables
 
 
-def run_demo(
-    *, db_path: Path, workdir: Path, total_frames: int = 200_000, seed: int = 1, workers: int = 2
-) -> None:
-    """Run the demo end to end and print what it made."""
-    from .cli.common import print_table
+def simulate_demo_program(products: Path, *, total_frames: int = 200_000, seed: int = 1):
+    """Write the demo's program (4 visits, 2 guide stars, the injected events) into ``products``."""
     from .simulate import simulate_program
 
-    started = time.perf_counter()
-    workdir = Path(workdir)
-    products = workdir / "products"
     n_visits = 4
-    console.print(
-        f"[bold]1/5 simulate[/bold] ~{total_frames:,} frames of program {DEMO_PROGRAM} "
-        f"(4 visits, 2 guide stars, injected events) -> {products}"
-    )
     injections, variables = demo_injections()
-    sim = simulate_program(
+    return simulate_program(
         products,
         program=DEMO_PROGRAM,
         n_observations=2,
@@ -84,45 +69,10 @@ def run_demo(
         injections=injections,
         variable_stars=variables,
     )
-    db = Database(db_path)
-    console.print(f"[bold]2/5 ingest[/bold] {len(sim.files)} guider files into {db_path}")
-    report = _ingest(db, sim, workdir, workers)
-    console.print(
-        f"    {len(report.ingested)} ingested, {len(report.skipped)} unchanged, "
-        f"{len(report.failed)} failed; {report.n_frames:,} frames in {report.seconds:.1f} s"
-    )
-    console.print("[bold]3/5 fit[/bold] every frame: 2D Gaussian, moments, photometry")
-    from .fit.runner import fit_archive
-
-    fitted = fit_archive(db, workers=workers)
-    console.print(
-        f"    {fitted.frames:,} frames fitted in {fitted.seconds:.1f} s "
-        f"({fitted.frames_per_s:,.0f} frames/s); {fitted.skipped_files} file(s) already fitted"
-    )
-    console.print("[bold]4/5 analyse[/bold]")
-    _analyse(db)
-    console.print(f"[bold]5/5 summary[/bold] ({time.perf_counter() - started:.1f} s in all)")
-    for title, sql in EXAMPLE_QUERIES.items():
-        console.print(f'\n[bold]{title}[/bold]\n  fgsarchive query "{sql}"')
-        print_table(run_user_query(db, sql))
 
 
-def _ingest(db: Database, sim, workdir: Path, workers: int):
-    """Through the MAST-compatible loopback server when the crawler is present, else from disk."""
-    try:
-        from .crawl import serve_and_ingest
-    except ImportError:
-        from .ingest import ingest_directory
+def serve_and_ingest_demo(db: Database, sim, workdir: Path, workers: int):
+    """Ingest the simulated program through the MAST-compatible loopback server (the real path)."""
+    from .testing.serve import serve_and_ingest
 
-        return ingest_directory(db, sim.out_dir, workers=workers)
-    return serve_and_ingest(db, sim, cache_dir=workdir / "cache", workers=workers)
-
-
-def _analyse(db: Database) -> None:
-    """Telemetry events and the analyses, each when its stage is installed."""
-    try:
-        from .analysis.run import run_all_analyses
-    except ImportError:
-        console.print("    (analyses not available in this build)")
-        return
-    run_all_analyses(db, console=console)
+    return serve_and_ingest(db, sim, cache_dir=Path(workdir) / "cache", workers=workers)

@@ -1,7 +1,10 @@
-"""The exception tree of fgsarchive and the CLI exit codes it maps to.
+"""The exception tree of fgsarchive, its warnings, and the CLI exit codes they map to.
 
-Every error names what failed and where (file, URL path, table) in one line, so the CLI can
-print ``str(err)`` alone; the traceback is shown only with ``--verbose``.
+Every public exception and warning class lives here. Every error names what failed and where
+(file, URL path, table) in one line, so the CLI can print ``str(err)`` alone; the traceback is
+shown only with ``--verbose``. Exit codes (README "Exit codes"): 0 ok; 1 some inputs failed;
+2 bad usage, an empty selection, or a step not run yet; 3 no archive at the path, or it cannot be
+opened, read or written; 4 MAST/EDB/GSC unreachable or refused; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -17,6 +20,32 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad arguments or options
     ARCHIVE = 3  # the archive cannot be opened, read or written
     REMOTE = 4  # MAST / EDB / GSC unreachable or refused
+
+
+#: The command that fills each table made by a later stage (named by "not computed yet" errors).
+FILLED_BY: dict[str, str] = {
+    "fits": "fgsarchive fit",
+    "quickfits": "fgsarchive fit",
+    "photometry": "fgsarchive fit",
+    "telemetry": "fgsarchive telemetry",
+    "events": "fgsarchive events",
+    "guide_star_catalog": "fgsarchive stars",
+    "periodogram_peaks": "fgsarchive periodogram",
+    "anomalies": "fgsarchive anomalies",
+    "variability": "fgsarchive variables",
+}
+
+
+def describe_selection(**selection: object) -> str:
+    """``program=1534 obs=1 visit=2`` for the keys that are set (for error messages)."""
+    parts = [f"{k}={v}" for k, v in selection.items() if v is not None and v != []]
+    return " ".join(parts) if parts else "(everything)"
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """``text`` on one line (whitespace runs collapsed), at most ``limit`` characters."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 class FgsArchiveError(Exception):
@@ -57,6 +86,27 @@ class SelectionError(FgsArchiveError):
     exit_code = ExitCode.USAGE
 
 
+class NotComputedError(SelectionError):
+    """A table made by a later stage does not exist yet (e.g. no fits); the message names the
+    command to run. Exit 2: the command was run before the step it needs."""
+
+    def __init__(self, table: str, what: str | None = None, *, message: str | None = None) -> None:
+        self.table = table
+        self.command = FILLED_BY.get(table, "the stage that fills it")
+        super().__init__(
+            message
+            or f"{what or table} not computed yet: the `{table}` table is missing; run `{self.command}`"
+        )
+
+
+class SchedulerError(FgsArchiveError):
+    """The Dask scheduler did not answer, or the cluster extra is not installed."""
+
+
+class AnalysisWarning(UserWarning):
+    """Something was skipped (a series too short, a program not fitted yet, no events)."""
+
+
 class GuiderFileError(FgsArchiveError):
     """A guider file cannot be read: not FITS, truncated, wrong layout or shape."""
 
@@ -78,3 +128,68 @@ class IngestError(FgsArchiveError):
             else "failed to ingest"
         )
         super().__init__(f"{len(self.failed)} file(s) {what}: {names}")
+
+
+# --------------------------------------------------------------------------------------------------
+# MAST, EDB and GSC
+# --------------------------------------------------------------------------------------------------
+
+
+class MastError(FgsArchiveError):
+    """Root of errors from MAST, the EDB and the GSC. Messages are one line and name the URL path."""
+
+    exit_code = ExitCode.REMOTE
+
+    def __init__(self, message: str, *, path: str | None = None, status: int | None = None):
+        self.path = path
+        self.status = status
+        super().__init__(one_line(message))
+
+
+class MastServiceError(MastError):
+    """MAST answered, but with an error: ERROR envelope, malformed JSON, unexpected HTTP status."""
+
+
+class MastNotFoundError(MastServiceError):
+    """MAST has no such product (HTTP 404)."""
+
+
+class MastAuthError(MastError):
+    """HTTP 401/403: the token is missing, expired, or lacks rights for what was asked."""
+
+
+class MastUnavailableError(MastError):
+    """MAST (or GSC) could not be reached, or kept failing, after the bounded retries."""
+
+
+class DownloadIntegrityError(MastError):
+    """A download finished but its size or checksum is not what MAST promised."""
+
+
+class UnsafeFileNameError(MastError, ValueError):
+    """A product name from MAST is not a plain guider file name; nothing is written for it."""
+
+    exit_code = ExitCode.REMOTE
+
+    def __init__(self, name: object, reason: str):
+        self.name = name
+        self.reason = reason
+        shown = repr(name)
+        if len(shown) > 120:
+            shown = shown[:117] + "..."
+        super().__init__(f"unsafe product file name {shown}: {reason}")
+
+    def __reduce__(self):  # picklable across worker processes
+        return (type(self), (self.name, self.reason))
+
+
+class EdbMnemonicError(MastError):
+    """The EDB does not know a mnemonic (404, empty reply or error text), or it is malformed."""
+
+
+class CatalogError(MastError):
+    """The Guide Star Catalog answered with an error line or HTML instead of CSV."""
+
+
+class NoResultsWarning(UserWarning):
+    """A query matched nothing (a warning, not an error, as in astroquery)."""

@@ -9,7 +9,6 @@ looked up once. The catalog not knowing a star gives ``status = 'not_found'`` (t
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from .clock import utcnow
 from .db import Database
 from .mast import CatalogError, MastClient
 
-__all__ = ["StarsReport", "lookup_stars", "simulated_catalog"]
+__all__ = ["StarsReport", "lookup_stars"]
 
 log = logging.getLogger(__name__)
 
@@ -147,35 +146,3 @@ def lookup_stars(
     finally:
         _store(db, rows)
     return report
-
-
-def simulated_catalog(stars: Any) -> list[dict[str, Any]]:
-    """GSC rows (``MastTestServer(catalog=...)``) from the simulator's star table.
-
-    ``stars`` is ``SimulatedProgram.stars`` (polars) or a list of dicts with its columns: gs_id, ra,
-    dec, fgs_mag, gaia_id, j_mag, h_mag, k_mag, variable.
-    """
-    records = stars.to_dicts() if hasattr(stars, "to_dicts") else [dict(s) for s in stars]
-    out = []
-    for s in records:
-        out.append(
-            {
-                "hstID": s["gs_id"],
-                "gsc2ID": "S0"
-                + str(int(hashlib.sha1(str(s["gs_id"]).encode()).hexdigest(), 16))[:11],
-                "GAIAdr3sourceID": s.get("gaia_id"),
-                "ra": s.get("ra"),
-                "dec": s.get("dec"),
-                "epoch": 2016.0,
-                "rapm": 0.0,
-                "decpm": 0.0,
-                "classification": 0,
-                "variableFlag": 1 if s.get("variable") else 0,
-                "gaiaGmag": s.get("fgs_mag"),
-                "tmassJMag": s.get("j_mag"),
-                "tmassHMag": s.get("h_mag"),
-                "tmassKsMag": s.get("k_mag"),
-                "mag": s.get("fgs_mag"),
-            }
-        )
-    return out

@@ -42,8 +42,20 @@ import requests
 import requests.adapters
 
 from . import __version__
-from .config import DEFAULT_GSC_URL, DEFAULT_MAST_URL
-from .errors import ExitCode, FgsArchiveError
+from . import config as _env
+from .errors import (
+    CatalogError,
+    DownloadIntegrityError,
+    EdbMnemonicError,
+    MastAuthError,
+    MastError,
+    MastNotFoundError,
+    MastServiceError,
+    MastUnavailableError,
+    NoResultsWarning,
+    UnsafeFileNameError,
+    one_line,
+)
 from .names import looks_like_guider_file
 
 __all__ = [
@@ -98,69 +110,8 @@ _NUMERIC_SQL_TYPES = frozenset(
 # --------------------------------------------------------------------------------------------------
 
 
-class MastError(FgsArchiveError):
-    """Root of errors from MAST, the EDB and the GSC. Messages are one line and name the URL path."""
-
-    exit_code = ExitCode.REMOTE
-
-    def __init__(self, message: str, *, path: str | None = None, status: int | None = None):
-        self.path = path
-        self.status = status
-        super().__init__(_one_line(message))
-
-
-class MastServiceError(MastError):
-    """MAST answered, but with an error: ERROR envelope, malformed JSON, unexpected HTTP status."""
-
-
-class MastNotFoundError(MastServiceError):
-    """MAST has no such product (HTTP 404)."""
-
-
-class MastAuthError(MastError):
-    """HTTP 401/403: the token is missing, expired, or lacks rights for what was asked."""
-
-
-class MastUnavailableError(MastError):
-    """MAST (or GSC) could not be reached, or kept failing, after the bounded retries."""
-
-
-class DownloadIntegrityError(MastError):
-    """A download finished but its size or checksum is not what MAST promised."""
-
-
-class UnsafeFileNameError(MastError, ValueError):
-    """A product name from MAST is not a plain guider file name; nothing is written for it."""
-
-    exit_code = ExitCode.REMOTE
-
-    def __init__(self, name: object, reason: str):
-        self.name = name
-        self.reason = reason
-        shown = repr(name)
-        if len(shown) > 120:
-            shown = shown[:117] + "..."
-        super().__init__(f"unsafe product file name {shown}: {reason}")
-
-    def __reduce__(self):  # picklable across worker processes
-        return (type(self), (self.name, self.reason))
-
-
-class EdbMnemonicError(MastError):
-    """The EDB does not know a mnemonic (404, empty reply or error text), or it is malformed."""
-
-
-class CatalogError(MastError):
-    """The Guide Star Catalog answered with an error line or HTML instead of CSV."""
-
-
-class NoResultsWarning(UserWarning):
-    """A query matched nothing (a warning, not an error, as in astroquery)."""
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+# Defined in fgsarchive.errors (one home for every error); imported here for `fgsarchive.mast.X`.
+_one_line = one_line
 
 
 # --------------------------------------------------------------------------------------------------
@@ -198,14 +149,14 @@ class MastConfig:
     user_agent: str = f"fgsarchive/{__version__}"
 
     def __post_init__(self) -> None:
-        mast = self.mast_url or os.environ.get("FGSARCHIVE_MAST_URL") or DEFAULT_MAST_URL
-        gsc = self.gsc_url or os.environ.get("FGSARCHIVE_GSC_URL") or DEFAULT_GSC_URL
+        mast = self.mast_url or _env.mast_url()
+        gsc = self.gsc_url or _env.gsc_url()
         for label, url in (("mast_url", mast), ("gsc_url", gsc)):
             if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
                 raise ValueError(f"{label} must be an http(s) URL, got {url!r}")
         object.__setattr__(self, "mast_url", mast.rstrip("/"))
         object.__setattr__(self, "gsc_url", gsc.rstrip("/"))
-        object.__setattr__(self, "token", self.token or os.environ.get("MAST_API_TOKEN") or None)
+        object.__setattr__(self, "token", self.token or _env.mast_token())
         if self.max_retries < 0:
             raise ValueError("max_retries must be >= 0")
         if self.page_size < 1:

@@ -27,12 +27,13 @@ import polars as pl
 from matplotlib.figure import Figure
 
 from . import sql
-from .archive import Archive, NotComputedError, describe_selection
 from .choices import PLOT_KIND_NAMES
-from .errors import SelectionError, UsageError
+from .errors import SelectionError, UsageError, describe_selection
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+
+    from .archive import Archive
 
 __all__ = [
     "PLOT_KINDS",
@@ -378,20 +379,12 @@ def _power(
     """
     from astropy.timeseries import LombScargle
 
-    t = (time_mjd - time_mjd[0]) * SECONDS_PER_DAY
-    try:
-        from .analysis.periodogram import periodogram_series
+    from .analysis.periodogram import periodogram_series
 
-        res = periodogram_series(t, values, names=list(names), n_peaks=0)
-        freq, power = res.frequency_hz(), res.power
-        fmin, fmax = res.f0_hz, res.fmax_hz
-    except ImportError:  # pragma: no cover - the analyses are part of the package
-        cadence = float(np.median(np.diff(t)))
-        fmin, fmax = 1.0 / (t[-1] - t[0]), 0.5 / cadence
-        freq = np.linspace(fmin, fmax, min(200_000, int(5 * (t[-1] - t[0]) * fmax)))
-        power = np.array(
-            [LombScargle(t[np.isfinite(v)], v[np.isfinite(v)]).power(freq) for v in values]
-        )
+    t = (time_mjd - time_mjd[0]) * SECONDS_PER_DAY
+    res = periodogram_series(t, values, names=list(names), n_peaks=0)
+    freq, power = res.frequency_hz(), res.power
+    fmin, fmax = res.f0_hz, res.fmax_hz
     levels = {}
     for name, v in zip(names, values, strict=True):
         ok = np.isfinite(v)
@@ -942,19 +935,3 @@ def plot(kind: str, arc: Archive, **selection: Any) -> Figure:
             )
         selection = {k: v for k, v in selection.items() if k in (*allowed, "save", "title")}
     return PLOT_KINDS[kind](arc, **selection)
-
-
-def requires(kind: str) -> tuple[str, ...]:
-    """Tables a plot kind needs beyond frames and files (for the report's 'not computed' notes)."""
-    return {
-        "parameters": ("fits",),
-        "anomalies": ("anomalies",),
-    }.get(kind, ())
-
-
-def check_requirements(arc: Archive, kind: str) -> None:
-    """Raise NotComputedError when a table the plot needs is missing."""
-    tables = arc.tables()
-    for table in requires(kind):
-        if table not in tables:
-            raise NotComputedError(table, f"plot {kind}")

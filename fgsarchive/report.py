@@ -26,8 +26,8 @@ from matplotlib.figure import Figure
 
 from . import __version__
 from . import plots as P
-from .archive import FILLED_BY, Archive, NotComputedError
-from .errors import FgsArchiveError, SelectionError, UsageError
+from .archive import Archive
+from .errors import FILLED_BY, FgsArchiveError, NotComputedError, SelectionError, UsageError
 
 log = logging.getLogger(__name__)
 

@@ -18,11 +18,9 @@ and whatever telemetry exists; it replaces its own kinds on every run (never dup
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,7 +39,6 @@ __all__ = [
     "derive_events",
     "fetch_telemetry",
     "plan_telemetry_fetches",
-    "simulated_edb",
     "telemetry_spans",
 ]
 
@@ -305,38 +302,3 @@ def derive_events(
             db.run(con, "events/hga_motion_pointing")
         counts = dict(db.run(con, "events/counts").fetchall())
     return {kind: int(counts.get(kind, 0)) for kind in DERIVED_KINDS}
-
-
-# --------------------------------------------------------------------------------------------------
-# Simulated EDB (demo and tests)
-# --------------------------------------------------------------------------------------------------
-
-
-def simulated_edb(
-    telemetry: Any,
-    start_mjd: float,
-    end_mjd: float,
-    *,
-    pad_s: float = 600.0,
-    mnemonics: Sequence[str] = ("SA_ZHGAUPST", "INIS_FWMTRCURR"),
-) -> dict[str, tuple[list[float], list[Any]]]:
-    """The simulator's telemetry truth as ``{mnemonic: (times_mjd, values)}`` for MastTestServer.
-
-    ``telemetry`` is ``SimulatedProgram.telemetry``, a truth dir or its ``telemetry.parquet``;
-    series cover ``[start_mjd, end_mjd]`` padded by ``pad_s`` (text values for SA_ZHGAUPST, floats
-    for INIS_FWMTRCURR, 1 s cadence).
-    """
-    from .simulate import edb_timeseries
-
-    if isinstance(telemetry, str | os.PathLike):
-        telemetry = Path(telemetry)
-    pad = pad_s / 86400.0
-    out: dict[str, tuple[list[float], list[Any]]] = {}
-    for name in mnemonics:
-        frame = edb_timeseries(telemetry, name, start_mjd - pad, end_mjd + pad)
-        times = frame["MJD"].to_list()
-        texts = frame["euvalue"].to_list()
-        types = frame["sqldataType"].to_list()
-        values = [float(v) if t == "real" else v for v, t in zip(texts, types, strict=True)]
-        out[name] = (times, values)
-    return out

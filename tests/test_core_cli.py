@@ -115,6 +115,29 @@ def test_bad_inputs_are_one_line_errors(tmp_path, products):
         assert "Traceback" not in result.output
 
 
+def test_no_archive_exits_3_everywhere(tmp_path):
+    """Every command that needs an archive names the missing path and exits 3 (ExitCode.ARCHIVE)."""
+    missing = tmp_path / "none.duckdb"
+    for args in (["status"], ["events"], ["stars"], ["telemetry"], ["fit"], ["query", "SELECT 1"]):
+        result = invoke(*args, "--db", missing)
+        assert result.exit_code == 3, (args, result.output)
+        assert "no archive" in result.output and str(missing) in result.output, (
+            args,
+            result.output,
+        )
+        assert len(result.output.strip().splitlines()) == 1, (args, result.output)
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "nan"])
+def test_bad_lock_timeout_is_a_usage_error(archive, value, monkeypatch):
+    """A malformed FGSARCHIVE_LOCK_TIMEOUT: one line naming the variable, exit 2 (not a traceback)."""
+    monkeypatch.setenv("FGSARCHIVE_LOCK_TIMEOUT", value)
+    result = invoke("status", "--db", archive)
+    assert result.exit_code == 2, result.output
+    assert "FGSARCHIVE_LOCK_TIMEOUT" in result.output and "Traceback" not in result.output
+
+
 def test_failed_file_gives_nonzero_exit_and_names_it(products, tmp_path):
     bad = products / "jw01534001001_gs-fg_2022338000000_cal.fits"
     bad.write_text("garbage")
@@ -160,3 +183,16 @@ def test_sigkilled_ingest_resumes_to_the_same_archive(products, tmp_path):
 def test_migrate_command_on_a_current_archive(archive):
     result = invoke("migrate", "--db", archive)
     assert result.exit_code == 0 and "up to date" in result.output
+
+
+@pytest.mark.slow
+def test_demo_runs_every_step_and_prints_it(tmp_path):
+    """``fgsarchive demo`` (printing in cli/demo.py, steps in fgsarchive.demo) on a small program."""
+    db = tmp_path / "demo.duckdb"
+    result = invoke("demo", "--frames", 8000, "--workdir", tmp_path / "work", "--db", db)
+    assert result.exit_code == 0, result.output
+    for step in ("1/5 simulate", "2/5 ingest", "3/5 fit", "4/5 analyse", "5/5 summary"):
+        assert step in result.output
+    assert "8,000 frames fitted" in result.output and "variability:" in result.output
+    with Database(db).reader() as con:
+        assert con.execute("SELECT count(*) FROM fits").fetchall() == [(8000,)]

@@ -61,11 +61,39 @@ def test_other_names_are_not_guider_files(name):
     assert not looks_like_guider_file(name)
 
 
-@given(st.text(max_size=80))
+_DIGITS = "0123456789"
+_timed_names = st.builds(
+    lambda p, o, v, product, stamp, seg, suffix: (
+        f"jw{p}{o}{v}_gs-{product}_{stamp}{f'-seg{seg}' if seg else ''}_{suffix}.fits"
+    ),
+    st.text(_DIGITS, min_size=5, max_size=5),
+    st.text(_DIGITS, min_size=3, max_size=3),
+    st.text(_DIGITS, min_size=3, max_size=3),
+    st.sampled_from(["acq1", "acq2", "track", "fg"]),
+    st.text(_DIGITS, min_size=13, max_size=13),
+    st.none() | st.text(_DIGITS, min_size=3, max_size=3),
+    st.sampled_from(["cal", "uncal", "stream"]),
+)
+
+
+@given(st.text(max_size=80) | _timed_names)
 def test_parser_never_crashes(name):
+    """Any text: no exception; what parses is a plain name whose fields rebuild it exactly."""
     parsed = parse_product_name(name)
     if parsed is not None:
         assert "/" not in name and name.startswith("jw")
+        rebuilt = (
+            f"jw{parsed.program:05d}{parsed.observation:03d}{parsed.visit:03d}_gs-{parsed.product}"
+            f"_{parsed.stamp}{f'-seg{parsed.segment:03d}' if parsed.segment is not None else ''}"
+            f"_{parsed.suffix}.fits"
+        )
+        assert parsed.stamp is None or rebuilt == name
+
+
+@given(_timed_names)
+def test_every_name_of_the_grammar_parses(name):
+    """The grammar's names (half of the inputs above) always parse: the round trip is exercised."""
+    assert parse_product_name(name) is not None
 
 
 @pytest.mark.parametrize(

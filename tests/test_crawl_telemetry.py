@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from fgsarchive.cli import app
-from fgsarchive.crawl import ingest_programs, serve_and_ingest
+from fgsarchive.crawl import ingest_programs
 from fgsarchive.db import Database
-from fgsarchive.guidestars import lookup_stars, simulated_catalog
+from fgsarchive.guidestars import lookup_stars
 from fgsarchive.mast import MastClient, MastConfig
 from fgsarchive.simulate import FilterWheelMove, HgaMove, simulate_program
 from fgsarchive.telemetry import (
@@ -20,9 +20,9 @@ from fgsarchive.telemetry import (
     derive_events,
     fetch_telemetry,
     plan_telemetry_fetches,
-    simulated_edb,
 )
 from fgsarchive.testing.mast_server import MastTestServer
+from fgsarchive.testing.serve import serve_and_ingest, simulated_catalog, simulated_edb
 
 runner = CliRunner()
 TOKEN = "edb-tok-5521-secret"

@@ -24,6 +24,18 @@ def bare(tmp_path_factory) -> Archive:
     return Archive(path)
 
 
+def test_status_counts_every_table_and_names_the_programs(arc, bare):
+    """Archive.status() (what `fgsarchive status` prints): each stage's table and its row count."""
+    full, empty = arc.status(), bare.status()
+    assert [p["program"] for p in full["programs"]] == arc.programs()["program"].to_list()
+    assert full["tables"]["frames"] == arc.sql("SELECT count(*) AS n FROM frames")["n"][0] > 0
+    assert full["tables"]["fits"] > 0 and "fits" not in empty["tables"]
+    n_frames = sum(
+        f["n_frames"] for f in full["files"] if (f["product"], f["status"]) == ("fg", "ingested")
+    )
+    assert n_frames == full["tables"]["frames"]
+
+
 def test_programs_visits_files(arc):
     assert arc.programs()["program"].to_list() == [1534]
     visits = arc.visits(1534)

@@ -118,7 +118,7 @@ def test_cli_plot_errors(db_path, bare_path, tmp_path):
         "--db",
         bare_path,
     )
-    assert result.exit_code == 1 and "run `fgsarchive fit`" in result.output
+    assert result.exit_code == 2 and "run `fgsarchive fit`" in result.output
     result = invoke(
         "plot",
         "guide-stars",

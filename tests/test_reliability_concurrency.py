@@ -20,6 +20,7 @@ import pytest
 
 from fgsarchive.archive import Archive
 from fgsarchive.db import Database, run_user_query
+from fgsarchive.errors import QueryError
 from fgsarchive.ingest import ingest_paths
 
 QUERY = "SELECT count(*) AS n, coalesce(sum(n_frames), 0) AS frames FROM files"
@@ -184,7 +185,7 @@ def test_the_sandbox_still_holds_when_instances_are_shared(products, tmp_path):
     secret.write_text("a\n1\n")
     with db.reader() as plain:  # an unsandboxed connection of this process is open
         assert plain.execute(f"SELECT count(*) FROM read_csv('{secret}')").fetchall() == [(1,)]
-        with pytest.raises(Exception, match="(?i)disabled|not allowed|permission"):
+        with pytest.raises(QueryError, match="(?i)disabled|not allowed|permission"):
             run_user_query(db, f"SELECT * FROM read_csv('{secret}')")
 
 

@@ -33,7 +33,7 @@ import pyarrow as pa
 
 from ..choices import FIT_PARAMETERS, GROUPINGS, PERIODOGRAM_PARAMETERS
 from ..db import Database
-from ..errors import SelectionError, UsageError
+from ..errors import AnalysisWarning, NotComputedError, SelectionError, UsageError
 from ..storage import part_name
 from .anomalies import (
     SPIKE_SIGMA,
@@ -48,7 +48,6 @@ from .variables import VARIABILITY_SCHEMA, variability_stats
 
 __all__ = [
     "AnalysisWarning",
-    "NotFittedError",
     "FIT_PARAMETERS",
     "PERIODOGRAM_PARAMETERS",
     "GROUPINGS",
@@ -88,14 +87,6 @@ _PHOT_DATASET = "photometry"
 
 Warn = Callable[[str], None]
 Progress = Callable[[int, int], None]
-
-
-class AnalysisWarning(UserWarning):
-    """Something was skipped (a series too short, a program not fitted yet, no events)."""
-
-
-class NotFittedError(SelectionError):
-    """The frames to analyse have no fits yet; the message names the command that makes them."""
 
 
 def _warner(on_warning: Warn | None) -> Warn:
@@ -139,7 +130,7 @@ def _no_files_error(program: int | None) -> SelectionError:
 def _fitted_files(
     db: Database, con, files: pl.DataFrame, program: int | None, warn: Warn
 ) -> pl.DataFrame:
-    """The files that have Gaussian fits; NotFittedError when none do (one line, names the command).
+    """The files that have Gaussian fits; NotComputedError when none do (one line, names the command).
 
     Programs without any fit are skipped with a warning when others have fits; so are single files
     not fitted yet.
@@ -147,14 +138,16 @@ def _fitted_files(
     if files.is_empty():
         raise _no_files_error(program)
     if not db.parts.has_dataset(_FIT_DATASET):
-        raise NotFittedError(
-            f"{_what(program)} has no fits yet: run `{_fit_command(program)}` first"
+        raise NotComputedError(
+            "fits",
+            message=f"{_what(program)} has no fits yet: run `{_fit_command(program)}` first",
         )
     fitted = _table(db, con, "analysis/fitted_files", {"program": program})
     have = files.join(fitted.select("file_name"), on="file_name", how="semi")
     if have.is_empty():
-        raise NotFittedError(
-            f"{_what(program)} has no fits yet: run `{_fit_command(program)}` first"
+        raise NotComputedError(
+            "fits",
+            message=f"{_what(program)} has no fits yet: run `{_fit_command(program)}` first",
         )
     missing = files.join(fitted.select("file_name"), on="file_name", how="anti")
     if not missing.is_empty():
@@ -1363,8 +1356,9 @@ def visit_summary(db: Database, program: int | None = None) -> pl.DataFrame:
     about each file's mean), fraction_converged."""
     with db.reader() as con:
         if not _exists(db, con, "visit_summary"):
-            raise NotFittedError(
-                f"{_what(program)} has no fits yet: run `{_fit_command(program)}` first"
+            raise NotComputedError(
+                "fits",
+                message=f"{_what(program)} has no fits yet: run `{_fit_command(program)}` first",
             )
         df = _table(db, con, "analysis/visit_summary", {"program": program})
     if df.is_empty() and program is not None:
@@ -1393,7 +1387,9 @@ def lightcurve_binned(db: Database, gs_id: str, bin_s: float = 10.0) -> pl.DataF
         if _fg_files(db, con, gs_id=gs_id).is_empty():
             raise SelectionError(f"no fine-guide frames of guide star {gs_id!r} in the archive")
         if not (db.parts.has_dataset(_FIT_DATASET) and db.parts.has_dataset(_PHOT_DATASET)):
-            raise NotFittedError("the archive has no fits yet: run `fgsarchive fit` first")
+            raise NotComputedError(
+                "fits", message="the archive has no fits yet: run `fgsarchive fit` first"
+            )
         return _table(
             db, con, "analysis/lightcurve_binned", {"gs_id": gs_id, "bin_s": float(bin_s)}
         )

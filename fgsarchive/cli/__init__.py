@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import core
+from . import analysis, core, crawl, fit, people
 from .common import state
 
 app = typer.Typer(
@@ -47,24 +47,8 @@ def _main(
     )
 
 
-core.register(app)
-
-
-def _register_optional() -> None:
-    """Commands of the later stages, each in its own module (cli/<area>.py)."""
-    import importlib
-
-    for area in ("crawl", "fit", "analysis", "people"):
-        try:
-            module = importlib.import_module(f"{__name__}.{area}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{area}":
-                raise
-            continue
-        module.register(app)
-
-
-_register_optional()
+for _area in (core, crawl, fit, analysis, people):  # one module per area: cli/<area>.py
+    _area.register(app)
 
 
 def main() -> None:

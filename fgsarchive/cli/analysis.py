@@ -66,6 +66,127 @@ _VARIABILITY_COLUMNS = [
 PARAMETERS_HELP = ", ".join(PERIODOGRAM_PARAMETERS)
 
 
+def _peak_counts(peaks) -> tuple[int, int]:
+    """(guide-star series, peaks on instrumental lines) of a periodogram_peaks frame."""
+    n_series = peaks.select("program", "file_name", "gs_id").n_unique() if peaks.height else 0
+    n_instr = int(peaks["instrumental"].sum()) if "instrumental" in peaks.columns else 0
+    return n_series, n_instr
+
+
+def _anomaly_counts(anomalies) -> tuple[str, int]:
+    """("kind n, ..." most frequent first, anomalies with a coincident observatory event)."""
+    counts = anomalies.group_by("kind").len().sort(["len", "kind"], descending=[True, False])
+    kinds = ", ".join(f"{r['kind']} {r['len']}" for r in counts.iter_rows(named=True))
+    return kinds, int((anomalies["coincident_kinds"].list.len() > 0).sum())
+
+
+def _g(x, fmt: str = ".4g") -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def _where(r: dict) -> str:
+    if r.get("observation") is None:
+        return f"program {r['program']}"
+    return f"program {r['program']} obs {r['observation']} visit {r['visit']}"
+
+
+def print_periodogram_summary(
+    console, peaks, *, top: int = 5, seconds: float | None = None
+) -> None:
+    """The strongest non-instrumental peak of each parameter (lowest FAP, then highest power)."""
+    import polars as pl
+
+    n_groups, n_instr = _peak_counts(peaks)
+    took = f" in {seconds:.1f} s" if seconds is not None else ""
+    console.print(
+        f"    periodograms: {n_groups} guide-star series, {peaks.height} peaks "
+        f"({n_instr} on instrumental lines){took}; strongest non-instrumental peak per parameter:",
+        highlight=False,
+    )
+    star = peaks.filter(~pl.col("instrumental")) if "instrumental" in peaks.columns else peaks
+    best = (
+        star.sort(["fap", "power"], descending=[False, True])
+        .group_by("parameter", maintain_order=True)
+        .head(1)
+        .head(max(top, 1) * 2)
+    )
+    for r in best.iter_rows(named=True):
+        console.print(
+            f"      {r['parameter']:<9} {_where(r)} {r['gs_id']}: P = {_g(r['period_s'], '.5g')} s, "
+            f"power {_g(r['power'], '.3f')}, FAP {_g(r['fap'], '.1e')}",
+            highlight=False,
+        )
+
+
+def print_anomaly_summary(
+    console, anomalies, *, top: int = 10, seconds: float | None = None
+) -> None:
+    """Counts by kind, then the most significant anomalies (time order) with their coincident events."""
+    took = f" in {seconds:.1f} s" if seconds is not None else ""
+    if anomalies.is_empty():
+        console.print(f"    anomalies: none found{took}", highlight=False)
+        return
+    kinds, n_ev = _anomaly_counts(anomalies)
+    console.print(
+        f"    anomalies: {anomalies.height} ({kinds}); {n_ev} with a coincident observatory event{took}",
+        highlight=False,
+    )
+    shown = anomalies.sort("significance", descending=True).head(top).sort("start_mjd")
+    for r in shown.iter_rows(named=True):
+        events = ", ".join(r["coincident_kinds"] or [])
+        console.print(
+            f"      {_where(r)} {r['gs_id']} {r['kind']:<14} at {_g(r['start_s'], '.1f')} s into the visit, "
+            f"{_g(r['duration_s'], '.1f')} s, amplitude {_g(r['amplitude'], '.3g')}, "
+            f"{_g(r['significance'], '.0f')} sigma" + (f" <- {events}" if events else ""),
+            highlight=False,
+        )
+
+
+def print_variability_summary(
+    console, variability, *, top: int = 5, seconds: float | None = None
+) -> None:
+    """The most variable guide stars, one line each."""
+    took = f" in {seconds:.1f} s" if seconds is not None else ""
+    console.print(
+        f"    variability: {variability.height} guide star(s) ranked{took}; most variable:",
+        highlight=False,
+    )
+    for r in variability.sort("rank").head(top).iter_rows(named=True):
+        console.print(
+            f"      {r['rank']:>2}. {r['gs_id']} score {_g(r['score'], '.1f')}: rms {_g(r['rms_ppm'], '.0f')} ppm "
+            f"(expected {_g(r['expected_rms_ppm'], '.0f')}), eta {_g(r['eta'], '.2f')}, skew {_g(r['skew'], '.2f')}, "
+            f"best period {_g(r['best_period_s'], '.5g')} s (FAP {_g(r['best_fap'], '.1e')})",
+            highlight=False,
+        )
+
+
+def run_and_print_all_analyses(
+    db, *, console, program: int | None = None, min_sigma: float = 5.0, top: int = 5
+):
+    """``fgsarchive analyse`` and the demo's step 4: run every analysis, print the top results."""
+    from ..analysis.run import run_all_analyses
+
+    def warn_indented(text: str) -> None:
+        console.print(f"    [yellow]warning:[/yellow] {text}", highlight=False)
+
+    def events(derived: dict[str, int]) -> None:
+        shown = ", ".join(f"{k} {v}" for k, v in derived.items() if v)
+        console.print(
+            f"    events derived from files and pointing: {shown or 'none'}", highlight=False
+        )
+
+    results = run_all_analyses(
+        db, program=program, min_sigma=min_sigma, on_warning=warn_indented, on_events=events
+    )
+    seconds = results.seconds
+    print_periodogram_summary(console, results.peaks, top=top, seconds=seconds.get("periodograms"))
+    print_anomaly_summary(console, results.anomalies, top=2 * top, seconds=seconds.get("anomalies"))
+    print_variability_summary(
+        console, results.variability, top=top, seconds=seconds.get("variables")
+    )
+    return results
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     @handle_errors
@@ -114,8 +235,7 @@ def register(app: typer.Typer) -> None:
                 on_warning=warn,
                 progress=update,
             )
-        n_series = peaks.select("program", "file_name", "gs_id").n_unique()
-        n_instr = int(peaks["instrumental"].sum())
+        n_series, n_instr = _peak_counts(peaks)
         err.print(
             f"{peaks.height} peaks of {n_series} guide-star series ({n_instr} on instrumental lines) "
             f"written to periodogram_peaks" + (f"; spectra in {out}" if out else ""),
@@ -164,12 +284,10 @@ def register(app: typer.Typer) -> None:
                 "no anomalies found (table anomalies emptied for the selection)", highlight=False
             )
             return
-        kinds = table.group_by("kind").len().sort("len", descending=True)
-        n_ev = int((table["coincident_kinds"].list.len() > 0).sum())
+        kinds, n_ev = _anomaly_counts(table)
         err.print(
-            f"{table.height} anomalies written to table anomalies: "
-            + ", ".join(f"{r['kind']} {r['len']}" for r in kinds.iter_rows(named=True))
-            + f"; {n_ev} coincide with an observatory event",
+            f"{table.height} anomalies written to table anomalies: {kinds}"
+            f"; {n_ev} coincide with an observatory event",
             highlight=False,
         )
         shown = table.sort("significance", descending=True).head(top).sort("start_mjd")
@@ -234,6 +352,4 @@ def register(app: typer.Typer) -> None:
         db: DbOption = DEFAULT_DB_PATH,
     ) -> None:
         """All analyses: anomalies, periodograms (by visit), variability ranks; prints the top results."""
-        from ..analysis.run import run_all_analyses
-
-        run_all_analyses(open_db(db), console=err, program=program, min_sigma=min_sigma)
+        run_and_print_all_analyses(open_db(db), console=err, program=program, min_sigma=min_sigma)

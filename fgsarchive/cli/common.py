@@ -10,24 +10,18 @@ import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pyarrow as pa
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
 
 from ..config import DEFAULT_DB, Settings
-from ..db import Database
 from ..errors import ExitCode, FgsArchiveError
+
+if TYPE_CHECKING:  # duckdb and pyarrow load when a command runs: `--version` stays fast
+    import pyarrow as pa
+
+    from ..db import Database
 
 
 @dataclass
@@ -58,6 +52,9 @@ def warn(text: str) -> None:
 
 
 def open_db(path: Path) -> Database:
+    """The archive at ``path`` (settings from the environment, this path)."""
+    from ..db import Database
+
     return Database(path, settings=Settings(db_path=path))
 
 
@@ -107,6 +104,15 @@ def progress_bar(
     if not show_progress():
         yield lambda *a, **k: None
         return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     columns = [
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -127,6 +133,8 @@ def progress_bar(
 
 def print_table(table: pa.Table, *, title: str | None = None, max_rows: int = 50) -> None:
     """Print an Arrow table as a rich table (first ``max_rows`` rows)."""
+    from rich.table import Table
+
     view = Table(title=title, show_lines=False, header_style="bold")
     for name in table.column_names:
         view.add_column(name, overflow="ellipsis", no_wrap=True, max_width=44)

@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 import typer
 
-from ..db import run_user_query
 from ..errors import IngestError, UsageError
-from ..ingest import IngestReport, ingest_many
 from .common import (
     DEFAULT_DB_PATH,
     DbOption,
@@ -27,6 +21,11 @@ from .common import (
     to_jsonable,
 )
 
+if TYPE_CHECKING:  # the stages and pyarrow load when a command runs: `--version` stays fast
+    import pyarrow as pa
+
+    from ..ingest import IngestReport
+
 Format = Literal["table", "csv", "json", "parquet"]
 
 
@@ -34,6 +33,8 @@ def ingest_from_dirs(
     db_path: Path, sources: list[Path], *, workers: int, force: bool
 ) -> IngestReport:
     """Ingest local folders/files with a progress bar; raise IngestError naming failed files."""
+    from ..ingest import ingest_many
+
     db = open_db(db_path)
     with progress_bar("ingest") as update:
         report = ingest_many(
@@ -101,12 +102,8 @@ def register(app: typer.Typer) -> None:
             summarise_ingest(report)
             failed.update(report.failed)
         if programs:
-            try:
-                from ..crawl import ingest_programs_cli
-            except ImportError as exc:
-                raise UsageError(
-                    "fetching programs from MAST is not available in this build"
-                ) from exc
+            from .crawl import ingest_programs_cli
+
             failed.update(
                 ingest_programs_cli(
                     db,
@@ -132,8 +129,11 @@ def register(app: typer.Typer) -> None:
         db: DbOption = DEFAULT_DB_PATH,
     ) -> None:
         """Programs, files by status, frames, and what later stages have filled."""
-        archive = open_db(db)
-        info = archive_status(archive)
+        import pyarrow as pa
+
+        from ..archive import Archive
+
+        info = Archive(db).status()
         if as_json:
             typer.echo(json.dumps(info, default=str, indent=2))
             return
@@ -171,6 +171,8 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"--format {fmt!r}: choose one of table, csv, json, parquet")
         if sql == "-":
             sql = sys.stdin.read()
+        from ..db import run_user_query
+
         result = run_user_query(open_db(db), sql)
         write_result(result, fmt, output)
 
@@ -204,13 +206,16 @@ def register(app: typer.Typer) -> None:
         db: DbOption = DEFAULT_DB_PATH,
     ) -> None:
         """Run the whole job offline on a simulated program: simulate, serve, ingest, fit, analyse."""
-        from ..demo import run_demo
+        from .demo import run_demo
 
         run_demo(db_path=db, workdir=workdir, total_frames=frames, seed=seed, workers=workers)
 
 
 def write_result(result: pa.Table, fmt: Format | str, output: Path | None) -> None:
     """Print or write a query result in the chosen format."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
     if output is not None:
         try:
             output.parent.mkdir(parents=True, exist_ok=True)
@@ -243,6 +248,8 @@ def write_result(result: pa.Table, fmt: Format | str, output: Path | None) -> No
 
 def _flat(table: pa.Table) -> pa.Table:
     """CSV cannot hold lists: turn list columns into JSON text."""
+    import pyarrow as pa
+
     columns = []
     for col in table.columns:
         if (
@@ -257,37 +264,8 @@ def _flat(table: pa.Table) -> pa.Table:
     return pa.table(columns, names=table.column_names)
 
 
-def archive_status(archive) -> dict[str, object]:
-    """Programs, files by product and status, failed files, and row counts of every stage's table."""
-    from ..db import Database
-
-    db: Database = archive
-    with db.reader() as con:
-        programs = db.arrow(con, "status/programs").to_pylist()
-        files = db.arrow(con, "status/files").to_pylist()
-        failed = db.arrow(con, "status/failed").to_pylist()
-        tables: dict[str, int] = {}
-        names = [r[0] for r in db.run(con, "core/list_relations").fetchall()]
-        for name in sorted(set(names)):
-            if name in ("schema_info",):
-                continue
-            try:
-                tables[name] = db.count_rows(con, name)
-            except Exception:
-                continue
-    return {
-        "programs": programs,
-        "files": files,
-        "failed": failed,
-        "tables": tables,
-        "checked_at": time.time(),
-    }
-
-
 def _fit_new(db_path: Path, *, workers: int) -> None:
-    """Fit frames that have no fit yet, when the fitter is installed."""
-    try:
-        from .fit import fit_after_ingest
-    except ImportError:
-        return
+    """Fit frames that have no fit yet."""
+    from .fit import fit_after_ingest
+
     fit_after_ingest(db_path, workers=workers)

@@ -31,12 +31,8 @@ def run_fit(
 
     db = open_db(db_path)
     with progress_bar("fit") as update:
-        started = {"t": None}
 
         def progress(done: int, total: int, frames: int) -> None:
-            import time
-
-            started["t"] = started["t"] or time.perf_counter()
             update(done, total, extra=f"{frames:,} frames")
 
         report = fit_archive(

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from ..choices import FIT_PRODUCTS
 from ..db import Database
-from ..errors import FgsArchiveError, SelectionError, UsageError
+from ..errors import ArchiveError, SchedulerError, SelectionError, UsageError
 from ..storage import PartStore, part_name, write_parquet_atomic
 from ..workers import end_workers, exit_with_main
 from .model import fit_gaussian_stack, quick_fit_stack
@@ -47,10 +47,6 @@ DATASET = {"gauss": "fits", "quick": "quickfits", "phot": "photometry"}
 CHUNK_FRAMES = 65536
 #: The SNR-optimised mask of each segment is chosen on its first MASK_FRAMES frames (~2.3 h).
 MASK_FRAMES = 131072
-
-
-class SchedulerError(FgsArchiveError):
-    """The Dask scheduler did not answer, or the cluster extra is not installed."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +122,9 @@ def fit_file(task: FitTask) -> dict[str, pa.Table]:
         if "gauss" in task.what:
             out["fits"].append(pa.table({**keys, **gauss.to_dict(), **version}))
         if "quick" in task.what:
-            quick = quick_fit_stack(pixels, mask=None if dq is None else dq != 0, n_threads=task.n_threads)
+            quick = quick_fit_stack(
+                pixels, mask=None if dq is None else dq != 0, n_threads=task.n_threads
+            )
             out["quickfits"].append(pa.table({**keys, **quick.to_dict(), **version}))
         if "phot" in task.what:
             background = background_stack(pixels, n_threads=task.n_threads)
@@ -153,7 +151,9 @@ def fit_file(task: FitTask) -> dict[str, pa.Table]:
     return {name: pa.concat_tables(tables) for name, tables in out.items() if tables}
 
 
-def _plan(db: Database, program: int | None, what: Sequence[str], fit_version: int) -> tuple[list[FitTask], int]:
+def _plan(
+    db: Database, program: int | None, what: Sequence[str], fit_version: int
+) -> tuple[list[FitTask], int]:
     with db.reader() as con:
         rows = db.run(con, "fit/candidates", {"program": program}).fetchall()
     if program is not None and not rows:
@@ -164,14 +164,19 @@ def _plan(db: Database, program: int | None, what: Sequence[str], fit_version: i
     for file_name, prog, _n, dq in rows:
         part = part_name(file_name)
         todo = tuple(
-            w for w in what
+            w
+            for w in what
             if not db.parts.part_path(DATASET[w], prog, f"{part}.v{fit_version}").exists()
         )
         frames_path = db.parts.part_path("frames", prog, part)
         if not todo:
             skipped += 1
             continue
-        tasks.append(FitTask(file_name, int(prog), str(frames_path), tuple(dq) if dq else None, todo, fit_version))
+        tasks.append(
+            FitTask(
+                file_name, int(prog), str(frames_path), tuple(dq) if dq else None, todo, fit_version
+            )
+        )
     return tasks, skipped
 
 
@@ -240,7 +245,7 @@ def fit_archive(
     if workers < 1:
         raise UsageError(f"--workers must be at least 1 (got {workers})")
     if not db.path.exists():
-        raise SelectionError(f"no archive at {db.path}: run `fgsarchive ingest` first")
+        raise ArchiveError(f"no archive at {db.path}: run `fgsarchive ingest` first")
     started = time.perf_counter()
     db.parts.remove_stale_tmp()  # what killed fits left half-written
     tasks, skipped = _plan(db, program, what, fit_version)
@@ -288,7 +293,9 @@ def fit_archive(
     return report
 
 
-def _guarded(task: FitTask, compute: Callable[[], dict[str, pa.Table]], handle, report: FitReport) -> None:
+def _guarded(
+    task: FitTask, compute: Callable[[], dict[str, pa.Table]], handle, report: FitReport
+) -> None:
     """A file whose frames vanished or broke is reported, never half-written."""
     try:
         tables = compute()
@@ -301,7 +308,9 @@ def _guarded(task: FitTask, compute: Callable[[], dict[str, pa.Table]], handle, 
     handle(task, tables)
 
 
-def _run_dask(tasks: list[FitTask], scheduler: str, workers: int, handle, report: FitReport) -> None:
+def _run_dask(
+    tasks: list[FitTask], scheduler: str, workers: int, handle, report: FitReport
+) -> None:
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError as exc:
@@ -318,7 +327,9 @@ def _run_dask(tasks: list[FitTask], scheduler: str, workers: int, handle, report
         else:
             client = Client(scheduler, timeout="10s")
     except (OSError, TimeoutError) as exc:
-        raise SchedulerError(f"--scheduler {scheduler}: no Dask scheduler answered within 10 s") from exc
+        raise SchedulerError(
+            f"--scheduler {scheduler}: no Dask scheduler answered within 10 s"
+        ) from exc
     try:
         futures = client.map(fit_file, tasks, pure=False)
         by_key = {f.key: t for f, t in zip(futures, tasks, strict=True)}
