@@ -4,17 +4,17 @@
     python scripts/bench_science.py --hours 1 --seeds 1   # a quick look
     python scripts/bench_science.py --noise white,ar1_weak,ar1,random_walk,power_law,realistic
     python scripts/bench_science.py --json /tmp/science.json --out /tmp/bench --keep
-    python scripts/bench_science.py --debug-misses        # also list each miss and the nearest anomalies
+    python scripts/bench_science.py --debug-misses        # also list each miss, nearest anomalies
 
 For every noise kind (a preset of ``fgsarchive.simulate.NOISE_PRESETS``: ``white`` is the plain
 simulator, ``ar1`` AR(1) at tau 20 s holding 10 % of each quantity's per-frame variance,
 ``ar1_weak`` 1 % at 60 s, ``random_walk``, ``power_law`` and ``realistic``, a mixture nothing was
-tuned to; default white, ar1_weak, ar1, random_walk, realistic) and every seed, one archive is simulated, ingested, fitted and analysed exactly as
-``fgsarchive analyse`` does, then scored against the simulator's truth. Each run has ``--hours``
-of fine guiding in ``--programs`` programs, visits of ``2 x --frames-per-file`` frames at 64 ms
-split into short guide periods of ``--guide-period-frames`` (default 2000-15000 frames, log-uniform)
-with 15-45-s gaps, guided by a pool of 21 guide stars (FGS mag 12.5-15.3; one of them a 1 %
-sinusoidal variable, P = 50 min). A seed gives the same plan, stars and photon noise under every
+tuned to; by default all but ``power_law``) and every seed, one archive is simulated, ingested,
+fitted and analysed exactly as ``fgsarchive analyse`` does, then scored against the truth. Each
+run has ``--hours`` of fine guiding in ``--programs`` programs, visits of ``2 x --frames-per-file``
+frames at 64 ms split into short guide periods of ``--guide-period-frames`` (default 2000-15000
+frames, log-uniform) with 15-45-s gaps, guided by a pool of 21 guide stars (FGS mag 12.5-15.3;
+one of them a 1 % sinusoidal variable, P = 50 min). A seed gives the same plan, stars and photon noise under every
 noise kind, so the kinds differ only by the correlated noise.
 
 Visits come in threes:
@@ -23,9 +23,9 @@ Visits come in threes:
 * events + a flux sinusoid (% 3 == 1) and events only (% 3 == 2). Events, at random times in
   their quarter of the visit: a flux drop of 0.5-3 % lasting 5-60 s, a centroid jump of
   0.02-0.2 px, a PSF-width step of 2-10 % (x; half that in y), and in the visits without a
-  sinusoid a 60-s high-gain-antenna move (0.03 px of extra jitter). The sinusoid has a period of 60-600 s and an
-  amplitude z = 3-10 times its least-squares uncertainty ``sigma sqrt(2 / N)`` (sigma: the star's
-  expected per-frame noise of the summed flux, N: frames of the visit).
+  sinusoid a 60-s high-gain-antenna move (0.03 px of extra jitter). The sinusoid has a period
+  of 60-600 s and an amplitude z = 3-10 times its least-squares uncertainty ``sigma sqrt(2 /
+  N)`` (sigma: the star's expected per-frame noise of the summed flux, N: frames of the visit).
 
 Scores (functions ``fit_pulls``, ``false_peak_rates``, ``score_events``, ``false_alarms``,
 ``score_sinusoids``; a test checks them on known input):
