@@ -14,8 +14,8 @@ fitted and analysed exactly as ``fgsarchive analyse`` does, then scored against 
 run has ``--hours`` of fine guiding in ``--programs`` programs, visits of ``2 x --frames-per-file``
 frames at 64 ms split into short guide periods of ``--guide-period-frames`` (default 2000-15000
 frames, log-uniform) with 15-45-s gaps, guided by a pool of 21 guide stars (FGS mag 12.5-15.3;
-one of them a 1 % sinusoidal variable, P = 50 min). A seed gives the same plan, stars and photon noise under every
-noise kind, so the kinds differ only by the correlated noise.
+one of them a 1 % sinusoidal variable, P = 50 min). A seed gives the same plan, stars and photon
+noise under every noise kind, so the kinds differ only by the correlated noise.
 
 Visits come in threes:
 
