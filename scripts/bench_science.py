@@ -104,7 +104,8 @@ def plan(hours: float, programs: int, frames_per_file: int, seed: int) -> tuple[
     q = t_visit / 4  # one event per quarter of the visit
 
     def at(k: int, length: float = 0.0) -> float:
-        return float(rng.uniform(k * q + 30.0, (k + 1) * q - 30.0 - length))
+        lo = k * q + min(30.0, q / 4)
+        return float(rng.uniform(lo, max(lo, (k + 1) * q - min(30.0, q / 4) - length)))
 
     out = []
     for p, n_visits in enumerate(per_program):
@@ -225,12 +226,19 @@ def false_peak_rates(
         pl.col("fap").filter(~flagged).min().alias("best_unflagged"),
     )
     s = series.select(keys).unique().join(best, on=keys, how="left")
-    out: dict[str, float | int] = {"series": s.height}
+    out: dict = {"series": s.height}
     for lv in levels:
         out[f"fap<{lv:g}"] = float((s["best"].fill_null(1.0) < lv).mean()) if s.height else 0.0
         out[f"fap<{lv:g}_unflagged"] = (
             float((s["best_unflagged"].fill_null(1.0) < lv).mean()) if s.height else 0.0
         )
+    # per parameter: series and how many have a best peak below each level (any peak)
+    out["by_parameter"] = {
+        p: {"series": g.height, **{f"fap<{lv:g}": int((g["best"] < lv).sum()) for lv in levels}}
+        for (p,), g in s.with_columns(pl.col("best").fill_null(1.0))
+        .sort("parameter")
+        .group_by("parameter", maintain_order=True)
+    }
     return out
 
 
@@ -578,6 +586,23 @@ def report(runs: list[dict]) -> str:
             + " | ".join(_pooled_recall(rs, kind) for kind in EXPECTED)
             + (f" | {k_sin / n_sin:.0%} ({k_sin}/{n_sin}) |" if n_sin else " | - |")
         )
+    params = list(dict.fromkeys(p for r in runs for p in r["false_peaks"].get("by_parameter", {})))
+    if params:
+        lines += [
+            "",
+            "Quiet-visit series with a best peak at FAP < 0.01 (any label), per parameter, all seeds:",
+            "",
+            "| noise | " + " | ".join(params) + " |",
+            "|---|" + "---|" * len(params),
+        ]
+        for k in kinds:
+            cells = []
+            for p in params:
+                d = [r["false_peaks"]["by_parameter"].get(p) for r in runs if r["noise"] == k]
+                n = sum(x["series"] for x in d if x)
+                hit = sum(x["fap<0.01"] for x in d if x)
+                cells.append(f"{hit}/{n}" if n else "-")
+            lines.append(f"| {k} | " + " | ".join(cells) + " |")
     bins_ = list(dict.fromkeys(row["bin"] for r in runs for row in r["pulls"]))
     lines += [
         "",

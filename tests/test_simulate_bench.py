@@ -104,6 +104,10 @@ def test_false_peak_rates_count_series_not_peaks(bench) -> None:
     assert r["fap<0.001"] == pytest.approx(1 / 4)
     assert r["fap<0.01_unflagged"] == pytest.approx(1 / 4)  # the instrumental one is flagged
     assert r["fap<0.001_unflagged"] == 0.0
+    assert r["by_parameter"] == {
+        "flux": {"series": 2, "fap<0.01": 1, "fap<0.001": 0},
+        "x_stddev": {"series": 2, "fap<0.01": 1, "fap<0.001": 1},
+    }
 
 
 def _files() -> pl.DataFrame:
@@ -211,3 +215,31 @@ def test_sinusoid_recall_and_the_report(bench) -> None:
     assert "| 2 | 4.0 | 1.50 (1.50-1.50) |" in row
     assert "| 10.0% | 0.0% | 0.0% (of 20) | 3.00 (1.00-5.00) |" in row
     assert row.endswith("| 50% (2/4) | 33% (2/6) |")
+
+
+def test_one_small_run_end_to_end(bench, tmp_path) -> None:
+    """The whole bench on ~34 min of AR(1) noise: every figure is there and comes from the run."""
+    import argparse
+
+    args = argparse.Namespace(
+        hours=0.55,
+        programs=1,
+        frames_per_file=4000,
+        guide_period_frames=(2000, 5000),
+        workers=2,
+        min_sigma=5.0,
+        debug_misses=False,
+    )
+    r = bench.run_one(args, "ar1", 7, tmp_path)
+    assert r["visits"] == 4 and r["frames"] == 4 * 8000
+    assert r["guide_periods"] >= 4 * 2  # 8000 frames in guide periods of <= 5000
+    assert r["hours_guided"] == pytest.approx(4 * 8000 * 0.064 / 3600, rel=1e-3)
+    pulls = {(p["parameter"], p["bin"]): p for p in r["pulls"]}
+    for p in bench.PULL_PARAMETERS:
+        assert pulls[(p, "all")]["n"] > 0.9 * r["frames"] and pulls[(p, "all")]["pull_std"] > 0
+    # visit 3 is quiet: its five series are the false-peak sample
+    assert r["false_peaks"]["series"] == len(bench.FALSE_PEAK_PARAMETERS)
+    assert sum(v["n"] for v in r["recall"].values()) >= 3
+    assert r["sinusoids"]["n"] == 2  # visits 1 and 4
+    text = bench.report([r])
+    assert text.splitlines()[2].startswith("| ar1 | 1 | 0.6 |")
