@@ -90,24 +90,28 @@ def test_false_peak_rates_count_series_not_peaks(bench) -> None:
     )
     peaks = pl.DataFrame(
         {
-            "program": [1, 1, 1, 1, 1, 1],
-            "visit": [3, 3, 3, 6, 9, 3],
-            "parameter": ["flux", "flux", "x_stddev", "flux", "flux", "amplitude"],
-            "fap": [0.005, 0.2, 1e-4, 0.5, 1e-9, 1e-9],
-            "instrumental": [False, False, True, False, False, False],
-            "pointing": [False, False, False, None, False, False],
+            "program": [1, 1, 1, 1, 1, 1, 1],
+            "visit": [3, 3, 3, 6, 9, 3, 6],
+            "parameter": ["flux", "flux", "x_stddev", "flux", "flux", "amplitude", "x_stddev"],
+            "fap": [0.005, 0.2, 1e-4, 0.5, 1e-9, 1e-9, 0.005],
+            "instrumental": [False, False, True, False, False, False, False],
+            "pointing": [False, False, False, None, False, False, True],
         }
     )
     r = bench.false_peak_rates(peaks, series)
-    assert r["series"] == 4  # visit 6 x_stddev has no peak at all: a quiet series
-    assert r["fap<0.01"] == pytest.approx(2 / 4)
+    assert r["series"] == 4  # visit 9 and the amplitude series are not in the sample
+    assert r["fap<0.01"] == pytest.approx(3 / 4)
     assert r["fap<0.001"] == pytest.approx(1 / 4)
-    assert r["fap<0.01_unflagged"] == pytest.approx(1 / 4)  # the instrumental one is flagged
+    # the instrumental and the pointing peaks are flagged: only visit 3's flux peak is left
+    assert r["fap<0.01_unflagged"] == pytest.approx(1 / 4)
     assert r["fap<0.001_unflagged"] == 0.0
     assert r["by_parameter"] == {
         "flux": {"series": 2, "fap<0.01": 1, "fap<0.001": 0},
-        "x_stddev": {"series": 2, "fap<0.01": 1, "fap<0.001": 1},
+        "x_stddev": {"series": 2, "fap<0.01": 2, "fap<0.001": 1},
     }
+    # a series without any peak counts as quiet
+    r = bench.false_peak_rates(peaks.filter(pl.col("visit") != 6), series)
+    assert r["series"] == 4 and r["fap<0.01"] == pytest.approx(2 / 4)
 
 
 def _files() -> pl.DataFrame:
