@@ -55,6 +55,11 @@ __all__ = [
     "FilterWheelMove",
     "Injection",
     "GuideStar",
+    "CorrelatedNoise",
+    "NOISE_PRESETS",
+    "resolve_noise",
+    "noise_series",
+    "white_noise_sigmas",
     "SimulatedProgram",
     "SimulatedArchive",
     "TruthTables",
@@ -66,6 +71,8 @@ __all__ = [
     "make_guide_stars",
     "guider_file_name",
     "amplitude_from_mag",
+    "flux_from_mag",
+    "REFERENCE_PSF_AREA",
     "gaussian_frames",
     "pointing_dtype",
     "centroid_dtype",
@@ -385,9 +392,20 @@ class GuideStar:
         return self.variability is not None
 
 
+#: PSF area ``x_stddev * y_stddev`` [px^2] at which ``amplitude_from_mag`` is the peak; the
+#: star's total flux is ``2 pi amplitude_from_mag(mag) REFERENCE_PSF_AREA`` whatever the widths.
+REFERENCE_PSF_AREA = 0.62 * 0.57
+
+
 def amplitude_from_mag(fgs_mag: float | np.ndarray) -> Any:
-    """Peak PSF amplitude [DN/s] for an FGS magnitude (12.5 -> 7e5, 15.3 -> ~5e4)."""
+    """Peak PSF amplitude [DN/s] for an FGS magnitude (12.5 -> 7e5, 15.3 -> ~5e4) at the
+    reference PSF area ``REFERENCE_PSF_AREA``; wider PSFs have a lower peak, same flux."""
     return 7.0e5 * 10.0 ** (-0.4 * (np.asarray(fgs_mag, dtype=np.float64) - 12.5))
+
+
+def flux_from_mag(fgs_mag: float | np.ndarray) -> Any:
+    """Total star flux [DN/s] (``2 pi amplitude x_stddev y_stddev``) for an FGS magnitude."""
+    return 2.0 * np.pi * amplitude_from_mag(fgs_mag) * REFERENCE_PSF_AREA
 
 
 _B36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -1348,6 +1366,7 @@ class _ProgramCtx:
     pointing_cadence_s: float
     centroid_cadence_s: float | None
     segment_nints: Literal["total", "segment"]
+    correlated: tuple[CorrelatedNoise, ...] = ()
 
 
 def _visit_injections(ctx: _ProgramCtx, v: _VisitPlan) -> list[Injection]:
@@ -1379,8 +1398,11 @@ def _frame_params(
     rng: np.random.Generator,
     base: dict[str, float],
     injections: list[Injection],
+    corr: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Per-frame truth vectors for frames at times ``t`` (MJD) of one guide period."""
+    """Per-frame truth vectors for frames at times ``t`` (MJD) of one guide period.
+
+    ``corr``: correlated noise per quantity (x, y [px]; flux, width relative), if any."""
     n = t.size
     dt_s = ctx.cadence_s
     jit_x = _ar1(rng, n, dt_s, ctx.jitter_tau_s, ctx.jitter_rms_px)
@@ -1432,6 +1454,17 @@ def _frame_params(
                 jit_y[m] += _ar1(rng, k, dt_s, 0.5, inj.jitter_px)
     if v.star.variability is not None:
         flux *= _variability(t, v.star.variability, ctx.start_mjd)
+    if corr:
+        if "x" in corr:
+            jit_x += corr["x"]
+        if "y" in corr:
+            jit_y += corr["y"]
+        if "flux" in corr:
+            flux *= np.maximum(1.0 + corr["flux"], 0.01)
+        if "width" in corr:  # both widths; the amplitude below keeps the flux
+            w = np.maximum(1.0 + corr["width"], 0.1)
+            fx *= w
+            fy *= w
     sx = base["x_stddev"] * fx
     sy = base["y_stddev"] * fy
     amp = base["amplitude"] * flux * (base["x_stddev"] * base["y_stddev"]) / (sx * sy)
@@ -1458,8 +1491,9 @@ def _frame_params(
 
 
 def _base_params(rng: np.random.Generator, star: GuideStar, center: float) -> dict[str, float]:
+    """A visit's PSF: the star's flux (from GS_MAG, +-3 %) is kept whatever the drawn widths."""
     sy = rng.uniform(0.54, 0.60)
-    return {
+    p = {
         "amplitude": float(amplitude_from_mag(star.fgs_mag) * rng.uniform(0.97, 1.03)),
         "x_mean": center + rng.uniform(-0.3, 0.3),
         "y_mean": center + rng.uniform(-0.3, 0.3),
@@ -1468,6 +1502,256 @@ def _base_params(rng: np.random.Generator, star: GuideStar, center: float) -> di
         "theta": rng.uniform(0.03, 0.3),
         "offset": rng.uniform(2800.0, 3200.0),
     }
+    # the peak follows the widths so that the total flux 2 pi A sx sy does not (same draws)
+    p["amplitude"] *= REFERENCE_PSF_AREA / (p["x_stddev"] * p["y_stddev"])
+    return p
+
+
+# ----------------------------------------------------------------------------------------
+# correlated noise and short guide periods (issue 13: noise the statistics must survive)
+# ----------------------------------------------------------------------------------------
+
+NoiseQuantity = Literal["x", "y", "flux", "width"]
+NoiseKind = Literal["white", "ar1", "random_walk", "power_law"]
+_NOISE_QUANTITIES = ("x", "y", "flux", "width")
+_NOISE_KINDS = ("white", "ar1", "random_walk", "power_law")
+
+
+@dataclass(frozen=True)
+class CorrelatedNoise:
+    """One noise process added to a per-frame quantity, drawn afresh for every guide period.
+
+    ``quantity``: ``'x'``/``'y'`` (centroid, additive [px]), ``'flux'`` (relative, total flux
+    x (1 + n)) or ``'width'`` (relative, both PSF widths x (1 + n); the flux is kept, so the
+    peak amplitude falls as the PSF widens). ``kind``:
+
+    * ``'white'``: independent per frame, RMS ``rms``;
+    * ``'ar1'``: Ornstein-Uhlenbeck with correlation time ``tau_s`` [s] (lag-1 autocorrelation
+      ``exp(-cadence / tau_s)``) and stationary RMS ``rms``;
+    * ``'random_walk'``: starts at 0 at each guide period (re-acquisition) and drifts; ``rms``
+      is the RMS of its change over ``tau_s`` seconds (variance grows linearly with lag);
+    * ``'power_law'``: spectrum ``~ f^-alpha`` from 1 / (guide period) to Nyquist, RMS ``rms``
+      over a guide period.
+
+    Give the size either as ``rms`` (px for x/y, a fraction for flux/width) or as ``share``:
+    the process's fraction of the quantity's per-frame variance, relative to the photon
+    (white) noise of a frame of that visit's star, ``rms^2 = share / (1 - share) sigma_white^2``
+    (for a random walk, of the variance of its change over ``tau_s``). ``sigma_white`` is the
+    Cramer-Rao bound of the Gaussian fit at the visit's PSF (flux: of the summed star counts);
+    both are written to ``truth/noise.parquet``.
+    """
+
+    quantity: NoiseQuantity
+    kind: NoiseKind
+    share: float | None = None
+    rms: float | None = None
+    tau_s: float = 20.0
+    alpha: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.quantity not in _NOISE_QUANTITIES:
+            raise ValueError(f"CorrelatedNoise.quantity must be one of {_NOISE_QUANTITIES}")
+        if self.kind not in _NOISE_KINDS:
+            raise ValueError(f"CorrelatedNoise.kind must be one of {_NOISE_KINDS}")
+        if (self.share is None) == (self.rms is None):
+            raise ValueError("CorrelatedNoise needs exactly one of share= or rms=")
+        if self.share is not None and not 0.0 <= self.share < 1.0:
+            raise ValueError(f"CorrelatedNoise.share must be in [0, 1), not {self.share}")
+        if self.rms is not None and self.rms < 0:
+            raise ValueError(f"CorrelatedNoise.rms must be >= 0, not {self.rms}")
+        if self.tau_s <= 0:
+            raise ValueError(f"CorrelatedNoise.tau_s must be > 0 s, not {self.tau_s}")
+
+
+def _on(quantities: Sequence[str], kind: NoiseKind, share: float, **kw: float) -> list:
+    return [CorrelatedNoise(q, kind, share=share, **kw) for q in quantities]  # type: ignore[arg-type]
+
+
+_ALL_Q = ("x", "y", "flux", "width")
+
+#: Named noise programs for ``simulate_program(correlated_noise=...)``. ``'white'`` adds
+#: nothing (today's simulator: photon noise plus the pointing model); the others add
+#: correlated noise at seconds-to-minutes scales to centroids, widths and flux.
+NOISE_PRESETS: dict[str, tuple[CorrelatedNoise, ...]] = {
+    "white": (),
+    # AR(1) at tau 20 s holding 10 % of each quantity's per-frame variance
+    "ar1": tuple(_on(_ALL_Q, "ar1", 0.10, tau_s=20.0)),
+    # slow AR(1) at 1 % (the audit's 'mildly red')
+    "ar1_weak": tuple(_on(_ALL_Q, "ar1", 0.01, tau_s=60.0)),
+    # random walk whose change over 60 s has 10 % of the per-frame variance
+    "random_walk": tuple(_on(_ALL_Q, "random_walk", 0.10, tau_s=60.0)),
+    "power_law": tuple(_on(_ALL_Q, "power_law", 0.10, alpha=1.5)),
+    # a mixture at several time scales (the bench's held-out kind: nothing was tuned to it)
+    "realistic": tuple(
+        _on(("flux",), "ar1", 0.03, tau_s=4.0)
+        + _on(("flux", "width"), "power_law", 0.05, alpha=1.2)
+        + _on(("width",), "random_walk", 0.04, tau_s=120.0)
+        + _on(("x", "y"), "ar1", 0.05, tau_s=90.0)
+        + _on(("x", "y", "flux"), "random_walk", 0.02, tau_s=300.0)
+    ),
+}
+
+
+def resolve_noise(
+    correlated_noise: str | Sequence[CorrelatedNoise] | None,
+) -> tuple[CorrelatedNoise, ...]:
+    """A preset name (``NOISE_PRESETS``), a list of components, or None -> the components."""
+    if correlated_noise is None:
+        return ()
+    if isinstance(correlated_noise, str):
+        if correlated_noise not in NOISE_PRESETS:
+            raise ValueError(
+                f"unknown noise preset {correlated_noise!r}; presets: {', '.join(NOISE_PRESETS)}"
+            )
+        return NOISE_PRESETS[correlated_noise]
+    out = tuple(correlated_noise)
+    for c in out:
+        if not isinstance(c, CorrelatedNoise):
+            raise TypeError(f"correlated_noise items must be CorrelatedNoise, not {type(c)}")
+    return out
+
+
+def white_noise_sigmas(base: Mapping[str, float], noise: _Noise) -> dict[str, float]:
+    """Per-frame photon-noise sigma of x, y [px], width and flux (relative) for PSF ``base``.
+
+    x/y/width: Cramer-Rao bound of the 7-parameter Gaussian fit with the simulator's pixel
+    variance (``model / (gain t) + (read noise / (gain t))^2``); width is relative
+    ``x_stddev``. flux: sqrt(summed pixel variance) / star flux (aperture sum, known sky).
+    """
+    names = ("amplitude", "x_mean", "y_mean", "x_stddev", "y_stddev", "theta", "offset")
+    p0 = np.array([float(base[k]) for k in names])
+    steps = np.array([1e-4 * p0[0], 1e-4, 1e-4, 1e-5, 1e-5, 1e-5, 1e-4 * max(p0[6], 1.0)])
+    cols = np.repeat(p0[None, :], 1 + 2 * len(names), axis=0)
+    for j, h in enumerate(steps):
+        cols[1 + 2 * j, j] += h
+        cols[2 + 2 * j, j] -= h
+    m = gaussian_frames(*cols.T).reshape(cols.shape[0], -1)
+    gt = noise.gt
+    var = m[0] / gt + (noise.read_noise_e / gt) ** 2
+    jac = np.stack([(m[1 + 2 * j] - m[2 + 2 * j]) / (2 * h) for j, h in enumerate(steps)], 1)
+    cov = np.linalg.inv(jac.T @ (jac / var[:, None]))
+    star = 2 * np.pi * p0[0] * p0[3] * p0[4]
+    return {
+        "x": float(math.sqrt(cov[1, 1])),
+        "y": float(math.sqrt(cov[2, 2])),
+        "width": float(math.sqrt(cov[3, 3]) / p0[3]),
+        "flux": float(math.sqrt(var.sum()) / star),
+    }
+
+
+def _component_rms(c: CorrelatedNoise, sigma_white: float) -> float:
+    if c.rms is not None:
+        return float(c.rms)
+    s = float(c.share)  # type: ignore[arg-type]
+    return sigma_white * math.sqrt(s / (1.0 - s))
+
+
+def _power_law(rng: np.random.Generator, n: int, alpha: float, rms: float) -> np.ndarray:
+    """Gaussian noise with spectrum ~ f^-alpha (no DC) and expected RMS ``rms``."""
+    if n < 2 or rms == 0:
+        return np.zeros(n)
+    f = np.fft.rfftfreq(n)
+    h = np.zeros(f.size)
+    h[1:] = f[1:] ** (-alpha / 2.0)
+    w = np.fft.rfft(rng.standard_normal(n))
+    x = np.fft.irfft(w * h, n)
+    # expected variance of x: (1/n) * two-sided sum of h^2 (Parseval with E|w_k|^2 = n)
+    h2 = h * h
+    two_sided = 2.0 * h2[1:].sum() - (h2[-1] if n % 2 == 0 else 0.0)
+    return x * (rms / math.sqrt(two_sided / n))
+
+
+def noise_series(
+    c: CorrelatedNoise, n: int, cadence_s: float, rms: float, rng: np.random.Generator
+) -> np.ndarray:
+    """``n`` frames at ``cadence_s`` [s] of component ``c`` with resolved size ``rms``."""
+    if n == 0 or rms == 0:
+        return np.zeros(n)
+    if c.kind == "white":
+        return rng.standard_normal(n) * rms
+    if c.kind == "ar1":
+        return _ar1(rng, n, cadence_s, c.tau_s, rms)
+    if c.kind == "random_walk":
+        steps = rng.standard_normal(n) * (rms * math.sqrt(cadence_s / c.tau_s))
+        steps[0] = 0.0
+        return np.cumsum(steps)
+    return _power_law(rng, n, c.alpha, rms)
+
+
+def _correlated_series(
+    components: Sequence[CorrelatedNoise],
+    rms: Sequence[float],
+    n: int,
+    cadence_s: float,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
+    """The summed correlated noise per quantity for one guide period (quantities present)."""
+    out: dict[str, np.ndarray] = {}
+    for c, r in zip(components, rms, strict=True):
+        s = noise_series(c, n, cadence_s, r, rng)
+        out[c.quantity] = out[c.quantity] + s if c.quantity in out else s
+    return out
+
+
+def _noise_rows(
+    program: int,
+    v: _VisitPlan,
+    components: Sequence[CorrelatedNoise],
+    rms: Sequence[float],
+    sigmas: Mapping[str, float],
+    preset: str | None,
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "program": program,
+            "observation": v.observation,
+            "visit": v.visit,
+            "gs_id": v.star.gs_id,
+            "preset": preset,
+            "component": i,
+            "quantity": c.quantity,
+            "kind": c.kind,
+            "share": c.share,
+            "rms": r,
+            "tau_s": c.tau_s,
+            "alpha": c.alpha,
+            "white_sigma": sigmas[c.quantity],
+        }
+        for i, (c, r) in enumerate(zip(components, rms, strict=True))
+    ]
+
+
+_NOISE_SCHEMA = {
+    "program": pl.Int64,
+    "observation": pl.Int64,
+    "visit": pl.Int64,
+    "gs_id": pl.Utf8,
+    "preset": pl.Utf8,
+    "component": pl.Int64,
+    "quantity": pl.Utf8,
+    "kind": pl.Utf8,
+    "share": pl.Float64,
+    "rms": pl.Float64,
+    "tau_s": pl.Float64,
+    "alpha": pl.Float64,
+    "white_sigma": pl.Float64,
+}
+
+
+def _short_guide_periods(rng: np.random.Generator, total: int, lo: int, hi: int) -> list[int]:
+    """Split ``total`` frames into guide periods of log-uniform length in [lo, hi] frames."""
+    if not 1 <= lo <= hi:
+        raise ValueError(f"guide_period_frames must be 1 <= lo <= hi, not ({lo}, {hi})")
+    out: list[int] = []
+    left = total
+    while left > 0:
+        n = int(round(math.exp(rng.uniform(math.log(lo), math.log(hi)))))
+        n = min(n, left)
+        if 0 < left - n < lo:  # do not leave a stub shorter than lo
+            n = left if left <= hi else left - lo
+        out.append(n)
+        left -= n
+    return out
 
 
 # ----------------------------------------------------------------------------------------
@@ -1609,6 +1893,8 @@ class TruthTables:
     stars: pl.DataFrame
     telemetry: pl.DataFrame
     jitter_lines: pl.DataFrame
+    #: correlated-noise components per visit (empty without ``correlated_noise``)
+    noise: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=_NOISE_SCHEMA))
 
     def frames(self, file_name: str | None = None) -> pl.DataFrame:
         """Per-frame truth of one file (by name) or of all fg files (with ``file_name``)."""
@@ -1739,6 +2025,7 @@ def _aggregate_truth(truth_dir: Path) -> None:
         ("stars", _STAR_SCHEMA),
         ("telemetry", _TELEMETRY_SCHEMA),
         ("jitter_lines", _LINE_SCHEMA),
+        ("noise", _NOISE_SCHEMA),
     ):
         parts = sorted((truth_dir / "programs").glob(f"*/{name}.parquet"))
         frames = [pl.read_parquet(p) for p in parts]
@@ -1755,7 +2042,8 @@ def read_truth(truth_dir: str | os.PathLike[str]) -> TruthTables:
 
     ``files`` (one row per written product), ``events`` (injected events with absolute
     ``start_mjd``/``end_mjd``, one row per event and fg file it touches), ``stars``,
-    ``telemetry`` (HGA / filter-wheel intervals) and ``jitter_lines``.
+    ``telemetry`` (HGA / filter-wheel intervals), ``jitter_lines`` and ``noise`` (the
+    correlated-noise components of each visit with their resolved RMS).
     """
     d = Path(truth_dir)
     return TruthTables(
@@ -1765,6 +2053,9 @@ def read_truth(truth_dir: str | os.PathLike[str]) -> TruthTables:
         stars=pl.read_parquet(d / "stars.parquet"),
         telemetry=pl.read_parquet(d / "telemetry.parquet"),
         jitter_lines=pl.read_parquet(d / "jitter_lines.parquet"),
+        noise=pl.read_parquet(d / "noise.parquet")
+        if (d / "noise.parquet").exists()
+        else pl.DataFrame(schema=_NOISE_SCHEMA),
     )
 
 
@@ -2202,6 +2493,8 @@ def _run_program(
     visit_gap_s: float,
     random_events_per_hour: float,
     pool: ThreadPoolExecutor,
+    correlated_noise: tuple[CorrelatedNoise, ...] = (),
+    noise_preset: str | None = None,
 ) -> SimulatedProgram:
     if cadence_s <= 0:
         raise ValueError("cadence_s must be > 0")
@@ -2243,6 +2536,7 @@ def _run_program(
         pointing_cadence_s=pointing_cadence_s,
         centroid_cadence_s=centroid_cadence_s,
         segment_nints=segment_nints,
+        correlated=correlated_noise,
     )
     rng_events = np.random.default_rng(_seed_seq(seed, program, 2))
     inj_by_visit: dict[tuple[int, int], list[Injection]] = {}
@@ -2256,6 +2550,7 @@ def _run_program(
     fg_files: list[Path] = []
     file_rows: list[dict[str, Any]] = []
     file_spans: dict[tuple[int, int], list[tuple[str, float, float]]] = {}
+    noise_rows: list[dict[str, Any]] = []
     n_total = 0
     center = 3.5
     for vidx, v in enumerate(visits):
@@ -2283,12 +2578,21 @@ def _run_program(
                 files.append(path)
                 file_rows.append(dict(common_row, **row, path=str(path.relative_to(out_dir))))
         base = _base_params(rng_v, v.star, center)
+        corr_rms: list[float] = []
+        if ctx.correlated:
+            sigmas = white_noise_sigmas(base, noise)
+            corr_rms = [_component_rms(c, sigmas[c.quantity]) for c in ctx.correlated]
+            noise_rows += _noise_rows(program, v, ctx.correlated, corr_rms, sigmas, noise_preset)
         for gp in v.gps:
             rng_gp = np.random.default_rng(_seed_seq(seed, program, 4, vidx, gp.index))
             t_all = np.concatenate(
                 [_frame_times(s.data_start, s.data_end, s.i1 - s.i0) for s in gp.segments]
             )
-            par_all = _frame_params(ctx, v, t_all, rng_gp, base, injs)
+            corr = None
+            if ctx.correlated:  # a stream of its own: the other draws stay as they were
+                rng_c = np.random.default_rng(_seed_seq(seed, program, 9, vidx, gp.index))
+                corr = _correlated_series(ctx.correlated, corr_rms, t_all.size, cadence_s, rng_c)
+            par_all = _frame_params(ctx, v, t_all, rng_gp, base, injs, corr)
             nseg = len(gp.segments)
             for seg in gp.segments:
                 n = seg.i1 - seg.i0
@@ -2447,6 +2751,7 @@ def _run_program(
     star_df.write_parquet(prog_truth / "stars.parquet")
     file_df.write_parquet(prog_truth / "files.parquet")
     line_df.write_parquet(prog_truth / "jitter_lines.parquet")
+    _frame(noise_rows, _NOISE_SCHEMA).write_parquet(prog_truth / "noise.parquet")
     return SimulatedProgram(
         program=program,
         out_dir=out_dir,
@@ -2521,6 +2826,8 @@ def simulate_program(
     visit_gap_s: float = 600.0,
     files_subdir: str | None = None,
     workers: int | None = None,
+    correlated_noise: str | Sequence[CorrelatedNoise] | None = None,
+    guide_period_frames: tuple[int, int] | None = None,
 ) -> SimulatedProgram:
     """Simulate the guider products of one program and write them with their truth.
 
@@ -2553,6 +2860,15 @@ def simulate_program(
     ``'1'`` finished, or ``'MOVING'``/``'FINISHED'`` with ``hga_motion='words'``); FGS
     CENTROID PACKET every ``centroid_cadence_s`` [s] (``None`` = every frame).
 
+    ``correlated_noise``: a preset name of ``NOISE_PRESETS`` (``'white'``, ``'ar1'``,
+    ``'random_walk'``, ``'power_law'``, ``'realistic'``...) or a list of
+    :class:`CorrelatedNoise` (AR(1), random walk, 1/f^alpha in x, y, flux, width), drawn per
+    guide period from a seed stream of its own and listed in ``truth/noise.parquet``.
+    ``guide_period_frames=(lo, hi)``: instead of ``files_per_visit`` guide periods of
+    ``frames_per_file`` frames, split the same number of frames per visit into guide periods of
+    log-uniform length in [lo, hi] frames, with ``guide_gap_s`` gaps between them (short,
+    gapped guiding as in real visits). Neither changes anything when left at None.
+
     Files go to ``out_dir`` (or ``out_dir/files_subdir``); truth to ``out_dir/truth``.
     ``workers`` threads render pixel chunks (default min(2, CPUs)).
     """
@@ -2564,6 +2880,9 @@ def simulate_program(
         raise ValueError("hga_motion must be 'codes' or 'words'")
     if frames_per_file < 1:
         raise ValueError("frames_per_file must be >= 1")
+    components = resolve_noise(correlated_noise)
+    preset = correlated_noise if isinstance(correlated_noise, str) else None
+    rng_gpf = np.random.default_rng(_seed_seq(seed, program, 10))
     out = Path(out_dir)
     if stars is None:
         center = (80.84, -69.54) if program == 1534 else None
@@ -2579,7 +2898,11 @@ def simulate_program(
                     observation=o,
                     visit=vi,
                     star=star_list[k % len(star_list)],
-                    gp_frames=[frames_per_file] * files_per_visit,
+                    gp_frames=[frames_per_file] * files_per_visit
+                    if guide_period_frames is None
+                    else _short_guide_periods(
+                        rng_gpf, files_per_visit * frames_per_file, *guide_period_frames
+                    ),
                     gs_order=1 if rng.random() < 0.9 else 2,
                 )
             )
@@ -2612,6 +2935,8 @@ def simulate_program(
             visit_gap_s=visit_gap_s,
             random_events_per_hour=random_events_per_hour,
             pool=pool,
+            correlated_noise=components,
+            noise_preset=preset,
         )
     _aggregate_truth(result.truth_dir)
     return result
@@ -2636,6 +2961,7 @@ def simulate_archive(
     pointing_time: Literal["mjd", "ms"] = "mjd",
     hga_motion: Literal["codes", "words"] = "codes",
     workers: int | None = None,
+    correlated_noise: str | Sequence[CorrelatedNoise] | None = None,
 ) -> SimulatedArchive:
     """Simulate many programs of varied size (scale benchmarks), ``total_frames`` in all.
 
@@ -2646,8 +2972,9 @@ def simulate_archive(
     ``max(3, 2 * n_programs)``) so some stars recur across programs; ``variable_fraction``
     of the pool is variable (sinusoids and eclipses). Programs follow each other in time
     from ``start_mjd`` with gaps of 0.1-2 days. Files go to ``out_dir/<ppppp>/``; truth to
-    ``out_dir/truth``.
+    ``out_dir/truth``. ``correlated_noise`` as in :func:`simulate_program`.
     """
+    components = resolve_noise(correlated_noise)
     out = Path(out_dir)
     rng = np.random.default_rng(_seed_seq(seed, 999_999))
     if isinstance(programs, int):
@@ -2742,6 +3069,8 @@ def simulate_archive(
                 visit_gap_s=600.0,
                 random_events_per_hour=random_events_per_hour,
                 pool=tpool,
+                correlated_noise=components,
+                noise_preset=correlated_noise if isinstance(correlated_noise, str) else None,
             )
             results.append(res)
             t = res.end_mjd + float(rng.uniform(0.1, 2.0))

@@ -1,43 +1,49 @@
-"""Science benchmark: are injected signals found by ingest + fit + analyses on a simulated archive?
+"""Science benchmark: fit errors, false peaks, false alarms and recall, per kind of noise.
 
-    python scripts/bench_science.py                 # ~24 h of guiding (1.35M frames), a few minutes on 2 cores
-    python scripts/bench_science.py --hours 8       # quicker
-    python scripts/bench_science.py --hours 40 --out /tmp/bench_science --keep
-    python scripts/bench_science.py --debug-misses  # also list each miss and the nearest anomalies
+    python scripts/bench_science.py                       # 5 noise kinds x 3 seeds, 3 h each
+    python scripts/bench_science.py --hours 1 --seeds 1   # a quick look
+    python scripts/bench_science.py --noise white,ar1_weak,ar1,random_walk,power_law,realistic
+    python scripts/bench_science.py --json /tmp/science.json --out /tmp/bench --keep
+    python scripts/bench_science.py --debug-misses        # also list each miss, nearest anomalies
 
-Simulates ``--programs`` programs (``--hours`` of fine guiding in all, visits of 2 guide periods
-of ``--frames-per-file`` frames at 64 ms) guided by a pool of 21 guide stars (FGS mag 12.5-15.3)
-that recur across programs: 20 constant and one 1 % variable (sinusoid, P = 50 min). Each visit
-gets, at random times at least 60 s from its file edges:
+For every noise kind (a preset of ``fgsarchive.simulate.NOISE_PRESETS``: ``white`` is the plain
+simulator, ``ar1`` AR(1) at tau 20 s holding 10 % of each quantity's per-frame variance,
+``ar1_weak`` 1 % at 60 s, ``random_walk``, ``power_law`` and ``realistic``, a mixture nothing was
+tuned to; by default all but ``power_law``) and every seed, one archive is simulated, ingested,
+fitted and analysed exactly as ``fgsarchive analyse`` does, then scored against the truth. Each
+run has ``--hours`` of fine guiding in ``--programs`` programs, visits of ``2 x --frames-per-file``
+frames at 64 ms split into short guide periods of ``--guide-period-frames`` (default 2000-15000
+frames, log-uniform) with 15-45-s gaps, guided by a pool of 21 guide stars (FGS mag 12.5-15.3;
+one of them a 1 % sinusoidal variable, P = 50 min). A seed gives the same plan, stars and photon
+noise under every noise kind, so the kinds differ only by the correlated noise.
 
-* a flux drop of 0.5-3 % lasting 5-60 s (log-uniform),
-* a centroid jump of 0.02-0.2 px (log-uniform, random direction), to the end of the visit,
-* a PSF-width step of 2-10 % in x_stddev (half that in y_stddev), to the end of the visit,
-* every third visit a 60-s high-gain-antenna move (extra 0.03-px pointing jitter),
-* every other visit a flux sinusoid of period 60-600 s (log-uniform) whose amplitude is
-  z = 3-10 times its own least-squares uncertainty ``sigma sqrt(2 / N)`` (sigma: the star's
-  expected per-frame noise of the summed flux, N: frames of the visit) -- from undetectable to
-  clear, so the recall curve crosses the false-alarm threshold;
-* the other visits an x-centroid sinusoid of period 60-600 s and amplitude 0.001-0.08 px
-  (log-uniform; 0.01 px is the RMS of the simulated red pointing wander), scored by its
-  amplitude over the visit's per-frame (white) x_mean noise.
+Visits come in threes:
 
-Then: ingest (2 workers), fit (Gaussian, moments, photometry), derive events (offline),
-anomalies, periodograms by visit, variables -- exactly what ``fgsarchive analyse`` runs. Scores:
+* quiet (visit % 3 == 0): nothing injected -- the false-peak rate is measured here;
+* events + a flux sinusoid (% 3 == 1) and events only (% 3 == 2). Events, at random times in
+  their quarter of the visit: a flux drop of 0.5-3 % lasting 5-60 s, a centroid jump of
+  0.02-0.2 px, a PSF-width step of 2-10 % (x; half that in y), and in the visits without a
+  sinusoid a 60-s high-gain-antenna move (0.03 px of extra jitter). The sinusoid has a period
+  of 60-600 s and an amplitude z = 3-10 times its least-squares uncertainty ``sigma sqrt(2 /
+  N)`` (sigma: the star's expected per-frame noise of the summed flux, N: frames of the visit).
 
-* anomalies: an injection is found when an anomaly of the same visit whose ``kinds`` contain the
-  expected kind (flux_drop, centroid_jump, psf_change, jitter_burst) starts within 5 s of it;
-  timing error = |anomaly start - injected start|; a false alarm is an anomaly that touches no
-  injection (+-5 s) of any kind, counted per 10 h of guided data;
-* sinusoids: detected when the visit's flux or flux_opt periodogram (top 5 peaks each) has a peak
-  with FAP < 1 %, not blamed on the pointing (``pointing``), within 3 % of the injected period,
-  and "within 1 %" when that peak is within 1 %; next to it, the same test on white noise alone
-  (``white_noise_reference``: the ceiling any detector reaches over the full frequency grid);
-  false detections: quiet visits (no sinusoid, not the variable star) whose flux shows a peak
-  with FAP < 1 % not labelled instrumental;
-* the variable star's rank among the 21 (1 = most variable).
+Scores (functions ``fit_pulls``, ``false_peak_rates``, ``score_events``, ``false_alarms``,
+``score_sinusoids``; a test checks them on known input):
 
-Prints one table per kind (recall by amplitude bin) and writes ``summary.json`` to ``--out``.
+* fit pulls: std of (fit - truth) / fit error for x_mean, y_mean, amplitude, x_stddev over
+  converged frames without a cosmic ray or NaN pixel, using the per-frame truth; per bin of the
+  true amplitude. 1.0 means the errors are honest;
+* false peaks: share of quiet-visit series (flux, flux_opt, amplitude, x_stddev, y_stddev) whose
+  best periodogram peak has FAP < 0.01 and < 0.001 (any peak; a second column counts only peaks
+  not labelled instrumental/pointing). White noise should give 1 % and 0.1 %;
+* anomaly false alarms per 10 h: anomalies touching no injection (+-5 s), per 10 h of guiding;
+* recall: an injection (whose start lies in data, >= 10 s from a file's edges) is found when an
+  anomaly of its visit whose ``kinds`` hold the expected kind starts within 5 s of it;
+* sinusoid recall: a flux or flux_opt peak with FAP < 1 %, not blamed on the pointing, within
+  3 % of the injected period.
+
+Prints a table per noise kind (mean over seeds, with the range) and the pulls per amplitude bin;
+``--json`` writes every run's figures. Timings on a shared machine are noisy.
 """
 
 from __future__ import annotations
@@ -54,9 +60,7 @@ import numpy as np
 import polars as pl
 
 CADENCE_S = 0.064
-GAP_MIN_S, GAP_MAX_S = 15.0, 45.0  # guide_gap_s 30 s +-50 %
-EDGE_S = 60.0
-CSIN_MIN_PX, CSIN_MAX_PX = 0.001, 0.08  # centroid sinusoid amplitudes (x), log-uniform
+EDGE_S = 10.0  # an injection is scored when its start lies this far inside a file
 WINDOW_S = 5.0
 EXPECTED = {
     "flux_drop": "flux_drop",
@@ -64,125 +68,290 @@ EXPECTED = {
     "psf_width_change": "psf_change",
     "hga_move": "jitter_burst",
 }
+PULL_PARAMETERS = ("x_mean", "y_mean", "amplitude", "x_stddev")
+AMPLITUDE_EDGES = (0.0, 1e5, 3e5, np.inf)
+FALSE_PEAK_PARAMETERS = ("flux", "flux_opt", "amplitude", "x_stddev", "y_stddev")
+FAP_LEVELS = (0.01, 0.001)
+DEFAULT_NOISE = "white,ar1_weak,ar1,random_walk,realistic"
 
 
 def per_frame_noise(fgs_mag: float) -> float:
     """Expected relative noise of a frame's summed flux (the simulator's noise model)."""
-    from fgsarchive.simulate import amplitude_from_mag
+    from fgsarchive.simulate import flux_from_mag
 
-    amp = float(amplitude_from_mag(fgs_mag))
-    flux = 2 * math.pi * amp * 0.57 * 0.62  # DN/s in the PSF
+    flux = float(flux_from_mag(fgs_mag))  # DN/s in the PSF
     sky = 64 * 3000.0
     k = 2.0 * CADENCE_S / 2  # gain x exposure (cadence / 2) [e- per DN/s]
     return math.sqrt((flux + sky) * k + 64 * 12.0**2) / (flux * k)
 
 
-def plan(args, rng):
-    """Stars, programs and injections."""
+# --- the plan ------------------------------------------------------------------------------
+
+
+def plan(hours: float, programs: int, frames_per_file: int, seed: int) -> tuple[list, str, list]:
+    """Stars, the variable's id and per program its visits, injections and sinusoids."""
     from fgsarchive import simulate as sim
 
-    stars = sim.make_guide_stars(21, seed=args.seed, center=(80.8, -69.5))
+    rng = np.random.default_rng(seed)
+    stars = sim.make_guide_stars(21, seed=seed, center=(80.8, -69.5))
     variable = stars[0].gs_id
-    frames_per_visit = 2 * args.frames_per_file
-    n_visits_total = max(args.programs, round(args.hours * 3600 / (frames_per_visit * CADENCE_S)))
+    frames_per_visit = 2 * frames_per_file
+    t_visit = frames_per_visit * CADENCE_S
+    n_visits_total = max(programs, round(hours * 3600 / t_visit))
     per_program = [
-        n_visits_total // args.programs + (i < n_visits_total % args.programs)
-        for i in range(args.programs)
+        n_visits_total // programs + (i < n_visits_total % programs) for i in range(programs)
     ]
-    t_file = args.frames_per_file * CADENCE_S
-    programs = []
+    q = t_visit / 4  # one event per quarter of the visit
+
+    def at(k: int, length: float = 0.0) -> float:
+        lo = k * q + min(30.0, q / 4)
+        return float(rng.uniform(lo, max(lo, (k + 1) * q - min(30.0, q / 4) - length)))
+
+    out = []
     for p, n_visits in enumerate(per_program):
         program = 2000 + p
         pool = [stars[(5 * p + j) % len(stars)] for j in range(7)]
-        injections, truth_sin, truth_csin = [], [], []
-        # centroid sinusoids from a generator of their own: the other injections stay as they were
-        rng_c = np.random.default_rng([args.seed, program])
+        injections, sinusoids, quiet = [], [], []
         for v in range(1, n_visits + 1):
             star = pool[(v - 1) % len(pool)]
-            # file 2 starts between f2_min and f2_max seconds after the visit's fine-guide start
-            f2_min, f2_max, half = t_file + GAP_MIN_S, t_file + GAP_MAX_S, t_file / 2
-
-            def when(lo, hi, length=0.0):
-                return float(rng.uniform(lo, hi - length))
-
-            depth = float(rng.uniform(0.005, 0.03))
+            if v % 3 == 0:
+                quiet.append(v)
+                continue
             dur = float(np.exp(rng.uniform(np.log(5), np.log(60))))
             injections.append(
-                sim.FluxDrop(
-                    start_s=when(EDGE_S, half - 30, dur), duration_s=dur, depth=depth, visit=v
-                )
+                sim.FluxDrop(at(0, dur), dur, float(rng.uniform(0.005, 0.03)), visit=v)
             )
             jump = float(np.exp(rng.uniform(np.log(0.02), np.log(0.2))))
             ang = rng.uniform(0, 2 * np.pi)
             injections.append(
-                sim.CentroidJump(
-                    time_s=when(half + 30, t_file - EDGE_S),
-                    dx=jump * math.cos(ang),
-                    dy=jump * math.sin(ang),
-                    visit=v,
-                )
+                sim.CentroidJump(at(1), jump * math.cos(ang), jump * math.sin(ang), visit=v)
             )
             frac = float(rng.uniform(0.02, 0.10))
-            injections.append(
-                sim.PsfWidthChange(
-                    time_s=when(f2_max + EDGE_S, f2_max + half),
-                    frac_x=frac,
-                    frac_y=frac / 2,
-                    visit=v,
-                )
-            )
-            if v % 3 == 0:
-                injections.append(
-                    sim.HgaMove(
-                        start_s=when(f2_max + half + 30, f2_min + t_file - EDGE_S, 60.0),
-                        duration_s=60.0,
-                        visit=v,
-                    )
-                )
-            if v % 2 == 0:
+            injections.append(sim.PsfWidthChange(at(2), frac_x=frac, frac_y=frac / 2, visit=v))
+            if v % 3 == 2:
+                injections.append(sim.HgaMove(at(3, 60.0), duration_s=60.0, visit=v))
+            if v % 3 == 1:
                 z = float(rng.uniform(3, 10))
                 amp = z * per_frame_noise(star.fgs_mag) * math.sqrt(2.0 / frames_per_visit)
-                quantity, truth, gen = "flux", truth_sin, rng
-            else:
-                amp = float(np.exp(rng_c.uniform(np.log(CSIN_MIN_PX), np.log(CSIN_MAX_PX))))
-                quantity, truth, gen = "x", truth_csin, rng_c
-            period = float(np.exp(gen.uniform(np.log(60), np.log(600))))
-            injections.append(
-                sim.PeriodicSignal(
-                    period_s=period,
-                    amplitude=amp,
-                    quantity=quantity,
-                    observation=1,
-                    visit=v,
-                    phase=float(gen.uniform(0, 2 * np.pi)),
+                period = float(np.exp(rng.uniform(np.log(60), np.log(600))))
+                injections.append(
+                    sim.PeriodicSignal(period, amp, "flux", float(rng.uniform(0, 2 * np.pi)), 1, v)
                 )
-            )
-            truth.append({"program": program, "visit": v, "period_s": period, "amplitude": amp})
-            if quantity == "flux":
-                truth[-1]["z"] = z
-        programs.append(
+                sinusoids.append(
+                    {"program": program, "visit": v, "period_s": period, "amplitude": amp, "z": z}
+                )
+        out.append(
             {
                 "program": program,
                 "n_visits": n_visits,
                 "stars": pool,
                 "injections": injections,
-                "sinusoids": truth_sin,
-                "centroid_sinusoids": truth_csin,
+                "sinusoids": sinusoids,
+                "quiet_visits": quiet,
                 "start_mjd": 59918.0 + 2.0 * p,
             }
         )
-    return stars, variable, programs
+    return stars, variable, out
+
+
+# --- scoring (pure functions of tables; tests/test_simulate_bench.py checks them) ---------
+
+
+def fit_pulls(
+    fits: pl.DataFrame,
+    truth: pl.DataFrame,
+    parameters=PULL_PARAMETERS,
+    amplitude_edges=AMPLITUDE_EDGES,
+) -> pl.DataFrame:
+    """Std of (fit - truth) / fit error per parameter and bin of the true amplitude.
+
+    ``fits``: ``file_name, frame, status, <p>, <p>_err``; ``truth``: the simulator's per-frame
+    truth (``file_name, frame, amplitude, <p>, cr_pixel, n_nan``). Converged frames (status 0)
+    with a finite positive error and no cosmic ray or NaN pixel. Rows: ``parameter, bin, n,
+    pull_std, pull_mad`` (1.4826 MAD: the same, robust to a few wild frames)."""
+    t = truth.filter((pl.col("cr_pixel") < 0) & (pl.col("n_nan") == 0)).select(
+        "file_name", "frame", pl.col("amplitude").alias("true_amplitude"), *parameters
+    )
+    t = t.rename({p: f"{p}_true" for p in parameters})
+    j = fits.filter(pl.col("status") == 0).join(t, on=["file_name", "frame"], how="inner")
+    edges = list(amplitude_edges)
+    labels = [_amp_label(lo, hi) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+    rows = []
+    for p in parameters:
+        err = pl.col(f"{p}_err")
+        sub = j.filter(err.is_finite() & (err > 0)).with_columns(
+            ((pl.col(p) - pl.col(f"{p}_true")) / err).alias("pull")
+        )
+        amp = sub["true_amplitude"].to_numpy()
+        pull = sub["pull"].to_numpy()
+        b = np.digitize(amp, edges[1:-1])
+        for i, label in enumerate([*labels, "all"]):
+            x = pull if label == "all" else pull[b == i]
+            x = x[np.isfinite(x)]
+            if x.size < 2:
+                continue
+            mad = 1.4826 * float(np.median(np.abs(x - np.median(x))))
+            rows.append(
+                {
+                    "parameter": p,
+                    "bin": label,
+                    "n": int(x.size),
+                    "pull_std": float(np.std(x)),
+                    "pull_mad": mad,
+                }
+            )
+    return pl.DataFrame(rows)
+
+
+def _amp_label(lo: float, hi: float) -> str:
+    def f(v: float) -> str:
+        return "inf" if not np.isfinite(v) else f"{v:.0e}".replace("e+0", "e")
+
+    return f"{f(lo)}-{f(hi)}"
+
+
+def false_peak_rates(
+    peaks: pl.DataFrame, series: pl.DataFrame, levels=FAP_LEVELS
+) -> dict[str, float | int]:
+    """Share of pure-noise ``series`` (``program, visit, parameter``) whose best peak has
+    FAP below each level: ``fap<L`` counts any peak, ``fap<L_unflagged`` only peaks not labelled
+    ``instrumental`` (or ``pointing``). A series without peaks has none below any level."""
+    keys = ["program", "visit", "parameter"]
+    pk = peaks.join(series.select(keys), on=keys, how="semi")
+    flagged = pl.col("instrumental").fill_null(False)
+    if "pointing" in pk.columns:
+        flagged = flagged | pl.col("pointing").fill_null(False)
+    best = pk.group_by(keys).agg(
+        pl.col("fap").min().alias("best"),
+        pl.col("fap").filter(~flagged).min().alias("best_unflagged"),
+    )
+    s = series.select(keys).unique().join(best, on=keys, how="left")
+    out: dict = {"series": s.height}
+    for lv in levels:
+        out[f"fap<{lv:g}"] = float((s["best"].fill_null(1.0) < lv).mean()) if s.height else 0.0
+        out[f"fap<{lv:g}_unflagged"] = (
+            float((s["best_unflagged"].fill_null(1.0) < lv).mean()) if s.height else 0.0
+        )
+    # per parameter: series and how many have a best peak below each level (any peak)
+    out["by_parameter"] = {
+        p: {"series": g.height, **{f"fap<{lv:g}": int((g["best"] < lv).sum()) for lv in levels}}
+        for (p,), g in s.with_columns(pl.col("best").fill_null(1.0))
+        .sort("parameter")
+        .group_by("parameter", maintain_order=True)
+    }
+    return out
+
+
+def observable(events: pl.DataFrame, files: pl.DataFrame, edge_s: float = EDGE_S) -> pl.Series:
+    """Per event row: does its start lie in a fine-guide file of its visit, ``edge_s`` inside it
+    (and, for a flux drop, its end too)? Events in a gap cannot be found and are not scored."""
+    fg = files.filter(pl.col("mode") == "fg")
+    e = edge_s / 86400.0
+    ok = []
+    for ev in events.iter_rows(named=True):
+        f = fg.filter(
+            (pl.col("program") == ev["program"])
+            & (pl.col("visit") == ev["visit"])
+            & (pl.col("data_start_mjd") + e <= ev["start_mjd"])
+            & (pl.col("data_end_mjd") - e >= ev["start_mjd"])
+        )
+        if ev["kind"] == "flux_drop" and f.height:
+            f = f.filter(pl.col("data_end_mjd") - e >= ev["end_mjd"])
+        ok.append(f.height > 0)
+    return pl.Series("observable", ok, dtype=pl.Boolean)
+
+
+def score_events(
+    events: pl.DataFrame, anomalies: pl.DataFrame, window_s: float = WINDOW_S
+) -> pl.DataFrame:
+    """One row per injected event (``kind`` in EXPECTED): found when an anomaly of its program
+    and visit whose ``kinds`` hold the expected kind starts within ``window_s`` of it."""
+    w = window_s / 86400.0
+    rows = []
+    for ev in events.iter_rows(named=True):
+        want = EXPECTED[ev["kind"]]
+        cand = anomalies.filter(
+            (pl.col("program") == ev["program"])
+            & (pl.col("visit") == ev["visit"])
+            & pl.col("kinds").list.contains(want)
+            & ((pl.col("start_mjd") - ev["start_mjd"]).abs() < w)
+        )
+        found = cand.height > 0
+        err = float((cand["start_mjd"] - ev["start_mjd"]).abs().min() * 86400) if found else None
+        amp = {
+            "flux_drop": ev.get("depth"),
+            "centroid_jump": math.hypot(ev.get("dx") or 0, ev.get("dy") or 0),
+            "psf_width_change": ev.get("frac_x"),
+            "hga_move": ev.get("jitter_px"),
+        }[ev["kind"]]
+        rows.append(
+            {
+                "kind": ev["kind"],
+                "program": ev["program"],
+                "visit": ev["visit"],
+                "gs_id": ev.get("gs_id"),
+                "start_mjd": ev["start_mjd"],
+                "amplitude": amp,
+                "duration_s": ev.get("duration_s"),
+                "found": found,
+                "timing_error_s": err,
+            }
+        )
+    schema = {"kind": pl.String, "found": pl.Boolean, "timing_error_s": pl.Float64}
+    return pl.DataFrame(rows) if rows else pl.DataFrame(schema=schema)
+
+
+def false_alarms(
+    anomalies: pl.DataFrame, events: pl.DataFrame, window_s: float = WINDOW_S
+) -> pl.DataFrame:
+    """Anomalies that touch no injected event (any kind but periodic ones, +-``window_s``)
+    of their program and visit."""
+    w = window_s / 86400.0
+    touched = np.zeros(anomalies.height, dtype=bool)
+    a_start, a_end = anomalies["start_mjd"].to_numpy(), anomalies["end_mjd"].to_numpy()
+    a_prog, a_visit = anomalies["program"].to_numpy(), anomalies["visit"].to_numpy()
+    for ev in events.iter_rows(named=True):
+        if ev["kind"] in ("periodic_signal", "variable_star"):
+            continue
+        touched |= (
+            (a_prog == ev["program"])
+            & (a_visit == ev["visit"])
+            & (a_start <= ev["end_mjd"] + w)
+            & (a_end >= ev["start_mjd"] - w)
+        )
+    return anomalies.filter(~pl.Series(touched))
+
+
+def score_sinusoids(sinusoids: list[dict], peaks: pl.DataFrame) -> pl.DataFrame:
+    """Each injected flux sinusoid: detected when a flux/flux_opt peak of its visit with FAP <
+    1 %, not blamed on the pointing, lies within 3 % of its period (``found``: within 1 %)."""
+    rows = []
+    for s in sinusoids:
+        cand = peaks.filter(
+            (pl.col("program") == s["program"])
+            & (pl.col("visit") == s["visit"])
+            & pl.col("parameter").is_in(["flux", "flux_opt"])
+            & (pl.col("fap") < 0.01)
+        )
+        if "pointing" in cand.columns:
+            cand = cand.filter(~pl.col("pointing").fill_null(False))
+        rel = (cand["period_s"] / s["period_s"] - 1).abs()
+        best = float(rel.min()) if cand.height else None
+        rows.append(
+            {
+                **s,
+                "detected": best is not None and best < 0.03,
+                "found": best is not None and best < 0.01,
+            }
+        )
+    return pl.DataFrame(rows) if rows else pl.DataFrame(schema={"detected": pl.Boolean})
 
 
 def white_noise_reference(
     n: int, z_edges: list[float], trials: int, seed: int, n_peaks: int = 5
 ) -> list[tuple[str, int, float, float]]:
-    """The same sinusoid test on white noise alone: the ceiling any detector reaches.
-
-    ``n`` frames at 64 ms (one visit, two files with a 30-s gap), a sinusoid of period 60-600 s
-    and amplitude ``z * sqrt(2 / n)`` (unit noise), z uniform in each bin of ``z_edges``.
-    Returns (bin label, trials, detected within 3 % at FAP < 1 %, within 1 %) per bin.
-    """
+    """The sinusoid test on white noise alone (one visit of ``n`` frames with a 30-s gap):
+    the ceiling any detector reaches. (bin label, trials, detected within 3 %, within 1 %)."""
     from fgsarchive.analysis.periodogram import periodogram_series
 
     rng = np.random.default_rng(seed)
@@ -203,61 +372,6 @@ def white_noise_reference(
             hit += best is not None and best < 0.01
         out.append((f"{lo:g}-{hi:g}", trials, det / trials, hit / trials))
     return out
-
-
-def score_centroid_sinusoids(
-    db, programs, peaks: pl.DataFrame, jitter_lines: pl.DataFrame
-) -> pl.DataFrame:
-    """Each injected x sinusoid: its z against the visit's per-frame (white) x_mean noise, and
-    whether the visit's x_mean periodogram has a peak with FAP < 1 % within 3 % (1 %) of it;
-    ``blended``: within one resolution element (1 / visit length) of the program's own
-    minutes-scale pointing line, which no periodogram of that visit can tell apart from it."""
-    from fgsarchive.analysis.detrend import diff_noise
-
-    rows = []
-    for p in programs:
-        for s in p["centroid_sinusoids"]:
-            with db.reader() as con:
-                x = (
-                    con.sql(
-                        "SELECT g.x_mean FROM fits g JOIN files f USING (file_name) "
-                        f"WHERE f.program = {int(s['program'])} AND f.visit = {int(s['visit'])} "
-                        "AND f.product = 'fg' AND g.status = 0 ORDER BY f.data_start_mjd, g.frame"
-                    )
-                    .pl()["x_mean"]
-                    .to_numpy()
-                )
-            sigma = diff_noise(x[np.isfinite(x)])
-            z = s["amplitude"] / (sigma * math.sqrt(2.0 / max(1, x.size)))
-            per_frame = s["amplitude"] / sigma
-            cand = peaks.filter(
-                (pl.col("program") == s["program"])
-                & (pl.col("visit") == s["visit"])
-                & (pl.col("parameter") == "x_mean")
-                & (pl.col("fap") < 0.01)
-            )
-            rel = (cand["period_s"] / s["period_s"] - 1).abs()
-            best = float(rel.min()) if cand.height else None
-            lines = jitter_lines.filter(
-                (pl.col("program") == s["program"]) & (pl.col("period_s") > 10)
-            )["frequency_hz"].to_numpy()
-            visit_s = x.size * CADENCE_S
-            blended = bool(np.any(np.abs(lines - 1.0 / s["period_s"]) < 1.0 / visit_s))
-            rows.append(
-                {
-                    **s,
-                    "z": z,
-                    "per_frame_sigmas": per_frame,
-                    "blended": blended,
-                    "detected": best is not None and best < 0.03,
-                    "found": best is not None and best < 0.01,
-                }
-            )
-    return pl.DataFrame(rows) if rows else pl.DataFrame()
-
-
-def bins(values, edges):
-    return np.digitize(values, edges[1:-1])
 
 
 def debug_misses(scored: pl.DataFrame, an: pl.DataFrame, n_near: int = 4) -> None:
@@ -286,13 +400,19 @@ def debug_misses(scored: pl.DataFrame, an: pl.DataFrame, n_near: int = 4) -> Non
             print("    (no anomaly in this visit)")
 
 
-def simulate_ingest_fit(args, work: Path, variable: str, programs: list, timings: dict) -> int:
-    """Simulate the programs into ``work/products``, ingest and fit them; the frame count."""
+# --- one run: simulate, ingest, fit, analyse, score ----------------------------------------
+
+
+def run_one(args, noise: str, seed: int, work: Path) -> dict:
+    """Simulate one archive with ``noise`` and ``seed``, run the pipeline, score it."""
     from fgsarchive import simulate as sim
+    from fgsarchive.analysis.archive_io import run_anomalies, run_periodograms, run_variables
     from fgsarchive.db import Database
     from fgsarchive.fit.runner import fit_archive
     from fgsarchive.ingest import ingest_directory
 
+    stars, variable, programs = plan(args.hours, args.programs, args.frames_per_file, seed)
+    timings: dict[str, float] = {}
     t0 = time.perf_counter()
     for p in programs:
         sim.simulate_program(
@@ -302,10 +422,11 @@ def simulate_ingest_fit(args, work: Path, variable: str, programs: list, timings
             n_visits=p["n_visits"],
             files_per_visit=2,
             frames_per_file=args.frames_per_file,
+            guide_period_frames=args.guide_period_frames,
             n_guide_stars=len(p["stars"]),
             stars=p["stars"],
             start_mjd=p["start_mjd"],
-            seed=args.seed + p["program"],
+            seed=seed + p["program"],
             injections=p["injections"],
             variable_stars=[
                 sim.VariableStar(
@@ -315,71 +436,17 @@ def simulate_ingest_fit(args, work: Path, variable: str, programs: list, timings
             if any(s.gs_id == variable for s in p["stars"])
             else [],
             include_other_products=False,
+            correlated_noise=noise,
             workers=args.workers,
         )
     timings["simulate"] = time.perf_counter() - t0
     db = Database(work / "archive.duckdb")
     t0 = time.perf_counter()
-    rep = ingest_directory(db, work / "products", workers=args.workers)
+    n_frames = ingest_directory(db, work / "products", workers=args.workers).n_frames
     timings["ingest"] = time.perf_counter() - t0
-    n_frames = rep.n_frames
     t0 = time.perf_counter()
     fit_archive(db, workers=args.workers)
     timings["fit"] = time.perf_counter() - t0
-    return n_frames
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument(
-        "--hours", type=float, default=24.0, help="hours of fine guiding in all (default 24)"
-    )
-    ap.add_argument("--programs", type=int, default=4)
-    ap.add_argument(
-        "--frames-per-file", type=int, default=12_000, help="frames per guide period (2 per visit)"
-    )
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--min-sigma", type=float, default=5.0)
-    ap.add_argument(
-        "--reference-trials",
-        type=int,
-        default=40,
-        help="sinusoids per z bin in the white-noise reference (the detection ceiling)",
-    )
-    ap.add_argument("--out", type=Path, default=None, help="work folder (default: a temporary one)")
-    ap.add_argument("--keep", action="store_true", help="keep the simulated files and archive")
-    ap.add_argument(
-        "--analyse-only",
-        action="store_true",
-        help="re-run only the analyses and the scoring on the archive a --keep run left in --out",
-    )
-    ap.add_argument(
-        "--debug-misses",
-        action="store_true",
-        help="print each missed injection (truth row) and the nearest anomalies of its visit",
-    )
-    args = ap.parse_args()
-
-    from fgsarchive import simulate as sim
-    from fgsarchive.analysis.archive_io import run_anomalies, run_periodograms, run_variables
-    from fgsarchive.db import Database
-
-    if args.analyse_only and (args.out is None or not (args.out / "archive.duckdb").exists()):
-        ap.error("--analyse-only needs --out with the archive of an earlier --keep run")
-    work = args.out or Path(tempfile.mkdtemp(prefix="bench_science_"))
-    if work.exists() and args.out is not None and not args.analyse_only:
-        shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(args.seed)
-    stars, variable, programs = plan(args, rng)
-    timings: dict[str, float] = {}
-    if not args.analyse_only:
-        n_frames = simulate_ingest_fit(args, work, variable, programs, timings)
-    db = Database(work / "archive.duckdb")
-    if args.analyse_only:
-        with db.reader() as con:
-            n_frames = int(con.sql("SELECT count(*) FROM frames").fetchall()[0][0])
     truth = sim.read_truth(work / "products" / "truth")
     t0 = time.perf_counter()
     try:
@@ -388,9 +455,7 @@ def main() -> None:
         derive_events(db)
     except ImportError:
         pass
-    timings["events"] = time.perf_counter() - t0
     quiet = lambda s: None  # noqa: E731
-    t0 = time.perf_counter()
     anomalies = run_anomalies(db, min_sigma=args.min_sigma, on_warning=quiet)
     timings["anomalies"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -403,220 +468,251 @@ def main() -> None:
         guided_h = con.sql(
             "SELECT sum(data_end_mjd - data_start_mjd) * 24 FROM files WHERE product = 'fg'"
         ).fetchall()[0][0]
+        cols = ", ".join(f"{p}, {p}_err" for p in PULL_PARAMETERS)
+        fits = con.sql(f"SELECT file_name, frame, status, {cols} FROM fits").pl()
 
-    # --- score the anomalies
-    inj = truth.events.filter(pl.col("kind").is_in(list(EXPECTED))).unique(
-        ["event_id", "program"], keep="first"
+    t0 = time.perf_counter()
+    pulls = fit_pulls(fits, truth.frames())
+    # events: one row per event (its first file), scored when observable
+    ev = truth.events.filter(pl.col("kind").is_in(list(EXPECTED))).unique(
+        ["event_id", "program"], keep="first", maintain_order=True
     )
-    an = anomalies.with_row_index("aid")
-    rows = []
-    w = WINDOW_S / 86400.0
-    for ev in inj.iter_rows(named=True):
-        want = EXPECTED[ev["kind"]]
-        cand = an.filter(
-            (pl.col("program") == ev["program"])
-            & (pl.col("visit") == ev["visit"])
-            & pl.col("kinds").list.contains(want)
-            & ((pl.col("start_mjd") - ev["start_mjd"]).abs() < w)
-        )
-        found = cand.height > 0
-        err = float((cand["start_mjd"] - ev["start_mjd"]).abs().min() * 86400) if found else None
-        amp = {
-            "flux_drop": ev["depth"],
-            "centroid_jump": math.hypot(ev["dx"] or 0, ev["dy"] or 0),
-            "psf_width_change": ev["frac_x"],
-            "hga_move": ev["jitter_px"],
-        }[ev["kind"]]
-        rows.append(
-            {
-                "kind": ev["kind"],
-                "program": ev["program"],
-                "visit": ev["visit"],
-                "gs_id": ev["gs_id"],
-                "start_mjd": ev["start_mjd"],
-                "amplitude": amp,
-                "duration_s": ev["duration_s"],
-                "found": found,
-                "timing_error_s": err,
-            }
-        )
-    scored = pl.DataFrame(rows)
+    ev = ev.filter(observable(ev, truth.files))
+    scored = score_events(ev, anomalies)
     if args.debug_misses:
-        debug_misses(scored, an)
-    # anomalies touching any injection (any kind, +-5 s) are not false alarms
-    touched = np.zeros(an.height, dtype=bool)
-    a_start, a_end = an["start_mjd"].to_numpy(), an["end_mjd"].to_numpy()
-    a_prog, a_visit = an["program"].to_numpy(), an["visit"].to_numpy()
-    all_inj = truth.events.filter(pl.col("kind") != "variable_star")
-    for ev in all_inj.iter_rows(named=True):
-        if ev["kind"] == "periodic_signal":
-            continue
-        hit = (
-            (a_prog == ev["program"])
-            & (a_visit == ev["visit"])
-            & (a_start <= ev["end_mjd"] + w)
-            & (a_end >= ev["start_mjd"] - w)
-        )
-        touched |= hit
-    false_alarms = an.filter(~pl.Series(touched))
-    fa_per_10h = false_alarms.height / guided_h * 10.0
-
-    # --- sinusoids
-    sin_rows = []
-    for p in programs:
-        for s in p["sinusoids"]:
-            cand = peaks.filter(
-                (pl.col("program") == s["program"])
-                & (pl.col("visit") == s["visit"])
-                & pl.col("parameter").is_in(["flux", "flux_opt"])
-                & (pl.col("fap") < 0.01)
-                & ~pl.col("pointing").fill_null(False)
-            )
-            rel = (cand["period_s"] / s["period_s"] - 1).abs()
-            best = float(rel.min()) if cand.height else None
-            sin_rows.append(
-                {
-                    **s,
-                    "detected": best is not None and best < 0.03,
-                    "found": best is not None and best < 0.01,
-                    "period_error": best if best is not None and best < 0.03 else None,
-                }
-            )
-    sins = pl.DataFrame(sin_rows) if sin_rows else pl.DataFrame()
-
-    var_rank = variability.filter(pl.col("gs_id") == variable)["rank"].to_list()
-    summary = {
-        "hours_guided": round(guided_h, 2),
-        "frames": n_frames,
-        "programs": len(programs),
-        "visits": sum(p["n_visits"] for p in programs),
-        "stars": len(stars),
-        "timings_s": {k: round(v, 1) for k, v in timings.items()},
-        "false_alarms": false_alarms.height,
-        "false_alarms_per_10h": round(fa_per_10h, 2),
-        "false_alarm_kinds": false_alarms.group_by("kind")
-        .len()
-        .sort("len", descending=True)
-        .rows(),
-        "variable_rank": var_rank[0] if var_rank else None,
-        "variable_top": variability.head(3)
-        .select("rank", "gs_id", "score", "rms_ppm", "excess")
-        .rows(),
-    }
-    print(
-        f"\n{summary['hours_guided']:.1f} h guided, {n_frames:,} frames, {summary['visits']} visits, "
-        f"{len(programs)} programs, {len(stars)} stars"
+        print(f"\n=== {noise}, seed {seed}")
+        debug_misses(scored, anomalies)
+    fa = false_alarms(anomalies, truth.events)
+    quiet_series = pl.DataFrame(
+        [
+            {"program": p["program"], "visit": v, "parameter": q}
+            for p in programs
+            for v in p["quiet_visits"]
+            if p["stars"][(v - 1) % len(p["stars"])].gs_id != variable
+            for q in FALSE_PEAK_PARAMETERS
+        ],
+        schema={"program": pl.Int64, "visit": pl.Int64, "parameter": pl.String},
     )
-    print("timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
-    print("\n| kind | amplitude bin | injected | recall | median / max timing error (s) |")
-    print("|---|---|---|---|---|")
-    edges = {
-        "flux_drop": [0.005, 0.01, 0.02, 0.0301],
-        "centroid_jump": [0.02, 0.05, 0.1, 0.201],
-        "psf_width_change": [0.02, 0.04, 0.07, 0.101],
-        "hga_move": [0.0, 1.0],
-    }
-    unit = {
-        "flux_drop": "depth",
-        "centroid_jump": "px",
-        "psf_width_change": "frac",
-        "hga_move": "jitter px",
-    }
-    per_kind = {}
-    for kind, e in edges.items():
-        sub = scored.filter(pl.col("kind") == kind)
-        if sub.is_empty():
-            continue
-        b = bins(sub["amplitude"].to_numpy(), np.asarray(e))
-        for i in range(len(e) - 1):
-            part = sub.filter(pl.Series(b == i))
-            if part.is_empty():
-                continue
-            errs = part["timing_error_s"].drop_nulls()
-            label = (
-                f"{e[i]:g}-{min(e[i + 1], e[-1]):.3g} {unit[kind]}"
-                if kind != "hga_move"
-                else "60 s, 0.03 px"
-            )
-            print(
-                f"| {EXPECTED[kind]} | {label} | {part.height} | {part['found'].mean():.0%} | "
-                + (f"{errs.median():.2f} / {errs.max():.2f}" if errs.len() else "-")
-                + " |"
-            )
-        errs = sub["timing_error_s"].drop_nulls()
-        per_kind[kind] = {
+    fp = false_peak_rates(peaks, quiet_series)
+    sins = score_sinusoids([s for p in programs for s in p["sinusoids"]], peaks)
+    timings["score"] = time.perf_counter() - t0
+    var_rank = variability.filter(pl.col("gs_id") == variable)["rank"].to_list()
+    recall = {}
+    for kind in EXPECTED:
+        sub = scored.filter(pl.col("kind") == kind) if scored.height else scored
+        recall[kind] = {
             "n": sub.height,
-            "recall": round(float(sub["found"].mean()), 3),
-            "timing_median_s": round(float(errs.median()), 3) if errs.len() else None,
-            "timing_max_s": round(float(errs.max()), 3) if errs.len() else None,
+            "found": int(sub["found"].sum()) if sub.height else 0,
+            "recall": float(sub["found"].mean()) if sub.height else None,
         }
-        print(
-            f"| {EXPECTED[kind]} | all | {sub.height} | {sub['found'].mean():.0%} | "
-            + (f"{errs.median():.2f} / {errs.max():.2f}" if errs.len() else "-")
-            + " |"
+    return {
+        "noise": noise,
+        "seed": seed,
+        "hours_guided": float(guided_h),
+        "frames": n_frames,
+        "visits": sum(p["n_visits"] for p in programs),
+        "guide_periods": int(truth.files.filter(pl.col("mode") == "fg")["guide_period"].len()),
+        "timings_s": {k: round(v, 1) for k, v in timings.items()},
+        "pulls": pulls.to_dicts(),
+        "false_peaks": fp,
+        "false_alarms": fa.height,
+        "false_alarms_per_10h": fa.height / guided_h * 10.0,
+        "false_alarm_kinds": fa.group_by("kind").len().sort("len", descending=True).rows(),
+        "recall": recall,
+        "events": scored.select("kind", "amplitude", "found", "timing_error_s").to_dicts()
+        if scored.height
+        else [],
+        "sinusoids": {
+            "n": sins.height,
+            "found": int(sins["detected"].sum()) if sins.height else 0,
+            "recall": float(sins["detected"].mean()) if sins.height else None,
+            "rows": sins.to_dicts(),
+        },
+        "variable_rank": var_rank[0] if var_rank else None,
+    }
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+def _mean_range(values: list, fmt: str) -> str:
+    v = [x for x in values if x is not None and np.isfinite(x)]
+    if not v:
+        return "-"
+    if len(v) == 1:
+        return format(v[0], fmt)
+    return f"{format(float(np.mean(v)), fmt)} ({format(min(v), fmt)}-{format(max(v), fmt)})"
+
+
+def _pooled_recall(runs: list[dict], kind: str) -> str:
+    n = sum(r["recall"][kind]["n"] for r in runs)
+    k = sum(r["recall"][kind]["found"] for r in runs)
+    return f"{k / n:.0%} ({k}/{n})" if n else "-"
+
+
+def _pull(run: dict, parameter: str, bin_label: str = "all") -> float | None:
+    for row in run["pulls"]:
+        if row["parameter"] == parameter and row["bin"] == bin_label:
+            return row["pull_std"]
+    return None
+
+
+def report(runs: list[dict]) -> str:
+    """Markdown tables: one row per noise kind (mean over seeds, range in brackets)."""
+    kinds = list(dict.fromkeys(r["noise"] for r in runs))
+    lines = [
+        "| noise | seeds | h guided | pull x_mean | pull y_mean | pull amplitude | pull x_stddev "
+        "| false peaks FAP<0.01 | FAP<0.001 | unflagged FAP<0.01 | anomaly false alarms / 10 h "
+        "| recall drop | jump | PSF | HGA | sinusoid z 3-10 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for k in kinds:
+        rs = [r for r in runs if r["noise"] == k]
+        n_series = sum(r["false_peaks"]["series"] for r in rs)
+        fp = {
+            key: sum(r["false_peaks"][key] * r["false_peaks"]["series"] for r in rs)
+            / max(n_series, 1)
+            for key in ("fap<0.01", "fap<0.001", "fap<0.01_unflagged")
+        }
+        n_sin = sum(r["sinusoids"]["n"] for r in rs)
+        k_sin = sum(r["sinusoids"]["found"] for r in rs)
+        lines.append(
+            f"| {k} | {len(rs)} | {sum(r['hours_guided'] for r in rs):.1f} | "
+            + " | ".join(_mean_range([_pull(r, p) for r in rs], ".2f") for p in PULL_PARAMETERS)
+            + f" | {fp['fap<0.01']:.1%} | {fp['fap<0.001']:.1%} | {fp['fap<0.01_unflagged']:.1%}"
+            + f" (of {n_series}) | "
+            + _mean_range([r["false_alarms_per_10h"] for r in rs], ".2f")
+            + " | "
+            + " | ".join(_pooled_recall(rs, kind) for kind in EXPECTED)
+            + (f" | {k_sin / n_sin:.0%} ({k_sin}/{n_sin}) |" if n_sin else " | - |")
         )
-    summary["anomalies"] = per_kind
-    if sins.height:
-        print(
-            "\n| sinusoid z (amplitude / its uncertainty) | injected | detected (peak within 3 %, FAP < 1 %) "
-            "| period within 1 % | median period error of the detected |"
-        )
-        print("|---|---|---|---|---|")
-        zb = bins(sins["z"].to_numpy(), np.array([3, 5, 7, 10.01]))
-        for i, label in enumerate(("3-5", "5-7", "7-10")):
-            part = sins.filter(pl.Series(zb == i))
-            if part.is_empty():
+    params = list(dict.fromkeys(p for r in runs for p in r["false_peaks"].get("by_parameter", {})))
+    if params:
+        lines += [
+            "",
+            "Quiet-visit series with a best peak at FAP < 0.01 (any label), per parameter, all seeds:",
+            "",
+            "| noise | " + " | ".join(params) + " |",
+            "|---|" + "---|" * len(params),
+        ]
+        for k in kinds:
+            cells = []
+            for p in params:
+                d = [r["false_peaks"]["by_parameter"].get(p) for r in runs if r["noise"] == k]
+                n = sum(x["series"] for x in d if x)
+                hit = sum(x["fap<0.01"] for x in d if x)
+                cells.append(f"{hit}/{n}" if n else "-")
+            lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    bins_ = list(dict.fromkeys(row["bin"] for r in runs for row in r["pulls"]))
+    lines += [
+        "",
+        "Fit pulls (std of (fit - truth) / error) per true amplitude [DN/s], mean over seeds:",
+        "",
+        "| noise | amplitude | frames | " + " | ".join(PULL_PARAMETERS) + " |",
+        "|---|---|---|" + "---|" * len(PULL_PARAMETERS),
+    ]
+    for k in kinds:
+        rs = [r for r in runs if r["noise"] == k]
+        for b in bins_:
+            n = sum(
+                row["n"]
+                for r in rs
+                for row in r["pulls"]
+                if row["bin"] == b and row["parameter"] == PULL_PARAMETERS[0]
+            )
+            if not n:
                 continue
-            errs = part["period_error"].drop_nulls()
-            print(
-                f"| {label} | {part.height} | {part['detected'].mean():.0%} | {part['found'].mean():.0%} | "
-                + (f"{errs.median():.2%}" if errs.len() else "-")
+            lines.append(
+                f"| {k} | {b} | {n:,} | "
+                + " | ".join(
+                    _mean_range([_pull(r, p, b) for r in rs], ".2f") for p in PULL_PARAMETERS
+                )
                 + " |"
             )
-        summary["sinusoids"] = {
-            "n": sins.height,
-            "detected": round(float(sins["detected"].mean()), 3),
-            "within_1pct": round(float(sins["found"].mean()), 3),
-        }
-    csin = score_centroid_sinusoids(db, programs, peaks, truth.jitter_lines)
-    if csin.height:
-        print(
-            "\n| centroid (x) sinusoid amplitude / per-frame (white) x_mean noise | injected "
-            "| amplitude (px) | detected (x_mean peak within 3 %, FAP < 1 %) | period within 1 % "
-            "| of those not blended with the pointing's own line: injected, detected, within 1 % |"
-        )
-        print("|---|---|---|---|---|---|")
-        edges = [0.0, 1.0, 3.0, 5.0, 10.0, np.inf]
-        sb = bins(csin["per_frame_sigmas"].to_numpy(), np.array(edges))
-        for i in range(len(edges) - 1):
-            part = csin.filter(pl.Series(sb == i))
-            if part.height:
-                clear = part.filter(~pl.col("blended"))
-                print(
-                    f"| {edges[i]:g}-{edges[i + 1]:g} | {part.height} "
-                    f"| {part['amplitude'].min():.3f}-{part['amplitude'].max():.3f} "
-                    f"| {part['detected'].mean():.0%} | {part['found'].mean():.0%} "
-                    + (
-                        f"| {clear.height}, {clear['detected'].mean():.0%}, "
-                        f"{clear['found'].mean():.0%} |"
-                        if clear.height
-                        else "| 0 |"
-                    )
-                )
-        summary["centroid_sinusoids"] = csin.select(
-            "program",
-            "visit",
-            "period_s",
-            "amplitude",
-            "z",
-            "per_frame_sigmas",
-            "blended",
-            "detected",
-            "found",
-        ).rows(named=True)
-    if sins.height:
+    return "\n".join(lines)
+
+
+def _gp_frames(text: str) -> tuple[int, int] | None:
+    if text in ("0", "none", ""):
+        return None
+    lo, hi = (int(x) for x in text.split(","))
+    return lo, hi
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--noise",
+        default=DEFAULT_NOISE,
+        help=f"comma-separated presets of simulate.NOISE_PRESETS (default {DEFAULT_NOISE})",
+    )
+    ap.add_argument("--seeds", default="1,2,3", help="comma-separated seeds (default 1,2,3)")
+    ap.add_argument(
+        "--hours", type=float, default=3.0, help="hours of fine guiding per run (default 3)"
+    )
+    ap.add_argument("--programs", type=int, default=2)
+    ap.add_argument(
+        "--frames-per-file",
+        type=int,
+        default=6000,
+        help="a visit has 2x this many frames (default 6000: 12.8 min)",
+    )
+    ap.add_argument(
+        "--guide-period-frames",
+        type=_gp_frames,
+        default=(2000, 15000),
+        help="lo,hi: split visits into guide periods of lo-hi frames (default 2000,15000; "
+        "0 = two guide periods of --frames-per-file)",
+    )
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--min-sigma", type=float, default=5.0)
+    ap.add_argument(
+        "--reference-trials",
+        type=int,
+        default=0,
+        help="also run the sinusoid test on white noise alone, this many trials per z bin",
+    )
+    ap.add_argument("--json", type=Path, default=None, help="write every run's figures here")
+    ap.add_argument("--out", type=Path, default=None, help="work folder (default: a temporary one)")
+    ap.add_argument("--keep", action="store_true", help="keep the simulated files and archives")
+    ap.add_argument(
+        "--debug-misses",
+        action="store_true",
+        help="print each missed injection (truth row) and the nearest anomalies of its visit",
+    )
+    args = ap.parse_args()
+    from fgsarchive.simulate import NOISE_PRESETS
+
+    kinds = [k.strip() for k in args.noise.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in NOISE_PRESETS]
+    if bad:
+        ap.error(f"unknown noise kind(s) {', '.join(bad)}; presets: {', '.join(NOISE_PRESETS)}")
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    root = args.out or Path(tempfile.mkdtemp(prefix="bench_science_"))
+    runs = []
+    started = time.perf_counter()
+    for noise in kinds:
+        for seed in seeds:
+            work = root / f"{noise}-seed{seed}"
+            if work.exists():
+                shutil.rmtree(work)
+            work.mkdir(parents=True)
+            r = run_one(args, noise, seed, work)
+            runs.append(r)
+            print(
+                f"{noise:>12} seed {seed}: {r['hours_guided']:.1f} h, {r['frames']:,} frames, "
+                f"{r['guide_periods']} guide periods; "
+                + ", ".join(f"{k} {v:.0f}" for k, v in r["timings_s"].items())
+                + " s",
+                flush=True,
+            )
+            if not args.keep:
+                shutil.rmtree(work, ignore_errors=True)
+    print(f"\n{len(runs)} runs in {time.perf_counter() - started:.0f} s\n")
+    print(report(runs))
+    if args.reference_trials:
         ref = white_noise_reference(
-            2 * args.frames_per_file, [3, 5, 7, 10], args.reference_trials, args.seed
+            2 * args.frames_per_file, [3, 5, 7, 10], args.reference_trials, seeds[0]
         )
         print(
             "\n| sinusoid z, on white noise alone (the ceiling) | trials | detected | within 1 % |"
@@ -624,45 +720,11 @@ def main() -> None:
         print("|---|---|---|---|")
         for label, k, det, hit in ref:
             print(f"| {label} | {k} | {det:.0%} | {hit:.0%} |")
-        summary["sinusoids_white_noise_reference"] = [
-            {"z": label, "trials": k, "detected": round(det, 3), "within_1pct": round(hit, 3)}
-            for label, k, det, hit in ref
-        ]
-    # visits with no injected sinusoid and not the variable star: any flux peak with FAP < 1 %
-    # (not labelled instrumental) is a false detection
-    with_sin = {(s["program"], s["visit"]) for p in programs for s in p["sinusoids"]}
-    quiet_visits = (
-        peaks.filter(
-            pl.col("parameter").is_in(["flux", "flux_opt"]) & (pl.col("gs_id") != variable)
-        )
-        .group_by("program", "visit")
-        .agg(((pl.col("fap") < 0.01) & ~pl.col("instrumental").fill_null(False)).any().alias("hit"))
-        .filter(
-            ~pl.struct("program", "visit").map_elements(
-                lambda r: (r["program"], r["visit"]) in with_sin, return_dtype=pl.Boolean
-            )
-        )
-    )
-    if quiet_visits.height:
-        summary["sinusoid_false_detections"] = {
-            "visits": quiet_visits.height,
-            "with_a_peak_fap_below_1pct": int(quiet_visits["hit"].sum()),
-        }
-        print(
-            f"visits without a sinusoid (nor the variable star) whose flux shows a peak with "
-            f"FAP < 1 %: {int(quiet_visits['hit'].sum())} of {quiet_visits.height}"
-        )
-    print(
-        f"\nfalse alarms: {false_alarms.height} in {guided_h:.1f} h = {fa_per_10h:.2f} per 10 h "
-        f"({', '.join(f'{k} {n}' for k, n in summary['false_alarm_kinds']) or 'none'})"
-    )
-    print(
-        f"variable star (1 %, P = 50 min) rank: {summary['variable_rank']} of {variability.height}"
-    )
-    (work / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    print(f"summary: {work / 'summary.json'}")
+    if args.json:
+        args.json.write_text(json.dumps({"runs": runs}, indent=1, default=str))
+        print(f"\nfigures of every run: {args.json}")
     if not args.keep and args.out is None:
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
