@@ -737,9 +737,12 @@ def _fit_kernel(
     max_iter,
     xtol,
     absolute,
+    noise_a,
+    noise_b,
     out_p,
     out_e,
     out_chi2,
+    out_chi2r,
     out_nit,
     out_st,
     ch_lo,
@@ -747,9 +750,11 @@ def _fit_kernel(
 ):
     n = fr.shape[0]
     per_frame_w = swt.shape[0] > 1
+    use_noise = noise_a >= 0.0 and noise_b >= 0.0 and noise_a + noise_b > 0.0
     for ch in range(ch_lo, ch_hi):
         d = np.empty(64)
         s = np.empty(64)
+        s0 = np.empty(64)
         gb = np.empty(64)
         Ha = np.empty((7, 7))
         Hb = np.empty((7, 7))
@@ -773,6 +778,7 @@ def _fit_kernel(
             nv, bg0, noise0, peak, kpk, vmin, nflat = _prefit(fr[i], swrow, d, s, wk)
             out_nit[i] = 0
             out_chi2[i] = np.nan
+            out_chi2r[i] = np.nan
             for j in range(7):
                 out_p[j, i] = np.nan
                 out_e[j, i] = np.nan
@@ -784,6 +790,13 @@ def _fit_kernel(
                 out_st[i] = 3
                 prev_ok = False
                 continue
+            if use_noise:
+                # weights 1/var at the data for the fit (the covariance is taken at the model)
+                for k in range(64):
+                    s0[k] = s[k]
+                    if s[k] > 0.0:
+                        v = noise_a + noise_b * max(d[k], 0.0)
+                        s[k] = s[k] / math.sqrt(v) if v > 0.0 else 0.0
             # starting point
             cur_mx = np.nan
             cur_my = np.nan
@@ -814,6 +827,7 @@ def _fit_kernel(
             Ht = Hb
             gt = gbv
             chi2 = _lm_pass(d, s, q, gb, H, g, base, pstep)
+            gb_at_q = True  # gb holds the exponentials at q (not at a rejected trial point)
             lam = _LAM0
             nit = 0
             conv = False
@@ -833,7 +847,8 @@ def _fit_kernel(
                     qt[j] = q[j] + dl[j]
                 if _q_valid(qt):
                     chi2t = _lm_pass(d, s, qt, gb, Ht, gt, base, pstep)
-                    if chi2t < chi2:
+                    gb_at_q = chi2t < chi2
+                    if gb_at_q:
                         for j in range(7):
                             q[j] = qt[j]
                         H, Ht = Ht, H
@@ -845,13 +860,25 @@ def _fit_kernel(
                 stuck = lam > _LAM_MAX
             # covariance from the undamped J^T J at the last evaluated point
             dof = nv - 7
-            scale = 1.0 if absolute else (chi2 / dof if dof > 0 else np.nan)
+            if use_noise and _q_valid(q):
+                # weights 1/var at the model, so neither the errors nor chi2 depend on the
+                # pixels' own noise (one more pass; gb is usually still at q)
+                if not gb_at_q:
+                    _lm_pass(d, s, q, gb, H, g, base, pstep)
+                for k in range(64):
+                    if s[k] > 0.0:
+                        v = noise_a + noise_b * max(q[6] + q[0] * gb[k], 0.0)
+                        s[k] = s0[k] / math.sqrt(v) if v > 0.0 else 0.0
+                chi2 = _lm_pass(d, s, q, gb, H, g, base, pstep)
+            scale = 1.0 if absolute or use_noise else (chi2 / dof if dof > 0 else np.nan)
             have_cov = _q_valid(q) and _cov7(H, cov)
             _canonical_and_errors(q, have_cov, cov, scale, p, e)
             for j in range(7):
                 out_p[j, i] = p[j]
                 out_e[j, i] = e[j]
             out_chi2[i] = chi2
+            if (absolute or use_noise) and dof > 0:
+                out_chi2r[i] = chi2 / dof
             out_nit[i] = nit
             finite = True
             for j in range(7):
@@ -897,7 +924,9 @@ class GaussFitResult:
     Parameters are float64 in pixels (positions: pixel-centre convention, x along the last
     axis), radians (``theta`` in [0, pi), ``x_stddev >= y_stddev > 0``) and frame units
     (``amplitude``, ``offset``). ``*_err`` are 1-sigma uncertainties; ``chi2`` is the sum of
-    squared (weighted) residuals; ``n_iter`` (int16) counts LM steps; ``status`` (int8) holds
+    squared (weighted) residuals; ``chi2_red`` is ``chi2 / (n_pix - 7)`` when the errors are
+    absolute (noise model, or ``weighted`` with ``absolute_sigma``), NaN otherwise: near 1 when
+    the Gaussian describes the star to the noise; ``n_iter`` (int16) counts LM steps; ``status`` (int8) holds
     :class:`FitStatus` codes. Frames with status 2, or 3 decided before fitting, are all NaN.
     """
 
@@ -916,6 +945,7 @@ class GaussFitResult:
     theta_err: np.ndarray
     offset_err: np.ndarray
     chi2: np.ndarray
+    chi2_red: np.ndarray
     n_iter: np.ndarray
     status: np.ndarray
 
@@ -1021,6 +1051,7 @@ def fit_gaussian_stack(
     err: np.ndarray | None = None,
     weighted: bool = False,
     absolute_sigma: bool = False,
+    noise: tuple[float, float] | None = None,
     max_iter: int = 50,
     xtol_px: float = 1e-6,
     initial: np.ndarray | None = None,
@@ -1041,6 +1072,11 @@ def fit_gaussian_stack(
     absolute_sigma : (weighted only) take ``err`` as absolute: the covariance is
         ``(J^T W J)^-1`` unscaled. Otherwise (default, and always for unweighted fits) it is
         scaled by ``chi2 / (n_pix - 7)``, as ``curve_fit``'s default ``pcov``.
+    noise : ``(a, b)``: the per-pixel noise model ``var = a + b * max(signal, 0)`` in frame
+        units squared (read noise and Poisson terms, see :mod:`fgsarchive.fit.noise`). The fit
+        minimises chi2 with weights ``1 / var(data)``; the covariance (absolute, unscaled) and
+        ``chi2`` are taken with ``1 / var(model)`` at the solution, so they do not depend on
+        each pixel's own noise. Not combined with ``weighted``.
     max_iter : LM steps per frame before giving up (status 1).
     xtol_px : converged when a step moves x_mean and y_mean by less than this (px) and the
         amplitude by less than this relative amount.
@@ -1057,6 +1093,14 @@ def fit_gaussian_stack(
     n = fr.shape[0]
     if weighted and err is None:
         raise ValueError("weighted=True needs err")
+    if noise is not None:
+        if weighted:
+            raise ValueError("noise and weighted=True are exclusive: give one noise description")
+        noise_a, noise_b = (float(v) for v in noise)
+        if not (noise_a >= 0 and noise_b >= 0 and noise_a + noise_b > 0):
+            raise ValueError(f"noise (a, b) must be >= 0 and not both 0; got {noise}")
+    else:
+        noise_a = noise_b = -1.0
     if int(max_iter) < 1 or int(max_iter) > np.iinfo(np.int16).max:
         raise ValueError(f"max_iter must be in 1..32767; got {max_iter}")
     if not xtol_px > 0:
@@ -1073,6 +1117,7 @@ def fit_gaussian_stack(
     out_p = np.empty((7, n))
     out_e = np.empty((7, n))
     chi2 = np.empty(n)
+    chi2_red = np.empty(n)
     nit = np.empty(n, dtype=np.int16)
     st = np.empty(n, dtype=np.int8)
     _run_chunks(
@@ -1088,15 +1133,18 @@ def fit_gaussian_stack(
         int(max_iter),
         float(xtol_px),
         bool(weighted and absolute_sigma),
+        noise_a,
+        noise_b,
         out_p,
         out_e,
         chi2,
+        chi2_red,
         nit,
         st,
     )
     cols = {k: out_p[j] for j, k in enumerate(PARAM_NAMES)}
     cols.update({k + "_err": out_e[j] for j, k in enumerate(PARAM_NAMES)})
-    return GaussFitResult(**cols, chi2=chi2, n_iter=nit, status=st)
+    return GaussFitResult(**cols, chi2=chi2, chi2_red=chi2_red, n_iter=nit, status=st)
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
