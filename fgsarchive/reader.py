@@ -1,6 +1,6 @@
 """One guider FITS file -> header metadata, per-frame pixel chunks, Pointing and Centroid tables.
 
-HDUs are found by EXTNAME (``SCI``, ``DQ``, ``POINTING``, ``FGS CENTROID PACKET``), never by
+HDUs are found by EXTNAME (``SCI``, ``ERR``, ``DQ``, ``POINTING``, ``FGS CENTROID PACKET``), never by
 position. The SCI cube is read through a memory map in chunks, so memory stays flat however many
 integrations a file holds.
 
@@ -96,6 +96,7 @@ class GuiderFile:
     guide_star: dict[str, object]
     dq: np.ndarray | None = None
     _sci: object = field(default=None, repr=False)
+    _err: object = field(default=None, repr=False)
     _sci_offset: int | None = field(default=None, repr=False)
     _sci_dtype: np.dtype | None = field(default=None, repr=False)
     _hdul: object = field(default=None, repr=False)
@@ -118,6 +119,20 @@ class GuiderFile:
         """Mid-times (MJD UTC) of frames ``start..stop-1`` by the documented rule."""
         dt = (self.data_end_mjd - self.data_start_mjd) / self.n_frames
         return self.data_start_mjd + (np.arange(start, stop, dtype=np.float64) + 0.5) * dt
+
+    def err_pixels(self, stop: int) -> np.ndarray | None:
+        """ERR of frames ``0..stop-1`` as ``(m, 64)`` float32 [DN/s]; None without a usable ERR.
+
+        A file without ERR, with an ERR of another shape or one that cannot be read gives None
+        (the fit then models the noise from the frames, see :mod:`fgsarchive.fit.noise`).
+        """
+        if self._err is None:
+            return None
+        try:
+            block = np.asarray(self._err[: min(stop, self.n_frames)])
+        except Exception:  # truncated or unreadable ERR: the SCI frames are still good
+            return None
+        return np.ascontiguousarray(block, dtype="<f4").reshape(-1, N_PIXELS)
 
     def iter_pixel_chunks(self, chunk_frames: int = 65536) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(first_frame, pixels)`` with pixels ``(m, 64)`` float32, row-major per frame.
@@ -338,6 +353,19 @@ def _describe(path: Path, hdul: fits.HDUList) -> GuiderFile:
         except Exception:
             dq = None
 
+    err = None
+    err_hdu = _find_hdu(hdul, "ERR")
+    if err_hdu is not None and product == "fg":
+        err_shape = tuple(
+            int(err_hdu.header.get(f"NAXIS{i}", 0))
+            for i in range(int(err_hdu.header.get("NAXIS", 0)), 0, -1)
+        )
+        if err_shape == shape:
+            try:
+                err = err_hdu.data
+            except Exception:
+                err = None
+
     segment = _as_int(header.get("EXSEGNUM"))
     if segment is None and name is not None:
         segment = name.segment
@@ -364,6 +392,7 @@ def _describe(path: Path, hdul: fits.HDUList) -> GuiderFile:
         guide_star=_guide_star(header),
         dq=dq,
         _sci=sci,
+        _err=err,
         _sci_offset=sci_offset if product == "fg" else None,
         _sci_dtype=sci_dtype if product == "fg" else None,
         _hdul=hdul,

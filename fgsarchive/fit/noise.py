@@ -25,7 +25,7 @@ MIN_ERR_PAIRS = 64
 #: Fewer frames than this give no ``frames`` model (each pixel's variance from its differences).
 MIN_FRAMES = 32
 #: Frames (from the start of a file) the models are estimated on: enough, and cheap.
-SAMPLE_FRAMES = 16384
+SAMPLE_FRAMES = 4096
 #: The read-noise term is kept at least this share of the smallest modelled variance, so every
 #: pixel keeps a finite weight.
 _A_FLOOR = 1e-6
