@@ -861,8 +861,10 @@ def _fit_kernel(
             # covariance from the undamped J^T J at the last evaluated point
             dof = nv - 7
             if use_noise and _q_valid(q):
-                # weights 1/var at the model, so neither the errors nor chi2 depend on the
-                # pixels' own noise (one more pass; gb is usually still at q)
+                # Weights 1/var at the model, so neither the errors nor chi2 depend on the
+                # pixels' own noise, and one Gauss-Newton step with them: it removes the bias
+                # of weights taken at the data (pixels that fluctuate low weigh more; -0.4
+                # sigma in the offset). One more pass; gb is usually still at q.
                 if not gb_at_q:
                     _lm_pass(d, s, q, gb, H, g, base, pstep)
                 for k in range(64):
@@ -870,6 +872,12 @@ def _fit_kernel(
                         v = noise_a + noise_b * max(q[6] + q[0] * gb[k], 0.0)
                         s[k] = s0[k] / math.sqrt(v) if v > 0.0 else 0.0
                 chi2 = _lm_pass(d, s, q, gb, H, g, base, pstep)
+                if _damped_solve7(H, g, 0.0, dl) and abs(dl[1]) < 0.1 and abs(dl[2]) < 0.1:
+                    for j in range(7):
+                        qt[j] = q[j] + dl[j]
+                    if _q_valid(qt):
+                        for j in range(7):
+                            q[j] = qt[j]
             scale = 1.0 if absolute or use_noise else (chi2 / dof if dof > 0 else np.nan)
             have_cov = _q_valid(q) and _cov7(H, cov)
             _canonical_and_errors(q, have_cov, cov, scale, p, e)
