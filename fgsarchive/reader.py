@@ -232,6 +232,28 @@ def _plain_float_offset(
     return offset, dtype
 
 
+_INT_BITPIX = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8"}
+
+
+def _read_dq(path: Path, dq_hdu) -> np.ndarray | None:
+    """The (8, 8) DQ as uint32, read from the file's bytes; None when it is not an 8x8 integer image.
+
+    Real DQ is BITPIX 32 with BZERO 2**31 (unsigned), which astropy refuses to scale from a
+    memory map ("Cannot load a memory-mapped image"): until this read, every DQ was dropped.
+    """
+    header = dq_hdu.header
+    code = _INT_BITPIX.get(int(header.get("BITPIX", 0)))
+    if code is None or (int(header.get("NAXIS2", 0)), int(header.get("NAXIS1", 0))) != FRAME_SHAPE:
+        return None
+    with open(path, "rb") as handle:
+        handle.seek(dq_hdu.fileinfo()["datLoc"])
+        raw = np.fromfile(handle, dtype=code, count=N_PIXELS)
+    if raw.size != N_PIXELS:
+        return None
+    values = raw.astype(np.float64) * float(header.get("BSCALE", 1)) + float(header.get("BZERO", 0))
+    return np.rint(values).clip(0, 2**32 - 1).astype(np.uint32).reshape(FRAME_SHAPE)
+
+
 def _guide_star(header: dict[str, object]) -> dict[str, object]:
     return {
         "gs_id": _as_str(header.get("GDSTARID")),
@@ -347,9 +369,7 @@ def _describe(path: Path, hdul: fits.HDUList) -> GuiderFile:
     dq_hdu = _find_hdu(hdul, "DQ")
     if dq_hdu is not None and product == "fg":
         try:
-            dq_data = np.asarray(dq_hdu.data)
-            if dq_data.shape == FRAME_SHAPE:
-                dq = dq_data.astype(np.uint32)
+            dq = _read_dq(path, dq_hdu)
         except Exception:
             dq = None
 

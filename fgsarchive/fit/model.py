@@ -81,6 +81,9 @@ POS_MIN, POS_MAX = -1.0, 8.0
 _CHUNK = 256  # frames per work item; warm starts never cross a chunk boundary
 _LAM0 = 1e-3  # initial Marquardt damping (relative to diag(J^T J))
 _LAM_MAX = 1e16
+#: With the noise model, weights taken at the previous frame's model are kept when every pixel's
+#: variance at the solution is within this of the one weighted with; else one more pass reweights.
+_REWEIGHT_TOL = 0.03
 # Reassociation lets LLVM vectorise the 64-pixel sums; no 'nnan'/'ninf' (NaN checks matter).
 _FM = {"nsz", "reassoc", "contract", "arcp"}
 
@@ -750,11 +753,13 @@ def _fit_kernel(
 ):
     n = fr.shape[0]
     per_frame_w = swt.shape[0] > 1
-    use_noise = noise_a >= 0.0 and noise_b >= 0.0 and noise_a + noise_b > 0.0
+    use_noise = noise_a > 0.0 and noise_b >= 0.0
     for ch in range(ch_lo, ch_hi):
         d = np.empty(64)
         s = np.empty(64)
         s0 = np.empty(64)
+        mprev = np.empty(64)  # the last converged frame's model: the next frame's weights
+        vw = np.empty(64)  # the variances the current weights were taken from
         gb = np.empty(64)
         Ha = np.empty((7, 7))
         Hb = np.empty((7, 7))
@@ -790,13 +795,16 @@ def _fit_kernel(
                 out_st[i] = 3
                 prev_ok = False
                 continue
+            prev_w = False
             if use_noise:
-                # weights 1/var at the data for the fit (the covariance is taken at the model)
+                # Weights 1/var: at the previous converged frame's model (a guided star barely
+                # moves, and that model owes nothing to this frame's noise), else at the data.
+                prev_w = warm and prev_ok
                 for k in range(64):
                     s0[k] = s[k]
-                    if s[k] > 0.0:
-                        v = noise_a + noise_b * max(d[k], 0.0)
-                        s[k] = s[k] / math.sqrt(v) if v > 0.0 else 0.0
+                    v = noise_a + noise_b * max(mprev[k] if prev_w else d[k], 0.0)
+                    vw[k] = v
+                    s[k] = s[k] / math.sqrt(v)
             # starting point
             cur_mx = np.nan
             cur_my = np.nan
@@ -860,7 +868,17 @@ def _fit_kernel(
                 stuck = lam > _LAM_MAX
             # covariance from the undamped J^T J at the last evaluated point
             dof = nv - 7
-            if use_noise and _q_valid(q):
+            if use_noise and _q_valid(q) and gb_at_q and prev_w:
+                # the weights' model is still the solution's (variances within _REWEIGHT_TOL):
+                # keep them, no further pass
+                for k in range(64):
+                    dv = noise_a + noise_b * max(q[6] + q[0] * gb[k], 0.0) - vw[k]
+                    if abs(dv) > _REWEIGHT_TOL * vw[k]:
+                        prev_w = False
+                        break
+            else:
+                prev_w = False
+            if use_noise and _q_valid(q) and not prev_w:
                 # Weights 1/var at the model, so neither the errors nor chi2 depend on the
                 # pixels' own noise, and one Gauss-Newton step with them: it removes the bias
                 # of weights taken at the data (pixels that fluctuate low weigh more; -0.4
@@ -868,10 +886,9 @@ def _fit_kernel(
                 if not gb_at_q:
                     _lm_pass(d, s, q, gb, H, g, base, pstep)
                 for k in range(64):
-                    if s[k] > 0.0:
-                        v = noise_a + noise_b * max(q[6] + q[0] * gb[k], 0.0)
-                        s[k] = s0[k] / math.sqrt(v) if v > 0.0 else 0.0
+                    s[k] = s0[k] / math.sqrt(noise_a + noise_b * max(q[6] + q[0] * gb[k], 0.0))
                 chi2 = _lm_pass(d, s, q, gb, H, g, base, pstep)
+                gb_at_q = True  # near enough: the step below is a fraction of a sigma
                 if _damped_solve7(H, g, 0.0, dl) and abs(dl[1]) < 0.1 and abs(dl[2]) < 0.1:
                     for j in range(7):
                         qt[j] = q[j] + dl[j]
@@ -913,6 +930,11 @@ def _fit_kernel(
                 st = 0
             out_st[i] = st
             prev_ok = st == 0
+            if prev_ok and use_noise:
+                if not gb_at_q:
+                    _lm_pass(d, s, q, gb, H, g, base, pstep)
+                for k in range(64):
+                    mprev[k] = q[6] + q[0] * gb[k]
             if prev_ok:
                 for j in range(7):
                     qprev[j] = q[j]
@@ -1105,8 +1127,8 @@ def fit_gaussian_stack(
         if weighted:
             raise ValueError("noise and weighted=True are exclusive: give one noise description")
         noise_a, noise_b = (float(v) for v in noise)
-        if not (noise_a >= 0 and noise_b >= 0 and noise_a + noise_b > 0):
-            raise ValueError(f"noise (a, b) must be >= 0 and not both 0; got {noise}")
+        if not (noise_a > 0 and noise_b >= 0 and math.isfinite(noise_a + noise_b)):
+            raise ValueError(f"noise (a, b) needs a > 0 and b >= 0 (finite); got {noise}")
     else:
         noise_a = noise_b = -1.0
     if int(max_iter) < 1 or int(max_iter) > np.iinfo(np.int16).max:

@@ -106,7 +106,11 @@ def noise_from_err(
 ) -> NoiseModel | None:
     """The model from the cal file's (SCI, ERR) pairs, ``(m, 64)`` or ``(m, 8, 8)``; None if unusable.
 
-    ERR missing, all zero, all NaN or of another shape gives None (then try :func:`noise_from_frames`).
+    ERR is a function of the signal (the pipeline's, or the simulator's noiseless model), SCI
+    is that signal plus noise: so SCI is regressed on ERR^2 (``sci = (err^2 - a) / b``, weights
+    1 / err^2, pixels beyond 5 sigma - cosmic rays - dropped), which the noise in SCI does not
+    bias. A constant ERR gives ``b = 0``. ERR missing, all zero, all NaN or of another shape
+    gives None (then try :func:`noise_from_frames`).
     """
     if err is None:
         return None
@@ -118,8 +122,26 @@ def noise_from_err(
     ok = np.isfinite(sci) & np.isfinite(err) & (err > 0) & _usable(sci, dq)[None, :]
     if ok.sum() < MIN_ERR_PAIRS:
         return None
-    fit = _robust_line(np.maximum(sci[ok], 0.0), err[ok] ** 2, upper_clip=5.0, lower_clip=5.0)
-    return None if fit is None else NoiseModel(fit[0], fit[1], "err")
+    var, y = err[ok] ** 2, sci[ok]
+    keep = np.ones(var.size, dtype=bool)
+    for _ in range(5):
+        x, yy, w = var[keep], y[keep], 1.0 / var[keep]
+        sw, sx, sy = w.sum(), (w * x).sum(), (w * yy).sum()
+        sxx, sxy = (w * x * x).sum(), (w * x * yy).sum()
+        det = sw * sxx - sx * sx
+        if not det > 1e-9 * sx * sx:  # ERR (nearly) constant: read noise only
+            return NoiseModel(float(np.median(var)), 0.0, "err")
+        slope = (sw * sxy - sx * sy) / det  # 1 / b
+        icpt = (sy - slope * sx) / sw  # -a / b
+        new = np.abs(y - (icpt + slope * var)) < 5.0 * np.sqrt(var)
+        if new.sum() < MIN_ERR_PAIRS or np.array_equal(new, keep):
+            break
+        keep = new
+    if not (np.isfinite(slope) and slope > 0):
+        return NoiseModel(float(np.median(var)), 0.0, "err")
+    b = 1.0 / slope
+    a = max(-icpt * b, _A_FLOOR * float(var.max()))
+    return NoiseModel(float(a), float(b), "err")
 
 
 def _temporal(pixels: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
