@@ -19,7 +19,7 @@ from fgsarchive.fit.noise import noise_from_err, noise_from_frames
 from fgsarchive.fit.runner import fit_archive
 from fgsarchive.ingest import ingest_directory
 from fgsarchive.reader import open_guider_file
-from fgsarchive.simulate import simulate_program
+from fgsarchive.simulate import read_frame_truth, simulate_program
 
 # the simulator's defaults: gain 2 e-/DN, exposure 0.032 s, read noise 12 e-
 TRUE_B = 1.0 / (2.0 * 0.032)
@@ -82,7 +82,9 @@ def _files(db):
 def _fits(db, name):
     with db.reader() as con:
         return pl.from_arrow(
-            con.execute("SELECT * FROM fits WHERE file_name = ? ORDER BY frame", [name]).arrow()
+            con.sql(
+                f"SELECT * FROM fits WHERE file_name = '{name}' ORDER BY frame"
+            ).to_arrow_table()
         )
 
 
@@ -111,7 +113,7 @@ def test_weighted_fit_has_honest_errors_on_the_archive(bad_inputs):
     sim, db, names, _ = bad_inputs
     for key in ("good", "no_err"):
         fitted = _fits(db, names[key]).filter(pl.col("status") == 0)
-        truth = sim.frame_truth(sim.files[0].name).select(
+        truth = read_frame_truth(sim.truth_dir, sim.files[0].name).select(
             "frame", pl.col("x_mean").alias("x_true"), pl.col("amplitude").alias("a_true")
         )
         joined = fitted.join(truth, on="frame")

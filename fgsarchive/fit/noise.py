@@ -14,6 +14,7 @@ a second 64-float array per frame. The model is taken, in this order of preferen
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,7 +149,8 @@ def _temporal(pixels: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.nd
     """Per-pixel (median, robust variance of frame-to-frame differences / 2)."""
     px = pixels[:, usable]
     diffs = np.diff(px, axis=0)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN pixel gives NaN, dropped
         mean = np.nanmedian(px, axis=0)
         med = np.nanmedian(diffs, axis=0)
         mad = np.nanmedian(np.abs(diffs - med), axis=0)
@@ -203,7 +205,8 @@ def noise_from_frames(pixels: np.ndarray, dq: np.ndarray | None = None) -> Noise
     ys, xs = np.divmod(np.arange(64)[usable], 8)
     model = gaussian2d(xs[None, :], ys[None, :], *(params[:, j, None] for j in range(7)))
     resid = sample[ok][:, usable] - model
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN pixel gives NaN, dropped
         med = np.nanmedian(resid, axis=0)
         var = (1.4826 * np.nanmedian(np.abs(resid - med), axis=0)) ** 2
     hat = _hat_diagonal(np.median(params, axis=0), usable)

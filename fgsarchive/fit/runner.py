@@ -67,9 +67,7 @@ class FitTask:
     fit_version: int = FIT_VERSION
     chunk_frames: int = CHUNK_FRAMES
     n_threads: int | None = 1  # kernel threads: 1 in pool workers, None (all cores) in-process
-    noise_a: float | None = (
-        None  # the file's pixel noise model (files.noise_*); None: from the frames
-    )
+    noise_a: float | None = None  # pixel noise model (files.noise_*); None: from the frames
     noise_b: float | None = None
     noise_source: str | None = None
 
@@ -98,7 +96,9 @@ def _read_chunks(path: str, chunk_frames: int) -> Iterable[tuple[np.ndarray, np.
 
 
 def _pixel_mask(path: str, dq: np.ndarray | None, chunk_frames: int) -> np.ndarray | None:
-    """The SNR-optimised pixel mask of one segment (None when too few frames)."""
+    """The SNR-optimised pixel mask of one segment (None when too few frames or DQ flags all)."""
+    if dq is not None and np.all(dq != 0):
+        return None
     stacks, n = [], 0
     for _, pixels in _read_chunks(path, chunk_frames):
         stacks.append(pixels)
@@ -156,9 +156,7 @@ def fit_file(task: FitTask) -> dict[str, pa.Table]:
         if "gauss" in task.what:
             out["fits"].append(pa.table({**keys, **gauss.to_dict(), **version}))
         if "quick" in task.what:
-            quick = quick_fit_stack(
-                pixels, mask=None if dq is None else dq != 0, n_threads=task.n_threads
-            )
+            quick = quick_fit_stack(pixels, mask=None if dq is None else dq != 0, n_threads=task.n_threads)
             out["quickfits"].append(pa.table({**keys, **quick.to_dict(), **version}))
         if "phot" in task.what:
             background = background_stack(pixels, n_threads=task.n_threads)
@@ -185,9 +183,7 @@ def fit_file(task: FitTask) -> dict[str, pa.Table]:
     return {name: pa.concat_tables(tables) for name, tables in out.items() if tables}
 
 
-def _plan(
-    db: Database, program: int | None, what: Sequence[str], fit_version: int
-) -> tuple[list[FitTask], int]:
+def _plan(db: Database, program: int | None, what: Sequence[str], fit_version: int) -> tuple[list[FitTask], int]:
     with db.reader() as con:
         rows = db.run(con, "fit_candidates", {"program": program}).fetchall()
     if program is not None and not rows:
@@ -198,8 +194,7 @@ def _plan(
     for file_name, prog, _n, dq, noise_a, noise_b, noise_source in rows:
         part = part_name(file_name)
         todo = tuple(
-            w
-            for w in what
+            w for w in what
             if not db.parts.part_path(DATASET[w], prog, f"{part}.v{fit_version}").exists()
         )
         frames_path = db.parts.part_path("frames", prog, part)
