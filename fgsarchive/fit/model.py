@@ -730,6 +730,31 @@ def _canonical_and_errors(q, have_cov, cov, scale, p, e):
             e[3 + i] = math.sqrt(v)
 
 
+@njit(cache=True, error_model="numpy", fastmath=_FM)
+def _noise_weights(mask_w, at, noise_a, noise_b, s, var):
+    """Sqrt-weights ``s = mask_w / sqrt(var)``, ``var = a + b max(at, 0)`` (branch-free: vectorised)."""
+    for k in range(64):
+        v = noise_a + noise_b * max(at[k], 0.0)
+        var[k] = v
+        s[k] = mask_w[k] / math.sqrt(v)
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FM)
+def _model_values(q, gb, out):
+    """The model at the pixels from the exponentials ``gb`` of the last pass at ``q``."""
+    for k in range(64):
+        out[k] = q[6] + q[0] * gb[k]
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FM)
+def _variances_close(m, noise_a, noise_b, var):
+    """Every pixel's model variance at ``m`` within _REWEIGHT_TOL of ``var``."""
+    worst = 0.0
+    for k in range(64):
+        worst = max(worst, abs(noise_a + noise_b * max(m[k], 0.0) - var[k]) / var[k])
+    return worst <= _REWEIGHT_TOL
+
+
 @njit(cache=True, error_model="numpy", nogil=True)
 def _fit_kernel(
     fr,
@@ -802,9 +827,7 @@ def _fit_kernel(
                 prev_w = warm and prev_ok
                 for k in range(64):
                     s0[k] = s[k]
-                    v = noise_a + noise_b * max(mprev[k] if prev_w else d[k], 0.0)
-                    vw[k] = v
-                    s[k] = s[k] / math.sqrt(v)
+                _noise_weights(s0, mprev if prev_w else d, noise_a, noise_b, s, vw)
             # starting point
             cur_mx = np.nan
             cur_my = np.nan
@@ -871,11 +894,8 @@ def _fit_kernel(
             if use_noise and _q_valid(q) and gb_at_q and prev_w:
                 # the weights' model is still the solution's (variances within _REWEIGHT_TOL):
                 # keep them, no further pass
-                for k in range(64):
-                    dv = noise_a + noise_b * max(q[6] + q[0] * gb[k], 0.0) - vw[k]
-                    if abs(dv) > _REWEIGHT_TOL * vw[k]:
-                        prev_w = False
-                        break
+                _model_values(q, gb, mprev)
+                prev_w = _variances_close(mprev, noise_a, noise_b, vw)
             else:
                 prev_w = False
             if use_noise and _q_valid(q) and not prev_w:
@@ -885,8 +905,8 @@ def _fit_kernel(
                 # sigma in the offset). One more pass; gb is usually still at q.
                 if not gb_at_q:
                     _lm_pass(d, s, q, gb, H, g, base, pstep)
-                for k in range(64):
-                    s[k] = s0[k] / math.sqrt(noise_a + noise_b * max(q[6] + q[0] * gb[k], 0.0))
+                _model_values(q, gb, mprev)
+                _noise_weights(s0, mprev, noise_a, noise_b, s, vw)
                 chi2 = _lm_pass(d, s, q, gb, H, g, base, pstep)
                 gb_at_q = True  # near enough: the step below is a fraction of a sigma
                 if _damped_solve7(H, g, 0.0, dl) and abs(dl[1]) < 0.1 and abs(dl[2]) < 0.1:
@@ -933,8 +953,7 @@ def _fit_kernel(
             if prev_ok and use_noise:
                 if not gb_at_q:
                     _lm_pass(d, s, q, gb, H, g, base, pstep)
-                for k in range(64):
-                    mprev[k] = q[6] + q[0] * gb[k]
+                _model_values(q, gb, mprev)
             if prev_ok:
                 for j in range(7):
                     qprev[j] = q[j]
