@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from .db import Database
 from .errors import ArchiveError, ArchiveLockedError, GuiderFileError, UsageError
-from .fit.noise import NO_MODEL, SAMPLE_FRAMES, NoiseModel, file_noise_model
+from .fit.noise import NO_MODEL, SAMPLE_FRAMES, SAMPLE_FRAMES_ERR, NoiseModel, file_noise_model
 from .names import looks_like_guider_file
 from .reader import TIME_RULE, centroid_table, open_guider_file, pointing_table
 from .storage import PartStore, part_name
@@ -233,7 +233,7 @@ def _noise_model(guider) -> NoiseModel:
         _, sci = next(guider.iter_pixel_chunks(SAMPLE_FRAMES))
     except StopIteration:
         return NO_MODEL
-    return file_noise_model(sci, guider.err_pixels(len(sci)), guider.dq)
+    return file_noise_model(sci, guider.err_pixels(SAMPLE_FRAMES_ERR), guider.dq)
 
 
 def _with_file_name(table: pa.Table, file_name: str) -> pa.Table:

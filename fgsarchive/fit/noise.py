@@ -25,8 +25,10 @@ NOISE_SOURCES = ("err", "frames", "none")
 MIN_ERR_PAIRS = 64
 #: Fewer frames than this give no ``frames`` model (each pixel's variance from its differences).
 MIN_FRAMES = 32
-#: Frames (from the start of a file) the models are estimated on: enough, and cheap.
-SAMPLE_FRAMES = 4096
+#: Frames (from the start of a file) the ``frames`` model is estimated on: enough, and cheap.
+SAMPLE_FRAMES = 2048
+#: Frames the ``err`` model is estimated on (32k exact pairs: ~10 ms per file at ingest).
+SAMPLE_FRAMES_ERR = 512
 #: The read-noise term is kept at least this share of the smallest modelled variance, so every
 #: pixel keeps a finite weight.
 _A_FLOOR = 1e-6
@@ -233,5 +235,6 @@ def file_noise_model(
     """The best model a file's first frames give: from ERR, else from the frames, else ``none``."""
     sci = np.asarray(sci)[:SAMPLE_FRAMES]
     if err is not None:
-        err = np.asarray(err)[:SAMPLE_FRAMES]
-    return noise_from_err(sci, err, dq) or noise_from_frames(sci, dq) or NO_MODEL
+        err = np.asarray(err)[:SAMPLE_FRAMES_ERR]
+    from_err = noise_from_err(sci[:SAMPLE_FRAMES_ERR], err, dq)
+    return from_err or noise_from_frames(sci, dq) or NO_MODEL
