@@ -9,7 +9,10 @@ Usage::
 Prints, side by side on the same frames: (a) curve_fit per frame with astropy's Gaussian2D + offset
 started from a moments guess, one process; (b) fit_gaussian_stack with 2 and 1 threads;
 quick fit, background and aperture photometry rates; accuracy against curve_fit and the truth;
-numba first-call (compile) time with a cold and a warm cache. Optionally runs spelunker's own
+numba first-call (compile) time with a cold and a warm cache; (c) the production fit before and
+after weighting by the noise model (issue 13), interleaved in one run, optionally against the
+fit/model.py of another git ref (``--before-ref``, e.g. the merge base; ``--only-weighting`` runs
+(c) alone). Optionally runs spelunker's own
 ``gauss2d_fit`` (ray) in another interpreter where spelunker is installed.
 
 Rates are wall clock (best of --repeats) and, in brackets, frames per CPU-second of this process
