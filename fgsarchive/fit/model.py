@@ -83,7 +83,7 @@ _LAM0 = 1e-3  # initial Marquardt damping (relative to diag(J^T J))
 _LAM_MAX = 1e16
 #: With the noise model, weights taken at the previous frame's model are kept when every pixel's
 #: variance at the solution is within this of the one weighted with; else one more pass reweights.
-_REWEIGHT_TOL = 0.03
+_REWEIGHT_TOL = 0.10
 # Reassociation lets LLVM vectorise the 64-pixel sums; no 'nnan'/'ninf' (NaN checks matter).
 _FM = {"nsz", "reassoc", "contract", "arcp"}
 
@@ -749,10 +749,10 @@ def _model_values(q, gb, out):
 @njit(cache=True, error_model="numpy", fastmath=_FM)
 def _variances_close(m, noise_a, noise_b, var):
     """Every pixel's model variance at ``m`` within _REWEIGHT_TOL of ``var``."""
-    worst = 0.0
+    far = 0
     for k in range(64):
-        worst = max(worst, abs(noise_a + noise_b * max(m[k], 0.0) - var[k]) / var[k])
-    return worst <= _REWEIGHT_TOL
+        far += abs(noise_a + noise_b * max(m[k], 0.0) - var[k]) > _REWEIGHT_TOL * var[k]
+    return far == 0
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -950,7 +950,7 @@ def _fit_kernel(
                 st = 0
             out_st[i] = st
             prev_ok = st == 0
-            if prev_ok and use_noise:
+            if prev_ok and use_noise and not prev_w:  # (with prev_w, mprev is at q already)
                 if not gb_at_q:
                     _lm_pass(d, s, q, gb, H, g, base, pstep)
                 _model_values(q, gb, mprev)
