@@ -1126,9 +1126,11 @@ def fit_gaussian_stack(
         scaled by ``chi2 / (n_pix - 7)``, as ``curve_fit``'s default ``pcov``.
     noise : ``(a, b)``: the per-pixel noise model ``var = a + b * max(signal, 0)`` in frame
         units squared (read noise and Poisson terms, see :mod:`fgsarchive.fit.noise`). The fit
-        minimises chi2 with weights ``1 / var(data)``; the covariance (absolute, unscaled) and
-        ``chi2`` are taken with ``1 / var(model)`` at the solution, so they do not depend on
-        each pixel's own noise. Not combined with ``weighted``.
+        minimises chi2 with weights ``1 / var`` taken at the previous converged frame's model
+        (with ``warm_start``; else at the data), and the covariance (absolute, unscaled) and
+        ``chi2`` hold weights at a model, never at the pixels' own noisy values: when the
+        solution's variances differ from the weighted ones by more than 10 % rms, one more pass
+        reweights at the solution and takes one Gauss-Newton step. Not combined with ``weighted``.
     max_iter : LM steps per frame before giving up (status 1).
     xtol_px : converged when a step moves x_mean and y_mean by less than this (px) and the
         amplitude by less than this relative amount.
