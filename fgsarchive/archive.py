@@ -51,6 +51,7 @@ TIMESERIES_COLUMNS: dict[str, tuple[str, str]] = {
     **{name: ("fits", name) for name in FIT_PARAMETERS},
     **{f"{name}_err": ("fits", f"{name}_err") for name in FIT_PARAMETERS},
     "chi2": ("fits", "chi2"),
+    "chi2_red": ("fits", "chi2_red"),
     "n_iter": ("fits", "n_iter"),
     "status": ("fits", "status"),
     "background": ("photometry", "background"),
@@ -67,7 +68,7 @@ TIMESERIES_COLUMNS: dict[str, tuple[str, str]] = {
 #: Columns returned when ``columns=None``: those of the tables that exist.
 DEFAULT_COLUMNS: tuple[str, ...] = (*FIT_PARAMETERS, "background", "flux_opt")
 _ALIAS = {"fits": "ft", "photometry": "ph", "quickfits": "qf"}
-_UNMASKED = {"status", "n_iter", "chi2"}
+_UNMASKED = {"status", "n_iter", "chi2", "chi2_red"}
 _BASE_COLUMNS = ("time_mjd", "file_name", "frame", "gs_id", "flux")
 
 #: Units of the time-series columns (astropy unit strings), used by :func:`to_timeseries`.

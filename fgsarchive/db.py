@@ -26,7 +26,7 @@ from .storage import PartStore, part_name
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # Parquet datasets exposed as views when present: frames, pointing and centroids by ingest;
 # fits, quickfits and photometry by the fitter.
 PARQUET_DATASETS = ("frames", "pointing", "centroids", "fits", "quickfits", "photometry")

@@ -26,6 +26,7 @@ import pyarrow as pa
 from .clock import utcnow
 from .db import Database
 from .errors import ArchiveError, ArchiveLockedError, GuiderFileError, UsageError
+from .fit.noise import NO_MODEL, SAMPLE_FRAMES, SAMPLE_FRAMES_ERR, NoiseModel, file_noise_model
 from .names import looks_like_guider_file
 from .reader import TIME_RULE, centroid_table, open_guider_file, pointing_table
 from .storage import PartStore, part_name
@@ -79,6 +80,9 @@ FILES_SCHEMA = pa.schema(
         ("frame_time_s", pa.float64()),
         ("time_rule", pa.string()),
         ("dq", pa.list_(pa.uint32())),
+        ("noise_a", pa.float64()),
+        ("noise_b", pa.float64()),
+        ("noise_source", pa.string()),
         ("n_pointing", pa.int32()),
         ("n_centroids", pa.int32()),
         ("file_bytes", pa.int64()),
@@ -155,7 +159,9 @@ def prepare_file(
         with open_guider_file(path) as guider:
             program = int(guider.program)
             n_pointing = n_centroids = None
+            noise = None
             if guider.product == "fg":
+                noise = _noise_model(guider)
                 store.stage(
                     part, program, "frames", _frame_tables(guider, chunk_frames), FRAMES_SCHEMA
                 )
@@ -201,6 +207,9 @@ def prepare_file(
                 "frame_time_s": guider.frame_time_s,
                 "time_rule": TIME_RULE,
                 "dq": None if guider.dq is None else guider.dq.ravel().tolist(),
+                "noise_a": None if noise is None or noise.params is None else noise.a,
+                "noise_b": None if noise is None or noise.params is None else noise.b,
+                "noise_source": None if noise is None else noise.source,
                 "n_pointing": n_pointing,
                 "n_centroids": n_centroids,
                 "file_bytes": path.stat().st_size,
@@ -216,6 +225,15 @@ def prepare_file(
     except Exception as exc:  # anything else about this file must not stop the run
         store.discard(part)
         return _failed_row(path, f"{type(exc).__name__}: {exc}".splitlines()[0])
+
+
+def _noise_model(guider) -> NoiseModel:
+    """The file's pixel noise model from its first frames: ERR, else the frames, else 'none'."""
+    try:
+        _, sci = next(guider.iter_pixel_chunks(SAMPLE_FRAMES))
+    except StopIteration:
+        return NO_MODEL
+    return file_noise_model(sci, guider.err_pixels(SAMPLE_FRAMES_ERR), guider.dq)
 
 
 def _with_file_name(table: pa.Table, file_name: str) -> pa.Table:

@@ -29,7 +29,7 @@ from .errors import ArchiveError, FgsArchiveError, SchemaVersionError
 from .storage import SCHEMAS, STAGING, note_schema
 
 #: from-version -> the SQL file of the step to from-version + 1
-STEPS: dict[int, str] = {0: "migrate/0_to_1"}
+STEPS: dict[int, str] = {0: "migrate/0_to_1", 1: "migrate/1_to_2"}
 VERSION_KEY = "schema_version"
 
 

@@ -1,6 +1,6 @@
 """One guider FITS file -> header metadata, per-frame pixel chunks, Pointing and Centroid tables.
 
-HDUs are found by EXTNAME (``SCI``, ``DQ``, ``POINTING``, ``FGS CENTROID PACKET``), never by
+HDUs are found by EXTNAME (``SCI``, ``ERR``, ``DQ``, ``POINTING``, ``FGS CENTROID PACKET``), never by
 position. The SCI cube is read through a memory map in chunks, so memory stays flat however many
 integrations a file holds.
 
@@ -96,6 +96,7 @@ class GuiderFile:
     guide_star: dict[str, object]
     dq: np.ndarray | None = None
     _sci: object = field(default=None, repr=False)
+    _err: object = field(default=None, repr=False)
     _sci_offset: int | None = field(default=None, repr=False)
     _sci_dtype: np.dtype | None = field(default=None, repr=False)
     _hdul: object = field(default=None, repr=False)
@@ -118,6 +119,20 @@ class GuiderFile:
         """Mid-times (MJD UTC) of frames ``start..stop-1`` by the documented rule."""
         dt = (self.data_end_mjd - self.data_start_mjd) / self.n_frames
         return self.data_start_mjd + (np.arange(start, stop, dtype=np.float64) + 0.5) * dt
+
+    def err_pixels(self, stop: int) -> np.ndarray | None:
+        """ERR of frames ``0..stop-1`` as ``(m, 64)`` float32 [DN/s]; None without a usable ERR.
+
+        A file without ERR, with an ERR of another shape or one that cannot be read gives None
+        (the fit then models the noise from the frames, see :mod:`fgsarchive.fit.noise`).
+        """
+        if self._err is None:
+            return None
+        try:
+            block = np.asarray(self._err[: min(stop, self.n_frames)])
+        except Exception:  # truncated or unreadable ERR: the SCI frames are still good
+            return None
+        return np.ascontiguousarray(block, dtype="<f4").reshape(-1, N_PIXELS)
 
     def iter_pixel_chunks(self, chunk_frames: int = 65536) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(first_frame, pixels)`` with pixels ``(m, 64)`` float32, row-major per frame.
@@ -215,6 +230,28 @@ def _plain_float_offset(
     if offset + size * dtype.itemsize > path.stat().st_size:
         raise GuiderFileError(path, "SCI data truncated: the file ends before the data do")
     return offset, dtype
+
+
+_INT_BITPIX = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8"}
+
+
+def _read_dq(path: Path, dq_hdu) -> np.ndarray | None:
+    """The (8, 8) DQ as uint32, read from the file's bytes; None when it is not an 8x8 integer image.
+
+    Real DQ is BITPIX 32 with BZERO 2**31 (unsigned), which astropy refuses to scale from a
+    memory map ("Cannot load a memory-mapped image"): until this read, every DQ was dropped.
+    """
+    header = dq_hdu.header
+    code = _INT_BITPIX.get(int(header.get("BITPIX", 0)))
+    if code is None or (int(header.get("NAXIS2", 0)), int(header.get("NAXIS1", 0))) != FRAME_SHAPE:
+        return None
+    with open(path, "rb") as handle:
+        handle.seek(dq_hdu.fileinfo()["datLoc"])
+        raw = np.fromfile(handle, dtype=code, count=N_PIXELS)
+    if raw.size != N_PIXELS:
+        return None
+    values = raw.astype(np.float64) * float(header.get("BSCALE", 1)) + float(header.get("BZERO", 0))
+    return np.rint(values).clip(0, 2**32 - 1).astype(np.uint32).reshape(FRAME_SHAPE)
 
 
 def _guide_star(header: dict[str, object]) -> dict[str, object]:
@@ -332,11 +369,22 @@ def _describe(path: Path, hdul: fits.HDUList) -> GuiderFile:
     dq_hdu = _find_hdu(hdul, "DQ")
     if dq_hdu is not None and product == "fg":
         try:
-            dq_data = np.asarray(dq_hdu.data)
-            if dq_data.shape == FRAME_SHAPE:
-                dq = dq_data.astype(np.uint32)
+            dq = _read_dq(path, dq_hdu)
         except Exception:
             dq = None
+
+    err = None
+    err_hdu = _find_hdu(hdul, "ERR")
+    if err_hdu is not None and product == "fg":
+        err_shape = tuple(
+            int(err_hdu.header.get(f"NAXIS{i}", 0))
+            for i in range(int(err_hdu.header.get("NAXIS", 0)), 0, -1)
+        )
+        if err_shape == shape:
+            try:
+                err = err_hdu.data
+            except Exception:
+                err = None
 
     segment = _as_int(header.get("EXSEGNUM"))
     if segment is None and name is not None:
@@ -364,6 +412,7 @@ def _describe(path: Path, hdul: fits.HDUList) -> GuiderFile:
         guide_star=_guide_star(header),
         dq=dq,
         _sci=sci,
+        _err=err,
         _sci_offset=sci_offset if product == "fg" else None,
         _sci_dtype=sci_dtype if product == "fg" else None,
         _hdul=hdul,

@@ -9,7 +9,10 @@ Usage::
 Prints, side by side on the same frames: (a) curve_fit per frame with astropy's Gaussian2D + offset
 started from a moments guess, one process; (b) fit_gaussian_stack with 2 and 1 threads;
 quick fit, background and aperture photometry rates; accuracy against curve_fit and the truth;
-numba first-call (compile) time with a cold and a warm cache. Optionally runs spelunker's own
+numba first-call (compile) time with a cold and a warm cache; (c) the production fit before and
+after weighting by the noise model (issue 13), interleaved in one run, optionally against the
+fit/model.py of another git ref (``--before-ref``, e.g. the merge base; ``--only-weighting`` runs
+(c) alone). Optionally runs spelunker's own
 ``gauss2d_fit`` (ray) in another interpreter where spelunker is installed.
 
 Rates are wall clock (best of --repeats) and, in brackets, frames per CPU-second of this process
@@ -189,6 +192,63 @@ def run_spelunker(python: str, frames: np.ndarray) -> str:
     )
 
 
+def load_model_at(ref: str):
+    """fgsarchive/fit/model.py as it was at git ``ref``, imported as a separate module."""
+    import importlib.util
+
+    code = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{ref}:fgsarchive/fit/model.py"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    folder = Path(tempfile.mkdtemp(prefix="fgs_model_before_"))
+    path = folder / "fgs_model_before.py"
+    path.write_text(code)
+    spec = importlib.util.spec_from_file_location("fgs_model_before", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def weighted_vs_unweighted(frames, jframes, args) -> None:
+    """(c) The production fit before (unweighted) and after (noise model), interleaved runs."""
+    from fgsarchive.fit.model import fit_gaussian_stack
+
+    noise = (100.0, 1.0)  # these frames: Poisson counts + 10 e read noise, var = 100 + signal
+    variants = {}
+    if args.before_ref:
+        before = load_model_at(args.before_ref)
+        before.fit_gaussian_stack(frames[:64])  # compile outside the timings
+        variants[f"unweighted, model.py at {args.before_ref}"] = before.fit_gaussian_stack
+    variants["unweighted, this tree"] = fit_gaussian_stack
+    variants["noise model (FIT_VERSION 2)"] = lambda f, **kw: fit_gaussian_stack(
+        f, noise=noise, **kw
+    )
+    print(
+        "\n(c) before/after weighting, 1 thread, 20k-frame runs interleaved, best of "
+        f"{3 * args.repeats} each (per CPU-s is the steadier figure on a shared machine):"
+    )
+    for label, data in (("random frames", frames[:20000]), ("guided star", jframes[:20000])):
+        best = dict.fromkeys(variants, (0.0, 0.0, None))
+        ratios = {name: [] for name in variants}  # per round, CPU-s rate / the first variant's
+        for _ in range(3 * args.repeats):
+            first_cpu = None
+            for name, fn in variants.items():
+                r = rate(lambda fn=fn, data=data: fn(data, n_threads=1), len(data), 1)
+                first_cpu = first_cpu or r[1]
+                ratios[name].append(r[1] / first_cpu)
+                if r[0] > best[name][0]:
+                    best[name] = r
+        first = next(iter(best.values()))
+        for name, r in best.items():
+            print(
+                f"    {label:13} {name:40}: {fmt(r)}  steps {r[2].n_iter.mean():.2f}  "
+                f"x{r[0] / first[0]:.2f} wall, x{r[1] / first[1]:.2f} per CPU-s (best); "
+                f"paired per-round median x{np.median(ratios[name]):.2f}"
+            )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--n-ref", type=int, default=2000, help="frames for curve_fit")
@@ -197,6 +257,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=20240601)
     ap.add_argument("--no-compile", action="store_true", help="skip compile-time measurement")
     ap.add_argument("--spelunker-python", help="interpreter with spelunker installed")
+    ap.add_argument(
+        "--before-ref",
+        help="git ref whose fit/model.py is timed side by side in (c), e.g. the merge base",
+    )
+    ap.add_argument("--only-weighting", action="store_true", help="run (c) only")
     args = ap.parse_args()
 
     import numba
@@ -215,6 +280,10 @@ def main() -> None:
     quick_fit_stack(frames[:64])
     aperture_photometry_stack(frames[:64], 3.5, 3.5)
     print(f"frames: {args.n:,} seeded random (A 5e4-7e5, sigma 0.55-0.7, random theta/position)")
+
+    if args.only_weighting:
+        weighted_vs_unweighted(frames, jframes, args)
+        return
 
     # (a) curve_fit, one process
     ref_frames, ref_truth = frames[: args.n_ref], truth[: args.n_ref]
@@ -253,6 +322,8 @@ def main() -> None:
             f"    guided star, 0.02 px white jitter, warm_start={warm!s:5}: {fmt(r)}  "
             f"mean LM steps {r[2].n_iter.mean():.2f}"
         )
+
+    weighted_vs_unweighted(frames, jframes, args)
 
     # accuracy
     fit = best[2]

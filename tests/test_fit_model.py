@@ -342,6 +342,7 @@ def test_to_dict_and_arrow(stack):
         *PARAM_NAMES,
         *(k + "_err" for k in PARAM_NAMES),
         "chi2",
+        "chi2_red",
         "n_iter",
         "status",
     ]

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from fgsarchive.cli import app
 from fgsarchive.db import Database
 from fgsarchive.errors import SelectionError, UsageError
-from fgsarchive.fit.runner import SchedulerError, fit_archive
+from fgsarchive.fit.runner import FIT_VERSION, SchedulerError, fit_archive
 from fgsarchive.ingest import ingest_directory
 from fgsarchive.maintenance import archive_checksums
 from fgsarchive.simulate import read_frame_truth
@@ -65,7 +65,7 @@ def test_dask_local_cluster_gives_the_same_fits(ingested, tmp_path):
     pytest.importorskip("distributed")
     fit_archive(ingested, what=("gauss",), workers=2)
     reference = archive_checksums(ingested, ("fits",))
-    for part in (ingested.parts.root / "fits").glob("*/*.v1.parquet"):
+    for part in (ingested.parts.root / "fits").glob(f"*/*.v{FIT_VERSION}.parquet"):
         part.unlink()
     report = fit_archive(ingested, what=("gauss",), workers=2, scheduler="local")
     assert report.files > 0
@@ -91,7 +91,7 @@ def test_vanished_frames_are_reported_not_half_written(ingested):
     assert list(report.failed) == [frames_part.stem + ".fits"]
     assert "re-ingest" in report.failed[frames_part.stem + ".fits"]
     assert not (
-        ingested.parts.root / "fits" / "program=1534" / f"{frames_part.stem}.v1.parquet"
+        ingested.parts.root / "fits" / "program=1534" / f"{frames_part.stem}.v{FIT_VERSION}.parquet"
     ).exists()
 
 

@@ -51,7 +51,7 @@ def test_migrate_upgrades_keeps_every_row_and_is_idempotent(old_archive):
     db, expected = old_archive
     report = mig.migrate(db)
     assert (report.from_version, report.to_version) == (0, SCHEMA_VERSION)
-    assert report.steps == ["migrate/0_to_1"]
+    assert report.steps == ["migrate/0_to_1", "migrate/1_to_2"]
     with db.reader() as con:
         columns = {r[0] for r in con.execute("DESCRIBE files").fetchall()}
     assert {"gsc_version", "n_centroids"} <= columns
@@ -128,7 +128,7 @@ def test_migrate_as_a_module(old_archive):
         [sys.executable, "-m", "fgsarchive.migrate", str(db.path)], capture_output=True, text=True
     )
     assert out.returncode == 0, out.stderr
-    assert "schema version 0 -> 1" in out.stdout
+    assert f"schema version 0 -> {SCHEMA_VERSION}" in out.stdout
     out = subprocess.run(
         [sys.executable, "-m", "fgsarchive.migrate", str(db.path)], capture_output=True, text=True
     )

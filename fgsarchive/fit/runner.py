@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import logging
+import math
 import multiprocessing
 import os
 import time
@@ -30,6 +31,7 @@ from ..errors import ArchiveError, SchedulerError, SelectionError, UsageError
 from ..storage import PartStore, part_name, write_parquet_atomic
 from ..workers import end_workers, exit_with_main
 from .model import fit_gaussian_stack, quick_fit_stack
+from .noise import NO_MODEL, SAMPLE_FRAMES, NoiseModel, noise_from_frames
 from .photometry import (
     DEFAULT_RADII,
     aperture_photometry_stack,
@@ -41,7 +43,8 @@ from .photometry import (
 log = logging.getLogger(__name__)
 
 #: Bump when the fitting algorithm changes: parts of older versions are kept, new ones computed.
-FIT_VERSION = 1
+#: 2: fits weighted by the file's pixel noise model, absolute errors, ``chi2_red``.
+FIT_VERSION = 2
 WHATS = FIT_PRODUCTS  # what --what may name (listed in choices.py)
 DATASET = {"gauss": "fits", "quick": "quickfits", "phot": "photometry"}
 CHUNK_FRAMES = 65536
@@ -61,6 +64,9 @@ class FitTask:
     fit_version: int = FIT_VERSION
     chunk_frames: int = CHUNK_FRAMES
     n_threads: int | None = 1  # kernel threads: 1 in pool workers, None (all cores) in-process
+    noise_a: float | None = None  # pixel noise model (files.noise_*); None: from the frames
+    noise_b: float | None = None
+    noise_source: str | None = None
 
 
 @dataclass
@@ -87,7 +93,9 @@ def _read_chunks(path: str, chunk_frames: int) -> Iterable[tuple[np.ndarray, np.
 
 
 def _pixel_mask(path: str, dq: np.ndarray | None, chunk_frames: int) -> np.ndarray | None:
-    """The SNR-optimised pixel mask of one segment (None when too few frames)."""
+    """The SNR-optimised pixel mask of one segment (None when too few frames or DQ flags all)."""
+    if dq is not None and np.all(dq != 0):
+        return None
     stacks, n = [], 0
     for _, pixels in _read_chunks(path, chunk_frames):
         stacks.append(pixels)
@@ -104,9 +112,32 @@ def _pixel_mask(path: str, dq: np.ndarray | None, chunk_frames: int) -> np.ndarr
     return mask
 
 
+def _noise_model(task: FitTask, dq: np.ndarray | None) -> NoiseModel:
+    """The file's noise model as ingest recorded it; from its frames when it recorded none.
+
+    NULL columns (archives ingested before schema version 2) are estimated here from the
+    frames part; ``none`` stays none (the fit is then unweighted, its errors relative).
+    """
+    if task.noise_source == "none":
+        return NO_MODEL
+    if (
+        task.noise_source is not None
+        and task.noise_a is not None
+        and task.noise_b is not None
+        and math.isfinite(task.noise_a)
+        and math.isfinite(task.noise_b)
+    ):
+        return NoiseModel(task.noise_a, task.noise_b, task.noise_source)
+    _, pixels = next(iter(_read_chunks(task.frames_path, SAMPLE_FRAMES)), (None, None))
+    if pixels is None:
+        return NO_MODEL
+    return noise_from_frames(pixels, dq) or NO_MODEL
+
+
 def fit_file(task: FitTask) -> dict[str, pa.Table]:
     """Fit one file's frames; return ``{dataset: table}``. Pure: reads the part, writes nothing."""
     dq = None if task.dq is None else np.asarray(task.dq, dtype=np.uint32).reshape(8, 8)
+    noise = _noise_model(task, dq).params if "gauss" in task.what or "phot" in task.what else None
     mask = _pixel_mask(task.frames_path, dq, task.chunk_frames) if "phot" in task.what else None
     out: dict[str, list[pa.Table]] = {DATASET[w]: [] for w in task.what}
     for frame_no, pixels in _read_chunks(task.frames_path, task.chunk_frames):
@@ -118,7 +149,7 @@ def fit_file(task: FitTask) -> dict[str, pa.Table]:
         version = {"fit_version": pa.array(np.full(m, task.fit_version, np.int16))}
         gauss = None
         if "gauss" in task.what or "phot" in task.what:
-            gauss = fit_gaussian_stack(pixels, dq=dq, n_threads=task.n_threads)
+            gauss = fit_gaussian_stack(pixels, dq=dq, noise=noise, n_threads=task.n_threads)
         if "gauss" in task.what:
             out["fits"].append(pa.table({**keys, **gauss.to_dict(), **version}))
         if "quick" in task.what:
@@ -161,7 +192,7 @@ def _plan(
             f"program {program} has no ingested fine-guide frames: run `fgsarchive ingest {program}` first"
         )
     tasks, skipped = [], 0
-    for file_name, prog, _n, dq in rows:
+    for file_name, prog, _n, dq, noise_a, noise_b, noise_source in rows:
         part = part_name(file_name)
         todo = tuple(
             w
@@ -174,7 +205,15 @@ def _plan(
             continue
         tasks.append(
             FitTask(
-                file_name, int(prog), str(frames_path), tuple(dq) if dq else None, todo, fit_version
+                file_name,
+                int(prog),
+                str(frames_path),
+                tuple(dq) if dq else None,
+                todo,
+                fit_version,
+                noise_a=noise_a,
+                noise_b=noise_b,
+                noise_source=noise_source,
             )
         )
     return tasks, skipped

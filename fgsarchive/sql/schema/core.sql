@@ -37,6 +37,9 @@ CREATE TABLE IF NOT EXISTS files (
     frame_time_s DOUBLE,               -- (DATAEND - DATASTRT) * 86400 / n_frames
     time_rule VARCHAR,                 -- 'mid': time_mjd = DATASTRT + (i + 0.5) * frame_time
     dq UINTEGER[],                     -- the file's 8x8 DQ, row-major (fg only)
+    noise_a DOUBLE,                    -- pixel noise model var = noise_a + noise_b * max(signal, 0):
+    noise_b DOUBLE,                    --   read-noise [(DN/s)^2] and Poisson [DN/s] terms (fg only)
+    noise_source VARCHAR,              -- err (ERR extension), frames (from the frames), none
     n_pointing INTEGER,
     n_centroids INTEGER,
     file_bytes BIGINT,
