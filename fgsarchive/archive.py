@@ -611,7 +611,7 @@ class Archive:
         max_fap: float | None = None,
         instrumental: bool | None = None,
     ) -> pl.DataFrame:
-        """Periodogram peaks (frequency_hz, period_s, power, fap, rank, instrumental) of a selection.
+        """Periodogram peaks (frequency_hz, period_s, power, fap, rank, instrumental), most significant first.
 
         ``max_fap`` keeps peaks with false-alarm probability at most this; ``instrumental=False``
         drops lines shared by many guide stars (telescope, not star).

@@ -75,7 +75,9 @@ def _fmt(value: Any, column: str = "") -> str:
         return ""
     if isinstance(value, float) and value == value:
         if column.endswith("_mjd"):
-            return f"{value:.5f}"
+            return f"{value:.6f}"
+        if column == "fap" or column.endswith("_fap"):
+            return P.format_fap(value)
         if column in ("ra", "dec", "cat_ra", "cat_dec", "gs_ra", "gs_dec"):
             return f"{value:.6f}"
     if isinstance(value, float):
@@ -321,16 +323,28 @@ def program_page(
     out.append('<h2 id="periodogram">Periodogram peaks</h2>')
     if filled["periodogram_peaks"]:
         try:
-            peaks = arc.periodogram(program).sort(["fap", "power"], descending=[False, True])
+            peaks = arc.periodogram(program).with_columns(
+                pl.col("instrumental").fill_null(False).alias("instrumental")
+            )
+            real = peaks.filter(~pl.col("instrumental")).sort(
+                ["fap", "power"], descending=[False, True], nulls_last=True
+            )
+            instrumental = peaks.filter(pl.col("instrumental")).sort(
+                ["fap", "power"], descending=[False, True], nulls_last=True
+            )
+            shown_peaks = pl.concat([real.head(25), instrumental.head(max(0, 25 - real.height, 3))])
             out.append(
-                "<p>The 25 most significant peaks (lowest false-alarm probability); "
-                "<i>instrumental</i> peaks recur in many guide stars.</p>"
+                f"<p>The {min(real.height, 25)} most significant of {real.height} peaks not flagged "
+                f"instrumental (lowest false-alarm probability first), then the strongest of "
+                f"{instrumental.height} <i>instrumental</i> peaks (lines that recur in many guide "
+                "stars, or the pointing's).</p>"
             )
             out.append(
                 table_html(
-                    peaks.head(25),
+                    shown_peaks,
                     columns=[
-                        "file_name",
+                        "observation",
+                        "visit",
                         "gs_id",
                         "parameter",
                         "rank",
@@ -342,7 +356,7 @@ def program_page(
                     ],
                 )
             )
-            best = peaks.row(0, named=True)
+            best = (real if real.height else instrumental).row(0, named=True)
             match = files.filter(pl.col("file_name") == best["file_name"])
             if match.height:
                 m = match.row(0, named=True)
