@@ -724,10 +724,10 @@ def ingest_programs_cli(
     Returns ``{file_name: reason}`` of files that failed to download or ingest (the caller exits
     1 naming them); raises a :class:`MastError` (exit 4) when MAST is down or refuses the token.
     """
-    from .cli.common import open_db
+    from .cli.common import open_db, retry_notice
 
     ids = [parse_program(p) for p in programs]  # usage errors before any request
-    config = mast_config(token)
+    config = mast_config(token, on_retry=retry_notice)
     db = open_db(Path(db_path))
     with _cli_session() as update:
         report = ingest_programs(
@@ -942,12 +942,12 @@ def crawl_cli(
     refresh: bool = False,
 ) -> CrawlReport:
     """``fgsarchive crawl``: progress and one-line summaries on stderr."""
-    from .cli.common import err, open_db
+    from .cli.common import err, open_db, retry_notice
 
     since_mjd = parse_date(since, "--since") if since is not None else None
     until_mjd = parse_date(until, "--until") if until is not None else None
     _exp_types(products)
-    config = mast_config(token)
+    config = mast_config(token, on_retry=retry_notice)
     db = open_db(Path(db_path))
     with _cli_session() as update:
         report = crawl(

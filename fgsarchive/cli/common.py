@@ -120,6 +120,19 @@ def progress_bar(
         yield update
 
 
+def retry_notice(what: str, reason: str, attempt: int, max_attempts: int, delay_s: float) -> None:
+    """Show a MAST/GSC retry on the terminal (``MastConfig.on_retry``): what failed and when the
+    next try is. Silent with --quiet or when stderr is not a terminal."""
+    if not show_progress():
+        return
+    err.print(
+        f"[yellow]retrying[/yellow] {what}: {reason}; attempt {attempt + 1} of {max_attempts} "
+        f"in {delay_s:.0f} s",
+        markup=True,
+        highlight=False,
+    )
+
+
 def print_table(table: pa.Table, *, title: str | None = None, max_rows: int = 50) -> None:
     """Print an Arrow table as a rich table (first ``max_rows`` rows).
 

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from .common import DEFAULT_DB_PATH, DbOption, err, handle_errors, open_db, progress_bar
+from .common import (
+    DEFAULT_DB_PATH,
+    DbOption,
+    err,
+    handle_errors,
+    open_db,
+    progress_bar,
+    retry_notice,
+)
 
 TokenOption = Annotated[
     str | None,
@@ -109,7 +117,7 @@ def register(app: typer.Typer) -> None:
         archive = open_db(db)
         if not archive.path.exists():
             raise UsageError(f"no archive at {archive.path}: ingest some files first")
-        config = mast_config(token)
+        config = mast_config(token, on_retry=retry_notice)
         failure: MastError | None = None
         with progress_bar("telemetry", unit="windows") as update, MastClient(config) as client:
             try:
@@ -169,7 +177,10 @@ def register(app: typer.Typer) -> None:
         archive = open_db(db)
         if not archive.path.exists():
             raise UsageError(f"no archive at {archive.path}: ingest some files first")
-        with progress_bar("stars", unit="stars") as update, MastClient(mast_config()) as client:
+        with (
+            progress_bar("stars", unit="stars") as update,
+            MastClient(mast_config(on_retry=retry_notice)) as client,
+        ):
             report = lookup_stars(
                 archive,
                 client,
