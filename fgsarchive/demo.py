@@ -19,6 +19,10 @@ from .db import Database, run_user_query
 console = Console(stderr=True, highlight=False)
 
 DEMO_PROGRAM = 1534
+#: Visits the demo simulates, and the fewest frames per visit (and so in all) it accepts.
+N_VISITS = 4
+MIN_FRAMES_PER_VISIT = 2000
+MIN_FRAMES = N_VISITS * MIN_FRAMES_PER_VISIT
 EXAMPLE_QUERIES = {
     "Frames, mean summed flux and fitted width per visit and guide star": (
         "SELECT f.observation AS obs, f.visit, f.gs_id, count(*) AS n_frames, "
@@ -67,10 +71,11 @@ def run_demo(
     started = time.perf_counter()
     workdir = Path(workdir)
     products = workdir / "products"
-    n_visits = 4
+    n_visits = N_VISITS
+    per_visit = max(MIN_FRAMES_PER_VISIT, total_frames // n_visits)
     console.print(
-        f"[bold]1/5 simulate[/bold] ~{total_frames:,} frames of program {DEMO_PROGRAM} "
-        f"(4 visits, 2 guide stars, injected events) -> {products}"
+        f"[bold]1/5 simulate[/bold] {per_visit * n_visits:,} frames of program {DEMO_PROGRAM} "
+        f"({n_visits} visits, 2 guide stars, injected events) -> {products}"
     )
     injections, variables = demo_injections()
     sim = simulate_program(
@@ -78,7 +83,7 @@ def run_demo(
         program=DEMO_PROGRAM,
         n_observations=2,
         n_visits=n_visits // 2,
-        frames_per_file=max(2000, total_frames // n_visits),
+        frames_per_file=per_visit,
         n_guide_stars=2,
         seed=seed,
         injections=injections,
@@ -105,6 +110,13 @@ def run_demo(
     for title, sql in EXAMPLE_QUERIES.items():
         console.print(f'\n[bold]{title}[/bold]\n  fgsarchive query "{sql}"')
         print_table(run_user_query(db, sql))
+    size = sum(p.stat().st_size for p in workdir.rglob("*") if p.is_file())
+    console.print(
+        f"\nThe simulated guider files and the download cache stay in {workdir}/ "
+        f"({size / 1e6:,.0f} MB): the archive does not need them; delete the folder when done "
+        f"(rm -r {workdir}). The archive is {db_path}.",
+        highlight=False,
+    )
 
 
 def _ingest(db: Database, sim, workdir: Path, workers: int):

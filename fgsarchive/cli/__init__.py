@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Annotated
 
@@ -53,6 +54,28 @@ def reorder_global_flags(args: list[str], commands: set[str]) -> list[str]:
         i += 1
     return flags + before + db + after
 
+
+_PLAIN_TYPES = {"int": "INTEGER", "float": "FLOAT", "str": "TEXT", "path": "PATH", "Path": "PATH"}
+
+
+def _plain_type(param, ctx: click.Context) -> str | None:
+    """The value column of ``--help``: nothing for on/off flags, INTEGER / TEXT / PATH / ... for
+    values (typer's default shows Python types: ``<bool>``, ``<list[Path]>``)."""
+    if getattr(param, "metavar", None) is not None:
+        return param.metavar
+    if getattr(param, "is_flag", False):
+        return None
+    label = (typer.core.TyperOption.display_type(param, ctx) or "").strip("<>")
+    many = label.startswith("list[")
+    label = label.removeprefix("list[").removesuffix("]")
+    text = "|".join(_PLAIN_TYPES.get(part, part) for part in label.split("|"))
+    if isinstance(param, typer.core.TyperArgument):
+        return text  # its name already ends in "..." when it takes many
+    return text + ("..." if many or getattr(param, "nargs", 1) != 1 else "")
+
+
+typer.core.TyperOption.display_type_rich = _plain_type  # type: ignore[method-assign]
+typer.core.TyperArgument.display_type_rich = _plain_type  # type: ignore[method-assign]
 
 app = typer.Typer(
     cls=_AnywhereGroup,
@@ -115,6 +138,41 @@ def _register_optional() -> None:
 
 
 _register_optional()
+
+#: Examples shown at the end of each command's ``--help`` (plot, animate and report have theirs in
+#: their docstrings).
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "ingest": ("fgsarchive ingest 1534 --obs 1", "fgsarchive ingest --from products/ --no-fit"),
+    "status": ("fgsarchive status", "fgsarchive status --json --db other.duckdb"),
+    "query": (
+        'fgsarchive query "SELECT gs_id, n_frames FROM guide_stars"',
+        'fgsarchive query "SELECT * FROM anomalies" --format csv --out anomalies.csv',
+    ),
+    "migrate": ("fgsarchive migrate --db old.duckdb",),
+    "demo": ("fgsarchive demo", "fgsarchive demo --frames 40000 --workdir /tmp/demo"),
+    "crawl": ("fgsarchive crawl --since 2022-12-04 --until 2022-12-11 --limit 20",),
+    "telemetry": ("fgsarchive telemetry", "fgsarchive telemetry SA_ZHGAUPST --program 1534"),
+    "events": ("fgsarchive events",),
+    "stars": ("fgsarchive stars", "fgsarchive stars --refresh"),
+    "fit": ("fgsarchive fit --program 1534 --workers 2",),
+    "periodogram": ("fgsarchive periodogram --program 1534 --by visit",),
+    "anomalies": ("fgsarchive anomalies --program 1534 --min-sigma 6",),
+    "variables": ("fgsarchive variables --top 10",),
+    "analyse": ("fgsarchive analyse", "fgsarchive analyse --program 1534"),
+}
+
+
+def _add_examples() -> None:
+    for info in app.registered_commands:
+        name = info.name or (info.callback.__name__ if info.callback else None)
+        examples = EXAMPLES.get(name or "")
+        if not examples or info.callback is None:
+            continue
+        text = info.help or inspect.getdoc(info.callback) or ""
+        info.help = text + "\n\n" + "\n\n".join(f"Example: {e}" for e in examples)
+
+
+_add_examples()
 
 
 def main() -> None:

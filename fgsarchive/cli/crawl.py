@@ -97,7 +97,8 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         program: Annotated[
-            str | None, typer.Option("--program", help="Only the time spans of this program.")
+            int | None,
+            typer.Option("--program", "-p", help="Only the time spans of this program, e.g. 1534."),
         ] = None,
         window_hours: Annotated[
             float, typer.Option("--window-hours", help="Longest EDB request window (hours).")
