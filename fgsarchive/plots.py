@@ -62,7 +62,7 @@ PARAMETER_LABELS: dict[str, str] = {
     "theta": "θ\n[rad]",
     "offset": "offset\n[DN/s]",
     "background": "background\n[DN/s]",
-    "flux_opt": "optimal flux\n[DN/s]",
+    "flux_opt": "star flux, optimal\naperture (sky subtr.) [DN/s]",
     "flux_r1": "flux r=1.5 px\n[DN/s]",
     "flux_r2": "flux r=2.5 px\n[DN/s]",
     "flux_r3": "flux r=3.5 px\n[DN/s]",
@@ -257,6 +257,11 @@ def _short(column: str) -> str:
     return PARAMETER_LABELS.get(column, column).replace("\n", " ").split(" [")[0]
 
 
+def _plain_y(ax: Axes) -> None:
+    """Y tick labels as plain numbers (no '1e6' offset text colliding with the title)."""
+    ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+
+
 def _no_data(ax: Axes, text: str) -> None:
     ax.text(
         0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4", wrap=True
@@ -318,6 +323,7 @@ def plot_flux(
     _plot_by_star(ax, df, column, axis, _gap_x(df, axis, bin_s))
     name = PARAMETER_LABELS.get(column, column).replace("\n", " ")
     ax.set_ylabel(f"{_short(column)} / median − 1 [ppt]" if relative else name)
+    _plain_y(ax)
     ax.set_xlabel(axis.label)
     ax.grid(alpha=0.3)
     if stars > 1 or gs_id is None:
@@ -380,7 +386,7 @@ def plot_parameters(
             _plot_by_star(ax, df, param, axis, gap, label_stars=ax is axes[0])
         ax.set_ylabel(PARAMETER_LABELS.get(param, param), fontsize=8)
         ax.tick_params(labelsize=8)
-        ax.yaxis.get_major_formatter().set_useOffset(False)
+        _plain_y(ax)
         ax.grid(alpha=0.3)
     fig.legend(
         *axes[0].get_legend_handles_labels(),
@@ -455,8 +461,9 @@ def plot_periodogram(
 
     The spectra are those ``fgsarchive periodogram`` searched (the same code path: the per-frame
     series cleaned of spikes and of the archive's anomaly intervals, cut at steps, conditioned),
-    so the marked peaks sit on the curve drawn. One panel per parameter (default flux, x_mean,
-    y_mean); dashed lines: the power at false-alarm probability 1 % and 0.1 % (Baluev) of that
+    so the marked peaks sit on the curve drawn. One panel per parameter (default: flux_opt, the
+    star's sky-subtracted optimal-aperture flux (raw flux without photometry), x_mean, y_mean);
+    dashed lines: the power at false-alarm probability 1 % and 0.1 % (Baluev) of that
     series; blue triangles: peaks from ``periodogram_peaks`` numbered by rank, listed with period
     and FAP; grey: peaks flagged instrumental (shared by many guide stars, or the pointing).
     Without obs/visit the selection's first visit is shown (and said in the title).
@@ -467,8 +474,8 @@ def plot_periodogram(
     tables = arc.tables()
     if "fits" not in tables:
         raise NotComputedError("fits", "periodogram plot")
-    if parameters is None:
-        parameters = ["flux", "x_mean", "y_mean"]
+    if parameters is None:  # the star's own flux (sky subtracted) when the photometry exists
+        parameters = ["flux_opt" if "photometry" in tables else "flux", "x_mean", "y_mean"]
     params = list(parameters)
     files = arc.fg_files(program, obs, visit, gs_id=gs_id).sort("data_start_mjd")
     first = files.row(0, named=True)
@@ -667,13 +674,25 @@ def _detail_text(row: dict[str, Any], key: str = "gs_id") -> str:
     return "" if detail is None else str(detail)
 
 
+def _change_time() -> pl.Expr:
+    """When a guide-star change takes effect (MJD): the new star's first frame (end_mjd)."""
+    return pl.coalesce(pl.col("end_mjd"), pl.col("start_mjd"))
+
+
 def _visible_events(ev: pl.DataFrame, t_lo: float, t_hi: float) -> pl.DataFrame:
     """Events overlapping [t_lo, t_hi] (MJD), one HGA band: the EDB ``hga_move`` when present,
     else the files' POINTING ``hga_motion_pointing`` (the two mark the same motion)."""
     if ev.is_empty():
         return ev
-    end = pl.coalesce(pl.col("end_mjd"), pl.col("start_mjd"))
-    ev = ev.filter((end >= t_lo) & (pl.col("start_mjd") <= t_hi))
+    end = pl.col("end_mjd")
+    change = pl.col("kind") == "guide_star_change"
+    interval = (
+        ~change & (pl.coalesce(end, pl.col("start_mjd")) >= t_lo) & (pl.col("start_mjd") <= t_hi)
+    )
+    # a guide-star change happens when the new star's guiding starts (its end_mjd): shown when
+    # that is in the span, not when the span merely ends where the next star's gap begins
+    at = _change_time()
+    ev = ev.filter(interval | (change & (at >= t_lo) & (at < t_hi)))
     if (ev["kind"] == "hga_move").any():
         ev = ev.filter(pl.col("kind") != "hga_motion_pointing")
     return ev
@@ -713,6 +732,7 @@ def _draw_events(ax: Axes, ev: pl.DataFrame, axis: _TimeAxis, *, label_changes: 
                 label="file boundary" if kind not in seen else None,
             )
         elif kind == "guide_star_change":
+            x0 = float(axis(end if end is not None else row["start_mjd"]))
             ax.axvline(
                 x0, color="black", lw=1.4, label="guide-star change" if kind not in seen else None
             )
@@ -725,6 +745,7 @@ def _draw_events(ax: Axes, ev: pl.DataFrame, axis: _TimeAxis, *, label_changes: 
                     fontsize=7,
                     va="top",
                     rotation=90,
+                    clip_on=True,
                 )
         seen.add(kind)
 
@@ -811,7 +832,7 @@ def plot_telemetry(
         else PARAMETER_LABELS.get(column, column),
         fontsize=8,
     )
-    ax.yaxis.get_major_formatter().set_useOffset(False)
+    _plain_y(ax)
     _draw_events(ax, ev, axis, label_changes=True)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best", ncol=3, framealpha=0.9)
@@ -895,7 +916,7 @@ def plot_anomalies(
     for ax, param in zip(axes, params, strict=True):
         _plot_by_star(ax, df, param, axis, gap, label_stars=ax is axes[0])
         ax.set_ylabel(PARAMETER_LABELS.get(param, param), fontsize=8)
-        ax.yaxis.get_major_formatter().set_useOffset(False)
+        _plain_y(ax)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
         for row in an.iter_rows(named=True):
@@ -926,17 +947,16 @@ def plot_anomalies(
             fontsize=7,
             color="tab:red",
         )
-    if an.is_empty():
-        axes[0].text(
-            0.5,
-            0.9,
-            "no anomalies found in this selection",
-            transform=axes[0].transAxes,
-            ha="center",
-            fontsize=9,
-            color="0.35",
-        )
-    axes[0].legend(title="guide star", fontsize=7, title_fontsize=7, loc="lower left")
+    if an.is_empty():  # said above the panels, not over the data
+        axes[0].set_title("no anomalies found in this selection", fontsize=9, color="0.35")
+    fig.legend(
+        *axes[0].get_legend_handles_labels(),
+        title="guide star",
+        fontsize=7,
+        title_fontsize=7,
+        loc="outside upper right",
+        ncol=4,
+    )
     axes[-1].set_xlabel(axis.label)
     binned = f", {bin_s:g}-s bins" if bin_s else ""
     fig.suptitle(
@@ -1025,7 +1045,10 @@ def plot_guide_star_positions(
     ax.set_title(f"{len(stars)} guide star(s), {gv.height} star-visits", fontsize=9)
     ax2.axhline(0, color="0.5", lw=0.7)
     ax2.set_xlabel(f"{t_unit} since {_mjd_to_utc(t0)} UTC (MJD {t0:.4f})")
-    if offsets_seen and max(offsets_seen) < 1e-6:
+    if gv.height == len(stars):
+        note = "one visit per guide star here: no offsets between visits to show"
+        ax2.text(0.5, 0.75, note, transform=ax2.transAxes, ha="center", fontsize=9, color="0.35")
+    elif offsets_seen and max(offsets_seen) < 1e-6:
         note = "header positions identical in every visit"
         if not has_catalog:
             note += "\nno catalog cross-match yet: run `fgsarchive stars`"
