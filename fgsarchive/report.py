@@ -35,6 +35,8 @@ __all__ = ["write_program_report", "write_archive_report", "ReportResult", "MAX_
 
 #: Visits per program that get their own figures (the rest are listed in the visits table).
 MAX_VISITS = 8
+#: Periodogram parameters that measure the star's light (their peaks pick the report's figure).
+STARLIGHT_PARAMETERS = ("flux_opt", "flux", "amplitude")
 Progress = Callable[[int, int, str], None]
 
 CSS = """
@@ -356,7 +358,11 @@ def program_page(
                     ],
                 )
             )
-            best = (real if real.height else instrumental).row(0, named=True)
+            # the figure: the visit of the strongest real peak in the star's own light when there
+            # is one (centroid peaks are mostly the pointing's wander), else of any real peak
+            starlight = real.filter(pl.col("parameter").is_in(STARLIGHT_PARAMETERS))
+            pick = starlight if starlight.height else real if real.height else instrumental
+            best = pick.row(0, named=True)
             match = files.filter(pl.col("file_name") == best["file_name"])
             if match.height:
                 m = match.row(0, named=True)
