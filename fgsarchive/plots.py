@@ -563,7 +563,9 @@ def plot_periodogram(
                 bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "0.8"},
             )
         ax.set_xscale("log")
-        ax.set_ylabel(PARAMETER_LABELS.get(param, param).split("\n")[0] + "\nLS power", fontsize=8)
+        ax.set_ylabel(
+            PARAMETER_LABELS.get(param, param).split("[")[0].strip() + "\nLS power", fontsize=8
+        )
         ax.set_ylim(0, top * 1.35)
         ax.grid(alpha=0.3, which="both")
         ax.tick_params(labelsize=8)

@@ -80,7 +80,8 @@ def test_periodogram_plot_draws_the_spectrum_its_peaks_came_from(arc):
     """Each marked peak (from periodogram_peaks) sits at a local maximum of the curve drawn, and
     its power there is the power the analysis stored."""
     fig = plot("periodogram", arc, **SELECTION)
-    peaks = arc.periodogram(**SELECTION).filter(pl.col("parameter") == "flux")
+    assert "sky subtr" in fig.axes[0].get_ylabel()  # the star's flux: flux_opt
+    peaks = arc.periodogram(**SELECTION).filter(pl.col("parameter") == "flux_opt")
     gs_id = arc.fg_files(**SELECTION)["gs_id"][0]
     peaks = peaks.filter((pl.col("gs_id") == gs_id) & (pl.col("grouped_by") == "visit"))
     assert peaks.height
