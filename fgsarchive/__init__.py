@@ -2,16 +2,17 @@
 
 >>> from fgsarchive import Archive
 >>> arc = Archive("fgsarchive.duckdb")
+>>> from fgsarchive import to_timeseries   # to_timeseries(arc.timeseries(...)): astropy TimeSeries
 """
 
 __version__ = "0.1.0"
 
-__all__ = ["Archive", "__version__"]
+__all__ = ["Archive", "to_timeseries", "to_lightkurve", "__version__"]
 
 
 def __getattr__(name: str):
-    if name == "Archive":  # imported lazily: `fgsarchive --version` stays fast
-        from .archive import Archive
+    if name in ("Archive", "to_timeseries", "to_lightkurve"):  # lazily: `--version` stays fast
+        from . import archive
 
-        return Archive
+        return getattr(archive, name)
     raise AttributeError(name)

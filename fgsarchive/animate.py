@@ -58,8 +58,9 @@ def animate(
     ``start_s`` and ``duration_s`` are seconds from the first frame of the selection; every
     ``step``-th frame is drawn at ``fps`` frames per second. The image is in DN/s with a colour
     scale fixed over the clip; when the Gaussian fits exist (``fgsarchive fit``) the fitted centroid
-    is marked with a cross. The flux trace (sum of the 64 pixels, DN/s) shows every frame of the
-    clip and a cursor at the current one. ``out`` ending in ``.gif`` uses Pillow, ``.mp4`` ffmpeg.
+    is marked with a cross. The flux trace (the star's flux with the sky subtracted once fitted,
+    else the raw sum of the 64 pixels; DN/s) shows every frame of the clip and a cursor at the
+    current one. ``out`` ending in ``.gif`` uses Pillow, ``.mp4`` ffmpeg.
     Returns the path written. Example:
     ``animate(arc, program=1534, obs=1, visit=1, start_s=60, duration_s=20, step=2, out="clip.gif")``
     """
@@ -89,17 +90,31 @@ def animate(
         )
     pixels = np.stack(shown["pixels"].to_numpy()).reshape(-1, 8, 8).astype(np.float32)
     centroids = None
-    if "fits" in arc.tables():
+    tables = arc.tables()
+    flux_column, flux_label = "flux", "raw 64-pixel sum (sky included) [DN/s]"
+    if "fits" in tables:
+        star = ["star_flux"] if "photometry" in tables else []
         ts = arc.timeseries(
-            program, obs, visit, gs_id=gs_id, columns=["x_mean", "y_mean"], start_mjd=lo, end_mjd=hi
+            program,
+            obs,
+            visit,
+            gs_id=gs_id,
+            columns=["x_mean", "y_mean", *star],
+            start_mjd=lo,
+            end_mjd=hi,
         )
         centroids = shown.select("file_name", "frame").join(
             ts.select("file_name", "frame", "x_mean", "y_mean"),
             on=["file_name", "frame"],
             how="left",
         )
+        if star:  # the trace shows the star's own flux, the sky taken out
+            keys = ["file_name", "frame"]
+            frames = frames.join(ts.select(*keys, "star_flux"), on=keys, how="left")
+            shown = shown.join(ts.select(*keys, "star_flux"), on=keys, how="left")
+            flux_column, flux_label = "star_flux", "star flux (sky subtracted) [DN/s]"
     t_all = (frames["time_mjd"].to_numpy() - t0) * SECONDS_PER_DAY
-    flux_all = frames["flux"].to_numpy()
+    flux_all = frames[flux_column].to_numpy()
     t_shown = (shown["time_mjd"].to_numpy() - t0) * SECONDS_PER_DAY
     finite = pixels[np.isfinite(pixels)]
     vmin, vmax = np.percentile(finite, [1, 99.9]) if finite.size else (0.0, 1.0)
@@ -120,9 +135,10 @@ def animate(
     label = ax_img.set_title("", fontsize=9)
     ax_flux.plot(t_all, flux_all, lw=0.6, color="tab:blue")
     cursor = ax_flux.axvline(t_shown[0], color="tab:red", lw=1.2)
-    (dot,) = ax_flux.plot([t_shown[0]], [shown["flux"][0]], "o", color="tab:red", ms=5)
+    (dot,) = ax_flux.plot([t_shown[0]], [shown[flux_column][0]], "o", color="tab:red", ms=5)
     ax_flux.set_xlabel(f"time since the selection's first frame [s] (MJD {t0:.5f})")
-    ax_flux.set_ylabel("flux [DN/s]")
+    ax_flux.set_ylabel(flux_label)
+    ax_flux.ticklabel_format(axis="y", style="plain", useOffset=False)
     ax_flux.grid(alpha=0.3)
     ax_flux.set_title(
         f"program {program}"
@@ -135,7 +151,7 @@ def animate(
     ys = centroids["y_mean"].to_numpy() if centroids is not None else None
     names = shown["gs_id"].to_list()
     numbers = shown["frame"].to_list()
-    flux = shown["flux"].to_numpy()
+    flux = shown[flux_column].to_numpy()
 
     def update(i: int) -> None:
         image.set_data(pixels[i])

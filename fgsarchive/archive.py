@@ -54,6 +54,7 @@ TIMESERIES_COLUMNS: dict[str, tuple[str, str]] = {
     "chi2_red": ("fits", "chi2_red"),
     "n_iter": ("fits", "n_iter"),
     "status": ("fits", "status"),
+    "star_flux": ("photometry", "background"),  # flux - 64 x background: see STAR_FLUX
     "background": ("photometry", "background"),
     "flux_r1": ("photometry", "flux_r1"),
     "flux_r2": ("photometry", "flux_r2"),
@@ -66,7 +67,13 @@ TIMESERIES_COLUMNS: dict[str, tuple[str, str]] = {
     "quick_flux": ("quickfits", "flux"),
 }
 #: Columns returned when ``columns=None``: those of the tables that exist.
-DEFAULT_COLUMNS: tuple[str, ...] = (*FIT_PARAMETERS, "background", "flux_opt")
+DEFAULT_COLUMNS: tuple[str, ...] = ("star_flux", *FIT_PARAMETERS, "background", "flux_opt")
+#: Pixels in a guider frame (8 x 8): ``flux`` sums them all, the sky included.
+PIXELS_PER_FRAME = 64
+#: ``star_flux`` (DN/s): the guide star's flux with the sky taken out, ``flux - 64 x background``
+#: (``frames.flux`` is the raw sum of the 64 pixels; ``photometry.background`` the per-pixel sky
+#: level the fitter estimated from the pixels away from the star). The light curves' default.
+STAR_FLUX = "star_flux"
 _ALIAS = {"fits": "ft", "photometry": "ph", "quickfits": "qf"}
 _UNMASKED = {"status", "n_iter", "chi2", "chi2_red"}
 _BASE_COLUMNS = ("time_mjd", "file_name", "frame", "gs_id", "flux")
@@ -82,6 +89,8 @@ UNITS: dict[str, str] = {
     "flux_r2": "DN/s",
     "flux_r3": "DN/s",
     "flux_opt": "DN/s",
+    "star_flux": "DN/s",
+    "star_flux_err": "DN/s",
     "quick_flux": "DN/s",
     "x_mean": "pix",
     "y_mean": "pix",
@@ -383,11 +392,13 @@ class Archive:
         """The guide-star time series of a selection, in time order, one guide star per segment.
 
         Per frame (``bin_s=None``): ``time_mjd`` (MJD UTC, frame mid-time), ``file_name``,
-        ``frame``, ``gs_id``, ``flux`` (sum of the 64 pixels, DN/s) and the requested ``columns``
-        from the fitter's tables (:data:`TIMESERIES_COLUMNS`: Gaussian ``amplitude, x_mean, y_mean,
-        x_stddev, y_stddev, theta, offset`` (+ ``_err``, ``chi2``, ``status``); photometry
-        ``background, flux_r1..3, flux_opt``; moments ``quick_*``). ``columns=None`` takes
-        :data:`DEFAULT_COLUMNS` from the tables that exist. Fit parameters of frames whose fit
+        ``frame``, ``gs_id``, ``flux`` (raw sum of the 64 pixels, sky included, DN/s) and the
+        requested ``columns`` from the fitter's tables (:data:`TIMESERIES_COLUMNS`:
+        ``star_flux`` (the star's flux, sky subtracted: ``flux - 64 x background``, DN/s);
+        Gaussian ``amplitude, x_mean, y_mean, x_stddev, y_stddev, theta, offset`` (+ ``_err``,
+        ``chi2``, ``status``); photometry ``background`` (per pixel), ``flux_r1..3, flux_opt``;
+        moments ``quick_*``). ``columns=None`` takes :data:`DEFAULT_COLUMNS` (``star_flux``
+        first) from the tables that exist. Fit parameters of frames whose fit
         failed (status >= 2) are null.
 
         Binned (``bin_s`` seconds, counted from the selection's first frame): the mean of every
@@ -486,7 +497,14 @@ class Archive:
             ref = f"{alias}.{sql.identifier(column)}"
             if dataset == "fits" and name not in _UNMASKED:
                 ref = f"CASE WHEN {alias}.status < 2 THEN {ref} END"
+            if name == STAR_FLUX and bin_s is None:
+                ref = f"fr.flux - {PIXELS_PER_FRAME}.0 * {ref}"
             return ref
+
+        def outer(name: str) -> str:
+            """A binned column: the dataset's per-bin mean (star_flux from the mean sky)."""
+            ref = f"{_ALIAS[TIMESERIES_COLUMNS[name][0]]}.{sql.identifier(name)}"
+            return f"fr.flux - {PIXELS_PER_FRAME}.0 * {ref}" if name == STAR_FLUX else ref
 
         if bin_s is None:
             template = "api/timeseries"
@@ -522,9 +540,7 @@ class Archive:
                 )
                 ctes.append(_without_comments(part).rstrip())
                 joins.append(f"LEFT JOIN {alias} USING (gs_id, bin)")
-            columns = "".join(
-                f",\n       {_ALIAS[TIMESERIES_COLUMNS[c][0]]}.{sql.identifier(c)}" for c in wanted
-            )
+            columns = "".join(f",\n       {outer(c)} AS {sql.identifier(c)}" for c in wanted)
             fragments = {"ctes": "".join(",\n" + c for c in ctes)}
         fragments.update(selection="".join(selection), columns=columns, joins="\n".join(joins))
         text = sql.render(template, **{k: sql.Fragment(v) for k, v in fragments.items()})
@@ -539,7 +555,7 @@ class Archive:
         return to_timeseries(df)
 
     @staticmethod
-    def to_lightkurve(df: pl.DataFrame, flux: str = "flux"):
+    def to_lightkurve(df: pl.DataFrame, flux: str | None = None):
         """A time series DataFrame as a ``lightkurve.LightCurve`` (needs the lightkurve extra).
 
         Example: ``lc = arc.to_lightkurve(arc.timeseries(program=1534, obs=1, visit=1, bin_s=10))``
@@ -566,7 +582,7 @@ class Archive:
         max_fap: float | None = None,
         instrumental: bool | None = None,
     ) -> pl.DataFrame:
-        """Periodogram peaks (frequency_hz, period_s, power, fap, rank, instrumental) of a selection.
+        """Periodogram peaks (frequency_hz, period_s, power, fap, rank, instrumental), most significant first.
 
         ``max_fap`` keeps peaks with false-alarm probability at most this; ``instrumental=False``
         drops lines shared by many guide stars (telescope, not star).
@@ -804,9 +820,13 @@ def to_timeseries(df: pl.DataFrame):
     return ts
 
 
-def to_lightkurve(df: pl.DataFrame, flux: str = "flux"):
+def to_lightkurve(df: pl.DataFrame, flux: str | None = None):
     """A time-series DataFrame as a ``lightkurve.LightCurve`` (flux from column ``flux``, DN/s).
 
+    ``flux`` defaults to ``star_flux`` (sky subtracted) when the frame has it, else the raw
+    ``flux``. ``flux_err`` is the column ``<flux>_err`` when present (binned series: the standard
+    error of each bin's mean), else each guide star's white-noise scatter estimated from
+    successive differences (per-frame series), so it is never all NaN.
     Needs lightkurve (``pip install "fgsarchive[lightkurve]"``). Example:
     ``to_lightkurve(arc.timeseries(program=1534, obs=1, visit=1, bin_s=10)).plot()``
     """
@@ -820,26 +840,48 @@ def to_lightkurve(df: pl.DataFrame, flux: str = "flux"):
     import astropy.units as u
     from astropy.time import Time
 
+    if flux is None:
+        flux = STAR_FLUX if STAR_FLUX in df.columns else "flux"
     if flux not in df.columns:
         raise UsageError(f"no column {flux!r} in the time series; columns: {df.columns}")
     err_name = f"{flux}_err"
+    if err_name not in df.columns and flux == STAR_FLUX and "flux_err" in df.columns:
+        err_name = "flux_err"  # a bin's scatter: the same frames, the smooth sky hardly adds to it
     unit = u.Unit(UNITS.get(flux, "DN/s"))
     extra = {
         c: df[c].to_numpy()
         for c in df.columns
         if c not in ("time_mjd", flux, err_name) and df[c].dtype.is_numeric()
     }
+    if err_name in df.columns:
+        errors = df[err_name].cast(pl.Float64).to_numpy()
+    else:
+        errors = _scatter_errors(df, flux)
     lc = lightkurve.LightCurve(
         time=Time(df["time_mjd"].to_numpy(), format="mjd", scale="utc"),
         flux=df[flux].cast(pl.Float64).to_numpy() * unit,
-        flux_err=(df[err_name].cast(pl.Float64).to_numpy() * unit)
-        if err_name in df.columns
-        else None,
-        meta={"source": "fgsarchive"},
+        flux_err=errors * unit,
+        meta={
+            "source": "fgsarchive",
+            "flux_column": flux,
+            "flux_err_from": err_name if err_name in df.columns else "successive differences",
+        },
     )
     for name, values in extra.items():
         lc[name] = values
     return lc
+
+
+def _scatter_errors(df: pl.DataFrame, column: str) -> Any:
+    """Per-sample noise of ``column`` (same unit): each guide star's robust scatter of successive
+    differences / sqrt(2), the white-noise level of a per-frame series without its slow trends."""
+    import numpy as np
+
+    value = pl.col(column).cast(pl.Float64)
+    sigma = (value.diff().abs().median() * (1.4826 / np.sqrt(2.0))).alias("__sigma")
+    by = ["gs_id"] if "gs_id" in df.columns else None
+    out = df.with_columns(sigma.over(by) if by else sigma)["__sigma"]
+    return out.cast(pl.Float64).fill_null(np.nan).to_numpy()
 
 
 def _nonempty(df: pl.DataFrame, what: str, **selection: object) -> pl.DataFrame:

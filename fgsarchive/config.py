@@ -40,6 +40,12 @@ def mast_url() -> str:
     return os.environ.get("FGSARCHIVE_MAST_URL") or DEFAULT_MAST_URL
 
 
+def env_text(name: str) -> str:
+    """The raw text of environment setting ``name`` ('' when unset): for messages that say where
+    a value came from (e.g. the MAST host an error names)."""
+    return os.environ.get(name, "")
+
+
 def gsc_url() -> str:
     """Base URL of the Guide Star Catalog: ``$FGSARCHIVE_GSC_URL``, else https://gsss.stsci.edu."""
     return os.environ.get("FGSARCHIVE_GSC_URL") or DEFAULT_GSC_URL

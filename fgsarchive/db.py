@@ -263,6 +263,13 @@ class Database:
             return self.arrow(con, name, params)
 
 
+def _sql_error(exc: Exception) -> QueryError:
+    """DuckDB's message whole: its first line, then its hints ("Did you mean ...", candidate
+    columns) and the ``LINE 1: ... ^`` pointer at the error, without blank lines."""
+    lines = [line.rstrip() for line in str(exc).splitlines() if line.strip()]
+    return QueryError("SQL error: " + "\n".join(lines))
+
+
 def run_user_query(db: Database, sql: str, params: Mapping[str, object] | None = None) -> pa.Table:
     """Run a user's SQL on a sandboxed read-only connection: one statement, reading only.
 
@@ -271,7 +278,7 @@ def run_user_query(db: Database, sql: str, params: Mapping[str, object] | None =
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as exc:
-        raise QueryError(f"SQL error: {str(exc).splitlines()[0]}") from exc
+        raise _sql_error(exc) from exc
     if len(statements) != 1:
         raise QueryError(f"expected exactly one SQL statement, got {len(statements)}")
     kind = statements[0].type
@@ -283,4 +290,4 @@ def run_user_query(db: Database, sql: str, params: Mapping[str, object] | None =
         try:
             return con.sql(sql, params=dict(params) if params else None).to_arrow_table()
         except duckdb.Error as exc:
-            raise QueryError(f"SQL error: {str(exc).splitlines()[0]}") from exc
+            raise _sql_error(exc) from exc

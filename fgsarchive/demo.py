@@ -14,6 +14,10 @@ from pathlib import Path
 from .db import Database
 
 DEMO_PROGRAM = 1534
+#: Visits the demo simulates, and the fewest frames per visit (and so in all) it accepts.
+N_VISITS = 4
+MIN_FRAMES_PER_VISIT = 2000
+MIN_FRAMES = N_VISITS * MIN_FRAMES_PER_VISIT
 EXAMPLE_QUERIES = {
     "Frames, mean summed flux and fitted width per visit and guide star": (
         "SELECT f.observation AS obs, f.visit, f.gs_id, count(*) AS n_frames, "
@@ -52,18 +56,23 @@ def demo_injections():
     return injections, variables
 
 
+def frames_per_visit(total_frames: int) -> int:
+    """Frames the demo simulates per visit for a requested total (at least MIN_FRAMES_PER_VISIT)."""
+    return max(MIN_FRAMES_PER_VISIT, total_frames // N_VISITS)
+
+
 def simulate_demo_program(products: Path, *, total_frames: int = 200_000, seed: int = 1):
     """Write the demo's program (4 visits, 2 guide stars, the injected events) into ``products``."""
     from .simulate import simulate_program
 
-    n_visits = 4
+    n_visits = N_VISITS
     injections, variables = demo_injections()
     return simulate_program(
         products,
         program=DEMO_PROGRAM,
         n_observations=2,
         n_visits=n_visits // 2,
-        frames_per_file=max(2000, total_frames // n_visits),
+        frames_per_file=frames_per_visit(total_frames),
         n_guide_stars=2,
         seed=seed,
         injections=injections,

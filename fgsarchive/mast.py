@@ -127,9 +127,13 @@ class MastConfig:
     (``FGSARCHIVE_MAST_URL``, ``FGSARCHIVE_GSC_URL``, ``MAST_API_TOKEN``), else the default. The token
     is kept out of ``repr``.
 
-    Retries: a request that fails with a connection error, a timeout, 408/429/5xx is retried up to
+    Retries: a request that fails with a dropped connection, a timeout, 408/429/5xx is retried up to
     ``max_retries`` times, sleeping ``Retry-After`` when the server sends one (capped at
-    ``retry_after_max_s``), else ``backoff_s * 2**k`` capped at ``backoff_max_s``.
+    ``retry_after_max_s``), else ``backoff_s * 2**k`` capped at ``backoff_max_s``. A host that
+    cannot be reached at all (connection refused, name not resolved) is not busy: it is tried
+    ``unreachable_retries`` more times after ``backoff_s`` and then reported, naming the host.
+    ``on_retry(what, reason, attempt, max_attempts, delay_s)`` is called before each retry's sleep
+    (the CLI shows it; stages never draw).
     """
 
     mast_url: str | None = None
@@ -147,6 +151,10 @@ class MastConfig:
     chunk_size: int = 64 * 1024  # download read size, bytes (what a drop can lose)
     pool_size: int = 16  # HTTP connections kept per host (>= download workers)
     user_agent: str = f"fgsarchive/{__version__}"
+    unreachable_retries: int = 1
+    on_retry: Callable[[str, str, int, int, float], None] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         mast = self.mast_url or _env.mast_url()
@@ -379,6 +387,42 @@ _TRANSIENT_ERRORS = (
 )
 
 
+def unreachable_reason(exc: BaseException) -> str | None:
+    """'connection refused' / 'host name not resolved' when ``exc`` says the host cannot be
+    reached at all (no server listening, no such name), else None (a dropped or slow connection,
+    worth retrying)."""
+    if isinstance(exc, requests.Timeout) or not isinstance(exc, requests.ConnectionError):
+        return None
+    import socket
+
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(e, socket.gaierror) or type(e).__name__ == "NameResolutionError":
+            return "host name not resolved"
+        if type(e).__name__ == "MaxRetryError":  # urllib3's wrapper: look at its reason
+            stack.append(e.reason)
+        stack.extend(
+            [e.__cause__, e.__context__, *(a for a in e.args if isinstance(a, BaseException))]
+        )
+    text = str(exc)
+    if "Connection refused" in text:
+        return "connection refused"
+    if "Name or service not known" in text or "Failed to resolve" in text:
+        return "host name not resolved"
+    return None
+
+
+#: Environment variables that can point the client elsewhere, by config field.
+_URL_ENV = {"mast_url": "FGSARCHIVE_MAST_URL", "gsc_url": "FGSARCHIVE_GSC_URL"}
+
+
 # --------------------------------------------------------------------------------------------------
 # The client
 # --------------------------------------------------------------------------------------------------
@@ -470,6 +514,30 @@ class MastClient:
             return min(seconds, cfg.retry_after_max_s)
         return min(cfg.backoff_s * (2 ** max(0, attempt - 1)), cfg.backoff_max_s)
 
+    def _where(self, url: str) -> str:
+        """The host of ``url``, and the environment variable that chose it when one did."""
+        netloc = urlsplit(url).netloc
+        for field_name, env in _URL_ENV.items():
+            base = getattr(self.config, field_name) or ""
+            setting = _env.env_text(env)
+            if url.startswith(base) and setting.rstrip("/") == base:
+                return f"{netloc} (from {env}={setting})"
+        return netloc
+
+    def _unreachable_error(self, what: str, url: str, reason: str, attempts: int):
+        return MastUnavailableError(
+            f"{what}: cannot reach {self._where(url)}: {reason} "
+            f"({attempts} attempt{'s' if attempts > 1 else ''})",
+            path=what,
+        )
+
+    def _notify_retry(
+        self, what: str, reason: str, attempt: int, max_attempts: int, delay: float
+    ) -> None:
+        logger.info("%s: %s; retry %d in %.2f s", what, reason, attempt, delay)
+        if self.config.on_retry is not None:
+            self.config.on_retry(what, reason, attempt, max_attempts, delay)
+
     def _call(
         self,
         method: str,
@@ -487,16 +555,23 @@ class MastClient:
         """
         reason = ""
         retry_after: str | None = None
+        unreachable = 0
         for attempt in range(self.config.max_retries + 1):
             if attempt:
-                delay = self._delay(attempt, retry_after)
-                logger.info("%s: %s; retry %d in %.2f s", what, reason, attempt, delay)
+                delay = self.config.backoff_s if unreachable else self._delay(attempt, retry_after)
+                self._notify_retry(what, reason, attempt, self.config.max_retries + 1, delay)
                 self._sleep(delay)
             retry_after = None
             try:
                 resp = self._request(method, url, params=params, data=data, headers=headers)
             except _TRANSIENT_ERRORS as exc:
                 reason = f"{type(exc).__name__}"
+                cause = unreachable_reason(exc)
+                if cause is not None:
+                    unreachable += 1
+                    reason = cause
+                    if unreachable > self.config.unreachable_retries:
+                        raise self._unreachable_error(what, url, cause, attempt + 1) from None
                 continue
             logger.debug("%s %s -> HTTP %d", method, what, resp.status_code)
             if resp.status_code in _RETRY_STATUSES:
@@ -506,7 +581,8 @@ class MastClient:
                 continue
             return resp
         raise MastUnavailableError(
-            f"{what}: unavailable after {self.config.max_retries + 1} attempts (last: {reason})",
+            f"{what}: {self._where(url)} unavailable after {self.config.max_retries + 1} attempts "
+            f"(last: {reason})",
             path=what,
         )
 
@@ -741,7 +817,7 @@ class MastClient:
         dest_dir.mkdir(parents=True, exist_ok=True)
         url = cfg.mast_url + DOWNLOAD_PATH
         params = {"uri": PRODUCT_URI + name}
-        stalled = attempts = integrity_failures = 0
+        stalled = attempts = integrity_failures = unreachable = 0
         max_attempts = 10 * (cfg.max_retries + 1)
         while True:
             attempts += 1
@@ -809,6 +885,12 @@ class MastClient:
                 failure = str(exc)
             except _TRANSIENT_ERRORS as exc:
                 failure = f"{type(exc).__name__} after {offset + written} bytes"
+                cause = unreachable_reason(exc)
+                if cause is not None:
+                    unreachable += 1
+                    if unreachable > cfg.unreachable_retries:
+                        raise self._unreachable_error(what, url, cause, attempts) from None
+                    failure = cause
 
             if failure is None:
                 size = part.stat().st_size if part.exists() else 0
@@ -839,7 +921,10 @@ class MastClient:
                     f"{what}: gave up after {attempts} attempts (last: {failure})", path=what
                 )
             delay = 0.0 if written > 0 else self._delay(stalled, retry_after)
-            logger.info("%s: %s; attempt %d, retry in %.2f s", name, failure, attempts, delay)
+            if not written:
+                self._notify_retry(name, failure, attempts, cfg.max_retries + 1, delay)
+            else:
+                logger.info("%s: %s; attempt %d, retry in %.2f s", name, failure, attempts, delay)
             if delay:
                 self._sleep(delay)
 

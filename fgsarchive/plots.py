@@ -28,7 +28,7 @@ from matplotlib.figure import Figure
 
 from . import sql
 from .choices import PLOT_KIND_NAMES
-from .errors import SelectionError, UsageError, describe_selection
+from .errors import NotComputedError, SelectionError, UsageError, describe_selection
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -45,6 +45,8 @@ __all__ = [
     "plot_anomalies",
     "plot_guide_star_positions",
     "auto_bin_s",
+    "flux_column",
+    "format_fap",
     "save_figure",
 ]
 
@@ -53,7 +55,8 @@ SECONDS_PER_DAY = 86400.0
 TARGET_POINTS = 1500
 
 PARAMETER_LABELS: dict[str, str] = {
-    "flux": "flux\n[DN/s]",
+    "flux": "raw 64-pixel sum\n(sky included) [DN/s]",
+    "star_flux": "star flux\n(sky subtracted) [DN/s]",
     "amplitude": "amplitude\n[DN/s]",
     "x_mean": "x centroid\n[px]",
     "y_mean": "y centroid\n[px]",
@@ -62,7 +65,7 @@ PARAMETER_LABELS: dict[str, str] = {
     "theta": "θ\n[rad]",
     "offset": "offset\n[DN/s]",
     "background": "background\n[DN/s]",
-    "flux_opt": "optimal flux\n[DN/s]",
+    "flux_opt": "star flux, optimal\naperture (sky subtr.) [DN/s]",
     "flux_r1": "flux r=1.5 px\n[DN/s]",
     "flux_r2": "flux r=2.5 px\n[DN/s]",
     "flux_r3": "flux r=3.5 px\n[DN/s]",
@@ -70,11 +73,14 @@ PARAMETER_LABELS: dict[str, str] = {
 EVENT_STYLE: dict[str, dict[str, Any]] = {
     "hga_move": {"color": "tab:orange", "alpha": 0.25, "label": "HGA move"},
     "hga_motion_pointing": {"color": "gold", "alpha": 0.25, "label": "HGA motion (POINTING)"},
-    "filter_wheel_move": {"color": "tab:purple", "alpha": 0.3, "label": "filter-wheel move"},
+    "filter_wheel_move": {"color": "tab:purple", "alpha": 0.45, "label": "filter-wheel move"},
 }
+#: Shaded events are drawn at least this fraction of the time axis wide (a 6-s filter-wheel move
+#: in a 2-hour visit would otherwise be thinner than a pixel).
+MIN_EVENT_WIDTH = 0.004
 MNEMONIC_LABELS: dict[str, str] = {
-    "SA_ZHGAUPST": "SA_ZHGAUPST\nHGA state",
-    "INIS_FWMTRCURR": "INIS_FWMTRCURR\nNIRISS FW\ncurrent [A]",
+    "SA_ZHGAUPST": "HGA state\n(SA_ZHGAUPST)",
+    "INIS_FWMTRCURR": "NIRISS FW motor\ncurrent [A]",
 }
 STAR_COLORS = ["tab:blue", "tab:green", "tab:red", "tab:brown", "tab:pink", "tab:olive", "tab:cyan"]
 
@@ -239,6 +245,26 @@ def _gap_x(df: pl.DataFrame, axis: _TimeAxis, bin_s: float | None) -> float:
     return 10 * cadence / SECONDS_PER_DAY * axis.scale
 
 
+def flux_column(source: Archive | pl.DataFrame, column: str | None = None) -> str:
+    """The flux column to draw: ``column`` when given, else ``star_flux`` (sky subtracted, from
+    the photometry) when the archive (or DataFrame) has it, else the raw 64-pixel sum ``flux``."""
+    if column is not None:
+        return column
+    if isinstance(source, pl.DataFrame):
+        return "star_flux" if "star_flux" in source.columns else "flux"
+    return "star_flux" if "photometry" in source.tables() else "flux"
+
+
+def _short(column: str) -> str:
+    """A one-line axis name of a column, without its unit."""
+    return PARAMETER_LABELS.get(column, column).replace("\n", " ").split(" [")[0]
+
+
+def _plain_y(ax: Axes) -> None:
+    """Y tick labels as plain numbers (no '1e6' offset text colliding with the title)."""
+    ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+
+
 def _no_data(ax: Axes, text: str) -> None:
     ax.text(
         0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4", wrap=True
@@ -256,7 +282,7 @@ def plot_flux(
     visit: int | None = None,
     gs_id: str | None = None,
     bin_s: float | None = None,
-    column: str = "flux",
+    column: str | None = None,
     relative: bool | None = None,
     start_mjd: float | None = None,
     end_mjd: float | None = None,
@@ -266,11 +292,14 @@ def plot_flux(
     """Binned flux time series (one colour per guide star, lines broken at gaps).
 
     ``source``: an Archive (with the selection; ``bin_s`` seconds, default ~1500 bins) or a
-    DataFrame from ``Archive.timeseries``. ``column``: flux (sum of the 64 pixels, DN/s), flux_opt,
-    ... ``relative``: plot ``flux / median - 1`` in parts per thousand per guide star (default: when
-    several guide stars are shown). Example:
+    DataFrame from ``Archive.timeseries``. ``column``: default ``star_flux`` (the star's flux,
+    sky subtracted: ``flux - 64 x background`` from the photometry; DN/s) when fitted, else
+    ``flux`` (the raw sum of the 64 pixels, sky included); or flux_opt, flux_r2, ...
+    ``relative``: plot ``flux / median - 1`` in parts per thousand per guide star (default: when
+    several guide stars are shown); the axis label names the column. Example:
     ``plot_flux(arc, program=1534, obs=1, visit=1, bin_s=10, save="flux.png")``
     """
+    column = flux_column(source, column)
     columns = [] if column == "flux" else [column]
     df, bin_s, t0 = _series(
         source,
@@ -296,13 +325,15 @@ def plot_flux(
     axis = _time_axis(df["time_mjd"].to_numpy(), t0)
     _plot_by_star(ax, df, column, axis, _gap_x(df, axis, bin_s))
     name = PARAMETER_LABELS.get(column, column).replace("\n", " ")
-    ax.set_ylabel(f"{name.split(' [')[0]} − median [ppt]" if relative else name)
+    ax.set_ylabel(f"{_short(column)} / median − 1 [ppt]" if relative else name)
+    _plain_y(ax)
     ax.set_xlabel(axis.label)
     ax.grid(alpha=0.3)
     if stars > 1 or gs_id is None:
         ax.legend(title="guide star", fontsize=8, loc="best")
     binned = f", {bin_s:g}-s bins" if bin_s else ""
-    ax.set_title(title or _title(f"Guide-star flux{binned}", program, obs, visit, gs_id))
+    what = "Guide-star flux (sky subtracted)" if column == "star_flux" else f"Guide-star {column}"
+    ax.set_title(title or _title(f"{what}{binned}", program, obs, visit, gs_id))
     return save_figure(fig, save)
 
 
@@ -328,9 +359,10 @@ def plot_parameters(
 
     Values are per-bin means of the Gaussian fits (``fits`` table: run ``fgsarchive fit``);
     centroids and widths in pixels (0.069"/px), theta in radians, flux and offset in DN/s.
+    "flux" is drawn as ``star_flux`` (sky subtracted) when the photometry exists.
     Example: ``plot_parameters(arc, program=1534, obs=1, visit=1, bin_s=10)``
     """
-    params = list(parameters)
+    params = [flux_column(source) if p == "flux" else p for p in parameters]
     df, bin_s, t0 = _series(
         source,
         program=program,
@@ -357,43 +389,64 @@ def plot_parameters(
             _plot_by_star(ax, df, param, axis, gap, label_stars=ax is axes[0])
         ax.set_ylabel(PARAMETER_LABELS.get(param, param), fontsize=8)
         ax.tick_params(labelsize=8)
-        ax.yaxis.get_major_formatter().set_useOffset(False)
+        _plain_y(ax)
         ax.grid(alpha=0.3)
-    axes[0].legend(title="guide star", fontsize=7, title_fontsize=7, loc="upper right")
+    fig.legend(
+        *axes[0].get_legend_handles_labels(),
+        title="guide star",
+        fontsize=7,
+        title_fontsize=7,
+        loc="outside upper right",
+        ncol=4,
+    )
     axes[-1].set_xlabel(axis.label)
     binned = f", {bin_s:g}-s bins" if bin_s else ""
-    axes[0].set_title(
-        title or _title(f"Gaussian-fit parameters{binned}", program, obs, visit, gs_id)
+    fig.suptitle(
+        title or _title(f"Gaussian-fit parameters{binned}", program, obs, visit, gs_id),
+        fontsize=11,
     )
     fig.align_ylabels(axes)
     return save_figure(fig, save)
 
 
 # --- periodogram -------------------------------------------------------------------------------------
-def _power(
-    time_mjd: np.ndarray, values: np.ndarray, names: Sequence[str]
-) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[float, float]]]:
-    """Lomb-Scargle power (standard normalisation) of each series on one grid up to Nyquist.
-
-    Returns (frequency_hz, power (k, nf), {name: (power at FAP 1 %, power at FAP 0.1 %)}).
-    """
+def _fap_levels(res: Any, name: str) -> tuple[float, float]:
+    """Power at false-alarm probability 1 % and 0.1 % (Baluev, over the result's grid) of the
+    conditioned series the analysis searched (``res.extra["series"]``)."""
     from astropy.timeseries import LombScargle
 
-    from .analysis.periodogram import periodogram_series
+    t, values = res.extra["series"]
+    v = values[res.names.index(name)]
+    ok = np.isfinite(v) & np.isfinite(t)
+    ls = LombScargle(t[ok], v[ok], normalization="standard")
+    lv = ls.false_alarm_level(
+        [0.01, 0.001], method="baluev", minimum_frequency=res.f0_hz, maximum_frequency=res.fmax_hz
+    )
+    return float(lv[0]), float(lv[1])
 
-    t = (time_mjd - time_mjd[0]) * SECONDS_PER_DAY
-    res = periodogram_series(t, values, names=list(names), n_peaks=0)
-    freq, power = res.frequency_hz(), res.power
-    fmin, fmax = res.f0_hz, res.fmax_hz
-    levels = {}
-    for name, v in zip(names, values, strict=True):
-        ok = np.isfinite(v)
-        ls = LombScargle(t[ok], v[ok], normalization="standard")
-        lv = ls.false_alarm_level(
-            [0.01, 0.001], method="baluev", minimum_frequency=fmin, maximum_frequency=fmax
-        )
-        levels[name] = (float(lv[0]), float(lv[1]))
-    return freq, power, levels
+
+def _label_levels(freqs: Sequence[float], min_dex: float) -> list[int]:
+    """A stacking level per label (frequencies in any order) so labels closer than ``min_dex``
+    in log10 frequency sit on different rows."""
+    order = np.argsort(np.log10(np.asarray(freqs, dtype=np.float64)))
+    levels = [0] * len(order)
+    placed: list[tuple[float, int]] = []
+    for i in order:
+        lf = float(np.log10(freqs[i]))
+        busy = {lvl for x, lvl in placed if abs(lf - x) < min_dex}
+        level = next(k for k in range(len(order) + 1) if k not in busy)
+        levels[i] = level
+        placed.append((lf, level))
+    return levels
+
+
+def format_fap(fap: Any) -> str:
+    """A false-alarm probability in scientific notation ('<1e-300' below what a float holds)."""
+    if fap is None or not np.isfinite(fap):
+        return "–"
+    if fap <= 0:
+        return "<1e-300"
+    return f"{fap:.1e}" if fap < 0.01 else f"{fap:.2f}"
 
 
 def plot_periodogram(
@@ -404,102 +457,131 @@ def plot_periodogram(
     visit: int | None = None,
     gs_id: str | None = None,
     parameters: Sequence[str] | None = None,
-    bin_s: float | None = None,
-    max_points: int = 200_000,
     title: str | None = None,
     save: str | Path | None = None,
 ) -> Figure:
-    """Lomb-Scargle periodograms (power vs frequency, Hz) of one guide star's parameters.
+    """Lomb-Scargle periodograms (power vs frequency, Hz) of one guide star in one visit.
 
-    One panel per parameter (default flux, x_mean, y_mean when fitted); dashed lines are the
-    power at false-alarm probability 1 % and 0.1 % (Baluev); peaks from the ``periodogram_peaks``
-    table (``fgsarchive periodogram``) are marked with their period, and peaks flagged
-    instrumental (shared by many guide stars) by grey dotted lines. The series is the per-frame
-    one, binned only when it has more than ``max_points`` frames (or to ``bin_s`` seconds).
+    The spectra are those ``fgsarchive periodogram`` searched (the same code path: the per-frame
+    series cleaned of spikes and of the archive's anomaly intervals, cut at steps, conditioned),
+    so the marked peaks sit on the curve drawn. One panel per parameter (default: flux_opt, the
+    star's sky-subtracted optimal-aperture flux (raw flux without photometry), x_mean, y_mean);
+    dashed lines: the power at false-alarm probability 1 % and 0.1 % (Baluev) of that
+    series; blue triangles: peaks from ``periodogram_peaks`` numbered by rank, listed with period
+    and FAP; grey: peaks flagged instrumental (shared by many guide stars, or the pointing).
+    Without obs/visit the selection's first visit is shown (and said in the title).
     Example: ``plot_periodogram(arc, program=1534, obs=1, visit=1, save="pgram.png")``
     """
+    from .analysis.archive_io import periodogram_spectra
+
     tables = arc.tables()
-    if parameters is None:
-        parameters = ["flux", "x_mean", "y_mean"] if "fits" in tables else ["flux"]
+    if "fits" not in tables:
+        raise NotComputedError("fits", "periodogram plot")
+    if parameters is None:  # the star's own flux (sky subtracted) when the photometry exists
+        parameters = ["flux_opt" if "photometry" in tables else "flux", "x_mean", "y_mean"]
     params = list(parameters)
-    files = arc.fg_files(program, obs, visit, gs_id=gs_id)
-    stars = files["gs_id"].unique(maintain_order=True).to_list()
-    if gs_id is None and len(stars) > 1:
-        gs_id = stars[0]  # one star at a time: a periodogram across stars means nothing
-        files = files.filter(pl.col("gs_id") == gs_id)
-    n = int(files["n_frames"].sum())
-    if bin_s is None and n > max_points:
-        guided_s = float((files["data_end_mjd"] - files["data_start_mjd"]).sum()) * SECONDS_PER_DAY
-        bin_s = guided_s / max_points
-    df = arc.timeseries(
-        program, obs, visit, gs_id=gs_id, columns=[p for p in params if p != "flux"], bin_s=bin_s
+    files = arc.fg_files(program, obs, visit, gs_id=gs_id).sort("data_start_mjd")
+    first = files.row(0, named=True)
+    picked = []
+    if obs is None or visit is None:
+        picked.append("first visit of the selection")
+    obs, visit = first["observation"], first["visit"]
+    if gs_id is None:
+        stars = files.filter((pl.col("observation") == obs) & (pl.col("visit") == visit))
+        if stars["gs_id"].n_unique() > 1:
+            picked.append("its first guide star")
+        gs_id = first["gs_id"]  # one star at a time: a periodogram across stars means nothing
+    program = first["program"] if program is None else program
+    found, skipped = periodogram_spectra(
+        arc.db, program, obs, visit, gs_id, params=params, by="visit"
     )
-    values = np.vstack([df[p].cast(pl.Float64).fill_null(np.nan).to_numpy() for p in params])
-    freq, power, levels = _power(df["time_mjd"].to_numpy(), values, params)
+    if not found:
+        raise SelectionError(
+            "no periodogram could be computed for "
+            + describe_selection(program=program, obs=obs, visit=visit, gs_id=gs_id)
+            + (f" ({'; '.join(skipped[:2])})" if skipped else "")
+        )
+    meta, res = found[0]
+    freq = res.frequency_hz()
+    params = [p for p in params if p in res.names]
     peaks = pl.DataFrame()
     if "periodogram_peaks" in tables:
         try:
             peaks = arc.periodogram(program, obs, visit, gs_id=gs_id)
         except SelectionError:
             peaks = pl.DataFrame()
-    fig = _figure(11, 2.3 * len(params) + 0.8)
+        if "grouped_by" in peaks.columns:
+            peaks = peaks.filter(pl.col("grouped_by") == "visit")
+    fig = _figure(11, 2.4 * len(params) + 0.9)
     axes = np.atleast_1d(fig.subplots(len(params), 1, sharex=True))
     for i, (ax, param) in enumerate(zip(axes, params, strict=True)):
-        ax.plot(freq, power[i], lw=0.6, color="0.15", rasterized=freq.size > 20000)
-        for level, style, label in zip(
-            levels[param], ("--", ":"), ("FAP 1 %", "FAP 0.1 %"), strict=True
-        ):
+        power = res.power_of(param)
+        ax.plot(freq, power, lw=0.6, color="0.15", rasterized=freq.size > 20000)
+        levels = _fap_levels(res, param)
+        for level, style, label in zip(levels, ("--", ":"), ("FAP 1 %", "FAP 0.1 %"), strict=True):
             ax.axhline(level, ls=style, color="tab:red", lw=0.9, label=label)
+        top = max(float(np.nanmax(power)), levels[1])
         mine = (
-            peaks.filter(pl.col("parameter") == param)
+            peaks.filter(pl.col("parameter") == param).sort("rank")
             if not peaks.is_empty() and "parameter" in peaks.columns
             else pl.DataFrame()
         )
+        listing = []
         if not mine.is_empty():
             instr = (
-                mine["instrumental"].fill_null(False).to_numpy()
+                mine["instrumental"].fill_null(False).to_list()
                 if "instrumental" in mine.columns
-                else np.zeros(mine.height, bool)
+                else [False] * mine.height
             )
-            for row, is_instr in zip(mine.iter_rows(named=True), instr, strict=True):
+            rows = list(mine.iter_rows(named=True))
+            stack = _label_levels([r["frequency_hz"] for r in rows], min_dex=0.09)
+            for row, is_instr, level in zip(rows, instr, stack, strict=True):
                 f = row["frequency_hz"]
-                if is_instr:
-                    ax.axvline(f, color="0.5", ls=":", lw=1.2)
-                    ax.text(
-                        f,
-                        0.97,
-                        " instr.",
-                        transform=ax.get_xaxis_transform(),
-                        fontsize=7,
-                        color="0.4",
-                        va="top",
-                    )
-                else:
-                    p = float(np.interp(f, freq, power[i]))
-                    ax.plot([f], [p], "v", color="tab:blue", ms=6)
-                    ax.annotate(
-                        f"{row['period_s']:.4g} s",
-                        (f, p),
-                        xytext=(3, 6),
-                        textcoords="offset points",
-                        fontsize=7,
-                        color="tab:blue",
-                    )
+                p = float(np.interp(f, freq, power))
+                color = "0.5" if is_instr else "tab:blue"
+                ax.plot([f], [p], "v", color=color, ms=6, mfc="none" if is_instr else color)
+                ax.annotate(
+                    str(row["rank"]),
+                    (f, p),
+                    xytext=(0, 7 + 9 * level),
+                    textcoords="offset points",
+                    ha="center",
+                    fontsize=7,
+                    color=color,
+                )
+                listing.append(
+                    f"{row['rank']}: {row['period_s']:.4g} s, FAP {format_fap(row['fap'])}"
+                    + (" (instr.)" if is_instr else "")
+                )
+        if listing:
+            ax.text(
+                0.995,
+                0.97,
+                "\n".join(listing),
+                transform=ax.transAxes,
+                ha="right",
+                va="top",
+                fontsize=7,
+                family="monospace",
+                bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "0.8"},
+            )
         ax.set_xscale("log")
-        ax.set_ylabel(PARAMETER_LABELS.get(param, param).split("\n")[0] + "\nLS power", fontsize=8)
-        ax.set_ylim(0, max(float(np.nanmax(power[i])) * 1.2, levels[param][1] * 1.3))
+        ax.set_ylabel(
+            PARAMETER_LABELS.get(param, param).split("[")[0].strip() + "\nLS power", fontsize=8
+        )
+        ax.set_ylim(0, top * 1.35)
         ax.grid(alpha=0.3, which="both")
         ax.tick_params(labelsize=8)
         if i == 0:
             ax.legend(fontsize=7, loc="upper left")
-        sec = ax.secondary_xaxis("top", functions=(_inverse, _inverse)) if i == 0 else None
-        if sec is not None:
+            sec = ax.secondary_xaxis("top", functions=(_inverse, _inverse))
             sec.set_xlabel("period [s]", fontsize=8)
             sec.tick_params(labelsize=8)
     axes[-1].set_xlabel("frequency [Hz]")
-    sampling = f", {bin_s:.3g}-s bins" if bin_s else ", every frame"
+    note = f" ({', '.join(picked)})" if picked else ""
     fig.suptitle(
-        title or _title(f"Lomb-Scargle periodogram{sampling}", program, obs, visit, gs_id),
+        title
+        or _title("Lomb-Scargle periodogram, cleaned series", program, obs, visit, gs_id) + note,
         fontsize=11,
     )
     return save_figure(fig, save)
@@ -593,8 +675,37 @@ def _detail_text(row: dict[str, Any], key: str = "gs_id") -> str:
     return "" if detail is None else str(detail)
 
 
+def _change_time() -> pl.Expr:
+    """When a guide-star change takes effect (MJD): the new star's first frame (end_mjd)."""
+    return pl.coalesce(pl.col("end_mjd"), pl.col("start_mjd"))
+
+
+def _visible_events(ev: pl.DataFrame, t_lo: float, t_hi: float) -> pl.DataFrame:
+    """Events overlapping [t_lo, t_hi] (MJD), one HGA band: the EDB ``hga_move`` when present,
+    else the files' POINTING ``hga_motion_pointing`` (the two mark the same motion)."""
+    if ev.is_empty():
+        return ev
+    end = pl.col("end_mjd")
+    change = pl.col("kind") == "guide_star_change"
+    interval = (
+        ~change & (pl.coalesce(end, pl.col("start_mjd")) >= t_lo) & (pl.col("start_mjd") <= t_hi)
+    )
+    # a guide-star change happens when the new star's guiding starts (its end_mjd): shown when
+    # that is in the span, not when the span merely ends where the next star's gap begins
+    at = _change_time()
+    ev = ev.filter(interval | (change & (at >= t_lo) & (at < t_hi)))
+    if (ev["kind"] == "hga_move").any():
+        ev = ev.filter(pl.col("kind") != "hga_motion_pointing")
+    return ev
+
+
 def _draw_events(ax: Axes, ev: pl.DataFrame, axis: _TimeAxis, *, label_changes: bool) -> None:
     seen: set[str] = set()
+    span = 0.0
+    if ev.height:
+        span = float(axis(ev["start_mjd"].max()) - axis(ev["start_mjd"].min()))
+    lo, hi = ax.get_xlim() if ax.has_data() else (0.0, span)
+    min_width = max(axis.scale / SECONDS_PER_DAY, MIN_EVENT_WIDTH * abs(hi - lo))
     for row in ev.iter_rows(named=True):
         kind = row["kind"]
         x0 = float(axis(row["start_mjd"]))
@@ -602,7 +713,9 @@ def _draw_events(ax: Axes, ev: pl.DataFrame, axis: _TimeAxis, *, label_changes: 
         if kind in EVENT_STYLE:
             style = EVENT_STYLE[kind]
             x1 = float(axis(end)) if end is not None else x0
-            x1 = max(x1, x0 + axis.scale / SECONDS_PER_DAY)  # at least 1 s wide, to be seen
+            if x1 - x0 < min_width:  # widen about the centre, to be seen
+                mid = 0.5 * (x0 + x1)
+                x0, x1 = mid - 0.5 * min_width, mid + 0.5 * min_width
             ax.axvspan(
                 x0,
                 x1,
@@ -620,6 +733,7 @@ def _draw_events(ax: Axes, ev: pl.DataFrame, axis: _TimeAxis, *, label_changes: 
                 label="file boundary" if kind not in seen else None,
             )
         elif kind == "guide_star_change":
+            x0 = float(axis(end if end is not None else row["start_mjd"]))
             ax.axvline(
                 x0, color="black", lw=1.4, label="guide-star change" if kind not in seen else None
             )
@@ -632,8 +746,34 @@ def _draw_events(ax: Axes, ev: pl.DataFrame, axis: _TimeAxis, *, label_changes: 
                     fontsize=7,
                     va="top",
                     rotation=90,
+                    clip_on=True,
                 )
         seen.add(kind)
+
+
+#: A numeric telemetry series with more samples than this is drawn as a per-bin min-max band
+#: and median line (a filter-wheel motor current sampled every second is otherwise a solid block).
+TELEMETRY_MAX_POINTS = 400
+
+
+def _draw_numeric(ax: Axes, x: np.ndarray, values: np.ndarray) -> None:
+    """A numeric telemetry trace: every sample when few, else min-max band and median per bin."""
+    ok = np.isfinite(values) & np.isfinite(x)
+    x, values = x[ok], values[ok]
+    if x.size <= TELEMETRY_MAX_POINTS:
+        ax.step(x, values, where="post", lw=0.9, color="tab:purple")
+        return
+    edges = np.linspace(x.min(), x.max(), TELEMETRY_MAX_POINTS // 2 + 1)
+    idx = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, edges.size - 2)
+    centres, lo, hi, med = [], [], [], []
+    for b in np.unique(idx):
+        v = values[idx == b]
+        centres.append(0.5 * (edges[b] + edges[b + 1]))
+        lo.append(v.min())
+        hi.append(v.max())
+        med.append(np.median(v))
+    ax.fill_between(centres, lo, hi, color="tab:purple", alpha=0.25, lw=0, label="min–max")
+    ax.plot(centres, med, lw=0.9, color="tab:purple", label="median")
 
 
 def plot_telemetry(
@@ -658,28 +798,42 @@ def plot_telemetry(
     """
     tables = arc.tables()
     files = arc.fg_files(program, obs, visit, gs_id=gs_id)
+    column = flux_column(arc)
     df, bin_s, t0 = _series(
-        arc, program=program, obs=obs, visit=visit, gs_id=gs_id, bin_s=bin_s, columns=[]
+        arc,
+        program=program,
+        obs=obs,
+        visit=visit,
+        gs_id=gs_id,
+        bin_s=bin_s,
+        columns=[] if column == "flux" else [column],
     )
     ev, notes = _events_for(arc, files, tables, program, obs, visit)
     t_lo, t_hi = float(files["data_start_mjd"].min()), float(files["data_end_mjd"].max())
+    ev = _visible_events(ev, t_lo, t_hi)
     tm = pl.DataFrame()
     if "telemetry" in tables:
         tm = arc.telemetry(start_mjd=t_lo, end_mjd=t_hi)
         if mnemonics:
             tm = tm.filter(pl.col("mnemonic").is_in(list(mnemonics)))
     n_tm = tm["mnemonic"].n_unique() if not tm.is_empty() else 0
-    fig = _figure(11, 4.2 + 1.3 * n_tm)
-    axes = np.atleast_1d(fig.subplots(1 + n_tm, 1, sharex=True, height_ratios=[3] + [1] * n_tm))
+    fig = _figure(11, 4.2 + 1.6 * n_tm)
+    axes = np.atleast_1d(fig.subplots(1 + n_tm, 1, sharex=True, height_ratios=[3] + [1.2] * n_tm))
     ax = axes[0]
     axis = _time_axis(df["time_mjd"].to_numpy(), t_lo)
     stars = df["gs_id"].n_unique()
     if stars > 1:
-        med = pl.col("flux").median().over("gs_id")
-        df = df.with_columns(((pl.col("flux") / med - 1.0) * 1e3).alias("flux"))
-    _plot_by_star(ax, df, "flux", axis, _gap_x(df, axis, bin_s))
-    ax.set_ylabel("flux − median [ppt]" if stars > 1 else "flux [DN/s]")
-    ax.yaxis.get_major_formatter().set_useOffset(False)
+        med = pl.col(column).median().over("gs_id")
+        df = df.with_columns(((pl.col(column) / med - 1.0) * 1e3).alias(column))
+    _plot_by_star(ax, df, column, axis, _gap_x(df, axis, bin_s))
+    ax.set_xlim(float(axis(t_lo)), float(axis(t_hi)))
+    ax.set_ylabel(
+        f"{_short(column)}\n/ median − 1 [ppt]"
+        if stars > 1
+        else PARAMETER_LABELS.get(column, column),
+        fontsize=8,
+    )
+    _plain_y(ax)
     _draw_events(ax, ev, axis, label_changes=True)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best", ncol=3, framealpha=0.9)
@@ -701,7 +855,7 @@ def plot_telemetry(
         x = axis(part["time_mjd"].to_numpy())
         if part["value"].null_count() < part.height:  # numeric mnemonic
             values = part["value"].cast(pl.Float64).to_numpy()
-            sub.step(x, values, where="post", lw=0.9, color="tab:purple")
+            _draw_numeric(sub, x, values)
         else:  # text states (e.g. SA_ZHGAUPST MOVING / FINISHED): one level per state
             states = part["value_text"].fill_null("").str.strip_chars()
             levels = sorted(set(states.to_list()))
@@ -710,6 +864,7 @@ def plot_telemetry(
             sub.set_yticks(range(len(levels)), levels)
             sub.set_ylim(-0.5, len(levels) - 0.5)
         sub.set_ylabel(MNEMONIC_LABELS.get(str(mnemonic), str(mnemonic)), fontsize=7)
+        sub.set_xlim(float(axis(t_lo)), float(axis(t_hi)))
         sub.tick_params(labelsize=7)
         sub.grid(alpha=0.3)
         _draw_events(
@@ -744,7 +899,8 @@ def plot_anomalies(
     """
     an = arc.anomalies(program, obs, visit, gs_id=gs_id)
     tables = arc.tables()
-    params = ["flux"] + (["x_mean", "y_mean", "x_stddev", "y_stddev"] if "fits" in tables else [])
+    column = flux_column(arc)
+    params = [column] + (["x_mean", "y_mean", "x_stddev", "y_stddev"] if "fits" in tables else [])
     df, bin_s, t0 = _series(
         arc,
         program=program,
@@ -752,7 +908,7 @@ def plot_anomalies(
         visit=visit,
         gs_id=gs_id,
         bin_s=bin_s,
-        columns=params[1:],
+        columns=params if column != "flux" else params[1:],
     )
     fig = _figure(11, 1.6 * len(params) + 1.3)
     axes = np.atleast_1d(fig.subplots(len(params), 1, sharex=True))
@@ -761,7 +917,7 @@ def plot_anomalies(
     for ax, param in zip(axes, params, strict=True):
         _plot_by_star(ax, df, param, axis, gap, label_stars=ax is axes[0])
         ax.set_ylabel(PARAMETER_LABELS.get(param, param), fontsize=8)
-        ax.yaxis.get_major_formatter().set_useOffset(False)
+        _plain_y(ax)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
         for row in an.iter_rows(named=True):
@@ -792,17 +948,16 @@ def plot_anomalies(
             fontsize=7,
             color="tab:red",
         )
-    if an.is_empty():
-        axes[0].text(
-            0.5,
-            0.9,
-            "no anomalies found in this selection",
-            transform=axes[0].transAxes,
-            ha="center",
-            fontsize=9,
-            color="0.35",
-        )
-    axes[0].legend(title="guide star", fontsize=7, title_fontsize=7, loc="lower left")
+    if an.is_empty():  # said above the panels, not over the data
+        axes[0].set_title("no anomalies found in this selection", fontsize=9, color="0.35")
+    fig.legend(
+        *axes[0].get_legend_handles_labels(),
+        title="guide star",
+        fontsize=7,
+        title_fontsize=7,
+        loc="outside upper right",
+        ncol=4,
+    )
     axes[-1].set_xlabel(axis.label)
     binned = f", {bin_s:g}-s bins" if bin_s else ""
     fig.suptitle(
@@ -817,6 +972,9 @@ def plot_guide_star_positions(
     arc: Archive,
     *,
     program: int | None = None,
+    obs: int | None = None,
+    visit: int | None = None,
+    gs_id: str | None = None,
     title: str | None = None,
     save: str | Path | None = None,
 ) -> Figure:
@@ -826,9 +984,18 @@ def plot_guide_star_positions(
     header (GS_RA/GS_DEC, filled circles, labelled with gs_id) and its Guide Star Catalog
     position when cross-matched (``fgsarchive stars``; open squares). Right: header position of
     each visit minus the star's mean (or catalog) position, in arcsec, against time.
+    ``obs``, ``visit``, ``gs_id`` keep those star-visits only.
     Example: ``plot_guide_star_positions(arc, program=1534, save="stars.png")``
     """
     gv = arc.guide_star_visits(program)
+    for name, value in (("observation", obs), ("visit", visit), ("gs_id", gs_id)):
+        if value is not None and name in gv.columns:
+            gv = gv.filter(pl.col(name) == value)
+    if gv.is_empty():
+        raise SelectionError(
+            "no guide-star visits match "
+            + describe_selection(program=program, obs=obs, visit=visit, gs_id=gs_id)
+        )
     fig = _figure(12, 5)
     ax, ax2 = fig.subplots(1, 2, width_ratios=[1.1, 1])
     stars = gv["gs_id"].unique(maintain_order=True).to_list()
@@ -879,7 +1046,10 @@ def plot_guide_star_positions(
     ax.set_title(f"{len(stars)} guide star(s), {gv.height} star-visits", fontsize=9)
     ax2.axhline(0, color="0.5", lw=0.7)
     ax2.set_xlabel(f"{t_unit} since {_mjd_to_utc(t0)} UTC (MJD {t0:.4f})")
-    if offsets_seen and max(offsets_seen) < 1e-6:
+    if gv.height == len(stars):
+        note = "one visit per guide star here: no offsets between visits to show"
+        ax2.text(0.5, 0.75, note, transform=ax2.transAxes, ha="center", fontsize=9, color="0.35")
+    elif offsets_seen and max(offsets_seen) < 1e-6:
         note = "header positions identical in every visit"
         if not has_catalog:
             note += "\nno catalog cross-match yet: run `fgsarchive stars`"
@@ -888,7 +1058,7 @@ def plot_guide_star_positions(
     ax2.grid(alpha=0.3)
     ax2.legend(fontsize=7, loc="best", ncol=2)
     ax2.set_title("reference: catalog position, else the mean header position", fontsize=9)
-    fig.suptitle(title or _title("Guide-star positions", program), fontsize=11)
+    fig.suptitle(title or _title("Guide-star positions", program, obs, visit, gs_id), fontsize=11)
     return save_figure(fig, save)
 
 
@@ -909,29 +1079,33 @@ PLOT_KINDS: dict[str, Callable[..., Figure]] = dict(
 )
 """Plot kinds by name (``fgsarchive plot KIND``; the names are listed in choices.py)."""
 
-_SELECTION_KEYS = {
-    "guide-stars": ("program",),
-}
+#: The selection flags every plot kind accepts (``fgsarchive plot KIND`` and :func:`plot`); each
+#: kind uses those that apply to it (see :func:`ignored`).
+COMMON_SELECTION = ("program", "obs", "visit", "gs_id", "bin_s")
+
+
+def ignored(kind: str, **selection: Any) -> list[str]:
+    """The given (not None) common selection keys that plot ``kind`` has no use for."""
+    import inspect
+
+    accepted = inspect.signature(PLOT_KINDS[kind]).parameters
+    return [k for k, v in selection.items() if v is not None and k not in accepted]
 
 
 def plot(kind: str, arc: Archive, **selection: Any) -> Figure:
     """Make the plot called ``kind`` (:data:`PLOT_KINDS`) for a selection; return the Figure.
 
-    Keywords not used by a kind (e.g. ``visit`` for guide-stars) are ignored when None and
-    refused otherwise. Example: ``plot("telemetry", arc, program=1534, obs=1, visit=1)``
+    Every kind takes the common selection (:data:`COMMON_SELECTION`) and uses what applies
+    (``bin_s`` means nothing to guide-stars or periodogram: it is ignored there, see
+    :func:`ignored`); other keywords go to the plot function.
+    Example: ``plot("telemetry", arc, program=1534, obs=1, visit=1)``
     """
     if kind not in PLOT_KINDS:
         raise UsageError(f"unknown plot kind {kind!r}; choose one of: {', '.join(PLOT_KINDS)}")
-    allowed = _SELECTION_KEYS.get(kind)
-    if allowed is not None:
-        extra = {
-            k: v
-            for k, v in selection.items()
-            if k not in (*allowed, "save", "title") and v is not None
-        }
-        if extra:
-            raise UsageError(
-                f"plot {kind} takes only {', '.join(allowed)}; not {describe_selection(**extra)}"
-            )
-        selection = {k: v for k, v in selection.items() if k in (*allowed, "save", "title")}
+    drop = set(ignored(kind, **{k: v for k, v in selection.items() if k in COMMON_SELECTION}))
+    selection = {
+        k: v
+        for k, v in selection.items()
+        if k not in drop and not (k in COMMON_SELECTION and v is None)
+    }
     return PLOT_KINDS[kind](arc, **selection)

@@ -35,6 +35,8 @@ __all__ = ["write_program_report", "write_archive_report", "ReportResult", "MAX_
 
 #: Visits per program that get their own figures (the rest are listed in the visits table).
 MAX_VISITS = 8
+#: Periodogram parameters that measure the star's light (their peaks pick the report's figure).
+STARLIGHT_PARAMETERS = ("flux_opt", "flux", "amplitude")
 Progress = Callable[[int, int, str], None]
 
 CSS = """
@@ -75,7 +77,9 @@ def _fmt(value: Any, column: str = "") -> str:
         return ""
     if isinstance(value, float) and value == value:
         if column.endswith("_mjd"):
-            return f"{value:.5f}"
+            return f"{value:.6f}"
+        if column == "fap" or column.endswith("_fap"):
+            return P.format_fap(value)
         if column in ("ra", "dec", "cat_ra", "cat_dec", "gs_ra", "gs_dec"):
             return f"{value:.6f}"
     if isinstance(value, float):
@@ -321,16 +325,28 @@ def program_page(
     out.append('<h2 id="periodogram">Periodogram peaks</h2>')
     if filled["periodogram_peaks"]:
         try:
-            peaks = arc.periodogram(program).sort(["fap", "power"], descending=[False, True])
+            peaks = arc.periodogram(program).with_columns(
+                pl.col("instrumental").fill_null(False).alias("instrumental")
+            )
+            real = peaks.filter(~pl.col("instrumental")).sort(
+                ["fap", "power"], descending=[False, True], nulls_last=True
+            )
+            instrumental = peaks.filter(pl.col("instrumental")).sort(
+                ["fap", "power"], descending=[False, True], nulls_last=True
+            )
+            shown_peaks = pl.concat([real.head(25), instrumental.head(max(0, 25 - real.height, 3))])
             out.append(
-                "<p>The 25 most significant peaks (lowest false-alarm probability); "
-                "<i>instrumental</i> peaks recur in many guide stars.</p>"
+                f"<p>The {min(real.height, 25)} most significant of {real.height} peaks not flagged "
+                f"instrumental (lowest false-alarm probability first), then the strongest of "
+                f"{instrumental.height} <i>instrumental</i> peaks (lines that recur in many guide "
+                "stars, or the pointing's).</p>"
             )
             out.append(
                 table_html(
-                    peaks.head(25),
+                    shown_peaks,
                     columns=[
-                        "file_name",
+                        "observation",
+                        "visit",
                         "gs_id",
                         "parameter",
                         "rank",
@@ -342,7 +358,11 @@ def program_page(
                     ],
                 )
             )
-            best = peaks.row(0, named=True)
+            # the figure: the visit of the strongest real peak in the star's own light when there
+            # is one (centroid peaks are mostly the pointing's wander), else of any real peak
+            starlight = real.filter(pl.col("parameter").is_in(STARLIGHT_PARAMETERS))
+            pick = starlight if starlight.height else real if real.height else instrumental
+            best = pick.row(0, named=True)
             match = files.filter(pl.col("file_name") == best["file_name"])
             if match.height:
                 m = match.row(0, named=True)

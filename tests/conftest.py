@@ -38,3 +38,43 @@ def products(small_program, tmp_path) -> Path:
 @pytest.fixture()
 def db(tmp_path) -> Database:
     return Database(tmp_path / "archive.duckdb")
+
+
+@pytest.fixture(scope="session")
+def analysed_archive(tmp_path_factory) -> Path:
+    """ONE small archive through every stage, as a new user's would be after ``fgsarchive demo``.
+
+    Program 1534 (2 observations x 2 visits, 2 guide stars, 1500 frames = 96 s per visit) with an
+    HGA move, a filter-wheel move, a flux drop and a 20-s flux oscillation; served by the
+    MAST-compatible loopback server and run through the real path (discover, download, ingest,
+    telemetry, events, catalog), fitted, and analysed (anomalies, periodograms, variables).
+    Read-only for the tests (each opens its own ``Archive(path)``); returns the DuckDB path.
+    """
+    from fgsarchive.analysis.run import run_all_analyses
+    from fgsarchive.testing.serve import serve_and_ingest
+    from fgsarchive.fit.runner import fit_archive
+    from fgsarchive.simulate import FilterWheelMove, FluxDrop, HgaMove, PeriodicSignal
+
+    tmp = tmp_path_factory.mktemp("analysed")
+    sim = simulate_program(
+        tmp / "products",
+        program=1534,
+        n_observations=2,
+        n_visits=2,
+        frames_per_file=1500,
+        segment_frames=1000,
+        n_guide_stars=2,
+        seed=11,
+        injections=[
+            HgaMove(start_s=20, duration_s=15),
+            FilterWheelMove(start_s=50, duration_s=6),
+            FluxDrop(start_s=70, duration_s=8, depth=0.03),
+            PeriodicSignal(period_s=20.0, amplitude=0.004, quantity="flux"),
+        ],
+    )
+    path = tmp / "archive.duckdb"
+    db = Database(path)
+    serve_and_ingest(db, sim, cache_dir=tmp / "cache", workers=1)
+    fit_archive(db, workers=1)
+    run_all_analyses(db)
+    return path

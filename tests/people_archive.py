@@ -205,6 +205,11 @@ def fill_stage_tables(arc: Archive, sim) -> None:
         ],
         orient="row",
     )
+    anomalies = anomalies.with_columns(  # as the analyses write it: the coincident event kinds
+        pl.col("coincident_events")
+        .map_elements(lambda k: [k] if k else [], return_dtype=pl.List(pl.String))
+        .alias("coincident_kinds")
+    )
     stars = files["gs_id"].unique(maintain_order=True).to_list()
     rng = np.random.default_rng(1)
     variability = pl.DataFrame(

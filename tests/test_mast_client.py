@@ -630,23 +630,57 @@ def test_server_text_echoing_the_token_is_scrubbed(tmp_path):
 # ---------------------------------------------------------------------------------------------------
 
 
-def test_mast_down_raises_unavailable_after_bounded_retries(tmp_path):
-    url = f"http://127.0.0.1:{free_port()}"
-    with mast(url=url, max_retries=2) as client:
-        with pytest.raises(MastUnavailableError, match="unavailable after 3 attempts") as info:
+def test_refused_connection_fails_fast_naming_the_host(tmp_path):
+    """Nothing listening is not a busy server: one quick retry, then an error naming the host."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with mast(url=url, max_retries=5) as client:
+        with pytest.raises(MastUnavailableError) as info:
             client.query_guide_star_files(1534)
-        assert len(client.sleeps) == 2
-        assert "/api/v0/invoke" in str(info.value)
+        assert len(client.sleeps) == 1  # unreachable_retries=1, not max_retries=5
+        text = str(info.value)
+        assert f"cannot reach 127.0.0.1:{port}" in text and "connection refused" in text
+        assert "/api/v0/invoke" in text
         client.sleeps.clear()
-        with pytest.raises(MastUnavailableError, match="gave up after 3 attempts"):
+        with pytest.raises(MastUnavailableError, match="cannot reach"):
             client.download_product(FG, tmp_path)
-        assert len(client.sleeps) == 2
-        with pytest.raises(MastUnavailableError):
+        assert len(client.sleeps) == 1
+        with pytest.raises(MastUnavailableError, match="cannot reach"):
             client.fetch_edb("SA_ZFGGSPOSX", 59917.0, 59917.001)
-        with pytest.raises(MastUnavailableError):
+        with pytest.raises(MastUnavailableError, match="cannot reach"):
             client.lookup_guide_star("S1HP079555")
     assert isinstance(info.value, MastError) and info.value.exit_code == 4
     assert list(tmp_path.iterdir()) == []
+
+
+def test_unresolvable_host_names_the_environment_variable(monkeypatch):
+    monkeypatch.setenv("FGSARCHIVE_MAST_URL", "http://no-such-host.invalid")
+    client = MastClient(MastConfig(backoff_s=0.0, max_retries=5))
+    client._sleep = lambda s: None
+    with client, pytest.raises(MastUnavailableError) as info:
+        client.query_guide_star_files(1534)
+    text = str(info.value)
+    assert "no-such-host.invalid" in text and "FGSARCHIVE_MAST_URL=" in text
+    assert "host name not resolved" in text
+
+
+def test_timeouts_still_retry_with_backoff_and_report_each_retry():
+    seen = []
+    with mast(
+        url="http://127.0.0.1:9", max_retries=2, on_retry=lambda *a: seen.append(a)
+    ) as client:
+        calls = []
+
+        def slow(method, url, **kw):
+            calls.append(url)
+            raise requests.ConnectTimeout("timed out")
+
+        client._request = slow
+        with pytest.raises(MastUnavailableError, match="unavailable after 3 attempts"):
+            client.query_guide_star_files(1534)
+    assert len(calls) == 3 and len(client.sleeps) == 2
+    assert [a[2:4] for a in seen] == [(1, 3), (2, 3)]  # (attempt, of) for the CLI's notice
+    assert all(a[1] == "ConnectTimeout" for a in seen)
 
 
 # ---------------------------------------------------------------------------------------------------

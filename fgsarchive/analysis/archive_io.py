@@ -486,6 +486,8 @@ def _periodogram_group(
         pl.col("parameter").replace_strict(n_points, return_dtype=pl.Int32).alias("n_points"),
     )
     if spectra is not None:
+        if getattr(spectra, "keep_series", False):  # the plot's FAP levels need the series
+            res.extra["series"] = (t, np.vstack(values))
         spectra.write(meta, res)
     return out.select([pl.col(c).cast(t) for c, t in _PEAK_SCHEMA.items()])
 
@@ -591,6 +593,67 @@ class _SpectraWriter:
             self.tmp.replace(self.path)
         else:
             self.tmp.unlink(missing_ok=True)
+
+
+class _SpectraKeeper:
+    """Keeps each group's spectrum (and its conditioned series) in memory, for plotting."""
+
+    keep_series = True
+
+    def __init__(self) -> None:
+        self.found: list[tuple[dict, object]] = []
+
+    def write(self, meta: dict, res) -> None:
+        self.found.append((meta, res))
+
+
+def periodogram_spectra(
+    db: Database,
+    program: int | None = None,
+    obs: int | None = None,
+    visit: int | None = None,
+    gs_id: str | None = None,
+    params: Sequence[str] | None = None,
+    *,
+    by: str = "visit",
+    samples_per_peak: float = 5,
+    n_peaks: int = N_PEAKS,
+) -> tuple[list[tuple[dict, object]], list[str]]:
+    """The spectra :func:`run_periodograms` computes for a selection, without writing anything.
+
+    The same code path (series cleaned of spikes and the archive's anomaly intervals, cut at steps,
+    conditioned; the same grid), so a plot shows the spectrum its peaks came from. Returns
+    ([(meta, PeriodogramResult)], skipped-reasons); each result's ``extra["series"]`` is
+    (time_s, conditioned values (k, n)).
+    """
+    params = _check_params(params)
+    if by not in GROUPINGS:
+        raise UsageError(f"unknown grouping {by!r}; valid values: {', '.join(GROUPINGS)}")
+    keeper, skips = _SpectraKeeper(), []
+    with db.reader() as con:
+        files = _fitted_files(db, con, _fg_files(db, con, program), program, lambda _t: None)
+        for name, value in (("observation", obs), ("visit", visit), ("gs_id", gs_id)):
+            if value is not None:
+                files = files.filter(pl.col(name) == value)
+        intervals = (
+            _table(db, con, "analysis/anomaly_intervals") if _exists(db, con, "anomalies") else None
+        )
+        for unit in _load_units(files, by):
+            rows = load_series(db, con, unit)
+            for g in _groups(unit, by):
+                sub = rows.join(g.select("file_name"), on="file_name", how="semi")
+                _periodogram_group(
+                    g,
+                    sub,
+                    params,
+                    by,
+                    samples_per_peak=samples_per_peak,
+                    n_peaks=n_peaks,
+                    skips=skips,
+                    spectra=keeper,
+                    anomalies=_anomalies_within(intervals, g, sub),
+                )
+    return keeper.found, [f"{s.what}: {s.why}" for s in skips]
 
 
 def instrumental_min_stars(n_stars: int) -> int:

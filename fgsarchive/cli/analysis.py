@@ -155,7 +155,11 @@ def print_variability_summary(
         console.print(
             f"      {r['rank']:>2}. {r['gs_id']} score {_g(r['score'], '.1f')}: rms {_g(r['rms_ppm'], '.0f')} ppm "
             f"(expected {_g(r['expected_rms_ppm'], '.0f')}), eta {_g(r['eta'], '.2f')}, skew {_g(r['skew'], '.2f')}, "
-            f"best period {_g(r['best_period_s'], '.5g')} s (FAP {_g(r['best_fap'], '.1e')})",
+            + (
+                f"best period {_g(r['best_period_s'], '.5g')} s (FAP {_g(r['best_fap'], '.1e')})"
+                if r.get("best_period_s") is not None and r["best_period_s"] == r["best_period_s"]
+                else "no period found"
+            ),
             highlight=False,
         )
 

@@ -131,25 +131,69 @@ def progress_bar(
         yield update
 
 
+def retry_notice(what: str, reason: str, attempt: int, max_attempts: int, delay_s: float) -> None:
+    """Show a MAST/GSC retry on the terminal (``MastConfig.on_retry``): what failed and when the
+    next try is. Silent with --quiet or when stderr is not a terminal."""
+    if not show_progress():
+        return
+    err.print(
+        f"[yellow]retrying[/yellow] {what}: {reason}; attempt {attempt + 1} of {max_attempts} "
+        f"in {delay_s:.0f} s",
+        markup=True,
+        highlight=False,
+    )
+
+
 def print_table(table: pa.Table, *, title: str | None = None, max_rows: int = 50) -> None:
-    """Print an Arrow table as a rich table (first ``max_rows`` rows)."""
+    """Print an Arrow table as a rich table (first ``max_rows`` rows).
+
+    Floats keep their precision: MJD columns (``*mjd*``) at least 1e-6 d (0.09 s), other float
+    columns with as many significant digits (6 to 15) as it takes to tell the shown rows apart.
+    """
     from rich.table import Table
 
     view = Table(title=title, show_lines=False, header_style="bold")
+    shown = table.slice(0, max_rows)
+    formatters = [
+        _column_formatter(name, shown.column(name).to_pylist()) for name in shown.column_names
+    ]
     for name in table.column_names:
         view.add_column(name, overflow="ellipsis", no_wrap=True, max_width=44)
-    for row in table.slice(0, max_rows).to_pylist():
-        view.add_row(*(_fmt(v) for v in row.values()))
+    for row in shown.to_pylist():
+        view.add_row(*(fmt(v) for fmt, v in zip(formatters, row.values(), strict=True)))
     out.print(view)
     if table.num_rows > max_rows:
         out.print(f"... {table.num_rows - max_rows} more rows (use --format csv for all)")
 
 
-def _fmt(value: object) -> str:
+#: Decimals of an MJD in table output: 1e-6 d = 0.0864 s.
+MJD_DECIMALS = 6
+
+
+def _column_formatter(name: str, values: list[object]) -> Callable[[object], str]:
+    """A formatter for one column's values: enough digits that distinct floats print distinct."""
+    floats = sorted({v for v in values if isinstance(v, float) and v == v})
+    if "mjd" in name.lower():
+        return lambda v: f"{v:.{MJD_DECIMALS}f}" if isinstance(v, float) and v == v else _fmt(v)
+    digits = 6
+    while digits < 15 and len({_fmt(v, digits) for v in floats}) < len(floats):
+        digits += 1
+    return lambda v: _fmt(v, digits)
+
+
+def _fmt(value: object, digits: int = 6) -> str:
+    """A value as table text; floats with ``digits`` significant digits (all integer digits of
+    large numbers, scientific notation only below 1e-4)."""
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.6g}" if abs(value) < 1e5 else f"{value:.10g}"
+        if value != value or value in (float("inf"), float("-inf")):
+            return str(value)
+        if value != 0 and abs(value) < 1e-4:
+            return f"{value:.{digits}g}"
+        integer_digits = len(str(int(abs(value)))) if abs(value) >= 1 else 0
+        text = f"{value:.{max(0, digits - integer_digits)}f}"
+        return text.rstrip("0").rstrip(".") if "." in text else text
     if isinstance(value, list) and len(value) > 8:
         return "[" + ", ".join(_fmt(v) for v in value[:4]) + f", ... ({len(value)} values)]"
     return str(value)

@@ -199,15 +199,26 @@ def register(app: typer.Typer) -> None:
             Path, typer.Option("--workdir", help="Where the simulated guider files are written.")
         ] = Path("fgsarchive-demo"),
         frames: Annotated[
-            int, typer.Option("--frames", help="Frames to simulate in total.")
+            int,
+            typer.Option(
+                "--frames",
+                help="Frames to simulate in total, over 4 visits (at least 8000: 2000 per visit).",
+            ),
         ] = 200_000,
         seed: Annotated[int, typer.Option("--seed", help="Simulator seed.")] = 1,
-        workers: Annotated[int, typer.Option("--workers")] = 2,
+        workers: Annotated[
+            int, typer.Option("--workers", help="Parallel downloads, readers and fitters.")
+        ] = 2,
         db: DbOption = DEFAULT_DB_PATH,
     ) -> None:
         """Run the whole job offline on a simulated program: simulate, serve, ingest, fit, analyse."""
+        from ..demo import MIN_FRAMES
         from .demo import run_demo
 
+        if frames < MIN_FRAMES:
+            raise UsageError(f"--frames {frames}: the demo needs at least {MIN_FRAMES:,} frames")
+        if workers < 1:
+            raise UsageError(f"--workers {workers}: give 1 or more")
         run_demo(db_path=db, workdir=workdir, total_frames=frames, seed=seed, workers=workers)
 
 
@@ -216,8 +227,11 @@ def write_result(result: pa.Table, fmt: Format | str, output: Path | None) -> No
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
+    created = None
     if output is not None:
         try:
+            if not output.parent.exists():
+                created = output.parent
             output.parent.mkdir(parents=True, exist_ok=True)
             sink = output.open("wb")
         except OSError as exc:
@@ -244,6 +258,13 @@ def write_result(result: pa.Table, fmt: Format | str, output: Path | None) -> No
     finally:
         if sink is not None:
             sink.close()
+    if output is not None:  # say what was written (stdout stays the data's)
+        what = "csv" if fmt == "table" else str(getattr(fmt, "value", fmt))
+        err.print(
+            f"wrote {result.num_rows:,} row(s) as {what} to {output}"
+            + (f" (created folder {created})" if created is not None else ""),
+            highlight=False,
+        )
 
 
 def _flat(table: pa.Table) -> pa.Table:

@@ -17,6 +17,7 @@ from .common import (
     handle_errors,
     open_db,
     progress_bar,
+    retry_notice,
     show_progress,
     state,
     warn,
@@ -137,7 +138,7 @@ def ingest_programs_cli(
     from ..crawl import ingest_programs, mast_config, parse_program, raise_remote_failures
 
     ids = [parse_program(p) for p in programs]  # usage errors before any request
-    config = mast_config(token)
+    config = mast_config(token, on_retry=retry_notice)
     db = open_db(Path(db_path))
     with _cli_session() as update:
         report = ingest_programs(
@@ -176,7 +177,7 @@ def crawl_cli(
     since_mjd = parse_date(since, "--since") if since is not None else None
     until_mjd = parse_date(until, "--until") if until is not None else None
     exp_types_of(products)
-    config = mast_config(token)
+    config = mast_config(token, on_retry=retry_notice)
     db = open_db(Path(db_path))
     with _cli_session() as update:
         report = crawl(
@@ -264,7 +265,8 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         program: Annotated[
-            str | None, typer.Option("--program", help="Only the time spans of this program.")
+            int | None,
+            typer.Option("--program", "-p", help="Only the time spans of this program, e.g. 1534."),
         ] = None,
         window_hours: Annotated[
             float, typer.Option("--window-hours", help="Longest EDB request window (hours).")
@@ -284,7 +286,7 @@ def register(app: typer.Typer) -> None:
         archive = open_db(db)
         if not archive.path.exists():
             raise ArchiveError(f"no archive at {archive.path}: ingest some files first")
-        config = mast_config(token)
+        config = mast_config(token, on_retry=retry_notice)
         failure: MastError | None = None
         with progress_bar("telemetry", unit="windows") as update, MastClient(config) as client:
             try:
@@ -344,7 +346,10 @@ def register(app: typer.Typer) -> None:
         archive = open_db(db)
         if not archive.path.exists():
             raise ArchiveError(f"no archive at {archive.path}: ingest some files first")
-        with progress_bar("stars", unit="stars") as update, MastClient(mast_config()) as client:
+        with (
+            progress_bar("stars", unit="stars") as update,
+            MastClient(mast_config(on_retry=retry_notice)) as client,
+        ):
             report = lookup_stars(
                 archive,
                 client,

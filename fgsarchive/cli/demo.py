@@ -13,7 +13,14 @@ def run_demo(
 ) -> None:
     """Simulate, serve and ingest, fit, analyse; print each step and the example queries."""
     from ..db import Database, run_user_query
-    from ..demo import DEMO_PROGRAM, EXAMPLE_QUERIES, serve_and_ingest_demo, simulate_demo_program
+    from ..demo import (
+        DEMO_PROGRAM,
+        EXAMPLE_QUERIES,
+        N_VISITS,
+        frames_per_visit,
+        serve_and_ingest_demo,
+        simulate_demo_program,
+    )
     from ..fit.runner import fit_archive
     from .analysis import run_and_print_all_analyses
 
@@ -22,8 +29,8 @@ def run_demo(
     workdir = Path(workdir)
     products = workdir / "products"
     console.print(
-        f"[bold]1/5 simulate[/bold] ~{total_frames:,} frames of program {DEMO_PROGRAM} "
-        f"(4 visits, 2 guide stars, injected events) -> {products}",
+        f"[bold]1/5 simulate[/bold] {frames_per_visit(total_frames) * N_VISITS:,} frames of "
+        f"program {DEMO_PROGRAM} ({N_VISITS} visits, 2 guide stars, injected events) -> {products}",
         highlight=False,
     )
     sim = simulate_demo_program(products, total_frames=total_frames, seed=seed)
@@ -54,3 +61,10 @@ def run_demo(
     for title, sql in EXAMPLE_QUERIES.items():
         console.print(f'\n[bold]{title}[/bold]\n  fgsarchive query "{sql}"', highlight=False)
         print_table(run_user_query(db, sql))
+    size = sum(p.stat().st_size for p in workdir.rglob("*") if p.is_file())
+    console.print(
+        f"\nThe simulated guider files and the download cache stay in {workdir}/ "
+        f"({size / 1e6:,.0f} MB): the archive does not need them; delete the folder when done "
+        f"(rm -r {workdir}). The archive is {db_path}.",
+        highlight=False,
+    )

@@ -57,7 +57,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Plot a selection: flux, parameters, periodogram, telemetry, anomalies or guide-stars.
 
-        Example: fgsarchive plot flux --program 1534 --obs 1 --visit 1 --bin-s 10 --out flux.png
+        Every kind takes the same selection flags and uses those that apply. Flux is the star's
+        (sky subtracted) once fitted.
+
+        Examples:
+          fgsarchive plot flux --program 1534 --obs 1 --visit 1 --bin-s 10 --out flux.png
+          fgsarchive plot periodogram --program 1534 --obs 2 --visit 1 --out pgram.png
+          fgsarchive plot guide-stars --program 1534 --obs 1 --out stars.png
         """
         if kind not in PLOT_KIND_NAMES:
             raise UsageError(
@@ -66,19 +72,15 @@ def register(app: typer.Typer) -> None:
         if out.suffix.lower() not in (".png", ".pdf", ".svg"):
             raise UsageError(f"--out {out}: choose a .png, .pdf or .svg file name")
         _check_writable(out)
+        from ..plots import ignored
         from ..plots import plot as make_plot
 
-        selection: dict[str, object] = {"program": program, "save": out}
-        if kind == "guide-stars":
-            extra = {"obs": obs, "visit": visit, "gs_id": gs_id, "bin_s": bin_s}
-            given = [f"--{k.replace('_', '-')}" for k, v in extra.items() if v is not None]
-            if given:
-                raise UsageError(f"plot guide-stars takes only --program (not {', '.join(given)})")
-        else:
-            selection.update(obs=obs, visit=visit, gs_id=gs_id)
-            if kind != "guide-stars":
-                selection["bin_s"] = bin_s
-        make_plot(kind, _archive(db), **selection)
+        selection = {"program": program, "obs": obs, "visit": visit, "gs_id": gs_id, "bin_s": bin_s}
+        unused = ignored(kind, **selection)
+        if unused:
+            flags = ", ".join(f"--{k.replace('_', '-')}" for k in unused)
+            err.print(f"note: plot {kind} does not use {flags}", highlight=False)
+        make_plot(kind, _archive(db), save=out, **selection)
         err.print(f"wrote {out}", highlight=False)
 
     @app.command()

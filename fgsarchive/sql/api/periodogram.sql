@@ -1,4 +1,5 @@
--- Periodogram peaks (table periodogram_peaks, filled by the analyses) of a selection.
+-- Periodogram peaks (table periodogram_peaks, filled by the analyses) of a selection, most
+-- significant first (lowest false-alarm probability, then highest power).
 SELECT p.*
 FROM periodogram_peaks AS p
 WHERE ($program IS NULL OR p.program = $program)
@@ -6,4 +7,4 @@ WHERE ($program IS NULL OR p.program = $program)
   AND ($gs_id IS NULL OR p.gs_id = $gs_id)
   AND ($parameter IS NULL OR p.parameter = $parameter)
   AND ($max_fap IS NULL OR p.fap <= $max_fap)
-ORDER BY p.program, p.file_name, p.gs_id, p.parameter, p.rank
+ORDER BY p.fap NULLS LAST, p.power DESC NULLS LAST, p.program, p.file_name, p.gs_id, p.parameter, p.rank
