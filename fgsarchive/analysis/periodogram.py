@@ -44,9 +44,9 @@ BACKENDS: tuple[str, ...] = get_args(Backend)
 Significance = Literal["continuum", "white"]
 SIGNIFICANCES: tuple[str, ...] = get_args(Significance)
 
-CONTINUUM_HALF_WIDTH = 0.25
+CONTINUUM_HALF_WIDTH = 0.5
 """Half-width of the window the local continuum is fitted on, as a fraction of the frequency
-(0.25: f/1.25 .. 1.25 f, about +-0.1 dex), never below ``CONTINUUM_MIN_ELEMENTS``."""
+(0.5: f/1.5 .. 1.5 f, about +-0.18 dex), never below ``CONTINUUM_MIN_ELEMENTS``."""
 CONTINUUM_MIN_ELEMENTS = 30
 """Fewest resolution elements (1/baseline) on each side of a frequency in its continuum window
 (shifted, not shrunk, at the ends of the grid)."""
