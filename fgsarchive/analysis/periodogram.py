@@ -115,8 +115,12 @@ def find_peaks(
     bins_per_resolution: float,
     *,
     sidelobe_factor: float = SIDELOBE_FACTOR,
+    order: np.ndarray | None = None,
 ) -> np.ndarray:
     """Indices of the ``n_peaks`` strongest local maxima of ``power``, strongest first.
+
+    ``order``: rank the maxima by these values instead (e.g. their significance), still
+    skipping side lobes by ``power``.
 
     A local maximum is an interior bin higher than its left neighbour and not lower than its right
     one.  Going down in power, a maximum at ``x`` resolution elements (``bins_per_resolution``
@@ -127,17 +131,18 @@ def find_peaks(
     p = np.asarray(power, dtype=np.float64)
     if p.size < 3 or n_peaks < 1:
         return np.empty(0, dtype=np.int64)
-    inner = p[1:-1]
-    cand = np.flatnonzero((inner > p[:-2]) & (inner >= p[2:]) & np.isfinite(inner)) + 1
+    rank = p if order is None else np.asarray(order, dtype=np.float64)
+    inner = rank[1:-1]
+    cand = np.flatnonzero((inner > rank[:-2]) & (inner >= rank[2:]) & np.isfinite(inner)) + 1
     if cand.size == 0:
         return np.empty(0, dtype=np.int64)
     m = min(cand.size, max(1000, 50 * n_peaks))
     while True:
         if m < cand.size:
-            top = cand[np.argpartition(-p[cand], m - 1)[:m]]
+            top = cand[np.argpartition(-rank[cand], m - 1)[:m]]
         else:
             top = cand
-        top = top[np.argsort(-p[top], kind="stable")]
+        top = top[np.argsort(-rank[top], kind="stable")]
         kept: list[int] = []
         for i in top:
             ok = True
@@ -378,7 +383,7 @@ def periodogram_series(
             ratio = power[i] / cont
             # rank by the single-frequency chance against the continuum (-log p; ~ ratio)
             score = np.log1p(ratio * var_log) / np.maximum(var_log, 1e-12)
-            idx = find_peaks(score, int(n_peaks), samples_per_peak)
+            idx = find_peaks(ratio, int(n_peaks), samples_per_peak, order=score)
             fap = continuum_fap(ratio[idx], var_log[idx], t[ok], f_last)
             cont_pk = cont[idx]
         else:
