@@ -53,6 +53,9 @@ CONTINUUM_MIN_ELEMENTS = 30
 CONTINUUM_CORE_ELEMENTS = 2
 """Resolution elements on each side of a frequency left out of its own continuum (a line must
 not raise the level it is judged against)."""
+CONTINUUM_CLIP = 10.0
+"""Ordinates above this many times the first-pass continuum are clipped to it before the
+second pass (a chance of e^-10 per noise ordinate; a strong line's side lobes are not noise)."""
 _EULER_GAMMA = 0.5772156649015329
 _LOG_EXP_VAR = np.pi**2 / 6.0  # variance of log of an exponential variable
 
@@ -205,16 +208,8 @@ def local_continuum(
     f = f0_hz + df_hz * np.arange(m * c)
     x = np.log(f)
     x0 = float(x[:nf].mean())
-    xs, ys = x - x0, np.concatenate((y - y0, np.zeros(pad)))
-    w = np.concatenate((np.ones(nf), np.zeros(pad)))
-    xs = xs.reshape(m, c)
-    ys = ys.reshape(m, c)
-    w2 = w.reshape(m, c)
-    zero = np.zeros(1)
-    cums = [
-        np.concatenate((zero, np.cumsum(a.sum(axis=1))))
-        for a in (w2, xs * w2, ys, xs * xs * w2, xs * ys)
-    ]
+    xs = (x - x0).reshape(m, c)
+    w2 = np.concatenate((np.ones(nf), np.zeros(pad))).reshape(m, c)
     # evaluation elements: all of them at low frequency, then 1 % apart in frequency
     cycles0 = f0_hz / (df_hz * bpr)  # f * baseline at the first bin
     e_lin = np.arange(min(m, int(2 * CONTINUUM_MIN_ELEMENTS / CONTINUUM_HALF_WIDTH) + 1))
@@ -232,17 +227,31 @@ def local_continuum(
     core = int(CONTINUUM_CORE_ELEMENTS)
     clo = np.clip(e - core, lo, hi)
     chi = np.clip(e + core + 1, lo, hi)
-    s0, sx, sy, sxx, sxy = ((q[hi] - q[lo]) - (q[chi] - q[clo]) for q in cums)
-    s0 = np.maximum(s0, 1.0)
-    xm, ym = sx / s0, sy / s0
-    vxx = np.maximum(sxx - sx * xm, 1e-300)
-    slope = (sxy - sx * ym) / vxx
     xe = np.log(fe) - x0
-    fit = ym + slope * (xe - xm) + y0
-    var_e = _LOG_EXP_VAR * bpr * (1.0 / s0 + (xe - xm) ** 2 / vxx)
     bins = np.arange(nf)
     at = e * c + 0.5 * (c - 1)
-    log_cont = np.interp(bins, at, fit)
+    zero = np.zeros(1)
+    sums = [np.concatenate((zero, np.cumsum(a.sum(axis=1)))) for a in (w2, xs * w2, xs * xs * w2)]
+    s0, sx, sxx = ((q[hi] - q[lo]) - (q[chi] - q[clo]) for q in sums)
+    s0 = np.maximum(s0, 1.0)
+    xm = sx / s0
+    vxx = np.maximum(sxx - sx * xm, 1e-300)
+    var_e = _LOG_EXP_VAR * bpr * (1.0 / s0 + (xe - xm) ** 2 / vxx)
+
+    def fit(yy: np.ndarray) -> np.ndarray:
+        ys = np.concatenate((yy - y0, np.zeros(pad))).reshape(m, c)
+        cy = np.concatenate((zero, np.cumsum(ys.sum(axis=1))))
+        cxy = np.concatenate((zero, np.cumsum((xs * ys).sum(axis=1))))
+        sy = (cy[hi] - cy[lo]) - (cy[chi] - cy[clo])
+        sxy = (cxy[hi] - cxy[lo]) - (cxy[chi] - cxy[clo])
+        ym = sy / s0
+        slope = (sxy - sx * ym) / vxx
+        return np.interp(bins, at, ym + slope * (xe - xm) + y0)
+
+    # second pass with the ordinates far above the first continuum clipped to it: the side
+    # lobes of a strong line would otherwise raise the continuum it is judged against
+    first = fit(y)
+    log_cont = fit(np.minimum(y, first + _EULER_GAMMA + np.log(CONTINUUM_CLIP)))
     var_log = np.interp(bins, at, var_e)
     return np.exp(log_cont + _EULER_GAMMA), var_log
 
