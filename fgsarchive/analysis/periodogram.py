@@ -54,8 +54,11 @@ CONTINUUM_CORE_ELEMENTS = 2
 """Resolution elements on each side of a frequency left out of its own continuum (a line must
 not raise the level it is judged against)."""
 CONTINUUM_CLIP = 10.0
-"""Ordinates above this many times the first-pass continuum are clipped to it before the
-second pass (a chance of e^-10 per noise ordinate; a strong line's side lobes are not noise)."""
+"""Ordinates above this many times the previous pass's continuum are clipped to it before the
+next pass (a chance of e^-10 per noise ordinate; a strong line's side lobes are not noise)."""
+CONTINUUM_PASSES = 3
+"""Fits of the continuum; each after the first clips the ordinates to ``CONTINUUM_CLIP`` times
+the previous one."""
 _EULER_GAMMA = 0.5772156649015329
 _LOG_EXP_VAR = np.pi**2 / 6.0  # variance of log of an exponential variable
 
@@ -119,11 +122,13 @@ def find_peaks(
     *,
     sidelobe_factor: float = SIDELOBE_FACTOR,
     order: np.ndarray | None = None,
+    envelope: np.ndarray | None = None,
 ) -> np.ndarray:
     """Indices of the ``n_peaks`` strongest local maxima of ``power``, strongest first.
 
-    ``order``: rank the maxima by these values instead (e.g. their significance), still
-    skipping side lobes by ``power``.
+    ``order``: rank the maxima by these values instead (e.g. their significance);
+    ``envelope``: values the side-lobe test below compares (default ``power``; e.g. the power
+    over its local continuum).
 
     A local maximum is an interior bin higher than its left neighbour and not lower than its right
     one.  Going down in power, a maximum at ``x`` resolution elements (``bins_per_resolution``
@@ -135,8 +140,9 @@ def find_peaks(
     if p.size < 3 or n_peaks < 1:
         return np.empty(0, dtype=np.int64)
     rank = p if order is None else np.asarray(order, dtype=np.float64)
-    inner = rank[1:-1]
-    cand = np.flatnonzero((inner > rank[:-2]) & (inner >= rank[2:]) & np.isfinite(inner)) + 1
+    inner = p[1:-1]
+    cand = np.flatnonzero((inner > p[:-2]) & (inner >= p[2:]) & np.isfinite(inner)) + 1
+    p = p if envelope is None else np.asarray(envelope, dtype=np.float64)
     if cand.size == 0:
         return np.empty(0, dtype=np.int64)
     m = min(cand.size, max(1000, 50 * n_peaks))
@@ -248,10 +254,11 @@ def local_continuum(
         slope = (sxy - sx * ym) / vxx
         return np.interp(bins, at, ym + slope * (xe - xm) + y0)
 
-    # second pass with the ordinates far above the first continuum clipped to it: the side
-    # lobes of a strong line would otherwise raise the continuum it is judged against
-    first = fit(y)
-    log_cont = fit(np.minimum(y, first + _EULER_GAMMA + np.log(CONTINUUM_CLIP)))
+    # further passes with the ordinates far above the previous continuum clipped to it: the
+    # side lobes of a strong line would otherwise raise the continuum it is judged against
+    log_cont = fit(y)
+    for _ in range(CONTINUUM_PASSES - 1):
+        log_cont = fit(np.minimum(y, log_cont + _EULER_GAMMA + np.log(CONTINUUM_CLIP)))
     var_log = np.interp(bins, at, var_e)
     return np.exp(log_cont + _EULER_GAMMA), var_log
 
@@ -412,7 +419,7 @@ def periodogram_series(
             ratio = power[i] / cont
             # rank by the single-frequency chance against the continuum (-log p; ~ ratio)
             score = np.log1p(ratio * var_log) / np.maximum(var_log, 1e-12)
-            idx = find_peaks(ratio, int(n_peaks), samples_per_peak, order=score)
+            idx = find_peaks(power[i], int(n_peaks), samples_per_peak, order=score, envelope=ratio)
             fap = continuum_fap(ratio[idx], var_log[idx], t[ok], f_last)
             cont_pk = cont[idx]
         else:
