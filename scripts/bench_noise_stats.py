@@ -175,7 +175,9 @@ def main() -> None:
                 )
     if "sines" not in args.skip:
         print(f"== sinusoids: recall (FAP < 0.01, period within 1 %), {args.sine_series} per z")
-        for kind in [k for k in args.kinds if k in ("white", "ar1-10%-20s", "random-walk", "mixture")]:
+        for kind in [
+            k for k in args.kinds if k in ("white", "ar1-10%-20s", "random-walk", "mixture")
+        ]:
             for seed in args.seeds[:1]:
                 r = sinusoid_recall(kind, args.sine_series, seed)
                 cells = "  ".join(

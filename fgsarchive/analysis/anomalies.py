@@ -328,6 +328,10 @@ def _scaled(table: dict[int, tuple[float, float, float, float, int]], length: in
     length = max(1, length)
     flank, flank_n = _flank_length(length, n, factor), _flank_length(wn, n, factor)
     f = np.sqrt((1.0 / length + 1.0 / flank) / (1.0 / wn + 1.0 / flank_n))
+    # a box longer than the widest measured scale keeps that scale's noise: the white-noise
+    # scaling would shrink it, but red noise does not average down (an AR(1) wander of 20 s
+    # gave 15-sigma "excursions" of 2 minutes)
+    f = max(f, 1.0)
     return medl, sl * f, medr, sr * f, flank
 
 
@@ -490,7 +494,8 @@ def detect_parameter(
         if key not in pooled:
             return 0.0
         s_rel, nind = pooled[key]
-        return s_rel * sigma_f * small_sample_factor(min_sigma, width, frames_per_hour, nind)
+        widen = small_sample_factor(min_sigma, width, frames_per_hour, nind)
+        return float("inf") if not np.isfinite(widen) else s_rel * sigma_f * widen
 
     # --- transients: box against both flanks
     side: dict[int, tuple[float, float, float, float, int]] = {}
@@ -506,7 +511,9 @@ def detect_parameter(
             left, right, _ = _box_samples(cs, n, w, flank)
             medl, sl = median_and_std(left)
             medr, sr = median_and_std(right)
-            floor = max(sigma_f * np.sqrt(1.0 / w + 1.0 / flank), pooled_noise(("box", w, factor), w))
+            floor = max(
+                sigma_f * np.sqrt(1.0 / w + 1.0 / flank), pooled_noise(("box", w, factor), w)
+            )
             sl, sr = max(sl, floor), max(sr, floor)
             if not np.isfinite(floor):
                 continue
