@@ -34,8 +34,8 @@ from fgsarchive.testing.noise import (
     HELD_OUT_KINDS,
     NOISE_KINDS,
     gapped_series,
-    make_noise,
     guide_period_times,
+    make_noise,
 )
 
 LEVELS = {"flux": (1e5, 0.003, True), "x_mean": (3.5, 0.01, False), "x_stddev": (0.64, 0.01, True)}
