@@ -61,11 +61,18 @@ def false_peak_rates(kind: str, n_series: int, seed: int) -> dict[str, float]:
     }
 
 
-def guide_period_series(kind: str, rng: np.random.Generator, n_frames: int | None = None):
-    """(time_s, {name: values}) of one guide period with the kind's noise in every series."""
-    if n_frames is None:
-        n_frames = int(rng.integers(2000, 15001))
-    t, keep = guide_period_times(rng, n_frames)
+def guide_period_series(kind: str, rng: np.random.Generator):
+    """(time_s, {name: values}) of one visit (2-4 guide periods of 2k-15k frames, each in 2-6
+    segments) with the kind's noise in every series; one ``detect_anomalies`` call, as the
+    archive makes per guide star and visit."""
+    parts, keeps, start = [], [], 0.0
+    for _ in range(int(rng.integers(2, 5))):  # a visit: 2-4 guide periods, 60 s apart
+        t, keep = guide_period_times(rng, int(rng.integers(2000, 15001)))
+        parts.append(t + start)
+        keeps.append(keep)
+        start += keep.size * CADENCE_S + 60.0
+        keeps.append(np.zeros(int(60.0 / CADENCE_S), dtype=bool))
+    t, keep = np.concatenate(parts), np.concatenate(keeps)
     series = {}
     for name, (level, noise, relative) in LEVELS.items():
         x = noise * make_noise(kind, keep.size, rng)[keep]

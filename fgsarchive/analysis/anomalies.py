@@ -451,6 +451,46 @@ def small_sample_factor(min_sigma: float, width: int, frames_per_hour: float, n_
     return float(student_t.isf(q, nu) / u)
 
 
+MIN_NOISE_DOF = 30.0
+"""A pooled scale resting on fewer degrees of freedom (``MAD_EFFICIENCY`` x independent
+samples) is not used as measured; the floor of ``pooled_scale`` is used instead."""
+
+
+def pooled_scale(pooled: Mapping, key: tuple, min_sigma: float, frames_per_hour: float) -> float:
+    """Noise of the filter ``key`` (("box", w, factor) or ("step", w)) in white-noise units.
+
+    Measured well enough (``MIN_NOISE_DOF``): the pooled scale widened for its sample size
+    (``small_sample_factor``). Otherwise a floor from the scales below it that are measured well:
+    the widest one's widened scale, grown to w as the last two grow (exponent clipped to 0..0.5:
+    flat for white noise, sqrt(w) for a random walk); when no scale below is measured well, the
+    scale as measured, widened (infinite -- not searched -- below 2 degrees of freedom).
+    """
+    width = key[1]
+    s_rel, nind = pooled.get(key, (float("nan"), 0.0))
+    if MAD_EFFICIENCY * nind >= MIN_NOISE_DOF and np.isfinite(s_rel):
+        return s_rel * small_sample_factor(min_sigma, width, frames_per_hour, nind)
+    good = sorted(
+        (k[1], v)
+        for k, v in pooled.items()
+        if k[0] == key[0]
+        and (k[0] == "step" or k[2] == 1)
+        and k[1] < width
+        and MAD_EFFICIENCY * v[1] >= MIN_NOISE_DOF
+        and v[0] > 0
+    )
+    if not good:  # nothing measured well: the scale as measured, widened (inf below 2 dof)
+        if not np.isfinite(s_rel) or s_rel <= 0:
+            return float("inf")
+        return s_rel * small_sample_factor(min_sigma, width, frames_per_hour, nind)
+    w1, (s1, n1) = good[-1]
+    beta = 0.0
+    if len(good) >= 2:
+        w0, (s0, _) = good[-2]
+        beta = float(np.clip(np.log(s1 / s0) / np.log(w1 / w0), 0.0, 0.5))
+    widened = s1 * small_sample_factor(min_sigma, w1, frames_per_hour, n1)
+    return widened * (width / w1) ** beta
+
+
 def detect_parameter(
     values: np.ndarray,
     *,
@@ -491,11 +531,9 @@ def detect_parameter(
     def pooled_noise(key: tuple, width: int) -> float:
         """The pooled scale of ``key`` (parameter units), widened for its sample size; 0 when
         not pooled (``pooled={}``: each segment's own scale alone, the round-1 rule)."""
-        if key not in pooled:
+        if not pooled:
             return 0.0
-        s_rel, nind = pooled[key]
-        widen = small_sample_factor(min_sigma, width, frames_per_hour, nind)
-        return float("inf") if not np.isfinite(widen) else s_rel * sigma_f * widen
+        return sigma_f * pooled_scale(pooled, key, min_sigma, frames_per_hour)
 
     # --- transients: box against both flanks
     side: dict[int, tuple[float, float, float, float, int]] = {}
