@@ -134,7 +134,8 @@ def test_anomaly_recall_at_three_permille_noise(kind):
         s1 = (an["end_mjd"].to_numpy() - 60000) * 86400
         kinds = an["kinds"].to_list()
         hit = [
-            want[name] in kk and lo - 3 <= t1 and hi + 3 >= t0 for kk, lo, hi in zip(kinds, s0, s1)
+            want[name] in kk and lo - 3 <= t1 and hi + 3 >= t0
+            for kk, lo, hi in zip(kinds, s0, s1, strict=True)
         ]
         found[name] += any(hit)
     assert found["flux"] >= 19, found  # >= 95 %
