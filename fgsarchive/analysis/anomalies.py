@@ -331,7 +331,8 @@ def _scaled(table: dict[int, tuple[float, float, float, float, int]], length: in
     # a box longer than the widest measured scale keeps that scale's noise: the white-noise
     # scaling would shrink it, but red noise does not average down (an AR(1) wander of 20 s
     # gave 15-sigma "excursions" of 2 minutes)
-    f = max(f, 1.0)
+    if length > widths[-1]:
+        f = max(f, 1.0)
     return medl, sl * f, medr, sr * f, flank
 
 
@@ -456,11 +457,14 @@ MIN_NOISE_DOF = 30.0
 samples) is not used as measured; the floor of ``pooled_scale`` is used instead."""
 
 
-def pooled_scale(pooled: Mapping, key: tuple, min_sigma: float, frames_per_hour: float) -> float:
+def pooled_scale(
+    pooled: Mapping, key: tuple, min_sigma: float, frames_per_hour: float, white: float = 0.0
+) -> float:
     """Noise of the filter ``key`` (("box", w, factor) or ("step", w)) in white-noise units.
 
-    Measured well enough (``MIN_NOISE_DOF``): the pooled scale widened for its sample size
-    (``small_sample_factor``). Otherwise a floor from the scales below it that are measured well:
+    Measured well enough (``MIN_NOISE_DOF``): the pooled scale with its excess over ``white``
+    (the filter's white-noise scale, known from the per-frame noise of many samples) widened for
+    its sample size (``small_sample_factor``). Otherwise a floor from the scales below it that are measured well:
     the widest one's widened scale, grown to w as the last two grow (exponent clipped to 0..0.5:
     flat for white noise, sqrt(w) for a random walk); when no scale below is measured well, the
     scale as measured, widened (infinite -- not searched -- below 2 degrees of freedom).
@@ -468,7 +472,9 @@ def pooled_scale(pooled: Mapping, key: tuple, min_sigma: float, frames_per_hour:
     width = key[1]
     s_rel, nind = pooled.get(key, (float("nan"), 0.0))
     if MAD_EFFICIENCY * nind >= MIN_NOISE_DOF and np.isfinite(s_rel):
-        return s_rel * small_sample_factor(min_sigma, width, frames_per_hour, nind)
+        excess = np.sqrt(max(0.0, s_rel * s_rel - white * white))
+        widened = excess * small_sample_factor(min_sigma, width, frames_per_hour, nind)
+        return float(np.hypot(white, widened))
     good = sorted(
         (k[1], v)
         for k, v in pooled.items()
@@ -528,12 +534,12 @@ def detect_parameter(
     if pooled is None:  # this segment alone
         pooled = pool_scale_noise([scale_noise_samples(v, box_n=box_n, step_n=step_n)])
 
-    def pooled_noise(key: tuple, width: int) -> float:
+    def pooled_noise(key: tuple, width: int, white: float) -> float:
         """The pooled scale of ``key`` (parameter units), widened for its sample size; 0 when
         not pooled (``pooled={}``: each segment's own scale alone, the round-1 rule)."""
         if not pooled:
             return 0.0
-        return sigma_f * pooled_scale(pooled, key, min_sigma, frames_per_hour)
+        return sigma_f * pooled_scale(pooled, key, min_sigma, frames_per_hour, white)
 
     # --- transients: box against both flanks
     side: dict[int, tuple[float, float, float, float, int]] = {}
@@ -549,9 +555,8 @@ def detect_parameter(
             left, right, _ = _box_samples(cs, n, w, flank)
             medl, sl = median_and_std(left)
             medr, sr = median_and_std(right)
-            floor = max(
-                sigma_f * np.sqrt(1.0 / w + 1.0 / flank), pooled_noise(("box", w, factor), w)
-            )
+            white = np.sqrt(1.0 / w + 1.0 / flank)
+            floor = max(sigma_f * white, pooled_noise(("box", w, factor), w, white))
             sl, sr = max(sl, floor), max(sr, floor)
             if not np.isfinite(floor):
                 continue
@@ -621,7 +626,7 @@ def detect_parameter(
     for w in _step_widths(step_n, n):
         d, _ = _step_samples(cs, n, w)  # mean after j - mean before j
         med, s = median_and_std(d)
-        s = max(s, sigma_f * np.sqrt(2.0 / w), pooled_noise(("step", w), w))
+        s = max(s, sigma_f * np.sqrt(2.0 / w), pooled_noise(("step", w), w, np.sqrt(2.0 / w)))
         if not np.isfinite(s):
             continue
         step_sig[w] = (med, s)
