@@ -328,7 +328,173 @@ def _scaled(table: dict[int, tuple[float, float, float, float, int]], length: in
     length = max(1, length)
     flank, flank_n = _flank_length(length, n, factor), _flank_length(wn, n, factor)
     f = np.sqrt((1.0 / length + 1.0 / flank) / (1.0 / wn + 1.0 / flank_n))
+    # a box longer than the widest measured scale keeps that scale's noise: the white-noise
+    # scaling would shrink it, but red noise does not average down (an AR(1) wander of 20 s
+    # gave 15-sigma "excursions" of 2 minutes)
+    if length > widths[-1]:
+        f = max(f, 1.0)
     return medl, sl * f, medr, sr * f, flank
+
+
+def _prepare(v: np.ndarray):
+    """(sigma, sigma_f, despiked series, offset, cumulative sum of despiked - offset) of one
+    segment's finite values; sigma is NaN or <= 0 when the series has no usable noise."""
+    n = v.size
+    sigma = diff_noise(v)
+    if np.isfinite(sigma) and sigma <= 0 and n > 2:
+        # quantised or mostly constant series: fall back on the plain scatter of differences
+        sigma = float(np.std(np.diff(v)) / np.sqrt(2.0))
+    if not np.isfinite(sigma) or sigma <= 0:
+        return sigma, sigma, None, 0.0, None
+    stride = max(1, n // MAX_STAT_SAMPLES)
+    scale = float(np.median(np.abs(v[::stride]))) if n else 0.0
+    sigma_f = max(sigma, 1e-12 * max(1.0, scale))
+    vd = despike(v, threshold=SPIKE_SIGMA * sigma_f)
+    off = float(np.median(vd[::stride]))
+    cs = np.concatenate(([0.0], np.cumsum(vd - off)))
+    return sigma, sigma_f, vd, off, cs
+
+
+def _box_widths(box_n: Sequence[int], n: int) -> list[int]:
+    return sorted({int(x) for x in box_n if 2 <= int(x) <= n // 3})
+
+
+def _step_widths(step_n: Sequence[int], n: int) -> list[int]:
+    return sorted({int(x) for x in step_n if 1 <= int(x) <= n // 3})
+
+
+def _box_samples(cs: np.ndarray, n: int, w: int, flank: int):
+    """Box-minus-left-flank and box-minus-right-flank differences for starts with full flanks
+    (every ``stride``-th), and the number of independent boxes they hold."""
+    stride = max(1, w // 4, n // MAX_STAT_SAMPLES)
+    i = np.arange(flank, n - w - flank + 1, stride)
+    box = (cs[i + w] - cs[i]) / w
+    left = box - (cs[i] - cs[i - flank]) / flank
+    right = box - (cs[i + w + flank] - cs[i + w]) / flank
+    return left, right, max(0.0, (n - w - 2 * flank + 1) / (w + 2 * flank))
+
+
+def _step_samples(cs: np.ndarray, n: int, w: int):
+    """Step differences (mean after minus mean before) and the number of independent ones."""
+    stride = max(1, w // 4, n // MAX_STAT_SAMPLES)
+    j = np.arange(w, n - w + 1, stride)
+    return (cs[j + w] - 2 * cs[j] + cs[j - w]) / w, max(0.0, (n - 2 * w + 1) / (2 * w))
+
+
+def scale_noise_samples(values: np.ndarray, *, box_n: Sequence[int], step_n: Sequence[int]):
+    """The filter outputs of one segment at every scale, in units of its white noise, for
+    pooling the noise estimate over the segments of a guide star's run (``pool_scale_noise``).
+
+    Returns {("box", w, factor): [(left, right, n_independent)], ("step", w): [(d, n_ind)]}
+    (each sample array less its own median), or {} when the series has no usable noise.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    n = v.size
+    _, sigma_f, _, _, cs = _prepare(v)
+    if cs is None:
+        return {}
+    out: dict = {}
+    for w in _box_widths(box_n, n):
+        for factor in FLANK_FACTORS:
+            flank = _flank_length(w, n, factor)
+            if n - w - 2 * flank < (MIN_NOISE_BOXES * w if factor > 1 else 0):
+                continue
+            left, right, nind = _box_samples(cs, n, w, flank)
+            if left.size:
+                out[("box", w, factor)] = [
+                    ((left - np.median(left)) / sigma_f, (right - np.median(right)) / sigma_f, nind)
+                ]
+    for w in _step_widths(step_n, n):
+        d, nind = _step_samples(cs, n, w)
+        if d.size:
+            out[("step", w)] = [((d - np.median(d)) / sigma_f, nind)]
+    return out
+
+
+def pool_scale_noise(samples: Sequence[dict]) -> dict:
+    """Pooled noise per scale from the ``scale_noise_samples`` of several segments:
+    {key: (robust std in white-noise units, independent samples)}; a box key gives the larger
+    of its left and right values."""
+    merged: dict = {}
+    for s in samples:
+        for key, items in s.items():
+            merged.setdefault(key, []).extend(items)
+    out = {}
+    for key, items in merged.items():
+        nind = float(sum(it[-1] for it in items))
+        if key[0] == "box":
+            sl = median_and_std(np.concatenate([it[0] for it in items]))[1]
+            sr = median_and_std(np.concatenate([it[1] for it in items]))[1]
+            out[key] = (max(sl, sr), nind)
+        else:
+            out[key] = (median_and_std(np.concatenate([it[0] for it in items]))[1], nind)
+    return out
+
+
+MAD_EFFICIENCY = 0.37
+"""Efficiency of the MAD scale estimate for Gaussian noise: a scale from N independent samples
+is as uncertain as a standard deviation from 0.37 N (t-distribution degrees of freedom)."""
+
+
+@functools.lru_cache(maxsize=4096)
+def small_sample_factor(min_sigma: float, width: int, frames_per_hour: float, n_ind: float):
+    """How much to widen a noise scale measured from ``n_ind`` independent samples so that the
+    local threshold keeps its false-alarm rate: ``t.isf(q, nu) / norm.isf(q)``, ``nu =
+    MAD_EFFICIENCY * n_ind``, q the per-trial tail of the local threshold (``local_threshold``).
+    Infinite below 2 degrees of freedom (nothing is detected at that scale)."""
+    from scipy.stats import t as student_t
+
+    nu = MAD_EFFICIENCY * float(n_ind)
+    if nu < 2.0:
+        return float("inf")
+    u = local_threshold(min_sigma, width, frames_per_hour)
+    q = norm.sf(u)
+    return float(student_t.isf(q, nu) / u)
+
+
+MIN_NOISE_DOF = 30.0
+"""A pooled scale resting on fewer degrees of freedom (``MAD_EFFICIENCY`` x independent
+samples) is not used as measured; the floor of ``pooled_scale`` is used instead."""
+
+
+def pooled_scale(
+    pooled: Mapping, key: tuple, min_sigma: float, frames_per_hour: float, white: float = 0.0
+) -> float:
+    """Noise of the filter ``key`` (("box", w, factor) or ("step", w)) in white-noise units.
+
+    Measured well enough (``MIN_NOISE_DOF``): the pooled scale with its excess over ``white``
+    (the filter's white-noise scale, known from the per-frame noise of many samples) widened for
+    its sample size (``small_sample_factor``). Otherwise a floor from the scales below it that are measured well:
+    the widest one's widened scale, grown to w as the last two grow (exponent clipped to 0..0.5:
+    flat for white noise, sqrt(w) for a random walk); when no scale below is measured well, the
+    scale as measured, widened (infinite -- not searched -- below 2 degrees of freedom).
+    """
+    width = key[1]
+    s_rel, nind = pooled.get(key, (float("nan"), 0.0))
+    if MAD_EFFICIENCY * nind >= MIN_NOISE_DOF and np.isfinite(s_rel):
+        excess = np.sqrt(max(0.0, s_rel * s_rel - white * white))
+        widened = excess * small_sample_factor(min_sigma, width, frames_per_hour, nind)
+        return float(np.hypot(white, widened))
+    good = sorted(
+        (k[1], v)
+        for k, v in pooled.items()
+        if k[0] == key[0]
+        and (k[0] == "step" or k[2] == 1)
+        and k[1] < width
+        and MAD_EFFICIENCY * v[1] >= MIN_NOISE_DOF
+        and v[0] > 0
+    )
+    if not good:  # nothing measured well: the scale as measured, widened (inf below 2 dof)
+        if not np.isfinite(s_rel) or s_rel <= 0:
+            return float("inf")
+        return s_rel * small_sample_factor(min_sigma, width, frames_per_hour, nind)
+    w1, (s1, n1) = good[-1]
+    beta = 0.0
+    if len(good) >= 2:
+        w0, (s0, _) = good[-2]
+        beta = float(np.clip(np.log(s1 / s0) / np.log(w1 / w0), 0.0, 0.5))
+    widened = s1 * small_sample_factor(min_sigma, w1, frames_per_hour, n1)
+    return widened * (width / w1) ** beta
 
 
 def detect_parameter(
@@ -338,6 +504,7 @@ def detect_parameter(
     step_n: Sequence[int],
     min_sigma: float = 5.0,
     frames_per_hour: float = 3600.0 / 0.064,
+    pooled: Mapping | None = None,
 ) -> ParameterDetections:
     """Transients and steps in one evenly sampled series of finite values (widths in samples).
 
@@ -361,38 +528,42 @@ def detect_parameter(
     """
     v = np.asarray(values, dtype=np.float64)
     n = v.size
-    sigma = diff_noise(v)
-    if np.isfinite(sigma) and sigma <= 0 and n > 2:
-        # quantised or mostly constant series: fall back on the plain scatter of differences
-        sigma = float(np.std(np.diff(v)) / np.sqrt(2.0))
-    if not np.isfinite(sigma) or sigma <= 0:
+    sigma, sigma_f, vd, off, cs = _prepare(v)
+    if cs is None:
         return _empty_detections(sigma)
-    stride = max(1, n // MAX_STAT_SAMPLES)
-    scale = float(np.median(np.abs(v[::stride]))) if n else 0.0
-    sigma_f = max(sigma, 1e-12 * max(1.0, scale))
-    vd = despike(v, threshold=SPIKE_SIGMA * sigma_f)
-    off = float(np.median(vd[::stride]))
-    cs = np.concatenate(([0.0], np.cumsum(vd - off)))
+    if pooled is None:  # this segment alone
+        pooled = pool_scale_noise([scale_noise_samples(v, box_n=box_n, step_n=step_n)])
+
+    def pooled_noise(key: tuple, width: int, white: float) -> float:
+        """The pooled scale of ``key`` (parameter units), widened for its sample size; 0 when
+        not pooled (``pooled={}``: each segment's own scale alone, the round-1 rule)."""
+        if not pooled:
+            return 0.0
+        return sigma_f * pooled_scale(pooled, key, min_sigma, frames_per_hour, white)
 
     # --- transients: box against both flanks
     side: dict[int, tuple[float, float, float, float, int]] = {}
     cands = []  # (|z|, start, width, sign)
-    for w in sorted({int(x) for x in box_n if 2 <= int(x) <= n // 3}):
+    for w in _box_widths(box_n, n):
         best = None
         for factor in FLANK_FACTORS:
             flank = _flank_length(w, n, factor)
             if factor > 1 and n - w - 2 * flank < MIN_NOISE_BOXES * w:
                 continue  # too few boxes with full flanks to measure their noise
-            # the noise from boxes with full flanks on each side: start i = L .. n - w - L
-            stride = max(1, w // 4, n // MAX_STAT_SAMPLES)
-            i = np.arange(flank, n - w - flank + 1, stride)
-            box = (cs[i + w] - cs[i]) / w
-            medl, sl = median_and_std(box - (cs[i] - cs[i - flank]) / flank)
-            medr, sr = median_and_std(box - (cs[i + w + flank] - cs[i + w]) / flank)
-            floor = sigma_f * np.sqrt(1.0 / w + 1.0 / flank)
+            # the noise from boxes with full flanks on each side: start i = L .. n - w - L,
+            # this segment's own and the pooled one over the run's segments, the larger
+            left, right, _ = _box_samples(cs, n, w, flank)
+            medl, sl = median_and_std(left)
+            medr, sr = median_and_std(right)
+            white = np.sqrt(1.0 / w + 1.0 / flank)
+            floor = max(sigma_f * white, pooled_noise(("box", w, factor), w, white))
             sl, sr = max(sl, floor), max(sr, floor)
+            if not np.isfinite(floor):
+                continue
             if best is None or max(sl, sr) < best[0]:
                 best = (max(sl, sr), flank, (medl, sl, medr, sr, factor))
+        if best is None:
+            continue
         _, flank, side[w] = best
         medl, sl, medr, sr, _ = side[w]
         thr = CANDIDATE_FRACTION * local_threshold(min_sigma, w, frames_per_hour)
@@ -452,12 +623,12 @@ def detect_parameter(
     # --- steps: difference of the means after / before each sample
     scands = []  # (|z|, j, w)
     step_sig: dict[int, tuple[float, float]] = {}
-    for w in sorted({int(x) for x in step_n if 1 <= int(x) <= n // 3}):
-        stride = max(1, w // 4, n // MAX_STAT_SAMPLES)
-        j = np.arange(w, n - w + 1, stride)
-        d = (cs[j + w] - 2 * cs[j] + cs[j - w]) / w  # mean after j - mean before j
+    for w in _step_widths(step_n, n):
+        d, _ = _step_samples(cs, n, w)  # mean after j - mean before j
         med, s = median_and_std(d)
-        s = max(s, sigma_f * np.sqrt(2.0 / w))
+        s = max(s, sigma_f * np.sqrt(2.0 / w), pooled_noise(("step", w), w, np.sqrt(2.0 / w)))
+        if not np.isfinite(s):
+            continue
         step_sig[w] = (med, s)
         thr = local_threshold(min_sigma, w, frames_per_hour)
         pos, zs = _step_peaks(cs, w, med, s, thr)
@@ -642,6 +813,7 @@ def detect_anomalies(
     merge_gap_s: float = 2.0,
     workers: int | None = None,
     jitter_block_s: float | None = JITTER_BLOCK_S,
+    noise_pooling: bool = True,
 ) -> pl.DataFrame:
     """Flux drops, centroid jumps, PSF changes, ... in the parameter series of one guide star.
 
@@ -667,6 +839,10 @@ def detect_anomalies(
         seconds is a series of its own (parameter ``jitter``, kinds ``jitter_burst`` /
         ``jitter_lull`` / ``jitter_change``, amplitude = fractional change of the RMS), searched
         with the same filters. ``None`` turns it off.
+    noise_pooling : the noise at each filter scale is the larger of the segment's own and the
+        robust scale pooled over all segments of the call (per parameter), widened for the
+        number of independent samples it rests on (``small_sample_factor``). ``False``: each
+        segment's own scale alone (the round-1 rule, for comparison in benches).
 
     Returns
     -------
@@ -731,19 +907,33 @@ def detect_anomalies(
             if job is not None:
                 jobs.append(job)
 
-    def run(job):
+    def samples(job):
+        _, v, _, _, _, bn, sn = job
+        if not noise_pooling:
+            return {}
+        return scale_noise_samples(v, box_n=bn, step_n=sn)
+
+    def run(job, pooled):
         _, v, _, _, per_hour, bn, sn = job
+        if not noise_pooling:
+            pooled = {}
         return detect_parameter(
-            v, box_n=bn, step_n=sn, min_sigma=min_sigma, frames_per_hour=per_hour
+            v, box_n=bn, step_n=sn, min_sigma=min_sigma, frames_per_hour=per_hour, pooled=pooled
         )
 
     n_workers = min(len(jobs), workers if workers is not None else (os.cpu_count() or 1))
+    # The noise at each scale is pooled over the segments of the run (per parameter): a
+    # segment of a few thousand frames holds only a handful of independent wide boxes.
     if n_workers > 1:
         # the filters are compiled with nogil and numpy releases the GIL on large arrays
         with ThreadPoolExecutor(n_workers) as pool:
-            results = list(pool.map(run, jobs))
+            per_job = list(pool.map(samples, jobs))
+            by_name = _pool_by_name(jobs, per_job)
+            results = list(pool.map(run, jobs, [by_name[j[0]] for j in jobs]))
     else:
-        results = [run(job) for job in jobs]
+        per_job = [samples(job) for job in jobs]
+        by_name = _pool_by_name(jobs, per_job)
+        results = [run(job, by_name[job[0]]) for job in jobs]
 
     for (name, _, first, last, _, job_box_n, _), det in zip(jobs, results, strict=True):
         family = parameter_family(name)
@@ -788,6 +978,14 @@ def detect_anomalies(
         },
     )
     return _merge(det_df, merge_gap_s)
+
+
+def _pool_by_name(jobs: list, per_job: list[dict]) -> dict[str, dict]:
+    """Pooled scale noise per parameter name over all its segments (``pool_scale_noise``)."""
+    grouped: dict[str, list[dict]] = {}
+    for job, smp in zip(jobs, per_job, strict=True):
+        grouped.setdefault(job[0], []).append(smp)
+    return {name: pool_scale_noise(items) for name, items in grouped.items()}
 
 
 def _merge(det: pl.DataFrame, merge_gap_s: float) -> pl.DataFrame:

@@ -34,10 +34,33 @@ __all__ = [
     "instrumental_lines",
     "label_instrumental",
     "MIN_POINTS",
+    "Significance",
+    "local_continuum",
+    "continuum_fap",
 ]
 
 Backend = Literal["nifty", "astropy"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
+Significance = Literal["continuum", "white"]
+SIGNIFICANCES: tuple[str, ...] = get_args(Significance)
+
+CONTINUUM_HALF_WIDTH = 0.5
+"""Half-width of the window the local continuum is fitted on, as a fraction of the frequency
+(0.5: f/1.5 .. 1.5 f, about +-0.18 dex), never below ``CONTINUUM_MIN_ELEMENTS``."""
+CONTINUUM_MIN_ELEMENTS = 30
+"""Fewest resolution elements (1/baseline) on each side of a frequency in its continuum window
+(shifted, not shrunk, at the ends of the grid)."""
+CONTINUUM_CORE_ELEMENTS = 2
+"""Resolution elements on each side of a frequency left out of its own continuum (a line must
+not raise the level it is judged against)."""
+CONTINUUM_CLIP = 10.0
+"""Ordinates above this many times the previous pass's continuum are clipped to it before the
+next pass (a chance of e^-10 per noise ordinate; a strong line's side lobes are not noise)."""
+CONTINUUM_PASSES = 3
+"""Fits of the continuum; each after the first clips the ordinates to ``CONTINUUM_CLIP`` times
+the previous one."""
+_EULER_GAMMA = 0.5772156649015329
+_LOG_EXP_VAR = np.pi**2 / 6.0  # variance of log of an exponential variable
 
 MIN_POINTS = 16
 """Fewest finite samples per series that ``periodogram_series`` accepts."""
@@ -68,6 +91,8 @@ class PeriodogramResult:
     detrend: str
     backend: str
     t0_s: float = 0.0
+    significance: str = "continuum"
+    continuum: np.ndarray | None = field(default=None, repr=False, compare=False)
     extra: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -96,8 +121,14 @@ def find_peaks(
     bins_per_resolution: float,
     *,
     sidelobe_factor: float = SIDELOBE_FACTOR,
+    order: np.ndarray | None = None,
+    envelope: np.ndarray | None = None,
 ) -> np.ndarray:
     """Indices of the ``n_peaks`` strongest local maxima of ``power``, strongest first.
+
+    ``order``: rank the maxima by these values instead (e.g. their significance);
+    ``envelope``: values the side-lobe test below compares (default ``power``; e.g. the power
+    over its local continuum).
 
     A local maximum is an interior bin higher than its left neighbour and not lower than its right
     one.  Going down in power, a maximum at ``x`` resolution elements (``bins_per_resolution``
@@ -108,17 +139,19 @@ def find_peaks(
     p = np.asarray(power, dtype=np.float64)
     if p.size < 3 or n_peaks < 1:
         return np.empty(0, dtype=np.int64)
+    rank = p if order is None else np.asarray(order, dtype=np.float64)
     inner = p[1:-1]
     cand = np.flatnonzero((inner > p[:-2]) & (inner >= p[2:]) & np.isfinite(inner)) + 1
+    p = p if envelope is None else np.asarray(envelope, dtype=np.float64)
     if cand.size == 0:
         return np.empty(0, dtype=np.int64)
     m = min(cand.size, max(1000, 50 * n_peaks))
     while True:
         if m < cand.size:
-            top = cand[np.argpartition(-p[cand], m - 1)[:m]]
+            top = cand[np.argpartition(-rank[cand], m - 1)[:m]]
         else:
             top = cand
-        top = top[np.argsort(-p[top], kind="stable")]
+        top = top[np.argsort(-rank[top], kind="stable")]
         kept: list[int] = []
         for i in top:
             ok = True
@@ -148,6 +181,114 @@ def _baluev_fap(t: np.ndarray, y: np.ndarray, power: np.ndarray, fmin: float, fm
     return np.clip(np.asarray(fap, dtype=np.float64), 0.0, 1.0)
 
 
+def local_continuum(
+    power: np.ndarray, f0_hz: float, df_hz: float, bins_per_resolution: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Local continuum of a periodogram, and the variance of its log, at every grid frequency.
+
+    A noise periodogram's ordinate is its spectrum S(f) times an exponential variable (Gaussian
+    noise, any colour), so ``log P = log S - gamma + e`` with ``var(e) = pi^2 / 6``. At each
+    frequency f, a straight line in (log f, log P) is fitted by least squares over the window
+    f / (1 + h) .. f (1 + h) (``CONTINUUM_HALF_WIDTH``; at least ``CONTINUUM_MIN_ELEMENTS``
+    resolution elements each side, the window shifted inside the grid at its ends), leaving out
+    ``CONTINUUM_CORE_ELEMENTS`` elements around f; the continuum is ``exp(fit(log f) + gamma)``,
+    the mean power the noise would have there. The log mean follows a power law of any slope
+    without bias, and a line elsewhere in the window weighs only by its log. Returns
+    ``(continuum, var_log)``: ``var_log`` is the variance of the fitted log continuum, from the
+    number of independent ordinates (grid bins / ``bins_per_resolution``) and the leverage of f
+    in its window.
+
+    Fast: sums per resolution element, cumulative sums over elements, the fit evaluated at every
+    element up to ``2 * CONTINUUM_MIN_ELEMENTS / CONTINUUM_HALF_WIDTH`` cycles and then at
+    frequencies 1 % apart (the continuum is smooth on that scale), interpolated to every bin.
+    """
+    p = np.asarray(power, dtype=np.float64)
+    nf = p.size
+    med = float(np.median(p)) if nf else 1.0
+    y = np.log(np.maximum(p, max(med, 1e-300) * 1e-8))
+    y0 = float(y.mean())
+    bpr = float(bins_per_resolution)
+    c = max(1, int(round(bpr)))  # grid bins per element
+    m = -(-nf // c)
+    pad = m * c - nf
+    f = f0_hz + df_hz * np.arange(m * c)
+    x = np.log(f)
+    x0 = float(x[:nf].mean())
+    xs = (x - x0).reshape(m, c)
+    w2 = np.concatenate((np.ones(nf), np.zeros(pad))).reshape(m, c)
+    # evaluation elements: all of them at low frequency, then 1 % apart in frequency
+    cycles0 = f0_hz / (df_hz * bpr)  # f * baseline at the first bin
+    e_lin = np.arange(min(m, int(2 * CONTINUUM_MIN_ELEMENTS / CONTINUUM_HALF_WIDTH) + 1))
+    hi_cycles = cycles0 + m
+    start = max(cycles0 + e_lin[-1], 1.0)
+    n_log = int(np.ceil(np.log(max(hi_cycles / start, 1.0)) / np.log1p(0.01))) + 1
+    e_log = np.round(start * (1.01 ** np.arange(n_log)) - cycles0).astype(np.int64)
+    e = np.unique(np.clip(np.concatenate((e_lin, e_log, [m - 1])), 0, m - 1))
+    fe = f0_hz + df_hz * (e * c + 0.5 * (c - 1))
+    half = np.maximum(CONTINUUM_MIN_ELEMENTS, CONTINUUM_HALF_WIDTH * fe / (df_hz * bpr))
+    half = np.minimum(np.round(half).astype(np.int64), max(1, (m - 1) // 2))
+    width = 2 * half + 1
+    lo = np.clip(e - half, 0, np.maximum(m - width, 0))
+    hi = np.minimum(lo + width, m)
+    core = int(CONTINUUM_CORE_ELEMENTS)
+    clo = np.clip(e - core, lo, hi)
+    chi = np.clip(e + core + 1, lo, hi)
+    xe = np.log(fe) - x0
+    bins = np.arange(nf)
+    at = e * c + 0.5 * (c - 1)
+    zero = np.zeros(1)
+    sums = [np.concatenate((zero, np.cumsum(a.sum(axis=1)))) for a in (w2, xs * w2, xs * xs * w2)]
+    s0, sx, sxx = ((q[hi] - q[lo]) - (q[chi] - q[clo]) for q in sums)
+    s0 = np.maximum(s0, 1.0)
+    xm = sx / s0
+    vxx = np.maximum(sxx - sx * xm, 1e-300)
+    var_e = _LOG_EXP_VAR * bpr * (1.0 / s0 + (xe - xm) ** 2 / vxx)
+
+    def fit(yy: np.ndarray) -> np.ndarray:
+        ys = np.concatenate((yy - y0, np.zeros(pad))).reshape(m, c)
+        cy = np.concatenate((zero, np.cumsum(ys.sum(axis=1))))
+        cxy = np.concatenate((zero, np.cumsum((xs * ys).sum(axis=1))))
+        sy = (cy[hi] - cy[lo]) - (cy[chi] - cy[clo])
+        sxy = (cxy[hi] - cxy[lo]) - (cxy[chi] - cxy[clo])
+        ym = sy / s0
+        slope = (sxy - sx * ym) / vxx
+        return np.interp(bins, at, ym + slope * (xe - xm) + y0)
+
+    # further passes with the ordinates far above the previous continuum clipped to it: the
+    # side lobes of a strong line would otherwise raise the continuum it is judged against
+    log_cont = fit(y)
+    for _ in range(CONTINUUM_PASSES - 1):
+        log_cont = fit(np.minimum(y, log_cont + _EULER_GAMMA + np.log(CONTINUUM_CLIP)))
+    var_log = np.interp(bins, at, var_e)
+    return np.exp(log_cont + _EULER_GAMMA), var_log
+
+
+def _single_p(ratio: np.ndarray, var_log: np.ndarray) -> np.ndarray:
+    """Chance that one noise ordinate exceeds ``ratio`` times a continuum whose log has variance
+    ``var_log``: ``(1 + r v)^(-1/v)``, the F(2, 2/v) tail (-> exp(-r) for an exact continuum)."""
+    v = np.maximum(np.asarray(var_log, dtype=np.float64), 1e-12)
+    r = np.maximum(np.asarray(ratio, dtype=np.float64), 0.0)
+    return np.exp(-np.log1p(r * v) / v)
+
+
+def continuum_fap(
+    ratio: np.ndarray, var_log: np.ndarray, time_s: np.ndarray, fmax_hz: float
+) -> np.ndarray:
+    """False-alarm probability of peaks ``ratio`` times their local continuum, over the grid.
+
+    Baluev's bound with the single-frequency chance of a noise ordinate taken against the local
+    continuum (``_single_p``) instead of the white-noise variance:
+    ``FAP = 1 - (1 - p) exp(-W p sqrt(-log p))``, ``W = fmax sqrt(4 pi var(t))`` the effective
+    number of independent frequencies (as astropy's ``fap_baluev``). On white noise this is
+    Baluev's FAP; on coloured noise each frequency is judged against its own noise level.
+    """
+    p = np.clip(_single_p(ratio, var_log), 1e-300, 1.0)
+    t = np.asarray(time_s, dtype=np.float64)
+    w = float(fmax_hz) * np.sqrt(4.0 * np.pi * np.var(t))
+    tau = w * p * np.sqrt(np.maximum(-np.log(p), 0.0))
+    return np.clip(-np.expm1(np.log1p(-np.minimum(p, 1 - 1e-16)) - tau), 0.0, 1.0)
+
+
 def periodogram_series(
     time_s: np.ndarray,
     values: np.ndarray,
@@ -160,6 +301,7 @@ def periodogram_series(
     backend: Backend = "nifty",
     n_peaks: int = 5,
     names: Sequence[str] | None = None,
+    significance: Significance = "continuum",
 ) -> PeriodogramResult:
     """Lomb-Scargle periodograms of k parameters sampled at the same times.
 
@@ -188,6 +330,7 @@ def periodogram_series(
         mismatch, a series with fewer than ``MIN_POINTS`` finite samples, or an empty grid.
     """
     check_option("backend", backend, BACKENDS)
+    check_option("significance", significance, SIGNIFICANCES)
     check_option("detrend", detrend, DETREND_METHODS)
     if not samples_per_peak > 0:
         raise ValueError(f"samples_per_peak must be > 0, got {samples_per_peak}")
@@ -266,37 +409,35 @@ def periodogram_series(
                 freq, method="auto", assume_regular_frequency=True
             )
 
-    rows: dict[str, list] = {
-        "series": [],
-        "rank": [],
-        "frequency_hz": [],
-        "period_s": [],
-        "power": [],
-        "fap": [],
-    }
+    rows: dict[str, list] = {c: [] for c in _PEAK_COLUMNS}
+    continuum = np.empty((k, nf), dtype=np.float32) if significance == "continuum" else None
     for i, name in enumerate(names):
-        idx = find_peaks(power[i], int(n_peaks), samples_per_peak)
-        pk = power[i, idx]
         ok = finite[i]
-        fap = _baluev_fap(t[ok], y[i, ok], pk, f0, f_last)
+        if significance == "continuum":
+            cont, var_log = local_continuum(power[i], f0, df, samples_per_peak)
+            continuum[i] = cont
+            ratio = power[i] / cont
+            # rank by the single-frequency chance against the continuum (-log p; ~ ratio)
+            score = np.log1p(ratio * var_log) / np.maximum(var_log, 1e-12)
+            idx = find_peaks(power[i], int(n_peaks), samples_per_peak, order=score, envelope=ratio)
+            fap = continuum_fap(ratio[idx], var_log[idx], t[ok], f_last)
+            cont_pk = cont[idx]
+        else:
+            idx = find_peaks(power[i], int(n_peaks), samples_per_peak)
+            fap = None
+            cont_pk = np.full(idx.size, np.nan)
+        pk = power[i, idx]
+        fap_white = _baluev_fap(t[ok], y[i, ok], pk, f0, f_last)
         freq = f0 + df * idx
         rows["series"] += [name] * idx.size
         rows["rank"] += list(range(1, idx.size + 1))
         rows["frequency_hz"] += freq.tolist()
         rows["period_s"] += (1.0 / freq).tolist()
         rows["power"] += pk.tolist()
-        rows["fap"] += fap.tolist()
-    peaks = pl.DataFrame(
-        rows,
-        schema={
-            "series": pl.String,
-            "rank": pl.Int32,
-            "frequency_hz": pl.Float64,
-            "period_s": pl.Float64,
-            "power": pl.Float64,
-            "fap": pl.Float64,
-        },
-    )
+        rows["fap"] += (fap_white if fap is None else fap).tolist()
+        rows["continuum"] += cont_pk.tolist()
+        rows["fap_white"] += fap_white.tolist()
+    peaks = pl.DataFrame(rows, schema=_PEAK_COLUMNS)
     return PeriodogramResult(
         f0_hz=f0,
         df_hz=df,
@@ -310,7 +451,21 @@ def periodogram_series(
         detrend=detrend,
         backend=backend,
         t0_s=t0,
+        significance=significance,
+        continuum=continuum,
     )
+
+
+_PEAK_COLUMNS = {
+    "series": pl.String,
+    "rank": pl.Int32,
+    "frequency_hz": pl.Float64,
+    "period_s": pl.Float64,
+    "power": pl.Float64,
+    "fap": pl.Float64,
+    "continuum": pl.Float64,
+    "fap_white": pl.Float64,
+}
 
 
 _LINE_SCHEMA = {

@@ -291,6 +291,9 @@ def _best_periods(
                     vis["x"].to_numpy(),
                     detrend="none",
                     n_peaks=n_peaks,
+                    # a ranking of periods as long as the visit: a local continuum cannot be
+                    # measured there (see docs/analyses.md, "Variable guide stars")
+                    significance="white",
                 )
             except ValueError:
                 continue

@@ -1,0 +1,145 @@
+"""False-alarm rates and recall of the periodogram FAP and the anomaly thresholds on pure noise
+of several colours, in short gapped guide periods (``fgsarchive.testing.noise``).
+
+Seeded; about a minute. The figures at full size are in scripts/bench_noise_stats.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fgsarchive.analysis.anomalies import detect_anomalies
+from fgsarchive.analysis.periodogram import periodogram_series
+from fgsarchive.testing.noise import (
+    CADENCE_S,
+    gapped_series,
+    guide_period_times,
+    make_noise,
+)
+
+N_SERIES = 60
+
+
+def _best_faps(kind: str, seed: int, significance: str) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(N_SERIES):
+        s = gapped_series(kind, rng, frames_range=(2000, 8000))
+        res = periodogram_series(s.time_s, s.values, n_peaks=1, significance=significance)
+        out.append(res.peaks["fap"][0])
+    return np.array(out)
+
+
+@pytest.mark.parametrize("kind", ["white", "ar1-10%-20s", "random-walk", "power-law-1.5"])
+def test_false_peak_rate_holds_on_red_noise(kind):
+    fap = _best_faps(kind, 7, "continuum")
+    # 1 % expected; at most 4 % (2 of 60) allowed for the sample size
+    assert (fap < 0.01).mean() <= 0.04, np.sort(fap)[:5]
+    assert (fap < 0.001).mean() <= 0.02
+    # not merely conservative: the FAP of the best noise peak spreads over (0, 1)
+    assert 0.03 <= (fap < 0.1).mean() <= 0.25
+
+
+def test_white_noise_fap_fails_on_red_noise():
+    # the round-1 statistic, for contrast: Baluev's bound calls most red series significant
+    assert (_best_faps("ar1-10%-20s", 7, "white") < 0.01).mean() > 0.5
+
+
+@pytest.mark.parametrize("kind", ["white", "ar1-10%-20s"])
+def test_sinusoids_are_found_on_red_noise(kind):
+    rng = np.random.default_rng(3)
+    hits = 0
+    for _ in range(20):
+        s = gapped_series(kind, rng, frames_range=(4000, 10000))
+        amp = 10.0 * np.sqrt(2.0 / s.time_s.size)  # z = 10 against the white part
+        # on the red kind, periods where the white part dominates (at 20-60 s the AR(1) has
+        # 5-15x the white power, so z = 10 against the white part is z < 3 against the noise)
+        longest = 60.0 if kind == "white" else 5.0
+        period = np.exp(rng.uniform(np.log(0.5), np.log(longest)))
+        y = s.values + amp * np.sin(2 * np.pi * s.time_s / period + rng.uniform(0, 6.3))
+        pk = periodogram_series(s.time_s, y, n_peaks=3).peaks
+        hits += bool(((pk["fap"] < 0.01) & ((pk["period_s"] / period - 1).abs() < 0.01)).any())
+    assert hits >= 18
+
+
+def _visit_times(rng: np.random.Generator):
+    parts, keeps, start = [], [], 0.0
+    for _ in range(int(rng.integers(2, 5))):
+        t, keep = guide_period_times(rng, int(rng.integers(2000, 15001)))
+        parts.append(t + start)
+        keeps.append(keep)
+        start += keep.size * CADENCE_S + 60.0
+        keeps.append(np.zeros(int(60.0 / CADENCE_S), dtype=bool))
+    return np.concatenate(parts), np.concatenate(keeps)
+
+
+LEVELS = {"flux": (1e5, 0.003, True), "x_mean": (3.5, 0.01, False), "x_stddev": (0.64, 0.01, True)}
+
+
+def _guide_period(kind: str, rng: np.random.Generator):
+    """A visit of 2-4 guide periods of 2k-15k frames, each in 2-6 segments (one call of
+    ``detect_anomalies``, as the archive makes per guide star and visit)."""
+    t, keep = _visit_times(rng)
+    series = {}
+    for name, (level, noise, relative) in LEVELS.items():
+        x = noise * make_noise(kind, keep.size, rng)[keep]
+        series[name] = level * (1 + x) if relative else level + x
+    return t, series
+
+
+@pytest.mark.parametrize("noise_pooling", [True, False])
+def test_anomaly_false_alarms_on_red_noise(noise_pooling):
+    rng = np.random.default_rng(11)
+    frames = alarms = 0
+    for kind in ("ar1-10%-20s", "random-walk"):
+        hours = 0.0
+        while hours < 5.0:
+            t, series = _guide_period(kind, rng)
+            frames += t.size
+            hours += t.size * CADENCE_S / 3600
+            an = detect_anomalies(60000 + t / 86400, series, noise_pooling=noise_pooling)
+            alarms += an.height
+    per_10h = alarms / (frames * CADENCE_S / 3600) * 10
+    if noise_pooling:
+        assert per_10h <= 1.0
+    else:  # each segment's own scale (round 1): several per 10 h on the same series
+        assert per_10h > 2.0
+
+
+@pytest.mark.parametrize("kind", ["white", "ar1-1%-20s"])
+def test_anomaly_recall_at_three_permille_noise(kind):
+    rng = np.random.default_rng(5)
+    found = {"flux": 0, "x_mean": 0, "x_stddev": 0}
+    tried = dict.fromkeys(found, 0)
+    want = {"flux": "flux_drop", "x_mean": "centroid_jump", "x_stddev": "psf_change"}
+    while min(tried.values()) < 20:
+        name = min(tried, key=tried.get)
+        t, series = _guide_period(kind, rng)
+        seg = np.concatenate(([0], np.flatnonzero(np.diff(t) > 10 * CADENCE_S) + 1, [t.size]))
+        k = int(np.argmax(np.diff(seg)))
+        a, b = int(seg[k]), int(seg[k + 1])
+        if b - a < 1200:
+            continue
+        level = LEVELS[name][0]
+        if name == "flux":  # a 1 % drop of 5-30 s
+            dur = int(round(rng.uniform(5, 30) / CADENCE_S))
+            i0 = int(rng.integers(a + 200, b - 200 - dur))
+            series[name][i0 : i0 + dur] -= 0.01 * level
+            t0, t1 = t[i0], t[i0 + dur - 1]
+        else:  # a 0.05-px jump, a 5 % width change
+            i0 = int(rng.integers(a + 300, b - 300))
+            series[name][i0:] += 0.05 * (level if name == "x_stddev" else 1.0)
+            t0 = t1 = t[i0]
+        tried[name] += 1
+        an = detect_anomalies(60000 + t / 86400, series)
+        s0 = (an["start_mjd"].to_numpy() - 60000) * 86400
+        s1 = (an["end_mjd"].to_numpy() - 60000) * 86400
+        kinds = an["kinds"].to_list()
+        hit = [
+            want[name] in kk and lo - 3 <= t1 and hi + 3 >= t0
+            for kk, lo, hi in zip(kinds, s0, s1, strict=True)
+        ]
+        found[name] += any(hit)
+    assert found["flux"] >= 19, found  # >= 95 %
+    assert found["x_mean"] >= 18 and found["x_stddev"] >= 18, found
