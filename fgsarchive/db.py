@@ -1,10 +1,12 @@
 """The only module that talks to DuckDB: connections, the schema, and SQL run by name.
 
-Design for one writer and many readers (README "Concurrent use"): DuckDB lets one process hold a
-database file read-write, and then no other process can open it, not even read-only. So writers
-hold the file only for short transactions (open, write, commit, close), bulk per-frame data goes
-to Parquet parts that need no lock (:mod:`fgsarchive.storage`), and both readers and writers retry
-opening with backoff for up to ``lock_timeout_s`` while another process holds the file.
+Design for one writer and many readers (README "How data are stored"): DuckDB lets one process
+hold a database file read-write, and then no other process can open it, not even read-only; and a
+read-only opener blocks every writer. So writers and readers never share a file: writers work in
+short transactions on a private writer database inside the parts folder (retrying with backoff for
+up to ``lock_timeout_s`` while another writer holds it) and, after each commit, publish a snapshot
+renamed over the public file (:mod:`fgsarchive.snapshot`); readers open the public file read-only.
+Bulk per-frame data are Parquet parts that need no lock (:mod:`fgsarchive.storage`).
 """
 
 from __future__ import annotations
@@ -12,23 +14,27 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import random
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from importlib import resources
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+from . import snapshot
 from .config import Settings, parts_dir_for
 from .errors import ArchiveError, ArchiveLockedError, QueryError, SchemaVersionError
 from .storage import PartStore, part_name
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+# 1: the first round (tables in the public file, TEMP views); 2: private writer database and
+# published snapshots (fgsarchive/snapshot.py).
+SCHEMA_VERSION = 2
 # Parquet datasets exposed as views when present: frames, pointing and centroids by ingest;
 # fits, quickfits and photometry by the fitter.
 PARQUET_DATASETS = ("frames", "pointing", "centroids", "fits", "quickfits", "photometry")
@@ -91,10 +97,12 @@ class Database:
         self.path = Path(path)
         self.settings = settings or Settings()
         self.parts = PartStore(parts_dir_for(self.path))
+        self.writer_path = self.parts.root / snapshot.WRITER_FILE
 
     # --- connections --------------------------------------------------------------------------
     def _prepare(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Create the per-connection TEMP views: Parquet datasets, then every views_*.sql."""
+        """Create TEMP views on a writer connection: Parquet datasets, then every views_*.sql
+        (readers find them persistent in the published snapshot)."""
         for dataset in PARQUET_DATASETS:
             if self.parts.has_dataset(dataset):
                 self.create_parquet_view(con, dataset, dataset)
@@ -123,20 +131,49 @@ class Database:
 
     @contextlib.contextmanager
     def reader(self, *, sandbox: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-only connection with all views; ``sandbox`` also forbids files outside the archive."""
-        if not self.path.exists():
-            raise ArchiveError(
-                f"no archive at {self.path}: create one with `fgsarchive ingest` or `fgsarchive demo`"
-            )
-        con = _open(self.path, read_only=True, timeout_s=self.settings.lock_timeout_s)
+        """A read-only connection to the published snapshot (all views are in it); ``sandbox``
+        also forbids files outside the archive. A moved or copied archive is re-linked first."""
+        con = self._open_snapshot()
         try:
-            self._check_version(con)
-            self._prepare(con)
             if sandbox:
                 self._sandbox(con)
             yield con
         finally:
             con.close()
+
+    def _open_snapshot(self) -> duckdb.DuckDBPyConnection:
+        """Open the public file read-only, after re-linking a moved archive or publishing one a
+        killed writer left unpublished."""
+        if not self.path.exists():
+            if not self.writer_path.exists():
+                raise ArchiveError(
+                    f"no archive at {self.path}: create one with `fgsarchive ingest` or "
+                    "`fgsarchive demo`"
+                )
+            self.publish()
+        for attempt in range(2):
+            con = _open(self.path, read_only=True, timeout_s=self.settings.lock_timeout_s)
+            try:
+                state = snapshot.check_snapshot(self, con, SCHEMA_VERSION)
+                record = snapshot.info(con) or {}
+            except BaseException:
+                con.close()
+                raise
+            if state == "ok":
+                return con
+            con.close()
+            if attempt:
+                break
+            if state == "moved":
+                snapshot.relink(self, record.get("path"))
+            else:
+                self.publish()
+        raise ArchiveError(f"cannot open archive {self.path}: its snapshot does not match its place")
+
+    def publish(self) -> None:
+        """Publish the writer database's current state (an empty write transaction)."""
+        with self.writer():
+            pass
 
     def _sandbox(self, con: duckdb.DuckDBPyConnection) -> None:
         """No file access outside the parts folder, and no way for the query to undo that."""
@@ -156,24 +193,35 @@ class Database:
                 ) from exc
 
     @contextlib.contextmanager
-    def writer(self, *, views: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A short read-write transaction: commit on success, roll back on error, then close.
+    def writer(
+        self, *, views: bool = False, after_commit: Callable[[], object] | None = None
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short read-write transaction on the writer database: commit on success, roll back on
+        error; then ``after_commit()`` (e.g. renaming Parquet parts into place) and publish a
+        snapshot, both still holding the writer database; then close.
 
         ``views=True`` also creates the TEMP views (Parquet datasets, views_*.sql) for statements
         that read them.
         """
+        snapshot.refuse_missing_writer(self)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.parts.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ArchiveError(f"cannot create archive {self.path}: {exc.strerror or exc}") from exc
-        con = _open(self.path, read_only=False, timeout_s=self.settings.lock_timeout_s)
+        if not os.access(self.path.parent, os.W_OK):
+            raise ArchiveError(f"cannot write archive {self.path}: its folder is not writable")
+        con = _open(self.writer_path, read_only=False, timeout_s=self.settings.lock_timeout_s)
         try:
             self._ensure_schema(con)
             if views:
                 self._prepare(con)
             with self._transaction(con):
                 yield con
+            if after_commit is not None:
+                after_commit()
+            snapshot.adopt_place(self)
+            snapshot.publish(self, con, SCHEMA_VERSION)
         finally:
             con.close()
 
@@ -226,11 +274,13 @@ class Database:
             )
 
     @contextlib.contextmanager
-    def migration(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-write transaction without the schema-version check: for :mod:`fgsarchive.migrate`."""
-        if not self.path.exists():
-            raise ArchiveError(f"no archive at {self.path}")
-        con = _open(self.path, read_only=False, timeout_s=self.settings.lock_timeout_s)
+    def migration(self, path: Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write transaction without the schema-version check on ``path`` (default: the
+        writer database): for :mod:`fgsarchive.migrate`."""
+        path = Path(path or self.writer_path)
+        if not path.exists():
+            raise ArchiveError(f"no archive at {self.path} (no {path})")
+        con = _open(path, read_only=False, timeout_s=self.settings.lock_timeout_s)
         try:
             with self._transaction(con):
                 yield con
@@ -239,13 +289,14 @@ class Database:
 
     def initialise(self) -> None:
         """Create the schema and finish or undo whatever a killed writer left in staging."""
-        with self.writer() as con:
-            committed = {
+        committed: set[str] = set()
+        # Staged parts are published before the snapshot, so it never lists a file without them.
+        with self.writer(after_commit=lambda: self.parts.recover(lambda p: p in committed)) as con:
+            committed.update(
                 part_name(row[0])
                 for row in self.run(con, "files_known").fetchall()
                 if row[1] == "ingested"
-            }
-        self.parts.recover(lambda part: part in committed)
+            )
 
     # --- running SQL by name --------------------------------------------------------------------
     @staticmethod

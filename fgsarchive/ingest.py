@@ -249,15 +249,18 @@ def _commit(db: Database, rows: list[dict[str, object]], known: Container[str] =
     if not rows:
         return
     table = pa.Table.from_pylist(rows, schema=FILES_SCHEMA)
-    with db.writer() as con:
+
+    def publish_parts() -> None:  # after the commit, before the snapshot readers open
+        for row in rows:
+            name = str(row["file_name"])
+            if row["status"] == "ingested":
+                db.parts.publish(part_name(name), replace=name in known)
+            elif name in known:  # now failed: the parts of its earlier version are stale
+                db.parts.remove(part_name(name))
+
+    with db.writer(after_commit=publish_parts) as con:
         db.run(con, "files_delete", new_files=table)
         db.run(con, "files_insert", new_files=table)
-    for row in rows:
-        name = str(row["file_name"])
-        if row["status"] == "ingested":
-            db.parts.publish(part_name(name), replace=name in known)
-        elif name in known:  # now failed: the parts of its earlier version are stale
-            db.parts.remove(part_name(name))
 
 
 @contextlib.contextmanager

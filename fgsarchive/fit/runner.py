@@ -283,6 +283,7 @@ def fit_archive(
                     _guarded(futures.pop(future), future.result, handle, report)
             finally:
                 end_workers(pool)  # a worker killed during shutdown must not hang the run
+    db.publish()  # readers' snapshot gets views of new datasets (fits, ...) and their schemas
     report.seconds = time.perf_counter() - started
     return report
 

@@ -1,0 +1,1 @@
+INSERT INTO archive_info VALUES ($key, $value)
