@@ -203,7 +203,7 @@ class Database:
         ``views=True`` also creates the TEMP views (Parquet datasets, views_*.sql) for statements
         that read them.
         """
-        snapshot.refuse_missing_writer(self)
+        snapshot.refuse_missing_writer(self, SCHEMA_VERSION)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.parts.root.mkdir(parents=True, exist_ok=True)

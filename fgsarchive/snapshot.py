@@ -319,10 +319,17 @@ def relink(db, record_path: str | None) -> str:
     return kind
 
 
-def refuse_missing_writer(db) -> None:
-    """Never create a fresh writer database beside a public file that holds an archive."""
-    if Path(db.path).exists() and not Path(db.writer_path).exists():
-        raise SchemaVersionError(
-            f"{db.path} has no writer database {db.writer_path}: if it is a first-round archive, "
-            f"upgrade it with `fgsarchive migrate --db {db.path}`"
-        )
+def refuse_missing_writer(db, schema_version: int) -> None:
+    """Never create a fresh writer database beside a public file that holds an archive: a
+    first-round archive is named as such (migrate it), a snapshot without its writer database too."""
+    if not Path(db.path).exists() or Path(db.writer_path).exists():
+        return
+    try:
+        with duckdb.connect(str(db.path), read_only=True) as con:
+            check_snapshot(db, con, schema_version)  # raises for first-round and foreign files
+    except duckdb.Error as exc:
+        raise ArchiveError(f"cannot open archive {db.path}: " + str(exc).splitlines()[0]) from exc
+    raise ArchiveError(
+        f"archive {db.path} has lost its writer database {db.writer_path}: restore it with "
+        f"`fgsarchive migrate --db {db.path}` (it is rebuilt from the snapshot)"
+    )
