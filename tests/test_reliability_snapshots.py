@@ -15,14 +15,14 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from fgsarchive.analysis.run import run_all_analyses
 from fgsarchive.archive import Archive
 from fgsarchive.config import Settings
 from fgsarchive.db import SCHEMA_VERSION, Database
 from fgsarchive.errors import ArchiveError, SchemaVersionError
-from fgsarchive.analysis.run import run_all_analyses
 from fgsarchive.fit.runner import fit_archive
 from fgsarchive.ingest import ingest_paths
-from fgsarchive.snapshot import ARCHIVE_ID_FILE, read_archive_id
+from fgsarchive.snapshot import read_archive_id
 
 # Relations the README documents that an ingested and fitted archive has.
 RELATIONS = (
@@ -113,7 +113,9 @@ def test_plain_duckdb_sees_every_documented_relation_from_anywhere(analysed, tmp
     assert plain == own
     assert plain["frames"] > 0 and plain["fits"] == plain["frames"] and plain["programs"] == 1
     # the relative path from the archive's folder works as well
-    assert _plain_counts(Path("a.duckdb"), ["frames"], fitted.path.parent) == {"frames": plain["frames"]}
+    assert _plain_counts(Path("a.duckdb"), ["frames"], fitted.path.parent) == {
+        "frames": plain["frames"]
+    }
     with duckdb.connect(str(fitted.path), read_only=True) as con:
         frames, promised, _ = con.execute(CONSISTENT).fetchall()[0]
         info = dict(con.execute("SELECT key, value FROM archive_info").fetchall())
