@@ -27,7 +27,9 @@ def as_first_round(db: Database, version: int = 1) -> None:
     db.writer_path.unlink()
     (db.parts.root / ARCHIVE_ID_FILE).unlink()
     with duckdb.connect(str(db.path)) as con:
-        con.execute("UPDATE schema_info SET value = $v WHERE key = 'schema_version'", {"v": str(version)})
+        con.execute(
+            "UPDATE schema_info SET value = $v WHERE key = 'schema_version'", {"v": str(version)}
+        )
         assert not con.execute("SELECT * FROM duckdb_views() WHERE NOT internal").fetchall()
 
 
