@@ -296,3 +296,28 @@ def test_a_lost_writer_database_is_refused_and_migrate_rebuilds_it(fitted):
     assert archive_checksums(fitted, ("files", "frames", "fits")) == before
     with fitted.writer():  # writes and publishes again
         pass
+
+
+@pytest.fixture()
+def read_only_mount(tmp_path):
+    """A tmpfs that the test can remount read-only (root only; skipped elsewhere)."""
+    where = tmp_path / "mnt"
+    where.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(where)]).returncode:
+        pytest.skip("needs root to mount a tmpfs")
+    yield where
+    subprocess.run(["umount", str(where)])
+
+
+def test_a_read_only_file_system_reads_and_refuses_writes_in_one_line(products, read_only_mount):
+    db = Database(read_only_mount / "a.duckdb")
+    ingest_paths(db, _fg_files(products)[:1], workers=1)
+    with db.reader() as con:
+        frames = db.count_rows(con, "frames")
+    subprocess.run(["mount", "-o", "remount,ro", str(read_only_mount)], check=True)
+    assert Archive(db.path).sql("SELECT count(*) AS n FROM frames")["n"][0] == frames
+    assert _plain_counts(db.path, ["frames"], read_only_mount.parent) == {"frames": frames}
+    with pytest.raises(ArchiveError) as info:
+        ingest_paths(db, _fg_files(products)[1:2], workers=1)
+    message = str(info.value)
+    assert "\n" not in message and str(db.path) in message and ("Read-only" in message or "not writable" in message)
