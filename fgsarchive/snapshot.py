@@ -183,8 +183,8 @@ def _create_views(db, con: duckdb.DuckDBPyConnection, archive_id: str, schema_ve
         "fgsarchive_version": __version__,
     }
     con.execute(sql_text("snapshot_create_info"))
-    con.executemany(
-        sql_text("snapshot_insert_info"), [{"key": k, "value": v} for k, v in record.items()]
+    con.execute(
+        sql_text("snapshot_insert_info"), {"keys": list(record), "values": list(record.values())}
     )
     message = (
         f"fgsarchive: this archive was published for {abs_path} and is read from elsewhere "
