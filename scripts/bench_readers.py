@@ -2,7 +2,8 @@
 opening the archive and counting frames from a plain DuckDB client; publication cost; a move and
 a copy. Prints the figures side by side.
 
-Usage: ``python scripts/bench_readers.py [--frames 1000000] [--ingest-frames 300000] [--workdir DIR]``
+Usage: ``python scripts/bench_readers.py [--frames 1000000] [--ingest-frames 300000] [--workdir DIR]
+[--count-only]``
 
 Every writer and reader runs in its own process (``fgsarchive ingest`` via the CLI; plain clients
 are ``python -c`` with duckdb only). Timings on a shared 2-core machine vary by about +-30 %: the
@@ -238,10 +239,16 @@ def main() -> None:
         "--ingest-frames", type=int, default=300_000, help="frames ingested beside readers"
     )
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument(
+        "--count-only", action="store_true", help="only the plain-client count (for 20M frames)"
+    )
     opts = parser.parse_args()
     work = Path(opts.workdir or tempfile.mkdtemp(prefix="bench_readers_"))
     work.mkdir(parents=True, exist_ok=True)
     try:
+        if opts.count_only:
+            big_archive(work, opts.frames)
+            return
         source = work / "sim"
         simulate_archive(
             source,
