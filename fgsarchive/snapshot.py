@@ -53,7 +53,7 @@ def sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _identifier(name: str) -> str:
+def sql_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -135,12 +135,12 @@ def publish(db, con: duckdb.DuckDBPyConnection, schema_version: int) -> None:
     try:
         con.execute(f"ATTACH {sql_literal(str(tmp))} AS {_ALIAS}")
         attached = True
-        con.execute(f"COPY FROM DATABASE {_identifier(writer_name)} TO {_ALIAS}")
+        con.execute(f"COPY FROM DATABASE {sql_identifier(writer_name)} TO {_ALIAS}")
         con.execute(f"USE {_ALIAS}")
         try:
             _create_views(db, con, archive_id, schema_version)
         finally:
-            con.execute(f"USE {_identifier(writer_name)}")
+            con.execute(f"USE {sql_identifier(writer_name)}")
         con.execute(f"DETACH {_ALIAS}")
         attached = False
         _fsync(tmp)

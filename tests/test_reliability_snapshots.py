@@ -303,7 +303,10 @@ def read_only_mount(tmp_path):
     """A tmpfs that the test can remount read-only (root only; skipped elsewhere)."""
     where = tmp_path / "mnt"
     where.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(where)]).returncode:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(where)]).returncode
+    ):
         pytest.skip("needs root to mount a tmpfs")
     yield where
     subprocess.run(["umount", str(where)])
@@ -320,4 +323,24 @@ def test_a_read_only_file_system_reads_and_refuses_writes_in_one_line(products, 
     with pytest.raises(ArchiveError) as info:
         ingest_paths(db, _fg_files(products)[1:2], workers=1)
     message = str(info.value)
-    assert "\n" not in message and str(db.path) in message and ("Read-only" in message or "not writable" in message)
+    assert (
+        "\n" not in message
+        and str(db.path) in message
+        and ("Read-only" in message or "not writable" in message)
+    )
+
+
+def test_fgsarchive_readers_see_new_snapshots_while_the_process_holds_an_old_one(
+    products, tmp_path
+):
+    """duckdb.connect(path) hands out the instance already open on that path in this process (a
+    notebook's own connection): fgsarchive's readers must still see each new snapshot."""
+    db = Database(tmp_path / "a.duckdb")
+    paths = _fg_files(products)
+    ingest_paths(db, paths[:1], workers=1)
+    with duckdb.connect(str(db.path), read_only=True) as held:
+        ingest_paths(db, paths[1:2], workers=1)
+        assert held.execute("SELECT count(*) FROM files").fetchall() == [(1,)]
+        assert Archive(db.path).sql("SELECT count(*) AS n FROM files")["n"][0] == 2
+        with db.reader() as con:
+            assert con.execute("SELECT count(*) FROM files").fetchall() == [(2,)]
