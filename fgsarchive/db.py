@@ -66,9 +66,9 @@ def _is_lock_error(exc: Exception) -> bool:
     """Another process holds the file, or another connection of this process holds it in the
     other mode (DuckDB shares one instance per file in a process, opened read-only or not)."""
     text = str(exc)
-    return (
-        "lock" in text.lower() and ("Could not set lock" in text or "Conflicting lock" in text)
-    ) or ("different configuration than existing connections" in text)
+    return ("lock" in text.lower() and ("Could not set lock" in text or "Conflicting lock" in text)) or (
+        "different configuration than existing connections" in text
+    )
 
 
 def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
@@ -188,9 +188,7 @@ class Database:
                 snapshot.relink(self, record.get("path"))
             else:
                 self.publish()
-        raise ArchiveError(
-            f"cannot open archive {self.path}: its snapshot does not match its place"
-        )
+        raise ArchiveError(f"cannot open archive {self.path}: its snapshot does not match its place")
 
     def publish(self) -> None:
         """Publish the writer database's current state (an empty write transaction)."""
@@ -271,17 +269,13 @@ class Database:
             self._check_version(con)
         for path in sorted(sql_dir().glob("schema_*.sql")):
             con.execute(path.read_text())
-        version = next(
-            iter(self.run(con, "version_get", {"key": "schema_version"}).fetchall()), None
-        )
+        version = next(iter(self.run(con, "version_get", {"key": "schema_version"}).fetchall()), None)
         if version is None:
             self.run(con, "version_set", {"key": "schema_version", "value": str(SCHEMA_VERSION)})
 
     def _check_version(self, con: duckdb.DuckDBPyConnection) -> None:
         try:
-            row = next(
-                iter(self.run(con, "version_get", {"key": "schema_version"}).fetchall()), None
-            )
+            row = next(iter(self.run(con, "version_get", {"key": "schema_version"}).fetchall()), None)
         except duckdb.CatalogException as exc:
             raise SchemaVersionError(
                 f"{self.path} is not an fgsarchive archive (no schema_info table)"
@@ -355,9 +349,7 @@ class Database:
         """Row count of a table or view named by a plain identifier."""
         if not _IDENTIFIER.match(relation):
             raise ArchiveError(f"invalid relation name {relation!r}")
-        return int(
-            con.execute(sql_text("count_rows").replace("{relation}", relation)).fetchall()[0][0]
-        )
+        return int(con.execute(sql_text("count_rows").replace("{relation}", relation)).fetchall()[0][0])
 
     def query_arrow(self, name: str, params: Mapping[str, object] | None = None) -> pa.Table:
         """Run a named read-only statement and return Arrow."""
