@@ -148,3 +148,28 @@ def test_migrate_as_a_module(old_archive):
         [sys.executable, "-m", "fgsarchive.migrate", str(db.path)], capture_output=True, text=True
     )
     assert out.returncode == 0 and "up to date" in out.stdout
+
+
+def test_a_first_round_archive_migrates_with_nothing_lost(products, tmp_path):
+    """Schema 1, the first round's layout: tables in the public file and TEMP views only. After
+    migrate every table and Parquet dataset is intact and plain DuckDB sees the views."""
+    from fgsarchive.fit.runner import fit_archive
+
+    db = Database(tmp_path / "a.duckdb")
+    ingest_paths(db, sorted(products.rglob("*_gs-fg_*_cal.fits"))[:3], workers=1)
+    fit_archive(db, workers=1)
+    relations = ("files", "frames", "pointing", "centroids", "fits", "quickfits", "photometry")
+    expected = archive_checksums(db, relations)
+    as_first_round(db, 1)
+    with duckdb.connect(str(db.path), read_only=True) as con:  # what users met in round 1
+        with pytest.raises(duckdb.CatalogException):
+            con.execute("SELECT count(*) FROM frames")
+    with pytest.raises(SchemaVersionError, match="schema version 1; upgrade it to"):
+        archive_checksums(db, relations)
+    report = mig.migrate(db)
+    assert report.steps == [mig.LAYOUT_STEP] and report.to_version == SCHEMA_VERSION
+    assert archive_checksums(db, relations) == expected
+    with duckdb.connect(str(db.path), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM frames").fetchall() == [(expected["frames"][0],)]
+        assert con.execute("SELECT count(*) FROM programs").fetchall() == [(1,)]
+    assert mig.migrate(db).steps == []
