@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 # 1: the first round (tables in the public file, TEMP views); 2: private writer database and
 # published snapshots (fgsarchive/snapshot.py).
 SCHEMA_VERSION = 2
+# Lazy writers (ingest's batches) skip publishing while the last publication is this many times its
+# own duration ago: publishing then costs at most ~1/(1+PUBLISH_DUTY) of their wall time.
+PUBLISH_DUTY = 9.0
 # Parquet datasets exposed as views when present: frames, pointing and centroids by ingest;
 # fits, quickfits and photometry by the fitter.
 PARQUET_DATASETS = ("frames", "pointing", "centroids", "fits", "quickfits", "photometry")
@@ -118,6 +121,8 @@ class Database:
         self.settings = settings or Settings()
         self.parts = PartStore(parts_dir_for(self.path))
         self.writer_path = self.parts.root / snapshot.WRITER_FILE
+        self._unpublished = False  # a lazy writer committed after the last snapshot
+        self._next_publish_at = 0.0  # monotonic time before which lazy writers do not publish
 
     # --- connections --------------------------------------------------------------------------
     def _prepare(self, con: duckdb.DuckDBPyConnection) -> None:
@@ -153,6 +158,8 @@ class Database:
     def reader(self, *, sandbox: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-only connection to the published snapshot (all views are in it); ``sandbox``
         also forbids files outside the archive. A moved or copied archive is re-linked first."""
+        if self._unpublished:  # this process wrote after the last snapshot: readers see it
+            self.publish()
         con = self._open_snapshot()
         try:
             if sandbox:
@@ -212,16 +219,26 @@ class Database:
                     f"cannot sandbox a query of {self.path}: its settings are locked otherwise"
                 ) from exc
 
+    def publish_pending(self) -> None:
+        """Publish what lazy writers of this process committed since the last snapshot."""
+        if self._unpublished:
+            self.publish()
+
     @contextlib.contextmanager
     def writer(
-        self, *, views: bool = False, after_commit: Callable[[], object] | None = None
+        self,
+        *,
+        views: bool = False,
+        after_commit: Callable[[], object] | None = None,
+        lazy: bool = False,
     ) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short read-write transaction on the writer database: commit on success, roll back on
         error; then ``after_commit()`` (e.g. renaming Parquet parts into place) and publish a
         snapshot, both still holding the writer database; then close.
 
         ``views=True`` also creates the TEMP views (Parquet datasets, views_*.sql) for statements
-        that read them.
+        that read them. ``lazy=True`` (batches of a long run, which calls :meth:`publish_pending`
+        at its end) skips the snapshot while the last one is recent (:data:`PUBLISH_DUTY`).
         """
         snapshot.refuse_missing_writer(self, SCHEMA_VERSION)
         try:
@@ -240,8 +257,15 @@ class Database:
                 yield con
             if after_commit is not None:
                 after_commit()
-            snapshot.adopt_place(self)
-            snapshot.publish(self, con, SCHEMA_VERSION)
+            if lazy and time.monotonic() < self._next_publish_at:
+                self._unpublished = True
+            else:
+                started = time.monotonic()
+                snapshot.adopt_place(self)
+                snapshot.publish(self, con, SCHEMA_VERSION)
+                self._unpublished = False
+                now = time.monotonic()
+                self._next_publish_at = now + PUBLISH_DUTY * (now - started)
         finally:
             con.close()
 

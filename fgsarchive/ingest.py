@@ -239,7 +239,9 @@ def _frame_tables(guider, chunk_frames: int):
         )
 
 
-def _commit(db: Database, rows: list[dict[str, object]], known: Container[str] = ()) -> None:
+def _commit(
+    db: Database, rows: list[dict[str, object]], known: Container[str] = (), *, lazy: bool = False
+) -> None:
     """Record a batch of files in one transaction, then publish their staged parts.
 
     A file in ``known`` (in the archive before this run) is replaced: its earlier parts (fits, ...)
@@ -258,7 +260,7 @@ def _commit(db: Database, rows: list[dict[str, object]], known: Container[str] =
             elif name in known:  # now failed: the parts of its earlier version are stale
                 db.parts.remove(part_name(name))
 
-    with db.writer(after_commit=publish_parts) as con:
+    with db.writer(after_commit=publish_parts, lazy=lazy) as con:
         db.run(con, "files_delete", new_files=table)
         db.run(con, "files_insert", new_files=table)
 
@@ -360,7 +362,7 @@ def _ingest_paths(
         else:
             report.failed[str(row["file_name"])] = str(row["error"])
         if len(pending) >= COMMIT_EVERY_FILES or time.monotonic() - last_commit > COMMIT_EVERY_S:
-            _commit(db, pending, known)
+            _commit(db, pending, known, lazy=True)
             pending.clear()
             last_commit = time.monotonic()
         if progress is not None:
@@ -382,6 +384,7 @@ def _ingest_paths(
             finally:
                 end_workers(pool)  # a worker killed during shutdown must not hang the run
     _commit(db, pending, known)
+    db.publish_pending()  # batches committed lazily since the last snapshot
     report.seconds = time.perf_counter() - started
     return report
 

@@ -344,3 +344,24 @@ def test_fgsarchive_readers_see_new_snapshots_while_the_process_holds_an_old_one
         assert Archive(db.path).sql("SELECT count(*) AS n FROM files")["n"][0] == 2
         with db.reader() as con:
             assert con.execute("SELECT count(*) FROM files").fetchall() == [(2,)]
+
+
+def test_lazy_writers_publish_before_this_process_reads_and_at_their_end(tmp_path, monkeypatch):
+    import fgsarchive.db as dbmod
+
+    monkeypatch.setattr(dbmod, "PUBLISH_DUTY", 1e6)  # after one publication, none for ages
+    db = Database(tmp_path / "a.duckdb")
+    db.initialise()
+    insert = "INSERT INTO crawl_windows (start_mjd, end_mjd, state) VALUES ($a, $a + 1, 'done')"
+    for day in (1.0, 2.0):
+        with db.writer(lazy=True) as con:
+            con.execute(insert, {"a": 60000.0 + day})
+    with duckdb.connect(str(db.path), read_only=True) as con:  # other processes: not yet
+        assert con.execute("SELECT count(*) FROM crawl_windows").fetchall() == [(0,)]
+    with db.reader() as con:  # this process reads what it wrote
+        assert con.execute("SELECT count(*) FROM crawl_windows").fetchall() == [(2,)]
+    with db.writer(lazy=True) as con:
+        con.execute(insert, {"a": 60003.0})
+    db.publish_pending()
+    with duckdb.connect(str(db.path), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM crawl_windows").fetchall() == [(3,)]
