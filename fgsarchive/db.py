@@ -1,44 +1,70 @@
 """The only module that talks to DuckDB: connections, the schema, and SQL run by name.
 
-Design for one writer and many readers (README "Concurrent use"): DuckDB lets one process hold a
-database file read-write, and then no other process can open it, not even read-only. So writers
-hold the file only for short transactions (open, write, commit, close), bulk per-frame data goes
-to Parquet parts that need no lock (:mod:`fgsarchive.storage`), and both readers and writers retry
-opening with backoff for up to ``lock_timeout_s`` while another process holds the file.
+Design for one writer and many readers (README "How data are stored"): DuckDB lets one process
+hold a database file read-write, and then no other process can open it, not even read-only; and a
+read-only opener blocks every writer. So writers and readers never share a file: writers work in
+short transactions on a private writer database inside the parts folder (retrying with backoff for
+up to ``lock_timeout_s`` while another writer holds it) and, after each commit, publish a snapshot
+renamed over the public file (:mod:`fgsarchive.snapshot`); readers open the public file read-only.
+Bulk per-frame data are Parquet parts that need no lock (:mod:`fgsarchive.storage`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from . import sql
+from . import snapshot, sql
 from .config import Settings, parts_dir_for
 from .errors import ArchiveError, ArchiveLockedError, QueryError, SchemaVersionError
-from .storage import PartStore, part_name
+from .storage import PARQUET_DATASETS, PartStore, part_name
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
-# Parquet datasets exposed as views when present: frames, pointing and centroids by ingest;
-# fits, quickfits and photometry by the fitter.
-PARQUET_DATASETS = ("frames", "pointing", "centroids", "fits", "quickfits", "photometry")
+# 1: the first round (tables in the public file, TEMP views); 2: the pixel noise model in
+# ``files`` (noise_a, noise_b, noise_source); 3: private writer database and published snapshots
+# (fgsarchive/snapshot.py).
+SCHEMA_VERSION = 3
+# Lazy writers (ingest's batches) skip publishing while the last publication is this many times its
+# own duration ago: publishing then costs at most ~1/(1+PUBLISH_DUTY) of their wall time.
+PUBLISH_DUTY = 9.0
 
 
 def _is_lock_error(exc: Exception) -> bool:
     """Another process holds the file, or another connection of this process holds it in the
     other mode (DuckDB shares one instance per file in a process, opened read-only or not)."""
     text = str(exc)
-    return ("lock" in text.lower() and ("Could not set lock" in text or "Conflicting lock" in text)) or (
-        "different configuration than existing connections" in text
-    )
+    return (
+        "lock" in text.lower() and ("Could not set lock" in text or "Conflicting lock" in text)
+    ) or ("different configuration than existing connections" in text)
+
+
+def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """Open a DuckDB file; read-only opens attach it to a fresh in-memory instance instead.
+
+    ``duckdb.connect(path)`` returns the instance already open on that path in this process, so
+    while anything in the process (a notebook's own connection) holds the public file, it would
+    keep serving the snapshot it opened first. ATTACH opens the file's current inode each time.
+    """
+    if not read_only:
+        return duckdb.connect(str(path))
+    con = duckdb.connect()
+    try:
+        alias = snapshot.sql_identifier(path.stem)
+        con.execute(f"ATTACH {sql.string_literal(str(path.absolute()))} AS {alias} (READ_ONLY)")
+        con.execute(f"USE {alias}")
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 def _open(path: Path, *, read_only: bool, timeout_s: float) -> duckdb.DuckDBPyConnection:
@@ -47,7 +73,7 @@ def _open(path: Path, *, read_only: bool, timeout_s: float) -> duckdb.DuckDBPyCo
     delay = 0.005
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            return _connect(path, read_only)
         except duckdb.Error as exc:
             if not _is_lock_error(exc):
                 raise ArchiveError(f"cannot open archive {path}: {exc}".splitlines()[0]) from exc
@@ -67,10 +93,14 @@ class Database:
         self.path = Path(path)
         self.settings = settings or Settings()
         self.parts = PartStore(parts_dir_for(self.path))
+        self.writer_path = self.parts.root / snapshot.WRITER_FILE
+        self._unpublished = False  # a lazy writer committed after the last snapshot
+        self._next_publish_at = 0.0  # monotonic time before which lazy writers do not publish
 
     # --- connections --------------------------------------------------------------------------
     def _prepare(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Create the per-connection TEMP views: Parquet datasets, then every ``views/*.sql``."""
+        """Create TEMP views on a writer connection: Parquet datasets, then every ``views/*.sql``
+        (readers find them persistent in the published snapshot)."""
         for dataset in PARQUET_DATASETS:
             if self.parts.has_dataset(dataset):
                 self.create_parquet_view(con, dataset, dataset)
@@ -97,20 +127,53 @@ class Database:
 
     @contextlib.contextmanager
     def reader(self, *, sandbox: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-only connection with all views; ``sandbox`` also forbids files outside the archive."""
-        if not self.path.exists():
-            raise ArchiveError(
-                f"no archive at {self.path}: create one with `fgsarchive ingest` or `fgsarchive demo`"
-            )
-        con = _open(self.path, read_only=True, timeout_s=self.settings.lock_timeout_s)
+        """A read-only connection to the published snapshot (all views are in it); ``sandbox``
+        also forbids files outside the archive. A moved or copied archive is re-linked first."""
+        if self._unpublished:  # this process wrote after the last snapshot: readers see it
+            self.publish()
+        con = self._open_snapshot()
         try:
-            self._check_version(con)
-            self._prepare(con)
             if sandbox:
                 self._sandbox(con)
             yield con
         finally:
             con.close()
+
+    def _open_snapshot(self) -> duckdb.DuckDBPyConnection:
+        """Open the public file read-only, after re-linking a moved archive or publishing one a
+        killed writer left unpublished."""
+        if not self.path.exists():
+            if not self.writer_path.exists():
+                raise ArchiveError(
+                    f"no archive at {self.path}: create one with `fgsarchive ingest` or "
+                    "`fgsarchive demo`"
+                )
+            self.publish()
+        for attempt in range(2):
+            con = _open(self.path, read_only=True, timeout_s=self.settings.lock_timeout_s)
+            try:
+                state = snapshot.check_snapshot(self, con, SCHEMA_VERSION)
+                record = snapshot.info(con) or {}
+            except BaseException:
+                con.close()
+                raise
+            if state == "ok":
+                return con
+            con.close()
+            if attempt:
+                break
+            if state == "moved":
+                snapshot.relink(self, record.get("path"))
+            else:
+                self.publish()
+        raise ArchiveError(
+            f"cannot open archive {self.path}: its snapshot does not match its place"
+        )
+
+    def publish(self) -> None:
+        """Publish the writer database's current state (an empty write transaction)."""
+        with self.writer():
+            pass
 
     def _sandbox(self, con: duckdb.DuckDBPyConnection) -> None:
         """No file access outside the parts folder, and no way for the query to undo that."""
@@ -129,25 +192,53 @@ class Database:
                     f"cannot sandbox a query of {self.path}: its settings are locked otherwise"
                 ) from exc
 
+    def publish_pending(self) -> None:
+        """Publish what lazy writers of this process committed since the last snapshot."""
+        if self._unpublished:
+            self.publish()
+
     @contextlib.contextmanager
-    def writer(self, *, views: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A short read-write transaction: commit on success, roll back on error, then close.
+    def writer(
+        self,
+        *,
+        views: bool = False,
+        after_commit: Callable[[], object] | None = None,
+        lazy: bool = False,
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short read-write transaction on the writer database: commit on success, roll back on
+        error; then ``after_commit()`` (e.g. renaming Parquet parts into place) and publish a
+        snapshot, both still holding the writer database; then close.
 
         ``views=True`` also creates the TEMP views (Parquet datasets, ``views/*.sql``) for statements
-        that read them.
+        that read them. ``lazy=True`` (batches of a long run, which calls :meth:`publish_pending`
+        at its end) skips the snapshot while the last one is recent (:data:`PUBLISH_DUTY`).
         """
+        snapshot.refuse_missing_writer(self, SCHEMA_VERSION)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.parts.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ArchiveError(f"cannot create archive {self.path}: {exc.strerror or exc}") from exc
-        con = _open(self.path, read_only=False, timeout_s=self.settings.lock_timeout_s)
+        if not os.access(self.path.parent, os.W_OK):
+            raise ArchiveError(f"cannot write archive {self.path}: its folder is not writable")
+        con = _open(self.writer_path, read_only=False, timeout_s=self.settings.lock_timeout_s)
         try:
             self._ensure_schema(con)
             if views:
                 self._prepare(con)
             with self._transaction(con):
                 yield con
+            if after_commit is not None:
+                after_commit()
+            if lazy and time.monotonic() < self._next_publish_at:
+                self._unpublished = True
+            else:
+                started = time.monotonic()
+                snapshot.adopt_place(self)
+                snapshot.publish(self, con, SCHEMA_VERSION)
+                self._unpublished = False
+                now = time.monotonic()
+                self._next_publish_at = now + PUBLISH_DUTY * (now - started)
         finally:
             con.close()
 
@@ -204,11 +295,13 @@ class Database:
             )
 
     @contextlib.contextmanager
-    def migration(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-write transaction without the schema-version check: for :mod:`fgsarchive.migrate`."""
-        if not self.path.exists():
-            raise ArchiveError(f"no archive at {self.path}")
-        con = _open(self.path, read_only=False, timeout_s=self.settings.lock_timeout_s)
+    def migration(self, path: Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write transaction without the schema-version check on ``path`` (default: the
+        writer database): for :mod:`fgsarchive.migrate`."""
+        path = Path(path or self.writer_path)
+        if not path.exists():
+            raise ArchiveError(f"no archive at {self.path} (no {path})")
+        con = _open(path, read_only=False, timeout_s=self.settings.lock_timeout_s)
         try:
             with self._transaction(con):
                 yield con
@@ -217,13 +310,14 @@ class Database:
 
     def initialise(self) -> None:
         """Create the schema and finish or undo whatever a killed writer left in staging."""
-        with self.writer() as con:
-            committed = {
+        committed: set[str] = set()
+        # Staged parts are published before the snapshot, so it never lists a file without them.
+        with self.writer(after_commit=lambda: self.parts.recover(lambda p: p in committed)) as con:
+            committed.update(
                 part_name(row[0])
                 for row in self.run(con, "ingest/files_known").fetchall()
                 if row[1] == "ingested"
-            }
-        self.parts.recover(lambda part: part in committed)
+            )
 
     # --- running SQL by name --------------------------------------------------------------------
     @staticmethod

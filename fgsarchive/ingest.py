@@ -257,7 +257,9 @@ def _frame_tables(guider, chunk_frames: int):
         )
 
 
-def _commit(db: Database, rows: list[dict[str, object]], known: Container[str] = ()) -> None:
+def _commit(
+    db: Database, rows: list[dict[str, object]], known: Container[str] = (), *, lazy: bool = False
+) -> None:
     """Record a batch of files in one transaction, then publish their staged parts.
 
     A file in ``known`` (in the archive before this run) is replaced: its earlier parts (fits, ...)
@@ -267,15 +269,18 @@ def _commit(db: Database, rows: list[dict[str, object]], known: Container[str] =
     if not rows:
         return
     table = pa.Table.from_pylist(rows, schema=FILES_SCHEMA)
-    with db.writer() as con:
+
+    def publish_parts() -> None:  # after the commit, before the snapshot readers open
+        for row in rows:
+            name = str(row["file_name"])
+            if row["status"] == "ingested":
+                db.parts.publish(part_name(name), replace=name in known)
+            elif name in known:  # now failed: the parts of its earlier version are stale
+                db.parts.remove(part_name(name))
+
+    with db.writer(after_commit=publish_parts, lazy=lazy) as con:
         db.run(con, "ingest/files_delete", new_files=table)
         db.run(con, "ingest/files_insert", new_files=table)
-    for row in rows:
-        name = str(row["file_name"])
-        if row["status"] == "ingested":
-            db.parts.publish(part_name(name), replace=name in known)
-        elif name in known:  # now failed: the parts of its earlier version are stale
-            db.parts.remove(part_name(name))
 
 
 @contextlib.contextmanager
@@ -375,7 +380,7 @@ def _ingest_paths(
         else:
             report.failed[str(row["file_name"])] = str(row["error"])
         if len(pending) >= COMMIT_EVERY_FILES or time.monotonic() - last_commit > COMMIT_EVERY_S:
-            _commit(db, pending, known)
+            _commit(db, pending, known, lazy=True)
             pending.clear()
             last_commit = time.monotonic()
         if progress is not None:
@@ -397,6 +402,7 @@ def _ingest_paths(
             finally:
                 end_workers(pool)  # a worker killed during shutdown must not hang the run
     _commit(db, pending, known)
+    db.publish_pending()  # batches committed lazily since the last snapshot
     report.seconds = time.perf_counter() - started
     return report
 

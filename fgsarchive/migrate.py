@@ -1,11 +1,17 @@
 """Upgrade an archive made by an older fgsarchive to this version's schema (``fgsarchive migrate``).
 
-The archive's schema version is ``schema_info.schema_version``; this fgsarchive writes
-:data:`fgsarchive.db.SCHEMA_VERSION`. Opening an older archive fails with a message naming this
-command. :func:`migrate` applies the registered steps in order, each the statement
-``migrate/<from>_to_<to>`` of :mod:`fgsarchive.sql` (DDL separated by ``;``), then records the new
-version, all in one transaction: a failure leaves the archive as it was, and running it again on
-an up-to-date archive changes nothing.
+The archive's schema version is ``schema_info.schema_version`` (and ``archive_info`` in a
+published snapshot); this fgsarchive writes :data:`fgsarchive.db.SCHEMA_VERSION`. Opening an older
+archive fails with a message naming this command. :func:`migrate` applies the registered steps in
+order, each the statement ``migrate/<from>_to_<to>`` of :mod:`fgsarchive.sql` (DDL separated by ``;``), then records
+the new version, all in one transaction: a failure leaves the archive as it was, and running it
+again on an up-to-date archive changes nothing.
+
+Step 2 -> 3 is the layout of :mod:`fgsarchive.snapshot`: the first-round file (tables in the public
+``X.duckdb``) is checkpointed and copied to the private writer database
+``X.duckdb.parts/_writer.duckdb`` under a temporary name, renamed into place, and a snapshot is
+published over ``X.duckdb``. Killed at any point, the old file is whole until the snapshot replaces
+it (which holds every table of it), and running migrate again finishes the job.
 
 It also records the schemas of the Parquet parts of archives written before
 :func:`fgsarchive.storage.note_schema` existed, so their views stop reading every part's footer on
@@ -17,19 +23,24 @@ Usage: ``python -m fgsarchive.migrate PATH`` (until the CLI has ``fgsarchive mig
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import pyarrow.parquet as pq
 
 from . import sql
 from .db import SCHEMA_VERSION, Database
 from .errors import ArchiveError, FgsArchiveError, SchemaVersionError
+from .snapshot import INFO_TABLE
 from .storage import SCHEMAS, STAGING, note_schema
 
-#: from-version -> the SQL file of the step to from-version + 1
-STEPS: dict[int, str] = {0: "migrate/0_to_1", 1: "migrate/1_to_2"}
+LAYOUT_STEP = "layout_2_to_3"  # not SQL: the move to a private writer database + snapshots
+#: from-version -> the SQL file of the step to from-version + 1 (or LAYOUT_STEP)
+STEPS: dict[int, str] = {0: "migrate/0_to_1", 1: "migrate/1_to_2", 2: LAYOUT_STEP}
 VERSION_KEY = "schema_version"
 
 
@@ -57,13 +68,22 @@ def check_steps() -> None:
     """Every version below SCHEMA_VERSION has a step, and each step's SQL file exists."""
     for version in range(SCHEMA_VERSION):
         name = STEPS.get(version)
+        if name == LAYOUT_STEP:
+            continue
         if name is None or name not in sql.statements():
             raise ArchiveError(f"fgsarchive has no migration step from schema version {version}")
 
 
 def migrate(db: Database, *, parts: bool = True) -> MigrationReport:
-    """Bring ``db`` to :data:`SCHEMA_VERSION`; record part schemas (``parts``). Idempotent."""
-    with db.migration() as con:
+    """Bring ``db`` to :data:`SCHEMA_VERSION`; record part schemas (``parts``); publish a
+    snapshot. Idempotent."""
+    first_round = db.path.exists() and not db.writer_path.exists()
+    target = db.path if first_round else db.writer_path
+    if not target.exists():
+        raise ArchiveError(f"no archive at {db.path}")
+    if not first_round and db.path.exists():
+        db.parts.root.mkdir(parents=True, exist_ok=True)
+    with db.migration(target) as con:
         if not db.run(con, "version/schema_info_exists").fetchall()[0][0]:
             raise SchemaVersionError(
                 f"{db.path} is not an fgsarchive archive (no schema_info table)"
@@ -84,17 +104,51 @@ def migrate(db: Database, *, parts: bool = True) -> MigrationReport:
                     f"{db.path} has schema version {version}, and this fgsarchive has no migration "
                     f"from it: re-create the archive (`fgsarchive ingest --force ...`)"
                 )
-            for statement in _statements(name):
+            if name == LAYOUT_STEP:
+                if first_round:
+                    break  # after this transaction's commit: the file is copied whole
+                name = None  # a writer database that says 2: only the version is recorded
+            for statement in _statements(name) if name else ():
                 con.execute(statement)
             version += 1
             params = {"key": VERSION_KEY, "value": str(version)}
             db.run(con, "version/update" if rows else "version/set", params)
             rows = [(str(version),)]
-            report.steps.append(name)
+            if name:
+                report.steps.append(name)
         report.to_version = version
+    if first_round:
+        _move_into_writer_database(db)
+        report.steps.append(LAYOUT_STEP)
+        report.to_version = SCHEMA_VERSION
     if parts:
         report.part_schemas = record_part_schemas(db)
+    db.publish()
     return report
+
+
+def _move_into_writer_database(db: Database) -> None:
+    """Layout step 2 -> 3: the first-round public file becomes the private writer database."""
+    try:
+        db.parts.root.mkdir(parents=True, exist_ok=True)
+        with duckdb.connect(str(db.path)) as con:
+            con.execute("CHECKPOINT")
+        tmp = db.writer_path.with_name(f".{db.writer_path.name}.{os.getpid()}.tmp")
+        shutil.copyfile(db.path, tmp)
+        with duckdb.connect(str(tmp)) as con:
+            params = {"key": VERSION_KEY, "value": str(SCHEMA_VERSION)}
+            db.run(con, "version/update", params)
+            # a snapshot restored as the writer database: drop what publishing adds
+            for (view,) in db.run(con, "snapshot/views").fetchall():
+                con.execute(f'DROP VIEW "{view}"')
+            con.execute(f"DROP TABLE IF EXISTS {INFO_TABLE}")
+            con.execute("CHECKPOINT")
+        os.replace(tmp, db.writer_path)
+    except (OSError, duckdb.Error) as exc:
+        raise ArchiveError(
+            f"cannot upgrade archive {db.path} to schema version {SCHEMA_VERSION}: "
+            + str(exc).splitlines()[0]
+        ) from exc
 
 
 def record_part_schemas(db: Database) -> dict[str, int]:

@@ -95,6 +95,7 @@ def leftovers(db_path: Path) -> list[str]:
     if staging.is_dir():
         found += [f"_staging/{p.name}" for p in staging.iterdir()]
     found += [str(p.relative_to(root)) for p in root.rglob(".*.tmp")]
+    found += [p.name for p in db_path.parent.glob(f".{db_path.name}.*.tmp*")]  # killed publishes
     return sorted(found)
 
 

@@ -51,9 +51,9 @@ def analysed_archive(tmp_path_factory) -> Path:
     Read-only for the tests (each opens its own ``Archive(path)``); returns the DuckDB path.
     """
     from fgsarchive.analysis.run import run_all_analyses
-    from fgsarchive.testing.serve import serve_and_ingest
     from fgsarchive.fit.runner import fit_archive
     from fgsarchive.simulate import FilterWheelMove, FluxDrop, HgaMove, PeriodicSignal
+    from fgsarchive.testing.serve import serve_and_ingest
 
     tmp = tmp_path_factory.mktemp("analysed")
     sim = simulate_program(

@@ -164,7 +164,7 @@ def test_an_archive_without_noise_columns_is_migrated_and_fitted(tmp_path, bad_i
     sim, *_ = bad_inputs
     db = Database(tmp_path / "old.duckdb")
     ingest_directory(db, sim.files[0].parent)
-    with duckdb.connect(str(db.path)) as con:
+    with duckdb.connect(str(db.writer_path)) as con:  # the writer database holds the tables
         con.execute("UPDATE schema_info SET value = '1' WHERE key = 'schema_version'")
         for column in ("noise_a", "noise_b", "noise_source"):
             con.execute(f"ALTER TABLE files DROP COLUMN {column}")

@@ -189,7 +189,9 @@ def test_the_sandbox_still_holds_when_instances_are_shared(products, tmp_path):
             run_user_query(db, f"SELECT * FROM read_csv('{secret}')")
 
 
-def test_a_writer_waits_for_a_reader_of_its_own_process(products, tmp_path):
+def test_a_writer_never_waits_for_a_reader_of_its_own_process(products, tmp_path):
+    """Writers work on the private writer database and publish snapshots: a reader held open in
+    the same process keeps the snapshot it opened, and the writer finishes meanwhile."""
     db = Database(tmp_path / "a.duckdb")
     paths = sorted(products.rglob("*_gs-fg_*_cal.fits"))
     ingest_paths(db, paths[:1], workers=1)
@@ -203,11 +205,11 @@ def test_a_writer_waits_for_a_reader_of_its_own_process(products, tmp_path):
             errors.append(exc)
         done.set()
 
-    with db.reader():
+    with db.reader() as held:
         writer = threading.Thread(target=write)
         writer.start()
-        time.sleep(0.5)
-        assert not done.is_set()  # waiting for this reader, not failed
+        assert done.wait(timeout=120)  # finished while the reader is held
+        assert held.execute("SELECT count(*) FROM files").fetchall() == [(1,)]
     writer.join(timeout=60)
     assert errors == []
     with db.reader() as con:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -15,7 +16,21 @@ from fgsarchive.db import SCHEMA_VERSION, Database
 from fgsarchive.errors import ArchiveError, SchemaVersionError
 from fgsarchive.ingest import ingest_paths
 from fgsarchive.maintenance import archive_checksums
+from fgsarchive.snapshot import ARCHIVE_ID_FILE
 from fgsarchive.storage import SCHEMAS
+
+
+def as_first_round(db: Database, version: int = 1) -> None:
+    """Turn an archive into the first-round layout (schema versions 0 and 1): its tables in the
+    public file itself, no writer database, no archive id, no persistent views."""
+    shutil.copyfile(db.writer_path, db.path)
+    db.writer_path.unlink()
+    (db.parts.root / ARCHIVE_ID_FILE).unlink()
+    with duckdb.connect(str(db.path)) as con:
+        con.execute(
+            "UPDATE schema_info SET value = $v WHERE key = 'schema_version'", {"v": str(version)}
+        )
+        assert not con.execute("SELECT * FROM duckdb_views() WHERE NOT internal").fetchall()
 
 
 @pytest.fixture()
@@ -24,8 +39,8 @@ def old_archive(products, tmp_path):
     db = Database(tmp_path / "a.duckdb")
     ingest_paths(db, sorted(products.rglob("*_gs-fg_*_cal.fits")), workers=1)
     expected = archive_checksums(db, ("files", "frames"))
+    as_first_round(db, 0)
     with duckdb.connect(str(db.path)) as con:
-        con.execute("UPDATE schema_info SET value = '0' WHERE key = 'schema_version'")
         con.execute("ALTER TABLE files DROP COLUMN gsc_version")
         con.execute("ALTER TABLE files DROP COLUMN n_centroids")
         con.execute("DROP TABLE guide_star_catalog")
@@ -51,7 +66,7 @@ def test_migrate_upgrades_keeps_every_row_and_is_idempotent(old_archive):
     db, expected = old_archive
     report = mig.migrate(db)
     assert (report.from_version, report.to_version) == (0, SCHEMA_VERSION)
-    assert report.steps == ["migrate/0_to_1", "migrate/1_to_2"]
+    assert report.steps == ["migrate/0_to_1", "migrate/1_to_2", mig.LAYOUT_STEP]
     with db.reader() as con:
         columns = {r[0] for r in con.execute("DESCRIBE files").fetchall()}
     assert {"gsc_version", "n_centroids"} <= columns
@@ -133,3 +148,28 @@ def test_migrate_as_a_module(old_archive):
         [sys.executable, "-m", "fgsarchive.migrate", str(db.path)], capture_output=True, text=True
     )
     assert out.returncode == 0 and "up to date" in out.stdout
+
+
+def test_a_first_round_archive_migrates_with_nothing_lost(products, tmp_path):
+    """Schema 1, the first round's layout: tables in the public file and TEMP views only. After
+    migrate every table and Parquet dataset is intact and plain DuckDB sees the views."""
+    from fgsarchive.fit.runner import fit_archive
+
+    db = Database(tmp_path / "a.duckdb")
+    ingest_paths(db, sorted(products.rglob("*_gs-fg_*_cal.fits"))[:3], workers=1)
+    fit_archive(db, workers=1)
+    relations = ("files", "frames", "pointing", "centroids", "fits", "quickfits", "photometry")
+    expected = archive_checksums(db, relations)
+    as_first_round(db, 1)
+    with duckdb.connect(str(db.path), read_only=True) as con:  # what users met in round 1
+        with pytest.raises(duckdb.CatalogException):
+            con.execute("SELECT count(*) FROM frames")
+    with pytest.raises(SchemaVersionError, match="schema version 1; upgrade it to"):
+        archive_checksums(db, relations)
+    report = mig.migrate(db)
+    assert report.steps == ["migrate/1_to_2", mig.LAYOUT_STEP] and report.to_version == SCHEMA_VERSION
+    assert archive_checksums(db, relations) == expected
+    with duckdb.connect(str(db.path), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM frames").fetchall() == [(expected["frames"][0],)]
+        assert con.execute("SELECT count(*) FROM programs").fetchall() == [(1,)]
+    assert mig.migrate(db).steps == []

@@ -119,6 +119,8 @@ def test_every_statement_parses() -> None:
             fill.update({s: "x" for s in slots & {"view", "table", "relation", "alias", "version"}})
             fill.update({s: sql.string_literal("x.parquet") for s in slots & {"glob"}})
             fill.update({s: True for s in slots & {"union_by_name"}})
+            fill.update({s: sql.Fragment("true") for s in slots & {"guard"}})
+            fill.update({s: sql.string_literal("x") for s in slots & {"paths", "message"}})
             if name == "api/timeseries_binned_part":  # a CTE, spliced into a WITH
                 text = "WITH " + sql.render(name, **fill) + " SELECT 1"
             else:

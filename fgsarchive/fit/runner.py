@@ -328,6 +328,8 @@ def fit_archive(
                     _guarded(futures.pop(future), future.result, handle, report)
             finally:
                 end_workers(pool)  # a worker killed during shutdown must not hang the run
+    if report.files:  # readers' snapshot gets views of new datasets (fits, ...) and their schemas
+        db.publish()
     report.seconds = time.perf_counter() - started
     return report
 
