@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 from scipy.signal import lfilter
 
+from ..choices import FIT_PARAMETERS
 from .plan import _VisitPlan
 from .psf import _Noise, gaussian_frames
 
@@ -131,7 +132,7 @@ def white_noise_sigmas(base: Mapping[str, float], noise: _Noise) -> dict[str, fl
     variance (``model / (gain t) + (read noise / (gain t))^2``); width is relative
     ``x_stddev``. flux: sqrt(summed pixel variance) / star flux (aperture sum, known sky).
     """
-    names = ("amplitude", "x_mean", "y_mean", "x_stddev", "y_stddev", "theta", "offset")
+    names = FIT_PARAMETERS  # the Gaussian2D + offset parameters, in the fitter's order
     p0 = np.array([float(base[k]) for k in names])
     steps = np.array([1e-4 * p0[0], 1e-4, 1e-4, 1e-5, 1e-5, 1e-5, 1e-4 * max(p0[6], 1.0)])
     cols = np.repeat(p0[None, :], 1 + 2 * len(names), axis=0)
