@@ -7,6 +7,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,7 +44,7 @@ from .physics import (
     _ProgramCtx,
     _visit_injections,
 )
-from .plan import _TRACK_NINTS, _plan_times, _VisitPlan
+from .plan import _TRACK_NINTS, _GuidePeriod, _plan_times, _Segment, _VisitPlan
 from .psf import PIXEL_SCALE_ARCSEC, _Noise, _render_fg_chunk, gaussian_frames
 from .tables import (
     _centroid_table,
@@ -73,6 +74,8 @@ from .writer import (
 )
 
 _FINEGUIDE_CHUNK = 4096
+#: Pixel centre of the 8x8 fine-guide subarray [px], where the star is placed.
+_FG_CENTER = 3.5
 
 
 def _seed_seq(seed: int, *key: int) -> np.random.SeedSequence:
@@ -347,6 +350,21 @@ def _hga_span(injs: Iterable[Injection], v: _VisitPlan, ds: float, de: float) ->
     return None
 
 
+@dataclass
+class _Written:
+    """What the steps of one program have written so far: files and their truth rows."""
+
+    out_dir: Path
+    files_dir: Path
+    frames_dir: Path
+    files: list[Path] = field(default_factory=list)
+    fg_files: list[Path] = field(default_factory=list)
+    file_rows: list[dict[str, Any]] = field(default_factory=list)
+    file_spans: dict[tuple[int, int], list[tuple[str, float, float]]] = field(default_factory=dict)
+    noise_rows: list[dict[str, Any]] = field(default_factory=list)
+    n_frames: int = 0
+
+
 def _run_program(
     out_dir: Path,
     files_dir: Path,
@@ -378,16 +396,12 @@ def _run_program(
     correlated_noise: tuple[CorrelatedNoise, ...] = (),
     noise_preset: str | None = None,
 ) -> SimulatedProgram:
+    """Simulate one program: plan it, draw its events, write each visit's files, then its truth."""
     if cadence_s <= 0:
         raise ValueError("cadence_s must be > 0")
     if segment_frames is not None and segment_frames < 1:
         raise ValueError("segment_frames must be >= 1")
-    truth_dir = out_dir / "truth"
-    (truth_dir / "frames").mkdir(parents=True, exist_ok=True)
-    prog_truth = truth_dir / "programs" / f"{program:05d}"
-    prog_truth.mkdir(parents=True, exist_ok=True)
-    files_dir.mkdir(parents=True, exist_ok=True)
-    rng_plan = np.random.default_rng(_seed_seq(seed, program, 0))
+    written = _make_output_dirs(out_dir, files_dir, program)
     end = _plan_times(
         visits,
         start_mjd=start_mjd,
@@ -395,7 +409,7 @@ def _run_program(
         segment_frames=segment_frames,
         guide_gap_s=guide_gap_s,
         visit_gap_s=visit_gap_s,
-        rng=rng_plan,
+        rng=np.random.default_rng(_seed_seq(seed, program, 0)),
     )
     lines = _program_jitter_lines(np.random.default_rng(_seed_seq(seed, program, 1)), jitter_scale)
     ctx = _ProgramCtx(
@@ -420,231 +434,340 @@ def _run_program(
         segment_nints=segment_nints,
         correlated=correlated_noise,
     )
-    rng_events = np.random.default_rng(_seed_seq(seed, program, 2))
-    inj_by_visit: dict[tuple[int, int], list[Injection]] = {}
-    for v in visits:
-        extra = _random_injections(rng_events, v, cadence_s, random_events_per_hour)
-        ctx.injections.extend(extra)
-    for v in visits:
-        inj_by_visit[(v.observation, v.visit)] = _visit_injections(ctx, v)
-
-    files: list[Path] = []
-    fg_files: list[Path] = []
-    file_rows: list[dict[str, Any]] = []
-    file_spans: dict[tuple[int, int], list[tuple[str, float, float]]] = {}
-    noise_rows: list[dict[str, Any]] = []
-    n_total = 0
-    center = 3.5
+    inj_by_visit = _injections_by_visit(ctx, visits, random_events_per_hour)
     for vidx, v in enumerate(visits):
-        key = (v.observation, v.visit)
-        injs = inj_by_visit[key]
-        rng_v = np.random.default_rng(_seed_seq(seed, program, 3, vidx))
-        visit_kw = {
-            "gs_order": v.gs_order,
-            "visit_start_mjd": v.start,
-            "visit_end_mjd": v.end,
-            "gs_start_mjd": v.start,
-            "gs_end_mjd": v.end,
-        }
-        common_row = {
-            "program": program,
-            "observation": v.observation,
-            "visit": v.visit,
-            "detector": v.star.detector,
-            "gs_id": v.star.gs_id,
-        }
+        injs = inj_by_visit[(v.observation, v.visit)]
         if include_other_products:
-            for path, row in _write_other_products(
-                ctx, v, files_dir, include_id, seed, vidx, visit_kw
-            ):
-                files.append(path)
-                file_rows.append(dict(common_row, **row, path=str(path.relative_to(out_dir))))
-        base = _base_params(rng_v, v.star, center)
-        corr_rms: list[float] = []
-        if ctx.correlated:
-            sigmas = white_noise_sigmas(base, noise)
-            corr_rms = [_component_rms(c, sigmas[c.quantity]) for c in ctx.correlated]
-            noise_rows += _noise_rows(program, v, ctx.correlated, corr_rms, sigmas, noise_preset)
+            _write_visit_other_products(ctx, v, vidx, include_id, written)
+        base = _base_params(
+            np.random.default_rng(_seed_seq(seed, program, 3, vidx)), v.star, _FG_CENTER
+        )
+        corr_rms = _visit_noise_rms(ctx, v, base, noise_preset, written)
         for gp in v.gps:
-            rng_gp = np.random.default_rng(_seed_seq(seed, program, 4, vidx, gp.index))
-            t_all = np.concatenate(
-                [_frame_times(s.data_start, s.data_end, s.i1 - s.i0) for s in gp.segments]
-            )
-            corr = None
-            if ctx.correlated:  # a stream of its own: the other draws stay as they were
-                rng_c = np.random.default_rng(_seed_seq(seed, program, 9, vidx, gp.index))
-                corr = _correlated_series(ctx.correlated, corr_rms, t_all.size, cadence_s, rng_c)
-            par_all = _frame_params(ctx, v, t_all, rng_gp, base, injs, corr)
-            nseg = len(gp.segments)
-            for seg in gp.segments:
-                n = seg.i1 - seg.i0
-                sl = slice(seg.i0, seg.i1)
-                par = {k: a[sl] for k, a in par_all.items()}
-                t = t_all[sl]
-                name = guider_file_name(
-                    program,
-                    v.observation,
-                    v.visit,
-                    "fg",
-                    end_mjd=gp.end,
-                    segment=seg.number if seg.number else None,
-                )
-                seg.file_name = name
-                sci = np.empty((n, 8, 8), dtype=">f4")
-                err = np.empty((n, 8, 8), dtype=">f4")
-                cr_pixel = np.full(n, -1, dtype=np.int16)
-                n_nan = np.zeros(n, dtype=np.int16)
-                chunks = [(i, min(i + _FINEGUIDE_CHUNK, n)) for i in range(0, n, _FINEGUIDE_CHUNK)]
-                futs = [
-                    pool.submit(
-                        _render_fg_chunk,
-                        sci,
-                        err,
-                        i0,
-                        i1,
-                        par,
-                        noise,
-                        _seed_seq(seed, program, 5, vidx, gp.index, seg.number, ci),
-                        cr_rate,
-                        nan_rate,
-                        nan_frame_rate,
-                        cr_pixel,
-                        n_nan,
-                    )
-                    for ci, (i0, i1) in enumerate(chunks)
-                ]
-                for f in futs:
-                    f.result()
-                rng_tab = np.random.default_rng(
-                    _seed_seq(seed, program, 6, vidx, gp.index, seg.number)
-                )
-                ptab = _pointing_table(ctx, par, t, seg.data_start, rng_tab)
-                ctab = _centroid_table(
-                    ctx,
-                    par,
-                    t,
-                    cr_pixel,
-                    (0.0, 0.0) if v.star.detector == "GUIDER1" else (-0.5, 0.5),
-                    center,
-                    rng_tab,
-                )
-                segment_kw = None
-                nints = n
-                if seg.number:
-                    segment_kw = (seg.number, nseg, seg.i0 + 1, seg.i1)
-                    if segment_nints == "total":
-                        nints = gp.n_frames
-                hdr = make_guider_header(
-                    file_name=name,
-                    program=program,
-                    observation=v.observation,
-                    visit=v.visit,
-                    mode="fg",
-                    data_start_mjd=seg.data_start,
-                    data_end_mjd=seg.data_end,
-                    nints=nints,
-                    star=v.star,
-                    cadence_s=cadence_s,
-                    activity=gp.index + 1,
-                    segment=segment_kw,
-                    hga=_hga_span(injs, v, seg.data_start, seg.data_end),
-                    **visit_kw,
-                )
-                dq = np.zeros((8, 8), dtype=np.uint32)
-                path = write_fg_file(
-                    files_dir / name,
-                    sci,
-                    err,
-                    dq,
-                    hdr,
-                    ptab,
-                    ctab,
-                    pointing_header=_pointing_header(v.star, seg.data_start, ptab["jitter"]),
-                    centroid_header={"DETECTID": v.star.detector, "GUIDESTA": "FINEGUIDE"},
-                )
-                files.append(path)
-                fg_files.append(path)
-                n_total += n
-                truth = pl.DataFrame(
-                    {
-                        "frame": np.arange(n, dtype=np.int32),
-                        "time_mjd": t,
-                        "amplitude": par["amplitude"],
-                        "x_mean": par["x_mean"],
-                        "y_mean": par["y_mean"],
-                        "x_stddev": par["x_stddev"],
-                        "y_stddev": par["y_stddev"],
-                        "theta": par["theta"],
-                        "offset": par["offset"],
-                        "flux_scale": par["flux_scale"],
-                        "integration": np.arange(seg.i0, seg.i1, dtype=np.int32),
-                        "cr_pixel": cr_pixel,
-                        "n_nan": n_nan,
-                    }
-                )
-                truth.write_parquet(truth_dir / "frames" / f"{name[:-5]}.parquet")
-                file_spans.setdefault(key, []).append((name, seg.data_start, seg.data_end))
-                file_rows.append(
-                    dict(
-                        common_row,
-                        file_name=name,
-                        path=str(path.relative_to(out_dir)),
-                        mode="fg",
-                        exp_type="FGS_FINEGUIDE",
-                        data_start_mjd=seg.data_start,
-                        data_end_mjd=seg.data_end,
-                        n_frames=n,
-                        nints=nints,
-                        cadence_s=cadence_s,
-                        guide_period=gp.index,
-                        segment=seg.number,
-                        segment_total=nseg if seg.number else None,
-                        int_start=seg.i0 + 1 if seg.number else None,
-                        int_end=seg.i1 if seg.number else None,
-                        stamp=file_stamp(gp.end),
-                    )
-                )
-
-    ev_rows, tel_rows = _event_rows(ctx, visits, inj_by_visit, file_spans)
-    events = _frame(ev_rows, _EVENT_SCHEMA)
-    telemetry = _frame(tel_rows, _TELEMETRY_SCHEMA)
-    used = {}
-    for s in list(stars) + [v.star for v in visits]:
-        used.setdefault(s.gs_id, s)
-    star_df = _frame([_star_row(s) for s in used.values()], _STAR_SCHEMA)
-    file_df = _frame(file_rows, _FILE_SCHEMA)
-    line_df = _frame(
-        [
-            {
-                "program": program,
-                "axis": ln.axis,
-                "period_s": ln.period_s,
-                "frequency_hz": 1.0 / ln.period_s,
-                "amplitude_px": ln.amplitude,
-                "phase": ln.phase,
-            }
-            for ln in lines
-        ],
-        _LINE_SCHEMA,
-    )
-    events.write_parquet(prog_truth / "events.parquet")
-    (prog_truth / "events.json").write_text(json.dumps(events.to_dicts(), indent=1))
-    telemetry.write_parquet(prog_truth / "telemetry.parquet")
-    star_df.write_parquet(prog_truth / "stars.parquet")
-    file_df.write_parquet(prog_truth / "files.parquet")
-    line_df.write_parquet(prog_truth / "jitter_lines.parquet")
-    _frame(noise_rows, _NOISE_SCHEMA).write_parquet(prog_truth / "noise.parquet")
+            _write_guide_period(ctx, v, vidx, gp, injs, base, corr_rms, pool, written)
+    tables = _program_truth(ctx, visits, stars, inj_by_visit, written)
+    _write_program_truth(written.out_dir / "truth" / "programs" / f"{program:05d}", tables)
     return SimulatedProgram(
         program=program,
         out_dir=out_dir,
-        files=files,
-        fg_files=fg_files,
-        truth_dir=truth_dir,
-        stars=star_df,
-        events=events,
-        telemetry=telemetry,
-        file_table=file_df,
-        n_frames=n_total,
+        files=written.files,
+        fg_files=written.fg_files,
+        truth_dir=out_dir / "truth",
+        stars=tables["stars"],
+        events=tables["events"],
+        telemetry=tables["telemetry"],
+        file_table=tables["files"],
+        n_frames=written.n_frames,
         start_mjd=start_mjd,
         end_mjd=end,
     )
+
+
+def _make_output_dirs(out_dir: Path, files_dir: Path, program: int) -> _Written:
+    """Create the files and truth folders of one program; an empty record of what it writes."""
+    truth_dir = out_dir / "truth"
+    (truth_dir / "frames").mkdir(parents=True, exist_ok=True)
+    (truth_dir / "programs" / f"{program:05d}").mkdir(parents=True, exist_ok=True)
+    files_dir.mkdir(parents=True, exist_ok=True)
+    return _Written(out_dir=out_dir, files_dir=files_dir, frames_dir=truth_dir / "frames")
+
+
+def _injections_by_visit(
+    ctx: _ProgramCtx, visits: list[_VisitPlan], random_events_per_hour: float
+) -> dict[tuple[int, int], list[Injection]]:
+    """Add the random events to ``ctx.injections``, then list each visit's injections."""
+    rng_events = np.random.default_rng(_seed_seq(ctx.seed, ctx.program, 2))
+    for v in visits:
+        extra = _random_injections(rng_events, v, ctx.cadence_s, random_events_per_hour)
+        ctx.injections.extend(extra)
+    return {(v.observation, v.visit): _visit_injections(ctx, v) for v in visits}
+
+
+def _visit_keywords(v: _VisitPlan) -> dict[str, Any]:
+    """The header keywords shared by every product of visit ``v`` (star order, visit times)."""
+    return {
+        "gs_order": v.gs_order,
+        "visit_start_mjd": v.start,
+        "visit_end_mjd": v.end,
+        "gs_start_mjd": v.start,
+        "gs_end_mjd": v.end,
+    }
+
+
+def _visit_file_row(program: int, v: _VisitPlan) -> dict[str, Any]:
+    """The truth-file columns shared by every product of visit ``v``."""
+    return {
+        "program": program,
+        "observation": v.observation,
+        "visit": v.visit,
+        "detector": v.star.detector,
+        "gs_id": v.star.gs_id,
+    }
+
+
+def _write_visit_other_products(
+    ctx: _ProgramCtx, v: _VisitPlan, vidx: int, include_id: bool, written: _Written
+) -> None:
+    """Write visit ``v``'s acq1, acq2, track (and id) products and record them."""
+    common_row = _visit_file_row(ctx.program, v)
+    for path, row in _write_other_products(
+        ctx, v, written.files_dir, include_id, ctx.seed, vidx, _visit_keywords(v)
+    ):
+        written.files.append(path)
+        written.file_rows.append(
+            dict(common_row, **row, path=str(path.relative_to(written.out_dir)))
+        )
+
+
+def _visit_noise_rms(
+    ctx: _ProgramCtx,
+    v: _VisitPlan,
+    base: dict[str, float],
+    noise_preset: str | None,
+    written: _Written,
+) -> list[float]:
+    """Resolved RMS of each correlated-noise component in visit ``v`` (and their truth rows)."""
+    if not ctx.correlated:
+        return []
+    sigmas = white_noise_sigmas(base, ctx.noise)
+    corr_rms = [_component_rms(c, sigmas[c.quantity]) for c in ctx.correlated]
+    written.noise_rows += _noise_rows(
+        ctx.program, v, ctx.correlated, corr_rms, sigmas, noise_preset
+    )
+    return corr_rms
+
+
+def _write_guide_period(
+    ctx: _ProgramCtx,
+    v: _VisitPlan,
+    vidx: int,
+    gp: _GuidePeriod,
+    injs: list[Injection],
+    base: dict[str, float],
+    corr_rms: list[float],
+    pool: ThreadPoolExecutor,
+    written: _Written,
+) -> None:
+    """Draw one guide period's per-frame parameters, then write each of its segment files."""
+    rng_gp = np.random.default_rng(_seed_seq(ctx.seed, ctx.program, 4, vidx, gp.index))
+    t_all = np.concatenate(
+        [_frame_times(s.data_start, s.data_end, s.i1 - s.i0) for s in gp.segments]
+    )
+    corr = None
+    if ctx.correlated:  # a stream of its own: the other draws stay as they were
+        rng_c = np.random.default_rng(_seed_seq(ctx.seed, ctx.program, 9, vidx, gp.index))
+        corr = _correlated_series(ctx.correlated, corr_rms, t_all.size, ctx.cadence_s, rng_c)
+    par_all = _frame_params(ctx, v, t_all, rng_gp, base, injs, corr)
+    for seg in gp.segments:
+        sl = slice(seg.i0, seg.i1)
+        par = {k: a[sl] for k, a in par_all.items()}
+        _write_fg_segment(ctx, v, vidx, gp, seg, par, t_all[sl], injs, pool, written)
+
+
+def _write_fg_segment(
+    ctx: _ProgramCtx,
+    v: _VisitPlan,
+    vidx: int,
+    gp: _GuidePeriod,
+    seg: _Segment,
+    par: dict[str, np.ndarray],
+    t: np.ndarray,
+    injs: list[Injection],
+    pool: ThreadPoolExecutor,
+    written: _Written,
+) -> None:
+    """Render, write and record one fine-guide file (a guide period or one of its segments)."""
+    n = seg.i1 - seg.i0
+    name = guider_file_name(
+        ctx.program,
+        v.observation,
+        v.visit,
+        "fg",
+        end_mjd=gp.end,
+        segment=seg.number if seg.number else None,
+    )
+    seg.file_name = name
+    sci, err, cr_pixel, n_nan = _render_fg_frames(ctx, par, (vidx, gp.index, seg.number), pool)
+    rng_tab = np.random.default_rng(_seed_seq(ctx.seed, ctx.program, 6, vidx, gp.index, seg.number))
+    ptab = _pointing_table(ctx, par, t, seg.data_start, rng_tab)
+    gsidl = (0.0, 0.0) if v.star.detector == "GUIDER1" else (-0.5, 0.5)
+    ctab = _centroid_table(ctx, par, t, cr_pixel, gsidl, _FG_CENTER, rng_tab)
+    hdr = _fg_header(ctx, v, gp, seg, name, injs)
+    path = write_fg_file(
+        written.files_dir / name,
+        sci,
+        err,
+        np.zeros((8, 8), dtype=np.uint32),
+        hdr,
+        ptab,
+        ctab,
+        pointing_header=_pointing_header(v.star, seg.data_start, ptab["jitter"]),
+        centroid_header={"DETECTID": v.star.detector, "GUIDESTA": "FINEGUIDE"},
+    )
+    written.files.append(path)
+    written.fg_files.append(path)
+    written.n_frames += n
+    truth = _frame_truth(par, t, seg, cr_pixel, n_nan)
+    truth.write_parquet(written.frames_dir / f"{name[:-5]}.parquet")
+    written.file_spans.setdefault((v.observation, v.visit), []).append(
+        (name, seg.data_start, seg.data_end)
+    )
+    written.file_rows.append(
+        dict(
+            _visit_file_row(ctx.program, v),
+            file_name=name,
+            path=str(path.relative_to(written.out_dir)),
+            mode="fg",
+            exp_type="FGS_FINEGUIDE",
+            data_start_mjd=seg.data_start,
+            data_end_mjd=seg.data_end,
+            n_frames=n,
+            nints=hdr["NINTS"],
+            cadence_s=ctx.cadence_s,
+            guide_period=gp.index,
+            segment=seg.number,
+            segment_total=len(gp.segments) if seg.number else None,
+            int_start=seg.i0 + 1 if seg.number else None,
+            int_end=seg.i1 if seg.number else None,
+            stamp=file_stamp(gp.end),
+        )
+    )
+
+
+def _render_fg_frames(
+    ctx: _ProgramCtx,
+    par: dict[str, np.ndarray],
+    key: tuple[int, int, int],
+    pool: ThreadPoolExecutor,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """SCI, ERR [DN/s], cosmic-ray pixel and NaN count per frame, in chunks on the pool.
+
+    ``key`` = (visit index, guide period, segment number) seeds each chunk's stream."""
+    n = par["amplitude"].size
+    sci = np.empty((n, 8, 8), dtype=">f4")
+    err = np.empty((n, 8, 8), dtype=">f4")
+    cr_pixel = np.full(n, -1, dtype=np.int16)
+    n_nan = np.zeros(n, dtype=np.int16)
+    chunks = [(i, min(i + _FINEGUIDE_CHUNK, n)) for i in range(0, n, _FINEGUIDE_CHUNK)]
+    futs = [
+        pool.submit(
+            _render_fg_chunk,
+            sci,
+            err,
+            i0,
+            i1,
+            par,
+            ctx.noise,
+            _seed_seq(ctx.seed, ctx.program, 5, *key, ci),
+            ctx.cr_rate,
+            ctx.nan_rate,
+            ctx.nan_frame_rate,
+            cr_pixel,
+            n_nan,
+        )
+        for ci, (i0, i1) in enumerate(chunks)
+    ]
+    for f in futs:
+        f.result()
+    return sci, err, cr_pixel, n_nan
+
+
+def _fg_header(
+    ctx: _ProgramCtx,
+    v: _VisitPlan,
+    gp: _GuidePeriod,
+    seg: _Segment,
+    name: str,
+    injs: list[Injection],
+) -> dict[str, Any]:
+    """PRIMARY keywords of one fine-guide file (segment keywords, NINTS, HGA move)."""
+    segment_kw = None
+    nints = seg.i1 - seg.i0
+    if seg.number:
+        segment_kw = (seg.number, len(gp.segments), seg.i0 + 1, seg.i1)
+        if ctx.segment_nints == "total":
+            nints = gp.n_frames
+    return make_guider_header(
+        file_name=name,
+        program=ctx.program,
+        observation=v.observation,
+        visit=v.visit,
+        mode="fg",
+        data_start_mjd=seg.data_start,
+        data_end_mjd=seg.data_end,
+        nints=nints,
+        star=v.star,
+        cadence_s=ctx.cadence_s,
+        activity=gp.index + 1,
+        segment=segment_kw,
+        hga=_hga_span(injs, v, seg.data_start, seg.data_end),
+        **_visit_keywords(v),
+    )
+
+
+def _frame_truth(
+    par: dict[str, np.ndarray],
+    t: np.ndarray,
+    seg: _Segment,
+    cr_pixel: np.ndarray,
+    n_nan: np.ndarray,
+) -> pl.DataFrame:
+    """Per-frame truth of one fine-guide file (the Gaussian parameters, cosmic rays, NaNs)."""
+    n = t.size
+    return pl.DataFrame(
+        {
+            "frame": np.arange(n, dtype=np.int32),
+            "time_mjd": t,
+            "amplitude": par["amplitude"],
+            "x_mean": par["x_mean"],
+            "y_mean": par["y_mean"],
+            "x_stddev": par["x_stddev"],
+            "y_stddev": par["y_stddev"],
+            "theta": par["theta"],
+            "offset": par["offset"],
+            "flux_scale": par["flux_scale"],
+            "integration": np.arange(seg.i0, seg.i1, dtype=np.int32),
+            "cr_pixel": cr_pixel,
+            "n_nan": n_nan,
+        }
+    )
+
+
+def _program_truth(
+    ctx: _ProgramCtx,
+    visits: list[_VisitPlan],
+    stars: Sequence[GuideStar],
+    inj_by_visit: Mapping[tuple[int, int], list[Injection]],
+    written: _Written,
+) -> dict[str, pl.DataFrame]:
+    """The program's truth tables by file stem (events, telemetry, stars, files, lines, noise)."""
+    ev_rows, tel_rows = _event_rows(ctx, visits, inj_by_visit, written.file_spans)
+    used: dict[str, GuideStar] = {}
+    for s in list(stars) + [v.star for v in visits]:
+        used.setdefault(s.gs_id, s)
+    lines = [
+        {
+            "program": ctx.program,
+            "axis": ln.axis,
+            "period_s": ln.period_s,
+            "frequency_hz": 1.0 / ln.period_s,
+            "amplitude_px": ln.amplitude,
+            "phase": ln.phase,
+        }
+        for ln in ctx.lines
+    ]
+    return {
+        "events": _frame(ev_rows, _EVENT_SCHEMA),
+        "telemetry": _frame(tel_rows, _TELEMETRY_SCHEMA),
+        "stars": _frame([_star_row(s) for s in used.values()], _STAR_SCHEMA),
+        "files": _frame(written.file_rows, _FILE_SCHEMA),
+        "jitter_lines": _frame(lines, _LINE_SCHEMA),
+        "noise": _frame(written.noise_rows, _NOISE_SCHEMA),
+    }
+
+
+def _write_program_truth(prog_truth: Path, tables: Mapping[str, pl.DataFrame]) -> None:
+    """Write the program's truth tables as parquet (and the events also as JSON)."""
+    for stem, df in tables.items():
+        df.write_parquet(prog_truth / f"{stem}.parquet")
+    (prog_truth / "events.json").write_text(json.dumps(tables["events"].to_dicts(), indent=1))
