@@ -206,7 +206,6 @@ def _write_other_products(
     star = v.star
     amp0 = float(amplitude_from_mag(star.fgs_mag))
     written = []
-    noise = ctx.noise
     specs: list[tuple[str, tuple[float, float], int]] = [
         ("acq1", v.acq1_span, 6),
         ("acq2", v.acq2_span, 5),
@@ -233,112 +232,158 @@ def _write_other_products(
         )
         cx = (nx - 1) / 2 + rng.uniform(-3, 3) * (nx > 8)
         cy = (ny - 1) / 2 + rng.uniform(-3, 3) * (ny > 8)
-        sx, sy, th, off = 0.66, 0.6, 0.15, 3000.0 * rng.uniform(0.95, 1.05)
-        tables: list[tuple[str, np.ndarray, dict | None]] = []
+        psf = (0.66, 0.6, 0.15, 3000.0 * rng.uniform(0.95, 1.05))  # sx, sy, theta, offset
         if mode == "id":
-            # large image: background + noise, stars added in cut-outs
-            sci = off + rng.standard_normal((1, ny, nx), dtype=np.float32) * np.float32(
-                math.sqrt(off / noise.gt + (noise.read_noise_e / noise.gt) ** 2)
-            )
-            nref = 5
-            xs = np.concatenate([[cx], rng.uniform(20, nx - 20, nref)])
-            ys = np.concatenate([[cy], rng.uniform(20, ny - 20, nref)])
-            amps = np.concatenate([[amp0], amp0 * rng.uniform(0.1, 1.0, nref)])
-            for x0, y0, a in zip(xs, ys, amps, strict=True):
-                ix, iy = int(round(x0)) - 6, int(round(y0)) - 6
-                stamp = gaussian_frames(a, x0 - ix, y0 - iy, sx, sy, th, 0.0, shape=(13, 13))
-                sci[0, iy : iy + 13, ix : ix + 13] += stamp[0].astype(np.float32)
-            err = np.sqrt(np.clip(sci, 0, None) / noise.gt).astype(np.float32)
-            planned = np.zeros(nref + 1, dtype=_planned_star_dtype())
-            planned["guide_star_order"] = 1
-            planned["reference_order"] = np.arange(nref + 1)
-            planned["reference_star_id"] = [star.gs_id.encode()] + [
-                f"{star.gs_id[:4]}{int(rng.integers(0, 10**6)):06d}".encode() for _ in range(nref)
-            ]
-            planned["ra"] = star.ra + (xs - cx) * PIXEL_SCALE_ARCSEC / 3600
-            planned["dec"] = star.dec + (ys - cy) * PIXEL_SCALE_ARCSEC / 3600
-            planned["id_x"] = (xs - nx / 2) * PIXEL_SCALE_ARCSEC
-            planned["id_y"] = (ys - ny / 2) * PIXEL_SCALE_ARCSEC
-            planned["fgs_mag"] = star.fgs_mag - 2.5 * np.log10(amps / amp0)
-            planned["fgs_mag_uncert"] = 0.05
-            planned["count_rate"] = amps * 2 * np.pi * sx * sy
-            planned["count_rate_uncert"] = planned["count_rate"] * 0.05
-            flight = np.zeros(nref + 1, dtype=_flight_star_dtype())
-            flight["reference_star_id"] = [f"{i}".encode() for i in range(nref + 1)]
-            flight["id_x"] = planned["id_x"] + rng.normal(0, 0.01, nref + 1)
-            flight["id_y"] = planned["id_y"] + rng.normal(0, 0.01, nref + 1)
-            flight["count_rate"] = planned["count_rate"] * rng.uniform(0.9, 1.1, nref + 1)
-            tables = [
-                ("PLANNED REFERENCE STARS", planned, None),
-                ("FLIGHT REFERENCE STARS", flight, {"NUMREFST": nref + 1}),
-            ]
+            sci, err, tables = _id_image(rng, star, ctx.noise, (ny, nx), (cx, cy), amp0, psf)
         else:
             t = _frame_times(ds, de, nints)
-            jx = _ar1(rng, nints, cad, 5.0, 0.05 if mode != "track" else 0.02)
-            jy = _ar1(rng, nints, cad, 5.0, 0.05 if mode != "track" else 0.02)
-            m = gaussian_frames(
-                np.full(nints, amp0), cx + jx, cy + jy, sx, sy, th, off, shape=(ny, nx)
-            )
-            sig = np.sqrt(m / noise.gt + (noise.read_noise_e / noise.gt) ** 2)
-            sci = (m + sig * rng.standard_normal(m.shape)).astype(np.float32)
-            err = sig.astype(np.float32)
+            sci, err, par = _acq_frames(rng, ctx.noise, mode, t, cad, (ny, nx), (cx, cy), amp0, psf)
+            tables = []
             if mode == "track":
-                par = {
-                    "amplitude": np.full(nints, amp0),
-                    "x_mean": cx + jx,
-                    "y_mean": cy + jy,
-                    "x_stddev": np.full(nints, sx),
-                    "y_stddev": np.full(nints, sy),
-                    "offset": np.full(nints, off),
-                    "jit_x": jx,
-                    "jit_y": jy,
-                    "hga_moving": np.zeros(nints, bool),
-                }
-                tctx = dataclasses.replace(ctx, cadence_s=cad)
-                ptab = _pointing_table(tctx, par, t, ds, rng)
-                ctab = _centroid_table(
-                    tctx, par, t, np.full(nints, -1), (0.0, 0.0), (nx - 1) / 2, rng
-                )
-                sub_rows = max(1, int(nints * cad))
-                sub = np.zeros(sub_rows, dtype=track_subarray_dtype())
-                sub["observatory_time"] = _mjd_to_bytes(ds + np.arange(sub_rows) / _SECONDS_PER_DAY)
-                sub["x_corner"] = 1017 - nx // 2
-                sub["y_corner"] = 1017 - ny // 2
-                sub["x_size"] = nx
-                sub["y_size"] = ny
-                tables = [
-                    ("POINTING", ptab, _pointing_header(star, ds, ptab["jitter"])),
-                    (
-                        "FGS CENTROID PACKET",
-                        ctab,
-                        {"DETECTID": star.detector, "GUIDESTA": "TRACK"},
-                    ),
-                    ("TRACK SUBARRAY TABLE", sub, None),
-                ]
+                tables = _track_tables(ctx, rng, star, par, t, ds, cad, (ny, nx))
         dq = np.zeros((ny, nx), dtype=np.uint32)
         path = write_guider_file(out / name, sci, err, dq, hdr, tables)
-        written.append(
-            (
-                path,
-                {
-                    "file_name": name,
-                    "mode": mode,
-                    "exp_type": hdr["EXP_TYPE"],
-                    "data_start_mjd": ds,
-                    "data_end_mjd": de,
-                    "n_frames": nints,
-                    "nints": nints,
-                    "cadence_s": cad,
-                    "guide_period": None,
-                    "segment": 0,
-                    "segment_total": None,
-                    "int_start": None,
-                    "int_end": None,
-                    "stamp": None if mode == "id" else file_stamp(de),
-                },
-            )
-        )
+        written.append((path, _other_product_row(name, mode, hdr["EXP_TYPE"], ds, de, nints, cad)))
     return written
+
+
+def _id_image(
+    rng: np.random.Generator,
+    star: GuideStar,
+    noise: _Noise,
+    shape: tuple[int, int],
+    centre: tuple[float, float],
+    amp0: float,
+    psf: tuple[float, float, float, float],
+) -> tuple[np.ndarray, np.ndarray, list[tuple[str, np.ndarray, dict | None]]]:
+    """ID image: background + noise, the guide star and 5 reference stars in cut-outs; SCI,
+    ERR and the PLANNED / FLIGHT REFERENCE STARS tables."""
+    ny, nx = shape
+    cx, cy = centre
+    sx, sy, th, off = psf
+    sci = off + rng.standard_normal((1, ny, nx), dtype=np.float32) * np.float32(
+        math.sqrt(off / noise.gt + (noise.read_noise_e / noise.gt) ** 2)
+    )
+    nref = 5
+    xs = np.concatenate([[cx], rng.uniform(20, nx - 20, nref)])
+    ys = np.concatenate([[cy], rng.uniform(20, ny - 20, nref)])
+    amps = np.concatenate([[amp0], amp0 * rng.uniform(0.1, 1.0, nref)])
+    for x0, y0, a in zip(xs, ys, amps, strict=True):
+        ix, iy = int(round(x0)) - 6, int(round(y0)) - 6
+        stamp = gaussian_frames(a, x0 - ix, y0 - iy, sx, sy, th, 0.0, shape=(13, 13))
+        sci[0, iy : iy + 13, ix : ix + 13] += stamp[0].astype(np.float32)
+    err = np.sqrt(np.clip(sci, 0, None) / noise.gt).astype(np.float32)
+    planned = np.zeros(nref + 1, dtype=_planned_star_dtype())
+    planned["guide_star_order"] = 1
+    planned["reference_order"] = np.arange(nref + 1)
+    planned["reference_star_id"] = [star.gs_id.encode()] + [
+        f"{star.gs_id[:4]}{int(rng.integers(0, 10**6)):06d}".encode() for _ in range(nref)
+    ]
+    planned["ra"] = star.ra + (xs - cx) * PIXEL_SCALE_ARCSEC / 3600
+    planned["dec"] = star.dec + (ys - cy) * PIXEL_SCALE_ARCSEC / 3600
+    planned["id_x"] = (xs - nx / 2) * PIXEL_SCALE_ARCSEC
+    planned["id_y"] = (ys - ny / 2) * PIXEL_SCALE_ARCSEC
+    planned["fgs_mag"] = star.fgs_mag - 2.5 * np.log10(amps / amp0)
+    planned["fgs_mag_uncert"] = 0.05
+    planned["count_rate"] = amps * 2 * np.pi * sx * sy
+    planned["count_rate_uncert"] = planned["count_rate"] * 0.05
+    flight = np.zeros(nref + 1, dtype=_flight_star_dtype())
+    flight["reference_star_id"] = [f"{i}".encode() for i in range(nref + 1)]
+    flight["id_x"] = planned["id_x"] + rng.normal(0, 0.01, nref + 1)
+    flight["id_y"] = planned["id_y"] + rng.normal(0, 0.01, nref + 1)
+    flight["count_rate"] = planned["count_rate"] * rng.uniform(0.9, 1.1, nref + 1)
+    tables = [
+        ("PLANNED REFERENCE STARS", planned, None),
+        ("FLIGHT REFERENCE STARS", flight, {"NUMREFST": nref + 1}),
+    ]
+    return sci, err, tables
+
+
+def _acq_frames(
+    rng: np.random.Generator,
+    noise: _Noise,
+    mode: str,
+    t: np.ndarray,
+    cad: float,
+    shape: tuple[int, int],
+    centre: tuple[float, float],
+    amp0: float,
+    psf: tuple[float, float, float, float],
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """SCI, ERR [DN/s] and per-frame parameters of an acq1, acq2 or track product (AR(1) jitter)."""
+    nints = t.size
+    cx, cy = centre
+    sx, sy, th, off = psf
+    jx = _ar1(rng, nints, cad, 5.0, 0.05 if mode != "track" else 0.02)
+    jy = _ar1(rng, nints, cad, 5.0, 0.05 if mode != "track" else 0.02)
+    m = gaussian_frames(np.full(nints, amp0), cx + jx, cy + jy, sx, sy, th, off, shape=shape)
+    sig = np.sqrt(m / noise.gt + (noise.read_noise_e / noise.gt) ** 2)
+    sci = (m + sig * rng.standard_normal(m.shape)).astype(np.float32)
+    err = sig.astype(np.float32)
+    par = {
+        "amplitude": np.full(nints, amp0),
+        "x_mean": cx + jx,
+        "y_mean": cy + jy,
+        "x_stddev": np.full(nints, sx),
+        "y_stddev": np.full(nints, sy),
+        "offset": np.full(nints, off),
+        "jit_x": jx,
+        "jit_y": jy,
+        "hga_moving": np.zeros(nints, bool),
+    }
+    return sci, err, par
+
+
+def _track_tables(
+    ctx: _ProgramCtx,
+    rng: np.random.Generator,
+    star: GuideStar,
+    par: dict[str, np.ndarray],
+    t: np.ndarray,
+    ds: float,
+    cad: float,
+    shape: tuple[int, int],
+) -> list[tuple[str, np.ndarray, dict | None]]:
+    """POINTING, FGS CENTROID PACKET and TRACK SUBARRAY TABLE of a track product."""
+    ny, nx = shape
+    nints = t.size
+    tctx = dataclasses.replace(ctx, cadence_s=cad)
+    ptab = _pointing_table(tctx, par, t, ds, rng)
+    ctab = _centroid_table(tctx, par, t, np.full(nints, -1), (0.0, 0.0), (nx - 1) / 2, rng)
+    sub_rows = max(1, int(nints * cad))
+    sub = np.zeros(sub_rows, dtype=track_subarray_dtype())
+    sub["observatory_time"] = _mjd_to_bytes(ds + np.arange(sub_rows) / _SECONDS_PER_DAY)
+    sub["x_corner"] = 1017 - nx // 2
+    sub["y_corner"] = 1017 - ny // 2
+    sub["x_size"] = nx
+    sub["y_size"] = ny
+    return [
+        ("POINTING", ptab, _pointing_header(star, ds, ptab["jitter"])),
+        ("FGS CENTROID PACKET", ctab, {"DETECTID": star.detector, "GUIDESTA": "TRACK"}),
+        ("TRACK SUBARRAY TABLE", sub, None),
+    ]
+
+
+def _other_product_row(
+    name: str, mode: str, exp_type: str, ds: float, de: float, nints: int, cad: float
+) -> dict[str, Any]:
+    """The truth-file row of an acq1, acq2, track or id product (no guide period or segment)."""
+    return {
+        "file_name": name,
+        "mode": mode,
+        "exp_type": exp_type,
+        "data_start_mjd": ds,
+        "data_end_mjd": de,
+        "n_frames": nints,
+        "nints": nints,
+        "cadence_s": cad,
+        "guide_period": None,
+        "segment": 0,
+        "segment_total": None,
+        "int_start": None,
+        "int_end": None,
+        "stamp": None if mode == "id" else file_stamp(de),
+    }
 
 
 def _hga_span(injs: Iterable[Injection], v: _VisitPlan, ds: float, de: float) -> tuple | None:
