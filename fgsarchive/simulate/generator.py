@@ -139,25 +139,16 @@ def simulate_program(
         center = (80.84, -69.54) if program == 1534 else None
         stars = make_guide_stars(n_guide_stars, seed=_seed_seq(seed, program, 7), center=center)
     star_list = _resolve_variable_stars(list(stars), variable_stars, start_mjd)
-    rng = np.random.default_rng(_seed_seq(seed, program, 8))
-    visits = []
-    k = 0
-    for o in range(1, n_observations + 1):
-        for vi in range(1, n_visits + 1):
-            visits.append(
-                _VisitPlan(
-                    observation=o,
-                    visit=vi,
-                    star=star_list[k % len(star_list)],
-                    gp_frames=[frames_per_file] * files_per_visit
-                    if guide_period_frames is None
-                    else _short_guide_periods(
-                        rng_gpf, files_per_visit * frames_per_file, *guide_period_frames
-                    ),
-                    gs_order=1 if rng.random() < 0.9 else 2,
-                )
-            )
-            k += 1
+    visits = _program_visits(
+        n_observations,
+        n_visits,
+        star_list,
+        files_per_visit,
+        frames_per_file,
+        guide_period_frames,
+        rng_gpf,
+        np.random.default_rng(_seed_seq(seed, program, 8)),
+    )
     with ThreadPoolExecutor(_workers(workers)) as pool:
         result = _run_program(
             out,
@@ -191,6 +182,38 @@ def simulate_program(
         )
     _aggregate_truth(result.truth_dir)
     return result
+
+
+def _program_visits(
+    n_observations: int,
+    n_visits: int,
+    stars: list[GuideStar],
+    files_per_visit: int,
+    frames_per_file: int,
+    guide_period_frames: tuple[int, int] | None,
+    rng_gpf: np.random.Generator,
+    rng: np.random.Generator,
+) -> list[_VisitPlan]:
+    """The visits of ``simulate_program``: visit k guides on star k % len(stars)."""
+    visits = []
+    k = 0
+    for o in range(1, n_observations + 1):
+        for vi in range(1, n_visits + 1):
+            visits.append(
+                _VisitPlan(
+                    observation=o,
+                    visit=vi,
+                    star=stars[k % len(stars)],
+                    gp_frames=[frames_per_file] * files_per_visit
+                    if guide_period_frames is None
+                    else _short_guide_periods(
+                        rng_gpf, files_per_visit * frames_per_file, *guide_period_frames
+                    ),
+                    gs_order=1 if rng.random() < 0.9 else 2,
+                )
+            )
+            k += 1
+    return visits
 
 
 def simulate_archive(
@@ -228,51 +251,13 @@ def simulate_archive(
     components = resolve_noise(correlated_noise)
     out = Path(out_dir)
     rng = np.random.default_rng(_seed_seq(seed, 999_999))
-    if isinstance(programs, int):
-        ids = [1534]
-        while len(ids) < programs:
-            p = int(rng.integers(1000, 9999))
-            if p not in ids:
-                ids.append(p)
-        prog_ids = ids[:programs]
-    else:
-        prog_ids = [int(p) for p in programs]
-    if not prog_ids:
-        raise ValueError("no programs")
+    prog_ids = _archive_program_ids(programs, rng)
     n_p = len(prog_ids)
     if total_frames < n_p:
         raise ValueError("total_frames must be >= number of programs")
-    # share out frames
-    w = rng.lognormal(0.0, 1.0, n_p)
-    floor = max(1, total_frames // (10 * n_p))
-    rest = total_frames - floor * n_p
-    alloc = np.floor(w / w.sum() * rest).astype(np.int64)
-    alloc[np.argmax(w)] += rest - int(alloc.sum())
-    alloc += floor
-    # star pool
+    alloc = _share_frames(total_frames, n_p, rng)
     pool_n = star_pool_size or max(3, 2 * n_p)
-    pool_stars = make_guide_stars(pool_n, seed=_seed_seq(seed, 999_998), center=None, radius_deg=20)
-    n_var = int(round(variable_fraction * pool_n))
-    var_idx = rng.choice(pool_n, size=n_var, replace=False) if n_var else []
-    for i in var_idx:
-        if rng.random() < 0.6:
-            vs = VariableStar(
-                star=int(i),
-                kind="sinusoid",
-                period_s=float(rng.uniform(600, 20000)),
-                amplitude=float(rng.uniform(0.002, 0.02)),
-                t0_mjd=start_mjd,
-            )
-        else:
-            vs = VariableStar(
-                star=int(i),
-                kind="eclipse",
-                period_s=float(rng.uniform(3600, 86400)),
-                amplitude=float(rng.uniform(0.01, 0.1)),
-                t0_mjd=start_mjd + float(rng.uniform(0, 1)),
-                duration_s=float(rng.uniform(600, 3600)),
-            )
-        pool_stars[i] = dataclasses.replace(pool_stars[i], variability=vs)
+    pool_stars = _star_pool(pool_n, variable_fraction, start_mjd, seed, rng)
     results = []
     t = start_mjd
     with ThreadPoolExecutor(_workers(workers)) as tpool:
@@ -282,17 +267,7 @@ def simulate_archive(
                 gps.append(nf % frames_per_file)
             n_stars = int(min(pool_n, rng.integers(1, 4)))
             pstars = [pool_stars[i] for i in rng.choice(pool_n, size=n_stars, replace=False)]
-            visits: list[_VisitPlan] = []
-            obs, vis, i, k = 1, 0, 0, 0
-            per_obs = int(rng.integers(1, 4))
-            while i < len(gps):
-                take = int(rng.integers(1, 4))
-                vis += 1
-                if vis > per_obs:
-                    obs, vis, per_obs = obs + 1, 1, int(rng.integers(1, 4))
-                visits.append(_VisitPlan(obs, vis, pstars[k % n_stars], gps[i : i + take], 1))
-                i += take
-                k += 1
+            visits = _archive_visits(gps, pstars, rng)
             res = _run_program(
                 out,
                 out / f"{pid:05d}",
@@ -328,3 +303,78 @@ def simulate_archive(
     truth_dir = out / "truth"
     _aggregate_truth(truth_dir)
     return SimulatedArchive(out_dir=out, programs=results, truth_dir=truth_dir)
+
+
+def _archive_program_ids(programs: Sequence[int] | int, rng: np.random.Generator) -> list[int]:
+    """Program ids of ``simulate_archive``: as given, or 1534 then random 4-digit ones."""
+    if isinstance(programs, int):
+        ids = [1534]
+        while len(ids) < programs:
+            p = int(rng.integers(1000, 9999))
+            if p not in ids:
+                ids.append(p)
+        prog_ids = ids[:programs]
+    else:
+        prog_ids = [int(p) for p in programs]
+    if not prog_ids:
+        raise ValueError("no programs")
+    return prog_ids
+
+
+def _share_frames(total_frames: int, n_p: int, rng: np.random.Generator) -> np.ndarray:
+    """Frames per program: log-normal weights over a floor of a tenth of the fair share."""
+    w = rng.lognormal(0.0, 1.0, n_p)
+    floor = max(1, total_frames // (10 * n_p))
+    rest = total_frames - floor * n_p
+    alloc = np.floor(w / w.sum() * rest).astype(np.int64)
+    alloc[np.argmax(w)] += rest - int(alloc.sum())
+    alloc += floor
+    return alloc
+
+
+def _star_pool(
+    pool_n: int, variable_fraction: float, start_mjd: float, seed: int, rng: np.random.Generator
+) -> list[GuideStar]:
+    """The archive's shared guide stars, ``variable_fraction`` of them variable (sinusoid/eclipse)."""
+    pool_stars = make_guide_stars(pool_n, seed=_seed_seq(seed, 999_998), center=None, radius_deg=20)
+    n_var = int(round(variable_fraction * pool_n))
+    var_idx = rng.choice(pool_n, size=n_var, replace=False) if n_var else []
+    for i in var_idx:
+        if rng.random() < 0.6:
+            vs = VariableStar(
+                star=int(i),
+                kind="sinusoid",
+                period_s=float(rng.uniform(600, 20000)),
+                amplitude=float(rng.uniform(0.002, 0.02)),
+                t0_mjd=start_mjd,
+            )
+        else:
+            vs = VariableStar(
+                star=int(i),
+                kind="eclipse",
+                period_s=float(rng.uniform(3600, 86400)),
+                amplitude=float(rng.uniform(0.01, 0.1)),
+                t0_mjd=start_mjd + float(rng.uniform(0, 1)),
+                duration_s=float(rng.uniform(600, 3600)),
+            )
+        pool_stars[i] = dataclasses.replace(pool_stars[i], variability=vs)
+    return pool_stars
+
+
+def _archive_visits(
+    gps: list[int], stars: list[GuideStar], rng: np.random.Generator
+) -> list[_VisitPlan]:
+    """One archive program's visits: 1-3 guide periods per visit, 1-3 visits per observation."""
+    n_stars = len(stars)
+    visits: list[_VisitPlan] = []
+    obs, vis, i, k = 1, 0, 0, 0
+    per_obs = int(rng.integers(1, 4))
+    while i < len(gps):
+        take = int(rng.integers(1, 4))
+        vis += 1
+        if vis > per_obs:
+            obs, vis, per_obs = obs + 1, 1, int(rng.integers(1, 4))
+        visits.append(_VisitPlan(obs, vis, stars[k % n_stars], gps[i : i + take], 1))
+        i += take
+        k += 1
+    return visits
