@@ -6,6 +6,7 @@ Rules (docs/CONVENTIONS.md "Layering rules"):
 - the pure maths (``fit/model.py``, ``fit/photometry.py``, ``analysis/{detrend,periodogram,anomalies,
   variables}.py``) imports nothing from ``db``, ``storage`` or ``archive``, directly or through others;
 - only ``fgsarchive/testing/``, the demo and the tests import the simulator or the test server;
+- the simulator package's modules import only the ones below them (``SIMULATOR_LAYERS``);
 - every runtime dependency in ``pyproject.toml`` is imported by the package, and the package
   imports nothing undeclared;
 - every public exception and warning class is defined in ``fgsarchive/errors.py``;
@@ -42,6 +43,22 @@ PURE_MATHS = (
 STORAGE_LAYER = ("fgsarchive.db", "fgsarchive.storage", "fgsarchive.archive")
 TEST_GLUE = ("fgsarchive.simulate", "fgsarchive.testing")
 TEST_GLUE_USERS = ("fgsarchive.testing", "fgsarchive.demo", "fgsarchive.cli.demo")
+# the simulator package's modules, lowest first: each imports only those before it
+# (docs/simulator.md "Where the code is")
+SIMULATOR_LAYERS = (
+    "times",
+    "injections",
+    "psf",
+    "writer",
+    "plan",
+    "noise",
+    "physics",
+    "tables",
+    "truth",
+    "edb",
+    "runner",
+    "generator",
+)
 # pyproject names whose import name differs
 IMPORT_NAMES = {"nifty-ls": "nifty_ls", "pillow": "PIL", "pyyaml": "yaml"}
 
@@ -134,6 +151,25 @@ def terminal_breaks() -> list[str]:
 
 def glue_breaks() -> list[str]:
     return _breaks(TEST_GLUE_USERS + ("fgsarchive.simulate",), TEST_GLUE)
+
+
+def simulator_layer_breaks() -> list[str]:
+    """Simulator modules that import their own package, a module listed after them in
+    ``SIMULATOR_LAYERS``, or that the list does not name."""
+    found = []
+    for name, path in package_modules().items():
+        if not name.startswith("fgsarchive.simulate."):
+            continue
+        own = name.rpartition(".")[2]
+        if own not in SIMULATOR_LAYERS:
+            found.append(f"{path.relative_to(ROOT)} is not in SIMULATOR_LAYERS")
+            continue
+        for line, target in imports_of(path):
+            if _is_under(target, ("fgsarchive.simulate",)):
+                sub = target.removeprefix("fgsarchive.simulate").lstrip(".").partition(".")[0]
+                if sub not in SIMULATOR_LAYERS[: SIMULATOR_LAYERS.index(own)]:
+                    found.append(f"{path.relative_to(ROOT)}:{line} imports {target}")
+    return found
 
 
 def cycles() -> list[list[str]]:
@@ -246,6 +282,28 @@ def test_pure_maths_does_not_touch_storage():
     assert pure_maths_breaks() == []
 
 
+def test_simulator_modules_import_only_lower_ones():
+    assert simulator_layer_breaks() == []
+
+
+def test_simulator_layer_check_sees_breaks(tmp_path, monkeypatch):
+    """A planted upward import, a package import and an unlisted module are each found."""
+    sim = tmp_path / "fgsarchive" / "simulate"
+    sim.mkdir(parents=True)
+    (sim.parent / "__init__.py").write_text("")
+    (sim / "__init__.py").write_text("from .times import x\n")
+    (sim / "times.py").write_text("from .psf import y\n")
+    (sim / "psf.py").write_text("from .times import x\nfrom . import z\n")
+    (sim / "extra.py").write_text("")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", sim.parent)
+    assert simulator_layer_breaks() == [
+        "fgsarchive/simulate/extra.py is not in SIMULATOR_LAYERS",
+        "fgsarchive/simulate/psf.py:2 imports fgsarchive.simulate",
+        "fgsarchive/simulate/times.py:1 imports fgsarchive.simulate.psf",
+    ]
+
+
 def test_only_testing_and_demo_import_the_simulator_or_test_server():
     assert glue_breaks() == []
 
@@ -330,6 +388,7 @@ if __name__ == "__main__":
         ("import cycles", cycles()),
         ("pure maths reaching storage", pure_maths_breaks()),
         ("simulator/test server outside testing/, demo", glue_breaks()),
+        ("simulator modules importing higher ones", simulator_layer_breaks()),
         ("runtime dependencies not imported", unused_dependencies()),
         ("imports that are no declared dependency", undeclared_imports()),
         ("public error/warning classes outside errors.py", error_classes_outside_errors()),
