@@ -59,11 +59,6 @@ def run_fit(
         raise FgsArchiveError(f"{len(report.failed)} file(s) could not be fitted: {names}")
 
 
-def fit_after_ingest(db_path: Path, *, workers: int) -> None:
-    """What `fgsarchive ingest` runs unless --no-fit."""
-    run_fit(db_path, program=None, what=",".join(FIT_PRODUCTS), workers=workers, scheduler=None)
-
-
 def register(app: typer.Typer) -> None:
     @app.command()
     @handle_errors
