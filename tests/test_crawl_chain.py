@@ -40,7 +40,7 @@ def program(tmp_path_factory):
         program=1534,
         n_observations=1,
         n_visits=2,
-        frames_per_file=6000,
+        frames_per_file=3000,
         n_guide_stars=2,
         include_other_products=False,
         seed=5,
@@ -63,9 +63,10 @@ def _server(sim) -> MastTestServer:
 
 
 def invoke(*args, env):
+    """The CLI in this process; one worker: the fit runs here (no pool to start per command)."""
     from fgsarchive.cli import app
 
-    return runner.invoke(app, [str(a) for a in args], env={**ENV, **env})
+    return runner.invoke(app, [*map(str, args), "--workers", "1"], env={**ENV, **env})
 
 
 def count(db_path: Path, table: str) -> int:
@@ -80,7 +81,7 @@ def test_crawl_brings_new_files_through_every_step_then_does_nothing_again(progr
         first = invoke(*CRAWL, "--db", db_path, "--cache", cache, env=env)
         assert first.exit_code == 0, first.output
         assert count(db_path, "files") == 2
-        assert count(db_path, "fits") == 12000
+        assert count(db_path, "fits") == 6000
         assert count(db_path, "telemetry_windows") > 0 and count(db_path, "telemetry") > 0
         with Database(db_path).reader() as con:
             kinds = dict(con.execute("SELECT kind, count(*) FROM events GROUP BY 1").fetchall())
@@ -104,7 +105,7 @@ def test_crawl_brings_new_files_through_every_step_then_does_nothing_again(progr
         assert second.exit_code == 0, second.output
         assert "fit: files 0, frames 0, already fitted 2" in second.output, second.output
         assert srv.stats["requests"] == 0, srv.stats  # windows done, telemetry and stars cached
-        assert count(db_path, "fits") == 12000
+        assert count(db_path, "fits") == 6000
         assert count(db_path, "guide_star_catalog") == 2
 
 
@@ -147,7 +148,7 @@ def test_ingest_from_is_offline_by_default_and_fits_and_analyses(program, tmp_pa
     result = invoke("ingest", "--from", program.out_dir, "--db", db_path, env={})
     assert result.exit_code == 0, result.output
     assert "telemetry: skipped" in result.output and "stars: skipped" in result.output
-    assert count(db_path, "fits") == 12000 and count(db_path, "variability") == 2
+    assert count(db_path, "fits") == 6000 and count(db_path, "variability") == 2
 
 
 def test_a_failed_remote_step_keeps_the_rest_and_names_the_command(program, tmp_path):
@@ -162,7 +163,7 @@ def test_a_failed_remote_step_keeps_the_rest_and_names_the_command(program, tmp_
         )
     assert result.exit_code == ExitCode.REMOTE, result.output
     assert "run `fgsarchive telemetry`" in result.output
-    assert count(db_path, "fits") == 12000 and count(db_path, "variability") == 2
+    assert count(db_path, "fits") == 6000 and count(db_path, "variability") == 2
     assert count(db_path, "telemetry_windows") == 0
 
 
@@ -170,14 +171,14 @@ def test_update_archive_reports_every_step_with_counts_and_seconds(program, tmp_
     db = Database(tmp_path / "a.duckdb")
     seen: list[str] = []
     report = update_archive(
-        db, FromFolders([program.out_dir]), on_step=lambda s: seen.append(s.step)
+        db, FromFolders([program.out_dir]), workers=1, on_step=lambda s: seen.append(s.step)
     )
     assert seen == ["ingest", *ALL_STEPS]
     assert report.steps["ingest"].counts["ingested"] == 2
-    assert report.steps["fit"].counts["frames"] == 12000
+    assert report.steps["fit"].counts["frames"] == 6000
     assert report.steps["telemetry"].skipped and report.steps["stars"].skipped  # offline
     assert report.steps["analyse"].counts["variable_stars"] == 2
     assert all(s.seconds > 0 for s in report.steps.values() if s.skipped is None)
-    again = update_archive(db, FromFolders([program.out_dir]), steps=["fit"])
+    again = update_archive(db, FromFolders([program.out_dir]), steps=["fit"], workers=1)
     assert again.steps["ingest"].counts["unchanged"] == 2
     assert again.steps["fit"].counts["frames"] == 0
