@@ -157,6 +157,28 @@ def summarise_ingest(report: IngestReport) -> None:
     )
 
 
+def _acquired_cli(acquired: Any, *, crawled: bool, config: Any) -> None:
+    """The acquisition's summary: an ingest of folders, or what MAST listed, fetched, ingested."""
+    from ..crawl import CrawlReport
+
+    if not isinstance(acquired, CrawlReport):
+        summarise_ingest(acquired)
+        return
+    _report_cli(acquired)
+    if crawled:
+        err.print(
+            f"windows: {acquired.windows_queried} queried, {acquired.windows_skipped} done "
+            f"before, {acquired.windows_done} finished now; {len(acquired.programs)} program(s)"
+            + ("; stopped at --limit: re-run to continue" if acquired.stopped_at_limit else ""),
+            highlight=False,
+        )
+        if acquired.auth and not config.token:
+            warn(
+                f"{len(acquired.auth)} file(s) are exclusive access and were skipped "
+                "(give --token or MAST_API_TOKEN with rights to them)"
+            )
+
+
 def _step_line(step: StepReport) -> str:
     """One summary line of a chain step (counts, seconds), or why it did not run."""
     if step.skipped is not None:
@@ -198,7 +220,7 @@ def update_cli(
     download or ingest -> 1 naming them; a later step that failed (EDB, GSC, fit) -> 4 for a
     remote step, else 1, naming the command that re-runs it (everything else is kept).
     """
-    from ..crawl import mast_config, raise_remote_failures
+    from ..crawl import CrawlReport, mast_config, raise_remote_failures
     from ..errors import IngestError, StepsFailedError
     from ..pipeline import FromCrawl, FromFolders, update_archive
 
@@ -209,8 +231,9 @@ def update_cli(
 
         def on_step(step: StepReport) -> None:
             if step.step == "ingest":
-                return  # summarised below, as before
-            err.print(_step_line(step), highlight=False)
+                _acquired_cli(step.detail, crawled=isinstance(source, FromCrawl), config=config)
+            else:
+                err.print(_step_line(step), highlight=False)
 
         report = update_archive(
             db,
@@ -223,37 +246,6 @@ def update_cli(
             on_step=on_step,
             on_warning=warn,
         )
-    acquired = report.acquired
-    failed: dict[str, str] = {}
-    if isinstance(source, FromFolders):
-        summarise_ingest(acquired)
-        failed.update(acquired.failed)
-    elif acquired is not None:
-        _report_cli(acquired)
-        if isinstance(source, FromCrawl):
-            err.print(
-                f"windows: {acquired.windows_queried} queried, {acquired.windows_skipped} done "
-                f"before, {acquired.windows_done} finished now; {len(acquired.programs)} "
-                "program(s)"
-                + ("; stopped at --limit: re-run to continue" if acquired.stopped_at_limit else ""),
-                highlight=False,
-            )
-            if acquired.auth and not config.token:
-                warn(
-                    f"{len(acquired.auth)} file(s) are exclusive access and were skipped "
-                    "(give --token or MAST_API_TOKEN with rights to them)"
-                )
-            raise_remote_failures(
-                acquired,
-                programs=acquired.programs,
-                token_given=bool(config.token),
-                auth=bool(config.token),
-            )
-        else:
-            raise_remote_failures(
-                acquired, programs=acquired.programs, token_given=bool(config.token)
-            )
-        failed.update(acquired.failed)
     err.print(
         "steps: "
         + ", ".join(
@@ -262,6 +254,18 @@ def update_cli(
         + f"; {report.seconds:.1f} s in all",
         highlight=False,
     )
+    acquired = report.acquired
+    failed: dict[str, str] = {}
+    if isinstance(acquired, CrawlReport):
+        raise_remote_failures(
+            acquired,
+            programs=acquired.programs,
+            token_given=bool(config.token),
+            auth=bool(config.token) or not isinstance(source, FromCrawl),
+        )
+        failed.update(acquired.failed)
+    elif acquired is not None:
+        failed.update(acquired.failed)
     if failed:
         raise IngestError(failed)
     if report.failures:
