@@ -179,7 +179,7 @@ def _acquired_cli(acquired: Any, *, crawled: bool, config: Any) -> None:
             )
 
 
-def _step_line(step: StepReport) -> str:
+def step_line(step: StepReport) -> str:
     """One summary line of a chain step (counts, seconds), or why it did not run."""
     if step.skipped is not None:
         return f"{step.step}: skipped ({step.skipped})"
@@ -233,7 +233,7 @@ def update_cli(
             if step.step == "ingest":
                 _acquired_cli(step.detail, crawled=isinstance(source, FromCrawl), config=config)
             else:
-                err.print(_step_line(step), highlight=False)
+                err.print(step_line(step), highlight=False)
 
         report = update_archive(
             db,
