@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .db import Database
-from .errors import FgsArchiveError, MastError, NotComputedError, UsageError
+from .errors import FgsArchiveError, MastError, SelectionError, UsageError
 
 __all__ = [
     "ALL_STEPS",
@@ -167,7 +167,9 @@ def update_archive(
     The acquisition raises as its stage does (:class:`UsageError`, :class:`MastUnavailableError`
     when discovery fails: nothing else runs). A later step that fails with an fgsarchive error is
     recorded in its :class:`StepReport` (``error``, ``exit_code``; ``on_warning`` names the command
-    that re-runs it) and the chain goes on; the caller decides the exit code.
+    that re-runs it) and the chain goes on; the caller decides the exit code. A step with nothing
+    to work on (:class:`SelectionError`, e.g. the analyses of an archive without fits) is skipped
+    with that reason.
     """
     chosen = _resolve_steps(steps, source)
     if workers < 1:
@@ -204,8 +206,8 @@ def update_archive(
             step = StepReport(name)
             try:
                 _STEPS[name](step, db, client, workers, scheduler, min_sigma, progress, on_warning)
-            except NotComputedError as exc:  # e.g. analyse before any fit (with --no-fit)
-                step.skipped = str(exc)
+            except SelectionError as exc:  # nothing to work on: analyse before any fit, or
+                step.skipped = str(exc)  # no series long enough (the archive is not wrong)
             except FgsArchiveError as exc:
                 step.error = str(exc)
                 step.exit_code = int(exc.exit_code)
