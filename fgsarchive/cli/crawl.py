@@ -232,6 +232,10 @@ def update_cli(
         def on_step(step: StepReport) -> None:
             if step.step == "ingest":
                 _acquired_cli(step.detail, crawled=isinstance(source, FromCrawl), config=config)
+            elif step.step == "fit" and step.detail is not None:
+                from .fit import fit_summary
+
+                err.print(f"fit: {fit_summary(step.detail)}", highlight=False)
             else:
                 err.print(step_line(step), highlight=False)
 
