@@ -3,7 +3,8 @@
 Simulates a program like PID 1534 (four visits, two guide stars, injected flux drop, centroid jump,
 mirror-tilt PSF change, a 5-minute oscillation, a variable guide star, HGA and filter-wheel moves),
 serves it from the MAST-compatible server on 127.0.0.1 so the real client code discovers, downloads
-and ingests it, fits every frame, derives telemetry events, runs the analyses, and prints a summary
+and ingests it, fits every frame, fetches its telemetry and derives events, cross-matches its guide
+stars, runs the analyses (all through ``fgsarchive.pipeline.update_archive``), and prints a summary
 and example queries (``fgsarchive.cli.demo`` prints; this module holds the demo's pieces).
 """
 
@@ -85,3 +86,16 @@ def serve_and_ingest_demo(db: Database, sim, workdir: Path, workers: int):
     from .testing.serve import serve_and_ingest
 
     return serve_and_ingest(db, sim, cache_dir=Path(workdir) / "cache", workers=workers)
+
+
+def update_demo_archive(db: Database, sim, workdir: Path, workers: int, **callbacks):
+    """The demo's steps 2-4 through the loopback MAST server (MAST, EDB, GSC on 127.0.0.1):
+    :func:`fgsarchive.pipeline.update_archive`, the call behind ``fgsarchive crawl`` and
+    ``fgsarchive ingest PROGRAM`` (download, ingest, fit, telemetry, events, stars, analyses).
+    ``callbacks``: ``progress``, ``on_step``, ``on_warning`` as ``update_archive`` takes them."""
+    from .pipeline import FromPrograms, update_archive
+    from .testing.serve import loopback_mast
+
+    with loopback_mast(sim) as (_server, config, program):
+        source = FromPrograms([program], products="all", cache_dir=Path(workdir) / "cache")
+        return update_archive(db, source, config=config, workers=workers, **callbacks)

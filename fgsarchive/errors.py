@@ -193,3 +193,16 @@ class CatalogError(MastError):
 
 class NoResultsWarning(UserWarning):
     """A query matched nothing (a warning, not an error, as in astroquery)."""
+
+
+class StepsFailedError(FgsArchiveError):
+    """Steps of ``crawl`` / ``ingest`` after the ingest failed; the ingest and the other steps are
+    kept. Exit 4 when a remote step (EDB, GSC) failed, else 1; the message names the commands that
+    re-run the failed steps."""
+
+    def __init__(self, failures: dict[str, tuple[str, int]]) -> None:
+        self.failures = dict(failures)  # step -> (command that re-runs it, exit code)
+        remote = any(code == ExitCode.REMOTE for _, code in self.failures.values())
+        self.exit_code = ExitCode.REMOTE if remote else ExitCode.FAILED
+        steps = ", ".join(f"{step} (run `{cmd}`)" for step, (cmd, _) in self.failures.items())
+        super().__init__(f"{len(self.failures)} step(s) failed, the rest is kept: {steps}")

@@ -1,6 +1,7 @@
-"""Kill-and-resume harness: SIGKILL ingest, fit and MAST ingest at random points, re-run, compare.
+"""Kill-and-resume harness: SIGKILL ingest, fit, MAST ingest and the whole crawl chain, re-run, compare.
 
-Usage: python scripts/killresume.py [--trials 20] [--seed 0] [--workdir DIR] [--modes ingest,fit,crawl]
+Usage: python scripts/killresume.py [--trials 20] [--seed 0] [--workdir DIR]
+                                    [--modes ingest,fit,crawl,chain]
                                     [--frames-per-file 20000] [--keep]
 
 For each mode an uninterrupted reference run is made first. Then every trial starts from the same
@@ -17,7 +18,14 @@ main process (its worker processes are orphaned and may still be writing), or on
 Modes:
   ingest  ``fgsarchive ingest --from DIR --no-fit`` (one corrupt file among the products)
   fit     ``fgsarchive fit``
-  crawl   ``fgsarchive ingest PROGRAM --no-fit`` against a MastTestServer on 127.0.0.1
+  crawl   ``fgsarchive ingest PROGRAM`` (acquisition only: ``--no-fit --no-telemetry --no-stars
+          --no-analyse``) against a MastTestServer on 127.0.0.1
+  chain   ``fgsarchive crawl`` through the whole chain (download, ingest, fit, telemetry, events,
+          catalog cross-match, analyses) against the same server, which also serves the
+          simulator's EDB telemetry and Guide Star Catalog rows. Each trial kills one run during
+          the fit and one during the analyses (a step is located by the summary line the step
+          before it prints), then 0-1 more at random points; the archive is compared on the
+          relations above plus telemetry, events, the catalog and the analyses' tables.
 
 Prints one line per trial and a summary table; exits 1 when any trial's archive differs.
 """
@@ -40,6 +48,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 RELATIONS = ("files", "frames", "pointing", "centroids", "fits", "quickfits", "photometry")
+CHAIN_RELATIONS = (
+    *RELATIONS,
+    "telemetry",
+    "telemetry_windows",
+    "events",
+    "guide_star_catalog",
+    "anomalies",
+    "periodogram_peaks",
+    "variability",
+)
+# ``crawl`` mode: the acquisition only; ``chain`` mode: every step
+ACQUIRE_ONLY = ("--no-fit", "--no-telemetry", "--no-stars", "--no-analyse")
+# the simulated program starts at MJD 59918.0 (2022-12-05)
+CHAIN_ARGV = ("crawl", "--since", "2022-12-04", "--until", "2022-12-07", "--window-days", "1")
+# a kill during step X waits for the line the step before X prints (pipeline order)
+STEP_BEFORE = {"fit": "MAST listed", "analyse": "stars:"}
 KILL_WHAT = ("group", "main", "worker")
 PROGRAM = 1534
 ORPHAN_WAIT_S = 10.0
@@ -52,7 +76,7 @@ def make_products(folder: Path, *, frames_per_file: int = 20_000, seed: int = 3)
     """A small program (2 obs x 2 visits, segments, track/acq products) plus one corrupt file."""
     from fgsarchive.simulate import simulate_program
 
-    marker = folder / f".done-{frames_per_file}-{seed}"
+    marker = folder / f".done-{frames_per_file}-{seed}-v2"
     if marker.exists():
         return folder
     shutil.rmtree(folder, ignore_errors=True)
@@ -68,6 +92,16 @@ def make_products(folder: Path, *, frames_per_file: int = 20_000, seed: int = 3)
         seed=seed,
         include_other_products=True,
     )
+    # What the loopback EDB and GSC serve (chain mode), from the simulator's truth.
+    from fgsarchive.telemetry import DEFAULT_MNEMONICS
+    from fgsarchive.testing.serve import products_span, simulated_catalog, simulated_edb
+
+    edb = simulated_edb(prog.telemetry, *products_span(folder))
+    for name in DEFAULT_MNEMONICS:  # on the real EDB too: empty here
+        edb.setdefault(name, ([], []))
+    (folder / ".server.json").write_text(
+        json.dumps({"edb": edb, "catalog": simulated_catalog(prog.stars)}, default=str)
+    )
     # One file that fails to ingest: a fine-guide file cut in half, under its own name.
     victim = prog.fg_files[0]
     bad = victim.with_name(re.sub(r"_gs-fg_\d{13}", "_gs-fg_2099001000000", victim.name))
@@ -79,12 +113,12 @@ def make_products(folder: Path, *, frames_per_file: int = 20_000, seed: int = 3)
 
 
 # --- comparing archives ------------------------------------------------------------------------------
-def signature(db_path: Path) -> dict[str, tuple[int, int]]:
+def signature(db_path: Path, relations: tuple[str, ...] = RELATIONS) -> dict[str, tuple[int, int]]:
     """Row count and checksum of every relation (absent ones count as (0, 0))."""
     from fgsarchive.db import Database
     from fgsarchive.maintenance import archive_checksums
 
-    return archive_checksums(Database(db_path), RELATIONS)
+    return archive_checksums(Database(db_path), relations)
 
 
 def leftovers(db_path: Path) -> list[str]:
@@ -129,19 +163,28 @@ def run_to_end(argv: list[str], env: dict, timeout: float = 600) -> subprocess.C
     )
 
 
-def run_and_kill(argv: list[str], env: dict, delay: float, what: str) -> dict:
-    """Start ``argv`` in its own session, SIGKILL ``what`` after ``delay`` s; reap everything."""
+def run_and_kill(
+    argv: list[str], env: dict, delay: float, what: str, after: str | None = None
+) -> dict:
+    """Start ``argv`` in its own session, SIGKILL ``what`` after ``delay`` s (counted from when
+    ``after`` appears on its stderr, if given: the line the step before the target prints)."""
     import psutil
 
     # stderr to a file, not a pipe: orphaned workers keep a pipe open after the main process died
-    errfile = tempfile.TemporaryFile()
+    errfile = tempfile.NamedTemporaryFile()
     proc = subprocess.Popen(
         argv, env=env, stdout=subprocess.DEVNULL, stderr=errfile, start_new_session=True
     )
+    if after is not None:
+        seen = Path(errfile.name)
+        while proc.poll() is None and after not in seen.read_text(errors="replace"):
+            time.sleep(0.01)
     deadline = time.monotonic() + delay
     while time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.005)
     outcome = {"delay_s": round(delay, 3), "what": what, "finished_first": proc.poll() is not None}
+    if after is not None:
+        outcome["after"] = after
     if proc.poll() is None:
         if what == "group":
             with contextlib.suppress(ProcessLookupError):
@@ -213,6 +256,8 @@ class Mode:
     reference: dict = field(default_factory=dict)
     ref_seconds: float = 0.0
     ref_exit: int = 0
+    relations: tuple[str, ...] = RELATIONS
+    step_seconds: dict[str, float] = field(default_factory=dict)  # chain: from the steps line
 
 
 @dataclass
@@ -282,12 +327,14 @@ def prepare_modes(
         shutil.rmtree(cache, ignore_errors=True)
         t = time.perf_counter()
         cdone = run_to_end(
-            cli("ingest", str(PROGRAM), "--no-fit", "--cache", str(cache), "--db", str(crawl_db)),
+            cli(
+                "ingest", str(PROGRAM), *ACQUIRE_ONLY, "--cache", str(cache), "--db", str(crawl_db)
+            ),
             env,
         )
         out["crawl"] = Mode(
             "crawl",
-            ["ingest", str(PROGRAM), "--no-fit"],
+            ["ingest", str(PROGRAM), *ACQUIRE_ONLY],
             None,
             signature(crawl_db),
             time.perf_counter() - t,
@@ -298,7 +345,46 @@ def prepare_modes(
                 f"crawl reference run failed ({cdone.returncode}): {cdone.stderr.strip()}",
                 flush=True,
             )
+    if "chain" in modes and server_url:
+        chain_db = workdir / "ref" / "chain.duckdb"
+        remove_archive(chain_db)
+        cache = workdir / "ref" / "chain-cache"
+        shutil.rmtree(cache, ignore_errors=True)
+        t = time.perf_counter()
+        chdone = run_to_end(cli(*CHAIN_ARGV, "--cache", str(cache), "--db", str(chain_db)), env)
+        out["chain"] = Mode(
+            "chain",
+            list(CHAIN_ARGV),
+            None,
+            signature(chain_db, CHAIN_RELATIONS),
+            time.perf_counter() - t,
+            chdone.returncode,
+            CHAIN_RELATIONS,
+            step_seconds(chdone.stderr),
+        )
+        if chdone.returncode not in (0, 1):
+            print(
+                f"chain reference run failed ({chdone.returncode}): {chdone.stderr.strip()}",
+                flush=True,
+            )
     return out
+
+
+def step_seconds(stderr: str) -> dict[str, float]:
+    """``{step: seconds}`` from the ``steps: ingest 3.9 s, fit 1.4 s, ...`` line of a chain run."""
+    for line in stderr.splitlines():
+        if line.startswith("steps: "):
+            return {m.group(1): float(m.group(2)) for m in re.finditer(r"(\w+) ([\d.]+) s", line)}
+    return {}
+
+
+def expected_exits(mode: Mode) -> set[int]:
+    """Exit codes a trial's final run may end with: the reference's; for ``chain`` also 0 when the
+    reference exited 1 (the corrupt file): ``crawl`` gives a file up after it failed in
+    ``fgsarchive.crawl.MAX_ATTEMPTS`` runs, and the killed runs count."""
+    if mode.name == "chain" and mode.ref_exit == 1:
+        return {0, 1}
+    return {mode.ref_exit}
 
 
 def run_trial(mode: Mode, trial: int, rng: random.Random, workdir: Path, env: dict) -> TrialResult:
@@ -308,10 +394,21 @@ def run_trial(mode: Mode, trial: int, rng: random.Random, workdir: Path, env: di
     db = tdir / "archive.duckdb"
     if mode.start is not None:
         copy_archive(mode.start, db)
-    extra = ["--cache", str(tdir / "cache")] if mode.name == "crawl" else []
+    extra = ["--cache", str(tdir / "cache")] if mode.name in ("crawl", "chain") else []
     argv = cli(*mode.argv, *extra, "--db", str(db))
     kills = []
     wanted = rng.randint(1, 3)
+    if mode.name == "chain":
+        # one kill during the fit, one during the analyses (each located by the line the step
+        # before it prints, delay drawn within the step's reference duration), then 0-1 at random
+        for step in ("fit", "analyse"):
+            seconds = mode.step_seconds.get(step, 1.0)
+            kill = run_and_kill(
+                argv, env, rng.uniform(0.0, seconds * 0.9), rng.choice(KILL_WHAT), STEP_BEFORE[step]
+            )
+            kill["step"] = step
+            kills.append(kill)
+        wanted = len(kills) + rng.randint(0, 1)
     # 1-3 kills at random points of the run (start-up included: imports take ~1 s); a run that
     # finished before its kill does not count, up to MAX_ATTEMPTS runs.
     for _ in range(MAX_ATTEMPTS):
@@ -320,10 +417,10 @@ def run_trial(mode: Mode, trial: int, rng: random.Random, workdir: Path, env: di
         delay = rng.uniform(0.0, mode.ref_seconds * 1.1)
         kills.append(run_and_kill(argv, env, delay, rng.choice(KILL_WHAT)))
     final = run_to_end(argv, env)
-    sig = signature(db)
+    sig = signature(db, mode.relations)
     diff = {
         r: {"got": sig[r], "want": mode.reference[r]}
-        for r in RELATIONS
+        for r in mode.relations
         if sig[r] != mode.reference[r]
     }
     stderr = final.stderr.strip().splitlines()[-1][:300] if final.stderr.strip() else ""
@@ -332,7 +429,7 @@ def run_trial(mode: Mode, trial: int, rng: random.Random, workdir: Path, env: di
         trial,
         kills,
         final.returncode,
-        not diff and final.returncode == mode.ref_exit,
+        not diff and final.returncode in expected_exits(mode),
         diff,
         leftovers(db),
         stderr,
@@ -345,7 +442,10 @@ def run_trial(mode: Mode, trial: int, rng: random.Random, workdir: Path, env: di
 def start_server(products: Path):
     from fgsarchive.testing.mast_server import MastTestServer
 
-    server = MastTestServer(products_dir=products)
+    served = products / ".server.json"
+    data = json.loads(served.read_text()) if served.exists() else {}
+    edb = {k: (list(t), list(v)) for k, (t, v) in data.get("edb", {}).items()}
+    server = MastTestServer(products_dir=products, telemetry=edb, catalog=data.get("catalog"))
     server.start()
     return server
 
@@ -362,7 +462,7 @@ def run(
     env = {**os.environ, "FGSARCHIVE_LOCK_TIMEOUT": "60", "PYTHONUNBUFFERED": "1"}
     server = None
     url = None
-    if "crawl" in modes:
+    if "crawl" in modes or "chain" in modes:
         try:
             import fgsarchive.crawl  # noqa: F401
 
@@ -371,6 +471,7 @@ def run(
             env.update(
                 {
                     "FGSARCHIVE_MAST_URL": url,
+                    "FGSARCHIVE_GSC_URL": url,
                     "FGSARCHIVE_MAST_RETRIES": "2",
                     "FGSARCHIVE_MAST_BACKOFF": "0.05",
                     "FGSARCHIVE_MAST_POLL": "0.05",
@@ -385,7 +486,8 @@ def run(
             if verbose:
                 print(
                     f"reference {name}: {mode.ref_seconds:.1f} s, exit {mode.ref_exit}, "
-                    + ", ".join(f"{r} {mode.reference[r][0]:,}" for r in RELATIONS),
+                    + ", ".join(f"{r} {mode.reference[r][0]:,}" for r in mode.relations)
+                    + (f"; steps {mode.step_seconds}" if mode.step_seconds else ""),
                     flush=True,
                 )
         rng = random.Random(seed)
@@ -404,7 +506,9 @@ def run(
                 results.append(result)
                 if verbose:
                     kills = "; ".join(
-                        f"{k['what']}@{k['delay_s']:.2f}s"
+                        f"{k['what']}@"
+                        + (f"{k['step']}+" if k.get("step") else "")
+                        + f"{k['delay_s']:.2f}s"
                         + (" (done before)" if k["finished_first"] else "")
                         + (f" exit {k['exit']}" if not k["finished_first"] else "")
                         + (" HUNG" if k.get("hung") else "")
@@ -448,7 +552,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=None)
-    parser.add_argument("--modes", default="ingest,fit,crawl")
+    parser.add_argument("--modes", default="ingest,fit,crawl,chain")
     parser.add_argument("--frames-per-file", type=int, default=20_000)
     parser.add_argument("--keep", action="store_true")
     opts = parser.parse_args()

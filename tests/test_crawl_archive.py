@@ -485,7 +485,20 @@ def test_downloads_failing_after_retries_exit_4_and_resume(products, tmp_path):
 
 # 2022-12-04 .. 2022-12-06T06:00 (MJD 59917.0 .. 59919.25): nine windows of 6 h; 1534 lies in the
 # fifth (from MJD 59918.0), 2079 in the ninth (from MJD 59919.0)
-CRAWL = ("crawl", "--since", "2022-12-04", "--until", "2022-12-06T06:00", "--window-days", "0.25")
+# (the acquisition only: tests/test_crawl_chain.py covers the steps after it)
+CRAWL = (
+    "crawl",
+    "--since",
+    "2022-12-04",
+    "--until",
+    "2022-12-06T06:00",
+    "--window-days",
+    "0.25",
+    "--no-fit",
+    "--no-telemetry",
+    "--no-stars",
+    "--no-analyse",
+)
 
 
 def test_crawl_resumes_without_repeating_work(products, tmp_path):

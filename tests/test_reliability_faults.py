@@ -80,6 +80,9 @@ def test_download_faults_then_reruns_end_with_the_fault_free_archive(products, t
                 "--cache",
                 cache,
                 "--no-fit",
+                "--no-telemetry",  # the download faults are the subject: acquisition only
+                "--no-stars",
+                "--no-analyse",
                 "--workers",
                 "2",
                 env=env,

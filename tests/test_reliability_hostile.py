@@ -555,7 +555,10 @@ def test_the_token_never_appears_in_output_logs_archive_or_cache(products, tmp_p
         for _ in range(6):
             result = CliRunner().invoke(
                 app,
-                ["-v", "ingest", "1534", "--db", str(db), "--cache", str(cache), "--no-fit"],
+                [
+                    *("-v", "ingest", "1534", "--db", str(db), "--cache", str(cache)),
+                    *("--no-fit", "--no-telemetry", "--no-stars", "--no-analyse"),
+                ],
                 env=env,
             )
             outputs.append(result.output + repr(result.exception))

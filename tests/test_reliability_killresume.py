@@ -62,6 +62,26 @@ def test_killed_runs_resume_to_the_uninterrupted_archive(tmp_path):
     assert not [k for k in kills if k.get("hung") or k.get("orphans_left")], kills
 
 
+@pytest.mark.slow
+def test_a_crawl_killed_during_fit_and_analyse_resumes_to_the_uninterrupted_archive(tmp_path):
+    """`fgsarchive crawl` through the whole chain (MAST, EDB and GSC on 127.0.0.1): killed once
+    during the fit and once during the analyses, the same command ends with the archive (fits,
+    telemetry, events, catalog rows, anomalies, peaks, variability) of an uninterrupted crawl."""
+    results = killresume.run(
+        trials=1, seed=5, workdir=tmp_path, modes=["chain"], frames_per_file=1500, verbose=False
+    )
+    summary = killresume.summary(results)
+    assert [r.mode for r in results] == ["chain"], summary
+    bad = [(r.kills, r.diff, r.final_exit, r.final_stderr) for r in results if not r.match]
+    assert not bad, summary + "\n" + repr(bad)
+    kills = results[0].kills
+    stepped = {k["step"]: k for k in kills if k.get("step")}
+    assert set(stepped) == {"fit", "analyse"}
+    assert not any(k["finished_first"] for k in stepped.values()), kills  # killed mid-run
+    assert not results[0].leftovers
+    assert not [k for k in kills if k.get("hung") or k.get("orphans_left")], kills
+
+
 # --------------------------------------------------------------------------------------------------
 # pool workers end with their main process, and a worker killed at shutdown does not hang the run
 # --------------------------------------------------------------------------------------------------

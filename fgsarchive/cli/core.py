@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from ..errors import IngestError, UsageError
+from ..errors import UsageError
 from .common import (
     DEFAULT_DB_PATH,
     DbOption,
@@ -17,43 +17,24 @@ from .common import (
     handle_errors,
     open_db,
     print_table,
-    progress_bar,
     to_jsonable,
+)
+from .crawl import (
+    AnalyseOption,
+    CacheOption,
+    FitOption,
+    StarsOption,
+    TelemetryOption,
+    TokenOption,
+    resolve_steps,
+    update_cli,
 )
 
 if TYPE_CHECKING:  # the stages and pyarrow load when a command runs: `--version` stays fast
     import pyarrow as pa
 
-    from ..ingest import IngestReport
 
 Format = Literal["table", "csv", "json", "parquet"]
-
-
-def ingest_from_dirs(
-    db_path: Path, sources: list[Path], *, workers: int, force: bool
-) -> IngestReport:
-    """Ingest local folders/files with a progress bar; raise IngestError naming failed files."""
-    from ..ingest import ingest_many
-
-    db = open_db(db_path)
-    with progress_bar("ingest") as update:
-        report = ingest_many(
-            db,
-            sources,
-            workers=workers,
-            force=force,
-            progress=lambda done, total, frames: update(done, total, extra=f"{frames:,} frames"),
-        )
-    return report
-
-
-def summarise_ingest(report: IngestReport) -> None:
-    err.print(
-        f"ingested {len(report.ingested)} file(s), {report.n_frames:,} frames "
-        f"in {report.seconds:.1f} s ({report.frames_per_s:,.0f} frames/s); "
-        f"skipped {len(report.skipped)} unchanged; failed {len(report.failed)}",
-        highlight=False,
-    )
 
 
 def register(app: typer.Typer) -> None:
@@ -75,52 +56,38 @@ def register(app: typer.Typer) -> None:
         ] = "fg",
         workers: Annotated[int, typer.Option("--workers", help="Parallel readers.")] = 2,
         force: Annotated[bool, typer.Option("--force", help="Re-ingest unchanged files.")] = False,
-        fit: Annotated[bool, typer.Option("--fit/--no-fit", help="Fit the new frames.")] = True,
-        cache: Annotated[
-            Path | None,
-            typer.Option("--cache", envvar="FGSARCHIVE_CACHE", help="Download cache folder."),
-        ] = None,
-        token: Annotated[
-            str | None,
-            typer.Option(
-                "--token",
-                envvar="MAST_API_TOKEN",
-                help="MAST token (never printed).",
-                show_default=False,
-            ),
-        ] = None,
+        fit: FitOption = True,
+        telemetry: TelemetryOption = None,
+        stars: StarsOption = None,
+        analyse: AnalyseOption = True,
+        cache: CacheOption = None,
+        token: TokenOption = None,
         db: DbOption = DEFAULT_DB_PATH,
     ) -> None:
-        """Ingest guider files: from MAST by program, or from a local folder with --from."""
+        """Ingest guider files (from MAST by program, or from a local folder with --from) and bring
+        them through the chain: fit, telemetry and events, catalog cross-match, analyses."""
+        from ..pipeline import FromFolders, FromPrograms
+
         if not programs and not source:
             raise UsageError("give program ids (e.g. `fgsarchive ingest 1534`) or --from DIR")
         if workers < 1:
             raise UsageError(f"--workers must be at least 1 (got {workers})")
-        failed: dict[str, str] = {}
-        if source:
-            report = ingest_from_dirs(db, list(source), workers=workers, force=force)
-            summarise_ingest(report)
-            failed.update(report.failed)
         if programs:
-            from .crawl import ingest_programs_cli
+            from ..crawl import parse_program
 
-            failed.update(
-                ingest_programs_cli(
-                    db,
-                    programs,
-                    obs=obs,
-                    visit=visit,
-                    products=products,
-                    workers=workers,
-                    cache=cache,
-                    token=token,
-                    force=force,
-                )
+            ids = [parse_program(p) for p in programs]  # usage errors before any request
+        steps = resolve_steps(
+            online=bool(programs), fit=fit, telemetry=telemetry, stars=stars, analyse=analyse
+        )
+        if source and programs:  # both: the folders first, then the programs and the chain
+            update_cli(db, FromFolders(list(source), force=force), steps=[], workers=workers)
+        if programs:
+            chosen = FromPrograms(
+                ids, obs=obs, visit=visit, products=products, cache_dir=cache, force=force
             )
-        if fit:
-            _fit_new(db, workers=workers)
-        if failed:
-            raise IngestError(failed)
+        else:
+            chosen = FromFolders(list(source or []), force=force)
+        update_cli(db, chosen, steps=steps, token=token, workers=workers)
 
     @app.command()
     @handle_errors
@@ -283,10 +250,3 @@ def _flat(table: pa.Table) -> pa.Table:
         else:
             columns.append(col)
     return pa.table(columns, names=table.column_names)
-
-
-def _fit_new(db_path: Path, *, workers: int) -> None:
-    """Fit frames that have no fit yet."""
-    from .fit import fit_after_ingest
-
-    fit_after_ingest(db_path, workers=workers)

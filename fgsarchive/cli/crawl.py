@@ -25,6 +25,8 @@ from .common import (
 
 if TYPE_CHECKING:
     from ..crawl import CrawlReport
+    from ..ingest import IngestReport
+    from ..pipeline import StepReport, UpdateReport
 
 TokenOption = Annotated[
     str | None,
@@ -42,6 +44,34 @@ CacheOption = Annotated[
         envvar="FGSARCHIVE_CACHE",
         help="Download cache folder (default fgsarchive-cache).",
         show_default=False,
+    ),
+]
+
+FitOption = Annotated[
+    bool, typer.Option("--fit/--no-fit", help="Fit the new frames (frames without a fit).")
+]
+TelemetryOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--telemetry/--no-telemetry",
+        help="Fetch EDB telemetry for the new spans (needs a MAST token with EDB rights; "
+        "default: on when reading MAST, off for --from).",
+        show_default=False,
+    ),
+]
+StarsOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--stars/--no-stars",
+        help="Cross-match new guide stars with the Guide Star Catalog (default: on when "
+        "reading MAST, off for --from).",
+        show_default=False,
+    ),
+]
+AnalyseOption = Annotated[
+    bool,
+    typer.Option(
+        "--analyse/--no-analyse", help="Run the analyses (anomalies, periodograms, variability)."
     ),
 ]
 
@@ -65,7 +95,8 @@ def _progress_cli() -> tuple[Any, Callable[[str, int, int | None], None] | None]
         if stage == "download":
             count = f"{done / 1e6:,.1f}/{(total or 0) / 1e6:,.1f} MB"
         else:
-            count = f"{done}/{total or 0} files"
+            unit = {"telemetry": "windows", "stars": "stars"}.get(stage, "files")
+            count = f"{done}/{total or 0} {unit}"
         if stage not in tasks:
             tasks[stage] = display.add_task(stage, total=total, count=count)
         display.update(tasks[stage], completed=done, total=total, count=count)
@@ -118,96 +149,132 @@ def _report_cli(report: CrawlReport) -> None:
     )
 
 
-def ingest_programs_cli(
-    db_path: Path | str,
-    programs: Sequence[str],
-    *,
-    obs: int | None = None,
-    visit: int | None = None,
-    products: str = "fg",
-    workers: int = 2,
-    cache: Path | None = None,
-    token: str | None = None,
-    force: bool = False,
-) -> dict[str, str]:
-    """``fgsarchive ingest PROGRAM...``: progress and one-line summaries on stderr.
-
-    Returns ``{file_name: reason}`` of files that failed to download or ingest (the caller exits
-    1 naming them); raises a :class:`MastError` (exit 4) when MAST is down or refuses the token.
-    """
-    from ..crawl import ingest_programs, mast_config, parse_program, raise_remote_failures
-
-    ids = [parse_program(p) for p in programs]  # usage errors before any request
-    config = mast_config(token, on_retry=retry_notice)
-    db = open_db(Path(db_path))
-    with _cli_session() as update:
-        report = ingest_programs(
-            db,
-            ids,
-            config=config,
-            obs=obs,
-            visit=visit,
-            products=products,
-            cache_dir=cache,
-            workers=workers,
-            force=force,
-            progress=update,
-        )
-    _report_cli(report)
-    raise_remote_failures(report, programs=ids, token_given=bool(config.token))
-    return dict(report.failed)
-
-
-def crawl_cli(
-    db_path: Path | str,
-    *,
-    since: str | None = None,
-    until: str | None = None,
-    limit: int | None = None,
-    window_days: float = 7.0,
-    products: str = "fg",
-    workers: int = 2,
-    cache: Path | None = None,
-    token: str | None = None,
-    refresh: bool = False,
-) -> CrawlReport:
-    """``fgsarchive crawl``: progress and one-line summaries on stderr."""
-    from ..crawl import crawl, exp_types_of, mast_config, parse_date, raise_remote_failures
-
-    since_mjd = parse_date(since, "--since") if since is not None else None
-    until_mjd = parse_date(until, "--until") if until is not None else None
-    exp_types_of(products)
-    config = mast_config(token, on_retry=retry_notice)
-    db = open_db(Path(db_path))
-    with _cli_session() as update:
-        report = crawl(
-            db,
-            config=config,
-            since_mjd=since_mjd,
-            until_mjd=until_mjd,
-            window_days=window_days,
-            limit=limit,
-            products=products,
-            cache_dir=cache,
-            workers=workers,
-            refresh=refresh,
-            progress=update,
-        )
-    _report_cli(report)
+def summarise_ingest(report: IngestReport) -> None:
     err.print(
-        f"windows: {report.windows_queried} queried, {report.windows_skipped} done before, "
-        f"{report.windows_done} finished now; {len(report.programs)} program(s)"
-        + ("; stopped at --limit: re-run to continue" if report.stopped_at_limit else ""),
+        f"ingested {len(report.ingested)} file(s), {report.n_frames:,} frames "
+        f"in {report.seconds:.1f} s ({report.frames_per_s:,.0f} frames/s); "
+        f"skipped {len(report.skipped)} unchanged; failed {len(report.failed)}",
         highlight=False,
     )
-    if report.auth and not config.token:
-        warn(
-            f"{len(report.auth)} file(s) are exclusive access and were skipped "
-            "(give --token or MAST_API_TOKEN with rights to them)"
+
+
+def _acquired_cli(acquired: Any, *, crawled: bool, config: Any) -> None:
+    """The acquisition's summary: an ingest of folders, or what MAST listed, fetched, ingested."""
+    from ..crawl import CrawlReport
+
+    if not isinstance(acquired, CrawlReport):
+        summarise_ingest(acquired)
+        return
+    _report_cli(acquired)
+    if crawled:
+        err.print(
+            f"windows: {acquired.windows_queried} queried, {acquired.windows_skipped} done "
+            f"before, {acquired.windows_done} finished now; {len(acquired.programs)} program(s)"
+            + ("; stopped at --limit: re-run to continue" if acquired.stopped_at_limit else ""),
+            highlight=False,
         )
-    raise_remote_failures(
-        report, programs=report.programs, token_given=bool(config.token), auth=bool(config.token)
+        if acquired.auth and not config.token:
+            warn(
+                f"{len(acquired.auth)} file(s) are exclusive access and were skipped "
+                "(give --token or MAST_API_TOKEN with rights to them)"
+            )
+
+
+def step_line(step: StepReport) -> str:
+    """One summary line of a chain step (counts, seconds), or why it did not run."""
+    if step.skipped is not None:
+        return f"{step.step}: skipped ({step.skipped})"
+    counts = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in step.counts.items())
+    state = "failed" if step.error is not None else "done"
+    return f"{step.step}: {counts or state} in {step.seconds:.1f} s"
+
+
+def resolve_steps(
+    *, online: bool, fit: bool, telemetry: bool | None, stars: bool | None, analyse: bool
+) -> list[str]:
+    """The chain's steps from the CLI opt-outs: telemetry and stars default on only when the
+    command already talks to MAST (``crawl``, ``ingest PROGRAM``), off for ``ingest --from``."""
+    telemetry = online if telemetry is None else telemetry
+    stars = online if stars is None else stars
+    wanted = {
+        "fit": fit,
+        "telemetry": telemetry,
+        "events": True,
+        "stars": stars,
+        "analyse": analyse,
+    }
+    return [name for name, on in wanted.items() if on]
+
+
+def update_cli(
+    db_path: Path | str,
+    source: Any,
+    *,
+    steps: Sequence[str],
+    token: str | None = None,
+    workers: int = 2,
+    scheduler: str | None = None,
+) -> UpdateReport:
+    """Run :func:`fgsarchive.pipeline.update_archive`: progress and one line per step on stderr.
+
+    Exit codes: MAST refusing or failing downloads -> 4 (as before); files that failed to
+    download or ingest -> 1 naming them; a later step that failed (EDB, GSC, fit) -> 4 for a
+    remote step, else 1, naming the command that re-runs it (everything else is kept).
+    """
+    from ..crawl import CrawlReport, mast_config, raise_remote_failures
+    from ..errors import IngestError, StepsFailedError
+    from ..pipeline import FromCrawl, FromFolders, update_archive
+
+    online = not isinstance(source, FromFolders) or any(s in steps for s in ("telemetry", "stars"))
+    config = mast_config(token, on_retry=retry_notice) if online else None
+    db = open_db(Path(db_path))
+    with _cli_session() as update:
+
+        def on_step(step: StepReport) -> None:
+            if step.step == "ingest":
+                _acquired_cli(step.detail, crawled=isinstance(source, FromCrawl), config=config)
+            elif step.step == "fit" and step.detail is not None:
+                from .fit import fit_summary
+
+                err.print(f"fit: {fit_summary(step.detail)}", highlight=False)
+            else:
+                err.print(step_line(step), highlight=False)
+
+        report = update_archive(
+            db,
+            source,
+            steps=steps,
+            config=config,
+            workers=workers,
+            scheduler=scheduler,
+            progress=update,
+            on_step=on_step,
+            on_warning=warn,
+        )
+    err.print(
+        "steps: "
+        + ", ".join(
+            f"{name} {s.seconds:.1f} s" for name, s in report.steps.items() if s.skipped is None
+        )
+        + f"; {report.seconds:.1f} s in all",
+        highlight=False,
     )
+    acquired = report.acquired
+    failed: dict[str, str] = {}
+    if isinstance(acquired, CrawlReport):
+        raise_remote_failures(
+            acquired,
+            programs=acquired.programs,
+            token_given=bool(config.token),
+            auth=bool(config.token) or not isinstance(source, FromCrawl),
+        )
+        failed.update(acquired.failed)
+    elif acquired is not None:
+        failed.update(acquired.failed)
+    if failed:
+        raise IngestError(failed)
+    if report.failures:
+        raise StepsFailedError({k: (s.rerun, s.exit_code) for k, s in report.failures.items()})
     return report
 
 
@@ -236,23 +303,36 @@ def register(app: typer.Typer) -> None:
         refresh: Annotated[
             bool, typer.Option("--refresh", help="Query windows finished by earlier runs again.")
         ] = False,
+        fit: FitOption = True,
+        telemetry: TelemetryOption = None,
+        stars: StarsOption = None,
+        analyse: AnalyseOption = True,
         cache: CacheOption = None,
         token: TokenOption = None,
         db: DbOption = DEFAULT_DB_PATH,
     ) -> None:
-        """Crawl MAST for public guide-star data by date windows; resumable at any point."""
-        crawl_cli(
-            db,
-            since=since,
-            until=until,
-            limit=limit,
+        """Crawl MAST by date windows and bring new files through the whole chain: download,
+        ingest, fit, telemetry and events, catalog cross-match, analyses; resumable at any step."""
+        from ..crawl import exp_types_of, parse_date
+        from ..errors import UsageError
+        from ..pipeline import FromCrawl
+
+        if workers < 1:
+            raise UsageError(f"--workers must be at least 1 (got {workers})")
+        exp_types_of(products)  # a usage error before any request
+        source = FromCrawl(
+            since_mjd=parse_date(since, "--since") if since is not None else None,
+            until_mjd=parse_date(until, "--until") if until is not None else None,
             window_days=window_days,
+            limit=limit,
             products=products,
-            workers=workers,
-            cache=cache,
-            token=token,
+            cache_dir=cache,
             refresh=refresh,
         )
+        steps = resolve_steps(
+            online=True, fit=fit, telemetry=telemetry, stars=stars, analyse=analyse
+        )
+        update_cli(db, source, steps=steps, token=token, workers=workers)
 
     @app.command()
     @handle_errors

@@ -18,11 +18,15 @@ def run_demo(
         EXAMPLE_QUERIES,
         N_VISITS,
         frames_per_visit,
-        serve_and_ingest_demo,
         simulate_demo_program,
+        update_demo_archive,
     )
-    from ..fit.runner import fit_archive
-    from .analysis import run_and_print_all_analyses
+    from .analysis import (
+        print_anomaly_summary,
+        print_periodogram_summary,
+        print_variability_summary,
+    )
+    from .crawl import step_line
 
     console = err
     started = time.perf_counter()
@@ -38,23 +42,47 @@ def run_demo(
     console.print(
         f"[bold]2/5 ingest[/bold] {len(sim.files)} guider files into {db_path}", highlight=False
     )
-    report = serve_and_ingest_demo(db, sim, workdir, workers)
-    console.print(
-        f"    {len(report.ingested)} ingested, {len(report.skipped)} unchanged, "
-        f"{len(report.failed)} failed; {report.n_frames:,} frames in {report.seconds:.1f} s",
-        highlight=False,
-    )
-    console.print(
-        "[bold]3/5 fit[/bold] every frame: 2D Gaussian, moments, photometry", highlight=False
-    )
-    fitted = fit_archive(db, workers=workers)
-    console.print(
-        f"    {fitted.frames:,} frames fitted in {fitted.seconds:.1f} s "
-        f"({fitted.frames_per_s:,.0f} frames/s); {fitted.skipped_files} file(s) already fitted",
-        highlight=False,
-    )
-    console.print("[bold]4/5 analyse[/bold]", highlight=False)
-    run_and_print_all_analyses(db, console=console)
+
+    def on_step(step) -> None:
+        """Print each step of the chain as it ends (fgsarchive.pipeline.update_archive)."""
+        if step.step == "ingest":
+            ing = step.detail.ingest
+            console.print(
+                f"    {len(ing.ingested)} ingested, {len(ing.skipped)} unchanged, "
+                f"{len(ing.failed)} failed; {ing.n_frames:,} frames in {step.seconds:.1f} s",
+                highlight=False,
+            )
+            console.print(
+                "[bold]3/5 fit[/bold] every frame: 2D Gaussian, moments, photometry; then "
+                "telemetry, events and the guide-star catalog",
+                highlight=False,
+            )
+        elif step.step == "fit" and step.detail is not None:
+            fitted = step.detail
+            console.print(
+                f"    {fitted.frames:,} frames fitted in {fitted.seconds:.1f} s "
+                f"({fitted.frames_per_s:,.0f} frames/s); {fitted.skipped_files} file(s) already "
+                "fitted",
+                highlight=False,
+            )
+        elif step.step == "stars":
+            console.print(f"    {step_line(step)}", highlight=False)
+            console.print("[bold]4/5 analyse[/bold]", highlight=False)
+        elif step.step == "analyse" and step.detail is not None:
+            results = step.detail
+            seconds = results.seconds
+            print_periodogram_summary(console, results.peaks, seconds=seconds.get("periodograms"))
+            print_anomaly_summary(console, results.anomalies, seconds=seconds.get("anomalies"))
+            print_variability_summary(
+                console, results.variability, seconds=seconds.get("variables")
+            )
+        else:
+            console.print(f"    {step_line(step)}", highlight=False)
+
+    def warn_indented(text: str) -> None:
+        console.print(f"    [yellow]warning:[/yellow] {text}", highlight=False)
+
+    update_demo_archive(db, sim, workdir, workers, on_step=on_step, on_warning=warn_indented)
     console.print(
         f"[bold]5/5 summary[/bold] ({time.perf_counter() - started:.1f} s in all)", highlight=False
     )

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ..choices import FIT_PRODUCTS
+
+if TYPE_CHECKING:
+    from ..fit.runner import FitReport
+
 from .common import DEFAULT_DB_PATH, DbOption, err, handle_errors, open_db, progress_bar
 
 
@@ -22,6 +26,18 @@ def _status_label(code: int) -> str:
     if status is FitStatus.MAX_ITER:
         return "not converged"
     return status.name.lower().replace("_", " ")
+
+
+def fit_summary(report: FitReport) -> str:
+    """One line: frames and files fitted, speed, files already fitted, frames by fit status."""
+    statuses = ", ".join(
+        f"{_status_label(k)} {v:,}" for k, v in sorted(report.status_counts.items())
+    )
+    return (
+        f"fitted {report.frames:,} frames in {report.files} file(s) in {report.seconds:.1f} s "
+        f"({report.frames_per_s:,.0f} frames/s); {report.skipped_files} file(s) already fitted"
+        + (f"; {statuses}" if statuses else "")
+    )
 
 
 def run_fit(
@@ -43,25 +59,12 @@ def run_fit(
             scheduler=scheduler,
             progress=progress,
         )
-    statuses = ", ".join(
-        f"{_status_label(k)} {v:,}" for k, v in sorted(report.status_counts.items())
-    )
-    err.print(
-        f"fitted {report.frames:,} frames in {report.files} file(s) in {report.seconds:.1f} s "
-        f"({report.frames_per_s:,.0f} frames/s); {report.skipped_files} file(s) already fitted"
-        + (f"; {statuses}" if statuses else ""),
-        highlight=False,
-    )
+    err.print(fit_summary(report), highlight=False)
     if report.failed:
         from ..errors import FgsArchiveError
 
         names = ", ".join(f"{k} ({v})" for k, v in report.failed.items())
         raise FgsArchiveError(f"{len(report.failed)} file(s) could not be fitted: {names}")
-
-
-def fit_after_ingest(db_path: Path, *, workers: int) -> None:
-    """What `fgsarchive ingest` runs unless --no-fit."""
-    run_fit(db_path, program=None, what=",".join(FIT_PRODUCTS), workers=workers, scheduler=None)
 
 
 def register(app: typer.Typer) -> None:

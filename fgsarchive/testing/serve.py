@@ -6,9 +6,10 @@ Only tests, the demo and benchmarks use this module; the stages never import it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,14 @@ from ..simulate import edb_timeseries
 from ..telemetry import derive_events, fetch_telemetry
 from .mast_server import MastTestServer
 
-__all__ = ["ServeReport", "products_span", "serve_and_ingest", "simulated_catalog", "simulated_edb"]
+__all__ = [
+    "ServeReport",
+    "loopback_mast",
+    "products_span",
+    "serve_and_ingest",
+    "simulated_catalog",
+    "simulated_edb",
+]
 
 
 def simulated_edb(
@@ -120,33 +128,18 @@ def products_span(products_dir: Path) -> tuple[float, float] | None:
     return (min(starts), max(ends)) if starts else None
 
 
-def serve_and_ingest(
-    db: Database | str | os.PathLike[str],
+@contextlib.contextmanager
+def loopback_mast(
     products_dir: Any,
     *,
     program: int | None = None,
     telemetry: Any = None,
     catalog: Any = None,
-    cache_dir: str | os.PathLike[str],
-    workers: int = 2,
-    products: str = "all",
     faults: Any = None,
-    progress: ProgressCallback | None = None,
-) -> ServeReport:
-    """Serve ``products_dir`` from :class:`MastTestServer` on 127.0.0.1 and run the real path:
-    discover -> download (into ``cache_dir``) -> ingest, then EDB telemetry, derive_events and the
-    guide-star catalog look-up, all through :class:`MastClient`.
-
-    ``products_dir``: a folder of guider files, or a :class:`~fgsarchive.simulate.SimulatedProgram`
-    (then ``program``, ``telemetry`` and ``catalog`` default to its program, telemetry truth and
-    star table). ``program``: the program to ingest (default: the only one in the folder).
-    ``telemetry``: the simulator's telemetry truth (polars frame or truth dir, converted to EDB
-    series of SA_ZHGAUPST and INIS_FWMTRCURR over the files' span) or a ready
-    ``{mnemonic: (times_mjd, values)}``. ``catalog``: the simulator's star table (polars frame,
-    converted to GSC rows) or GSC rows as :class:`MastTestServer` takes them. ``faults``: an optional
-    :class:`~fgsarchive.testing.mast_server.FaultPlan`.
-    """
-    database = db if isinstance(db, Database) else Database(Path(db))
+) -> Iterator[tuple[MastTestServer, MastConfig, int]]:
+    """:class:`MastTestServer` on 127.0.0.1 serving ``products_dir`` (and EDB telemetry, GSC rows),
+    with a fast-retry :class:`MastConfig` pointing at it (never a token); yields
+    ``(server, config, program)``. Arguments as :func:`serve_and_ingest`."""
     if hasattr(products_dir, "out_dir") and hasattr(products_dir, "program"):  # SimulatedProgram
         sim = products_dir
         program = sim.program if program is None else program
@@ -175,7 +168,6 @@ def serve_and_ingest(
     gsc = None
     if catalog is not None:
         gsc = catalog if isinstance(catalog, Mapping | list | tuple) else simulated_catalog(catalog)
-
     with MastTestServer(
         products_dir=products_dir, telemetry=edb, catalog=gsc, faults=faults, checksums=True
     ) as srv:
@@ -189,6 +181,40 @@ def serve_and_ingest(
         )
         # never send a token from the environment to the loopback server
         object.__setattr__(config, "token", None)
+        yield srv, config, program
+
+
+def serve_and_ingest(
+    db: Database | str | os.PathLike[str],
+    products_dir: Any,
+    *,
+    program: int | None = None,
+    telemetry: Any = None,
+    catalog: Any = None,
+    cache_dir: str | os.PathLike[str],
+    workers: int = 2,
+    products: str = "all",
+    faults: Any = None,
+    progress: ProgressCallback | None = None,
+) -> ServeReport:
+    """Serve ``products_dir`` from :class:`MastTestServer` on 127.0.0.1 and run the real path:
+    discover -> download (into ``cache_dir``) -> ingest, then EDB telemetry, derive_events and the
+    guide-star catalog look-up, all through :class:`MastClient`.
+
+    ``products_dir``: a folder of guider files, or a :class:`~fgsarchive.simulate.SimulatedProgram`
+    (then ``program``, ``telemetry`` and ``catalog`` default to its program, telemetry truth and
+    star table). ``program``: the program to ingest (default: the only one in the folder).
+    ``telemetry``: the simulator's telemetry truth (polars frame or truth dir, converted to EDB
+    series of SA_ZHGAUPST and INIS_FWMTRCURR over the files' span) or a ready
+    ``{mnemonic: (times_mjd, values)}``. ``catalog``: the simulator's star table (polars frame,
+    converted to GSC rows) or GSC rows as :class:`MastTestServer` takes them. ``faults``: an optional
+    :class:`~fgsarchive.testing.mast_server.FaultPlan`.
+    """
+    database = db if isinstance(db, Database) else Database(Path(db))
+    with loopback_mast(
+        products_dir, program=program, telemetry=telemetry, catalog=catalog, faults=faults
+    ) as (srv, config, program):
+        edb, gsc = srv.telemetry, srv.catalog or None
         with MastClient(config) as client:
             crawl_report = ingest_programs(
                 database,
