@@ -81,13 +81,6 @@ def simulate_demo_program(products: Path, *, total_frames: int = 200_000, seed: 
     )
 
 
-def serve_and_ingest_demo(db: Database, sim, workdir: Path, workers: int):
-    """Ingest the simulated program through the MAST-compatible loopback server (the real path)."""
-    from .testing.serve import serve_and_ingest
-
-    return serve_and_ingest(db, sim, cache_dir=Path(workdir) / "cache", workers=workers)
-
-
 def update_demo_archive(db: Database, sim, workdir: Path, workers: int, **callbacks):
     """The demo's steps 2-4 through the loopback MAST server (MAST, EDB, GSC on 127.0.0.1):
     :func:`fgsarchive.pipeline.update_archive`, the call behind ``fgsarchive crawl`` and
