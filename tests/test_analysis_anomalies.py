@@ -198,7 +198,7 @@ def test_flux_decorrelated_from_pointing_keeps_drop():
     """flux_opt following a slow pointing drift (fixed aperture) is red noise that hid 1 % drops;
     the per-file quadratic fit in the centroid removes it and keeps the drop (not explained by
     the pointing at its moment, even when the pointing wanders then)."""
-    from fgsarchive.analysis.archive_io import _decorrelate_pointing
+    from fgsarchive.analysis.runner import _decorrelate_pointing
 
     rng = np.random.default_rng(3)
     n = 12_000

@@ -22,8 +22,8 @@ import pytest
 from typer.testing import CliRunner
 
 from fgsarchive import simulate as sim
-from fgsarchive.analysis import archive_io as A
-from fgsarchive.analysis.run import run_all_analyses
+from fgsarchive.analysis import runner as A
+from fgsarchive.analysis.runner import run_all_analyses
 from fgsarchive.cli import app
 from fgsarchive.db import Database
 

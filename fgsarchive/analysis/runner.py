@@ -1,5 +1,7 @@
-"""The analyses wired to the archive: read series from DuckDB/Parquet, run the maths, write tables.
+"""The analyses runner: read series from DuckDB/Parquet, run the maths, write the result tables.
 
+* :func:`run_all_analyses` -- events, anomalies, periodograms (by visit) and variability in one
+  call (the demo's step 4, ``fgsarchive analyse``), returning :class:`AnalysisResults`.
 * :func:`run_periodograms` -- Lomb-Scargle of every fitted parameter per guide-star run
   (``periodogram_peaks``), and the instrumental lines learned across guide stars
   (``instrumental_lines``).
@@ -7,10 +9,9 @@
   cross-matched with the observatory ``events`` (``anomalies``).
 * :func:`run_variables` -- variability statistics and rank of every guide star over all its visits
   and programs (``variability``).
-* :func:`visit_summary`, :func:`anomalies_with_telemetry`, :func:`lightcurve_binned` -- the SQL
-  views / statements of ``fgsarchive/sql/views/analysis.sql`` and ``fgsarchive/sql/analysis/lightcurve_binned.sql`` as
-  polars.
 
+The maths lives in the pure modules (:mod:`.periodogram`, :mod:`.detrend`, :mod:`.anomalies`,
+:mod:`.variables`); this module only feeds them from the archive and writes what they return.
 Reading is done on one read-only connection; each analysis writes its results in one short
 write transaction at the end (nothing is written when it fails). Every statement lives in
 ``fgsarchive/sql/analysis/*.sql``. The rules (grouping, masking, noise model) are written up in
@@ -24,7 +25,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,9 @@ from .periodogram import MIN_POINTS, instrumental_lines, label_instrumental, per
 from .variables import VARIABILITY_SCHEMA, variability_stats
 
 __all__ = [
+    "AnalysisResults",
+    "run_all_analyses",
+    "derive_events_if_missing",
     "AnalysisWarning",
     "FIT_PARAMETERS",
     "PERIODOGRAM_PARAMETERS",
@@ -1408,6 +1412,72 @@ def run_variables(
             seconds=time.perf_counter() - started,
         )
     return table.head(top) if top is not None else table
+
+
+# --------------------------------------------------------------------------------------------------
+# All analyses
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class AnalysisResults:
+    """What :func:`run_all_analyses` computed (the rows it wrote), and how long each step took."""
+
+    peaks: pl.DataFrame
+    anomalies: pl.DataFrame
+    variability: pl.DataFrame
+    seconds: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    events: dict[str, int] = field(default_factory=dict)  # events derived first, by kind
+
+
+def derive_events_if_missing(db: Database) -> dict[str, int]:
+    """Derive the observatory events offline (``telemetry.derive_events``), so files ingested since
+    the last derivation get theirs too (it replaces its own rows)."""
+    from ..telemetry import derive_events
+
+    return derive_events(db)
+
+
+def run_all_analyses(
+    db: Database,
+    *,
+    program: int | None = None,
+    min_sigma: float = 5.0,
+    on_warning: Callable[[str], None] | None = None,
+    on_events: Callable[[dict[str, int]], None] | None = None,
+) -> AnalysisResults:
+    """Anomalies, periodograms (by visit) and variability ranks of the archive.
+
+    Events are derived first (so anomalies get their coincident HGA / filter-wheel moves) and
+    handed to ``on_events`` as they are known; warnings go to ``on_warning`` as they come and into
+    the result. Nothing is printed: ``fgsarchive analyse`` prints the summary.
+    """
+    warnings_seen: list[str] = []
+
+    def note(text: str) -> None:
+        warnings_seen.append(text)
+        if on_warning is not None:
+            on_warning(text)
+
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
+    derived = derive_events_if_missing(db)
+    if on_events is not None:
+        on_events(derived)
+    t = _lap(seconds, "events", t)
+    # anomalies first: the periodograms leave their intervals out (and cut the series at steps)
+    anomalies = run_anomalies(db, program=program, min_sigma=min_sigma, on_warning=note)
+    t = _lap(seconds, "anomalies", t)
+    peaks = run_periodograms(db, program=program, by="visit", on_warning=note)
+    t = _lap(seconds, "periodograms", t)
+    variability = run_variables(db, on_warning=note)
+    _lap(seconds, "variables", t)
+    return AnalysisResults(peaks, anomalies, variability, seconds, warnings_seen, derived)
+
+
+def _lap(seconds: dict[str, float], name: str, t: float) -> float:
+    now = time.perf_counter()
+    seconds[name] = now - t
+    return now
 
 
 # --------------------------------------------------------------------------------------------------
