@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from fgsarchive import simulate as sim
 from fgsarchive.analysis import runner as A
+from fgsarchive.analysis.periodogram import condition_for_periodogram, pointing_lines
 from fgsarchive.analysis.runner import run_all_analyses
 from fgsarchive.cli import app
 from fgsarchive.db import Database
@@ -342,13 +343,13 @@ def test_flux_peak_on_a_centroid_line_is_the_pointing_not_the_star():
     )
     peaks = res.peaks.filter(pl.col("series") == "flux")
     flags = dict(
-        zip(peaks["frequency_hz"].round(2).to_list(), A._pointing_lines(res, peaks), strict=True)
+        zip(peaks["frequency_hz"].round(2).to_list(), pointing_lines(res, peaks), strict=True)
     )
     assert flags[leak] is True
     assert flags[star] is False
     # centroid peaks themselves are never flagged (only fluxes are blamed on the pointing)
     xs = res.peaks.filter(pl.col("series") == "x_mean")
-    assert not any(A._pointing_lines(res, xs))
+    assert not any(pointing_lines(res, xs))
 
 
 def test_periodogram_series_conditioned_on_anomalies():
@@ -370,18 +371,18 @@ def test_periodogram_series_conditioned_on_anomalies():
             "parameters": [["x_mean"], ["x_mean", "y_mean"], ["x_stddev"]],
         }
     )
-    out = A._condition_for_periodogram(rows, "x_mean", x, anomalies)
+    out = condition_for_periodogram(rows, "x_mean", x, anomalies)
     assert np.isnan(out[300:320]).all() and np.isfinite(out[:299]).all()
     np.testing.assert_allclose(out[np.isfinite(out)], 0.0, atol=1e-12)  # the jump is gone
     # a PSF step cuts the widths and every flux, not the centroid (another family)
     w = np.where(np.arange(n) >= 1500, 2.0, 1.0)
     psf = anomalies.filter(pl.col("kind") == "psf_change")
     for name, cut in (("x_stddev", True), ("flux_opt", True), ("flux", True), ("x_mean", False)):
-        out = A._condition_for_periodogram(rows, name, w, psf)
+        out = condition_for_periodogram(rows, name, w, psf)
         assert bool(np.ptp(out) == 0.0) is cut, name
     # anomalies over more than MAX_MASKED_FRACTION of the series are the signal: kept
     wide = anomalies.head(1).with_columns(pl.lit(t[-1]).alias("end_mjd"))
-    assert np.isfinite(A._condition_for_periodogram(rows, "x_mean", x, wide)).all()
+    assert np.isfinite(condition_for_periodogram(rows, "x_mean", x, wide)).all()
 
 
 def test_periodograms_without_anomalies_say_so(tmp_path):
