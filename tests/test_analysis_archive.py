@@ -25,6 +25,7 @@ from fgsarchive import simulate as sim
 from fgsarchive.analysis import runner as A
 from fgsarchive.analysis.periodogram import condition_for_periodogram, pointing_lines
 from fgsarchive.analysis.runner import run_all_analyses
+from fgsarchive.archive import Archive
 from fgsarchive.cli import app
 from fgsarchive.db import Database
 
@@ -242,15 +243,16 @@ def test_variable_star_ranks_first(fitted):
 
 def test_views_and_lightcurve(fitted):
     db, _, _, _ = fitted
-    vs = A.visit_summary(db, program=PROGRAM)
+    arc = Archive(db.path)
+    vs = arc.visit_summary(program=PROGRAM)
     assert vs.height == 4
     assert (vs["fraction_converged"] > 0.99).all()
     assert ((vs["median_x_stddev_px"] > 0.5) & (vs["median_x_stddev_px"] < 0.8)).all()
     assert (vs["jitter_x_rms_px"] < 0.1).all()
-    awt = A.anomalies_with_telemetry(db, program=PROGRAM)
+    awt = arc.anomalies_with_telemetry(program=PROGRAM)
     hga = awt.filter(pl.col("event_kind") == "hga_motion_pointing")
     assert hga.height >= 1 and (hga["kind"] == "jitter_burst").all()
-    lc = A.lightcurve_binned(db, _stars(db)[1], bin_s=30.0)
+    lc = arc.lightcurve_binned(_stars(db)[1], bin_s=30.0)
     assert lc.height > 40 and lc["visit"].unique().sort().to_list() == [1, 4]
     assert lc["n_frames"].max() <= 30 / 0.064 + 1
 

@@ -71,9 +71,6 @@ __all__ = [
     "run_periodograms",
     "run_anomalies",
     "run_variables",
-    "visit_summary",
-    "anomalies_with_telemetry",
-    "lightcurve_binned",
     "instrumental_min_stars",
 ]
 
@@ -1232,51 +1229,3 @@ def _lap(seconds: dict[str, float], name: str, t: float) -> float:
     now = time.perf_counter()
     seconds[name] = now - t
     return now
-
-
-# --------------------------------------------------------------------------------------------------
-# Views
-# --------------------------------------------------------------------------------------------------
-def visit_summary(db: Database, program: int | None = None) -> pl.DataFrame:
-    """One row per program / observation / visit / guide star (view ``visit_summary``): n_files,
-    n_frames, start/end_mjd, guided_s, mean_flux (DN/s), median x/y_stddev (px), jitter x/y RMS (px,
-    about each file's mean), fraction_converged."""
-    with db.reader() as con:
-        if not _exists(db, con, "visit_summary"):
-            raise NotComputedError(
-                "fits",
-                message=f"{_what(program)} has no fits yet: run `{_fit_command(program)}` first",
-            )
-        df = _table(db, con, "analysis/visit_summary", {"program": program})
-    if df.is_empty() and program is not None:
-        raise _no_files_error(program)
-    return df
-
-
-def anomalies_with_telemetry(db: Database, program: int | None = None) -> pl.DataFrame:
-    """Every anomaly with each observatory event overlapping it within 30 s (view
-    ``anomalies_with_telemetry``; one row per pair, event columns null when none)."""
-    with db.reader() as con:
-        if not _exists(db, con, "anomalies_with_telemetry"):
-            if not _exists(db, con, "anomalies"):
-                raise SelectionError("anomalies not computed yet: run `fgsarchive anomalies`")
-            raise SelectionError("the events table is missing: run `fgsarchive events`")
-        return _table(db, con, "analysis/anomalies_with_telemetry", {"program": program})
-
-
-def lightcurve_binned(db: Database, gs_id: str, bin_s: float = 10.0) -> pl.DataFrame:
-    """Binned light curve of one guide star over all its visits (``analysis/lightcurve_binned.sql``):
-    per visit and ``bin_s``-second bin, time_mjd, n_frames, flux and flux_err (frames), flux_opt,
-    flux_opt_err and background (photometry), x/y_mean, x/y_stddev, amplitude (converged fits)."""
-    if not bin_s > 0:
-        raise UsageError(f"bin_s must be > 0, got {bin_s}")
-    with db.reader() as con:
-        if _fg_files(db, con, gs_id=gs_id).is_empty():
-            raise SelectionError(f"no fine-guide frames of guide star {gs_id!r} in the archive")
-        if not (db.parts.has_dataset(_FIT_DATASET) and db.parts.has_dataset(_PHOT_DATASET)):
-            raise NotComputedError(
-                "fits", message="the archive has no fits yet: run `fgsarchive fit` first"
-            )
-        return _table(
-            db, con, "analysis/lightcurve_binned", {"gs_id": gs_id, "bin_s": float(bin_s)}
-        )
