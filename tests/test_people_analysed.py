@@ -211,6 +211,10 @@ def test_anomalies_with_telemetry_pairs_each_anomaly_with_its_events(arc):
     paired = awt.filter(pl.col("event_kind").is_not_null())
     assert paired.height >= 1
     assert {"hga_move", "hga_motion_pointing"} & set(paired["event_kind"].to_list())
+    window_d = 30.0 / 86400.0  # each pair overlaps within 30 s
+    assert (paired["event_start_mjd"] <= paired["end_mjd"] + window_d).all()
+    event_end = paired["event_end_mjd"].fill_null(paired["event_start_mjd"])
+    assert (event_end >= paired["start_mjd"] - window_d).all()
 
 
 def test_lightcurve_binned_covers_every_visit_of_the_star(arc):
