@@ -706,6 +706,57 @@ class Archive:
         self._require("telemetry")
         return self._named("api/telemetry", mnemonic=mnemonic, start_mjd=start_mjd, end_mjd=end_mjd)
 
+    # --- analysis views ----------------------------------------------------------------------------
+    def visit_summary(self, program: int | None = None) -> pl.DataFrame:
+        """One row per program / observation / visit / guide star (view ``visit_summary``): n_files,
+        n_frames, start/end_mjd, guided_s, mean_flux (DN/s), median x/y_stddev (px), jitter x/y RMS
+        (px, about each file's mean), fraction_converged.
+
+        Example: ``arc.visit_summary(1534)``
+        """
+        where = f"program {program}" if program is not None else "the archive"
+        fit = f"fgsarchive fit --program {program}" if program is not None else "fgsarchive fit"
+        if not self.has("visit_summary"):
+            raise NotComputedError("fits", message=f"{where} has no fits yet: run `{fit}` first")
+        df = self._named("analysis/visit_summary", program=program)
+        if df.is_empty() and program is not None:
+            raise SelectionError(
+                f"no fine-guide frames of program {program} in the archive "
+                f"(ingest them with `fgsarchive ingest {program}` or `fgsarchive ingest --from DIR`)"
+            )
+        return df
+
+    def anomalies_with_telemetry(self, program: int | None = None) -> pl.DataFrame:
+        """Every anomaly with each observatory event overlapping it within 30 s (view
+        ``anomalies_with_telemetry``; one row per pair, event columns null when none).
+
+        Example: ``arc.anomalies_with_telemetry(1534).filter(pl.col("event_kind").is_not_null())``
+        """
+        tables = self.tables()
+        if "anomalies_with_telemetry" not in tables:
+            if "anomalies" not in tables:
+                raise SelectionError("anomalies not computed yet: run `fgsarchive anomalies`")
+            raise SelectionError("the events table is missing: run `fgsarchive events`")
+        return self._named("analysis/anomalies_with_telemetry", program=program)
+
+    def lightcurve_binned(self, gs_id: str, bin_s: float = 10.0) -> pl.DataFrame:
+        """Binned light curve of one guide star over all its visits and programs: per visit and
+        ``bin_s``-second bin, time_mjd, n_frames, flux and flux_err (frames, DN/s), flux_opt,
+        flux_opt_err and background (photometry), x/y_mean, x/y_stddev (px), amplitude (converged
+        fits).
+
+        Example: ``arc.lightcurve_binned("S1IW329524", bin_s=30)``
+        """
+        if not bin_s > 0:
+            raise UsageError(f"bin_s must be > 0, got {bin_s}")
+        if self._named("analysis/fg_files", program=None, gs_id=gs_id).is_empty():
+            raise SelectionError(f"no fine-guide frames of guide star {gs_id!r} in the archive")
+        if not (self.db.parts.has_dataset("fits") and self.db.parts.has_dataset("photometry")):
+            raise NotComputedError(
+                "fits", message="the archive has no fits yet: run `fgsarchive fit` first"
+            )
+        return self._named("analysis/lightcurve_binned", gs_id=gs_id, bin_s=float(bin_s))
+
     def status(self) -> dict[str, object]:
         """Programs, files by product and status, failed files, and the row count of every table
         and view (``fgsarchive status``); ``checked_at`` is the Unix time of the check."""

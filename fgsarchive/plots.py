@@ -472,7 +472,7 @@ def plot_periodogram(
     Without obs/visit the selection's first visit is shown (and said in the title).
     Example: ``plot_periodogram(arc, program=1534, obs=1, visit=1, save="pgram.png")``
     """
-    from .analysis.archive_io import periodogram_spectra
+    from .analysis.runner import periodogram_spectra
 
     tables = arc.tables()
     if "fits" not in tables:

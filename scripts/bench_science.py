@@ -406,7 +406,7 @@ def debug_misses(scored: pl.DataFrame, an: pl.DataFrame, n_near: int = 4) -> Non
 def run_one(args, noise: str, seed: int, work: Path) -> dict:
     """Simulate one archive with ``noise`` and ``seed``, run the pipeline, score it."""
     from fgsarchive import simulate as sim
-    from fgsarchive.analysis.archive_io import run_anomalies, run_periodograms, run_variables
+    from fgsarchive.analysis.runner import run_anomalies, run_periodograms, run_variables
     from fgsarchive.db import Database
     from fgsarchive.fit.runner import fit_archive
     from fgsarchive.ingest import ingest_directory

@@ -198,7 +198,7 @@ def test_flux_decorrelated_from_pointing_keeps_drop():
     """flux_opt following a slow pointing drift (fixed aperture) is red noise that hid 1 % drops;
     the per-file quadratic fit in the centroid removes it and keeps the drop (not explained by
     the pointing at its moment, even when the pointing wanders then)."""
-    from fgsarchive.analysis.archive_io import _decorrelate_pointing
+    from fgsarchive.analysis.detrend import decorrelate_pointing
 
     rng = np.random.default_rng(3)
     n = 12_000
@@ -211,7 +211,7 @@ def test_flux_decorrelated_from_pointing_keeps_drop():
     flux[drop] *= 0.99
     flux += 1e5 * 0.005 * rng.standard_normal(n)
     rows = pl.DataFrame({"file_name": ["a"] * n, "x_mean": 3.5 + x, "y_mean": 3.5 + y})
-    out = _decorrelate_pointing(rows, flux)
+    out = decorrelate_pointing(rows, flux)
     quiet = ~((t >= 280) & (t < 360))
     m = n // 250 * 250
     clean = quiet[:m].reshape(-1, 250).all(axis=1)
@@ -228,7 +228,7 @@ def test_flux_decorrelated_from_pointing_keeps_drop():
     assert drops["start_mjd"][0] * 86400.0 == pytest.approx(300.0, abs=1.0)
     # a file too short to fit is left as it is
     short = rows.head(100)
-    np.testing.assert_array_equal(_decorrelate_pointing(short, flux[:100]), flux[:100])
+    np.testing.assert_array_equal(decorrelate_pointing(short, flux[:100]), flux[:100])
 
 
 def test_flux_steps_down_then_up_pair_into_a_drop():

@@ -22,8 +22,10 @@ import pytest
 from typer.testing import CliRunner
 
 from fgsarchive import simulate as sim
-from fgsarchive.analysis import archive_io as A
-from fgsarchive.analysis.run import run_all_analyses
+from fgsarchive.analysis import runner as A
+from fgsarchive.analysis.periodogram import condition_for_periodogram, pointing_lines
+from fgsarchive.analysis.runner import run_all_analyses
+from fgsarchive.archive import Archive
 from fgsarchive.cli import app
 from fgsarchive.db import Database
 
@@ -241,15 +243,16 @@ def test_variable_star_ranks_first(fitted):
 
 def test_views_and_lightcurve(fitted):
     db, _, _, _ = fitted
-    vs = A.visit_summary(db, program=PROGRAM)
+    arc = Archive(db.path)
+    vs = arc.visit_summary(program=PROGRAM)
     assert vs.height == 4
     assert (vs["fraction_converged"] > 0.99).all()
     assert ((vs["median_x_stddev_px"] > 0.5) & (vs["median_x_stddev_px"] < 0.8)).all()
     assert (vs["jitter_x_rms_px"] < 0.1).all()
-    awt = A.anomalies_with_telemetry(db, program=PROGRAM)
+    awt = arc.anomalies_with_telemetry(program=PROGRAM)
     hga = awt.filter(pl.col("event_kind") == "hga_motion_pointing")
     assert hga.height >= 1 and (hga["kind"] == "jitter_burst").all()
-    lc = A.lightcurve_binned(db, _stars(db)[1], bin_s=30.0)
+    lc = arc.lightcurve_binned(_stars(db)[1], bin_s=30.0)
     assert lc.height > 40 and lc["visit"].unique().sort().to_list() == [1, 4]
     assert lc["n_frames"].max() <= 30 / 0.064 + 1
 
@@ -342,13 +345,13 @@ def test_flux_peak_on_a_centroid_line_is_the_pointing_not_the_star():
     )
     peaks = res.peaks.filter(pl.col("series") == "flux")
     flags = dict(
-        zip(peaks["frequency_hz"].round(2).to_list(), A._pointing_lines(res, peaks), strict=True)
+        zip(peaks["frequency_hz"].round(2).to_list(), pointing_lines(res, peaks), strict=True)
     )
     assert flags[leak] is True
     assert flags[star] is False
     # centroid peaks themselves are never flagged (only fluxes are blamed on the pointing)
     xs = res.peaks.filter(pl.col("series") == "x_mean")
-    assert not any(A._pointing_lines(res, xs))
+    assert not any(pointing_lines(res, xs))
 
 
 def test_periodogram_series_conditioned_on_anomalies():
@@ -370,18 +373,18 @@ def test_periodogram_series_conditioned_on_anomalies():
             "parameters": [["x_mean"], ["x_mean", "y_mean"], ["x_stddev"]],
         }
     )
-    out = A._condition_for_periodogram(rows, "x_mean", x, anomalies)
+    out = condition_for_periodogram(rows, "x_mean", x, anomalies)
     assert np.isnan(out[300:320]).all() and np.isfinite(out[:299]).all()
     np.testing.assert_allclose(out[np.isfinite(out)], 0.0, atol=1e-12)  # the jump is gone
     # a PSF step cuts the widths and every flux, not the centroid (another family)
     w = np.where(np.arange(n) >= 1500, 2.0, 1.0)
     psf = anomalies.filter(pl.col("kind") == "psf_change")
     for name, cut in (("x_stddev", True), ("flux_opt", True), ("flux", True), ("x_mean", False)):
-        out = A._condition_for_periodogram(rows, name, w, psf)
+        out = condition_for_periodogram(rows, name, w, psf)
         assert bool(np.ptp(out) == 0.0) is cut, name
     # anomalies over more than MAX_MASKED_FRACTION of the series are the signal: kept
     wide = anomalies.head(1).with_columns(pl.lit(t[-1]).alias("end_mjd"))
-    assert np.isfinite(A._condition_for_periodogram(rows, "x_mean", x, wide)).all()
+    assert np.isfinite(condition_for_periodogram(rows, "x_mean", x, wide)).all()
 
 
 def test_periodograms_without_anomalies_say_so(tmp_path):

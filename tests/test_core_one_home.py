@@ -52,16 +52,16 @@ def _literal_line(type_name: str) -> int:
 
 def test_stages_and_cli_read_the_one_list() -> None:
     from fgsarchive import archive, plots
-    from fgsarchive.analysis import archive_io
+    from fgsarchive.analysis import runner as analysis_runner
     from fgsarchive.cli import analysis as cli_analysis
     from fgsarchive.cli import people as cli_people
     from fgsarchive.fit import model, runner
 
     assert model.PARAM_NAMES is choices.FIT_PARAMETERS
-    assert archive_io.FIT_PARAMETERS is choices.FIT_PARAMETERS
-    assert archive_io.PERIODOGRAM_PARAMETERS is choices.PERIODOGRAM_PARAMETERS
+    assert analysis_runner.FIT_PARAMETERS is choices.FIT_PARAMETERS
+    assert analysis_runner.PERIODOGRAM_PARAMETERS is choices.PERIODOGRAM_PARAMETERS
     assert set(choices.FIT_PARAMETERS) <= set(archive.TIMESERIES_COLUMNS)
-    assert archive_io.GROUPINGS is choices.GROUPINGS
+    assert analysis_runner.GROUPINGS is choices.GROUPINGS
     assert runner.WHATS is choices.FIT_PRODUCTS
     assert set(runner.DATASET) == set(choices.FIT_PRODUCTS)
     assert tuple(plots.PLOT_KINDS) == choices.PLOT_KIND_NAMES

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 import fgsarchive
 from fgsarchive.archive import Archive
 from fgsarchive.cli import app
+from fgsarchive.errors import SelectionError, UsageError
 from fgsarchive.plots import PLOT_KINDS, plot
 
 runner = CliRunner()
@@ -164,6 +165,9 @@ def _calls(arc: Archive, tmp_path):
         "events": lambda: arc.events(**SELECTION),
         "telemetry": arc.telemetry,
         "status": lambda: pl.DataFrame(arc.status()["programs"]),
+        "visit_summary": lambda: arc.visit_summary(1534),
+        "anomalies_with_telemetry": lambda: arc.anomalies_with_telemetry(1534),
+        "lightcurve_binned": lambda: arc.lightcurve_binned(arc.guide_stars(1534)["gs_id"][0]),
         "plot_flux": lambda: pl.DataFrame({"n": [len(arc.plot_flux(**SELECTION).axes)]}),
         "plot": lambda: pl.DataFrame({"n": [len(arc.plot("telemetry", **SELECTION).axes)]}),
         "ingest": None,  # writers: tested in test_core_ingest / test_fit_runner
@@ -186,6 +190,44 @@ def test_every_public_archive_method_works_on_the_analysed_archive(arc, tmp_path
             continue
         df = call()
         assert isinstance(df, pl.DataFrame) and df.height > 0, name
+
+
+def test_visit_summary_has_one_row_per_visit_and_guide_star(arc):
+    vs = arc.visit_summary(1534)
+    visits = arc.guide_star_visits(1534)
+    assert vs.height == visits.height == 4  # 2 observations x 2 visits, one guide star each
+    assert (vs["n_frames"] == 1500).all()
+    assert ((vs["fraction_converged"] > 0.9) & (vs["fraction_converged"] <= 1.0)).all()
+    assert ((vs["median_x_stddev_px"] > 0.3) & (vs["median_x_stddev_px"] < 1.5)).all()
+    with pytest.raises(SelectionError, match="program 99"):
+        arc.visit_summary(99)
+
+
+def test_anomalies_with_telemetry_pairs_each_anomaly_with_its_events(arc):
+    awt = arc.anomalies_with_telemetry(1534)
+    anomalies = arc.anomalies(1534)
+    # every anomaly appears (a row with null event columns when nothing overlaps it)
+    assert awt.select("gs_id", "kind", "start_mjd").unique().height == anomalies.height
+    paired = awt.filter(pl.col("event_kind").is_not_null())
+    assert paired.height >= 1
+    assert {"hga_move", "hga_motion_pointing"} & set(paired["event_kind"].to_list())
+    window_d = 30.0 / 86400.0  # each pair overlaps within 30 s
+    assert (paired["event_start_mjd"] <= paired["end_mjd"] + window_d).all()
+    event_end = paired["event_end_mjd"].fill_null(paired["event_start_mjd"])
+    assert (event_end >= paired["start_mjd"] - window_d).all()
+
+
+def test_lightcurve_binned_covers_every_visit_of_the_star(arc):
+    gs_id = arc.guide_stars(1534)["gs_id"][0]
+    lc = arc.lightcurve_binned(gs_id, bin_s=10.0)
+    n_visits = arc.guide_star_visits(1534).filter(pl.col("gs_id") == gs_id).height
+    assert lc.select("observation", "visit").unique().height == n_visits
+    assert lc["n_frames"].max() <= 10.0 / 0.064 + 1
+    assert lc["n_frames"].sum() == 1500 * n_visits
+    with pytest.raises(UsageError):
+        arc.lightcurve_binned(gs_id, bin_s=0)
+    with pytest.raises(SelectionError, match="NOSUCHSTAR"):
+        arc.lightcurve_binned("NOSUCHSTAR")
 
 
 def test_variables_keep_one_programs_column(arc):

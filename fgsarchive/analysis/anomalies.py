@@ -45,6 +45,7 @@ __all__ = [
     "local_threshold",
     "ANOMALY_SCHEMA",
     "parameter_family",
+    "STEP_SUFFIXES",
     "detect_parameter",
     "ParameterDetections",
     "detect_anomalies",
@@ -60,6 +61,8 @@ STEP_WINDOWS_S: tuple[float, ...] = (0.5, 2.0, 8.0, 32.0, 128.0)
 """Half-widths of the before/after windows of the step filter, seconds."""
 SPIKE_SIGMA = 6.0
 """Samples further than this many noise sigmas from the running median of five are spikes."""
+STEP_SUFFIXES = ("_jump", "_change", "_step")
+"""Endings of the anomaly kinds that are steps (a level that changes and stays), not transients."""
 MIN_SEGMENT_FRAMES = 32
 """Segments (runs without gaps) with fewer finite samples are skipped."""
 JITTER_BLOCK_S = 1.0

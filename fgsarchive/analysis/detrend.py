@@ -9,6 +9,7 @@ from typing import Literal, get_args
 
 import numba
 import numpy as np
+import polars as pl
 from scipy import ndimage
 
 __all__ = [
@@ -23,6 +24,10 @@ __all__ = [
     "despike",
     "moving_sum",
     "detrend_series",
+    "calibrate_flux_opt",
+    "decorrelate_pointing",
+    "MIN_DECORRELATION_FRAMES",
+    "DECORRELATION_BIN",
 ]
 
 MAD_TO_SIGMA = 1.482602218505602
@@ -232,3 +237,111 @@ def detrend_series(
                 else:
                     seg[ok] = y - y.mean()
     return vals[0] if one_d else vals
+
+
+def calibrate_flux_opt(df: pl.DataFrame) -> pl.DataFrame:
+    """Make ``flux_opt`` continuous across files (each file has its own optimal pixel mask).
+
+    ``photometry.flux_opt`` is the raw sum of the pixels of the file's SNR-optimised mask, so its
+    level changes from file to file with the mask (7 or 14 pixels, say). Per file, with ``b`` the
+    median background (DN/s per pixel) and ``n`` the mask's pixel count:
+    ``flux_opt = (flux_opt_raw - n b) * g``, ``g = median(flux - 64 b) / median(flux_opt_raw - n b)``:
+    the star's optimal-aperture flux scaled to its total flux in the 8x8 frame. Within a file it
+    keeps the optimal aperture's noise; across files it follows the star's total flux.
+    ``flux_opt_raw`` and the factor ``flux_opt_gain`` (g) are kept.
+    """
+    if "background" not in df.columns or "n_opt_pixels" not in df.columns:
+        return df.with_columns(
+            pl.col("flux_opt").alias("flux_opt_raw"), pl.lit(1.0).alias("flux_opt_gain")
+        )
+    finite = lambda c: pl.when(pl.col(c).is_finite()).then(pl.col(c))  # noqa: E731 - NaN -> null for medians
+    df = df.with_columns(
+        finite("background").median().over("file_name").fill_null(0.0).alias("__b"),
+        pl.col("n_opt_pixels").cast(pl.Float64).fill_null(0.0).alias("__n"),
+    )
+    df = df.with_columns(
+        (pl.col("flux_opt") - pl.col("__n") * pl.col("__b")).alias("__star_opt"),
+        (pl.col("flux") - 64.0 * pl.col("__b")).alias("__star_all"),
+    )
+    gain = finite("__star_all").median().over("file_name") / finite("__star_opt").median().over(
+        "file_name"
+    )
+    df = df.with_columns(
+        pl.when(gain.is_finite() & (gain > 0)).then(gain).otherwise(1.0).alias("flux_opt_gain"),
+        pl.col("flux_opt").alias("flux_opt_raw"),
+    )
+    return df.with_columns((pl.col("__star_opt") * pl.col("flux_opt_gain")).alias("flux_opt")).drop(
+        "__b", "__n", "__star_opt", "__star_all"
+    )
+
+
+#: Fewest frames of a file (finite flux and centroid) for the pointing decorrelation of its flux.
+MIN_DECORRELATION_FRAMES = 640
+#: Frames per bin of the pointing decorrelation fit (about 4 s at 64 ms).
+DECORRELATION_BIN = 64
+
+
+def decorrelate_pointing(
+    rows: pl.DataFrame, values: np.ndarray, *, widths: bool = False, differences: bool = False
+) -> np.ndarray:
+    """The flux minus what the pointing explains, per file (each file has its own pixel mask).
+
+    An aperture sum (``flux_opt``'s fixed optimal mask, ...) loses more or less of the PSF as the
+    star wanders over the pixels: a slow pointing drift of a few hundredths of a pixel gives flux
+    variations of a few 0.1 % over tens of seconds, red noise that hides the flux drops the
+    anomaly search looks for at those scales (and makes each centroid jump a flux step). Per file,
+    the flux is fitted by a quadratic in the Gaussian centroid (x_mean, y_mean offsets from their
+    medians) on means over bins of ``DECORRELATION_BIN`` frames, dropping bins more than 4 sigma
+    off in four passes (a flux drop must not be explained by the pointing of its moment); that
+    model, less its constant, is subtracted frame by frame. Files with fewer than
+    ``MIN_DECORRELATION_FRAMES`` usable frames, or without centroids, are left as they are.
+    ``widths``: the Gaussian x_stddev and y_stddev are regressors too (linear terms): a PSF-width
+    change moves light in and out of the aperture, a flux step the periodograms would see as red
+    noise (the anomaly search keeps it, as the flux side of a ``psf_change``).
+    ``differences``: fit the coefficients on the bin-to-bin differences of flux and regressors
+    (the fast part of the motion, 4-s jitter), so that a slow signal of the star (a 5-minute
+    oscillation) is not taken for a slow pointing drift and fitted away; the model is the same
+    (aperture losses are a fixed function of position), only what it is fitted on changes.
+    """
+    if "x_mean" not in rows.columns or "y_mean" not in rows.columns:
+        return values
+    out = np.array(values, dtype=np.float64, copy=True)
+    regressors = [rows["x_mean"].to_numpy(), rows["y_mean"].to_numpy()]
+    if widths and "x_stddev" in rows.columns and "y_stddev" in rows.columns:
+        regressors += [rows["x_stddev"].to_numpy(), rows["y_stddev"].to_numpy()]
+    ok = np.isfinite(out)
+    for r in regressors:
+        ok &= np.isfinite(r)
+    files = rows["file_name"].to_numpy()
+    nb = DECORRELATION_BIN
+
+    def design(cols: list[np.ndarray]) -> np.ndarray:
+        dx, dy = cols[0], cols[1]
+        return np.column_stack((np.ones(dx.size), dx, dy, dx * dx, dy * dy, dx * dy, *cols[2:]))
+
+    for name in np.unique(files):
+        idx = np.flatnonzero((files == name) & ok)
+        if idx.size < MIN_DECORRELATION_FRAMES:
+            continue
+        m = idx.size // nb * nb
+        centred = [r[idx] - np.median(r[idx]) for r in regressors]
+        bv = out[idx[:m]].reshape(-1, nb).mean(axis=1)
+        xb = design([c[:m].reshape(-1, nb).mean(axis=1) for c in centred])
+        if differences:
+            bv, xb = np.diff(bv), np.diff(xb, axis=0)
+            xb[:, 0] = 1.0
+        keep = np.ones(bv.size, dtype=bool)
+        coef = None
+        for _ in range(4):
+            if keep.sum() < 2 * xb.shape[1]:
+                break
+            coef = np.linalg.lstsq(xb[keep], bv[keep], rcond=None)[0]
+            resid = bv - xb @ coef
+            r = resid[keep]
+            scatter = 1.4826 * np.median(np.abs(r - np.median(r)))
+            if not scatter > 0:
+                break
+            keep = np.abs(resid - np.median(r)) < 4.0 * scatter
+        if coef is not None and np.all(np.isfinite(coef)):
+            out[idx] = out[idx] - design(centred)[:, 1:] @ coef[1:]
+    return out

@@ -18,11 +18,15 @@ from typing import Literal, get_args
 import numpy as np
 import polars as pl
 
+from .anomalies import SPIKE_SIGMA, STEP_SUFFIXES, parameter_family
 from .detrend import (
     DETREND_METHODS,
     DetrendMethod,
     check_option,
+    decorrelate_pointing,
+    despike,
     detrend_series,
+    diff_noise,
     median_cadence_s,
 )
 
@@ -37,6 +41,14 @@ __all__ = [
     "Significance",
     "local_continuum",
     "continuum_fap",
+    "refine_peak_offset",
+    "spike_mask",
+    "pointing_lines",
+    "POINTING_LINE_CONTRAST",
+    "line_contrast",
+    "condition_for_periodogram",
+    "DECORRELATED_FLUXES",
+    "MAX_MASKED_FRACTION",
 ]
 
 Backend = Literal["nifty", "astropy"]
@@ -593,3 +605,161 @@ def label_instrumental(
     lid = pl.Series("line_id", line_id, dtype=pl.Int32)
     lid = pl.select(pl.when(lid >= 0).then(lid).alias("line_id")).to_series()
     return peaks.with_columns(lid, pl.Series("instrumental", line_id >= 0))
+
+
+# --------------------------------------------------------------------------------------------------
+# The archive's series: conditioning before the periodogram, peaks after it
+# --------------------------------------------------------------------------------------------------
+def refine_peak_offset(power: np.ndarray, idx: int) -> float:
+    """Sub-bin offset of a peak (in frequency bins, -0.5..0.5): vertex of the parabola through the
+    powers of bins idx-1, idx, idx+1."""
+    if idx <= 0 or idx >= power.size - 1:
+        return 0.0
+    a, b, c = power[idx - 1], power[idx], power[idx + 1]
+    den = a - 2.0 * b + c
+    if not np.isfinite(den) or den >= 0:
+        return 0.0
+    return float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
+
+
+def spike_mask(v: np.ndarray) -> np.ndarray:
+    """Samples further than ``SPIKE_SIGMA`` white-noise sigmas from the running median of five
+    (cosmic rays: one hot pixel adds up to ~40 % to the summed flux of a frame; a handful of them
+    outweighs a 0.1 % sinusoid and drags the periodogram's peak)."""
+    if v.size < 5:
+        return np.zeros(v.size, dtype=bool)
+    sigma = diff_noise(v)
+    if not np.isfinite(sigma) or sigma <= 0:
+        return np.zeros(v.size, dtype=bool)
+    return np.abs(v - despike(v)) > SPIKE_SIGMA * sigma
+
+
+#: Fluxes of fixed pixel masks, decorrelated from the pointing and PSF widths before their
+#: periodograms (the 64-pixel sum ``flux`` loses almost no light as the star moves: left as is).
+DECORRELATED_FLUXES = ("flux_opt", "flux_r1", "flux_r2", "flux_r3")
+#: Anomaly intervals cover at most this fraction of a series for them to be left out of its
+#: periodogram (beyond it the "anomalies" are more likely the signal itself: a strong pulsator).
+MAX_MASKED_FRACTION = 0.2
+
+
+def condition_for_periodogram(
+    rows: pl.DataFrame, name: str, values: np.ndarray, anomalies: pl.DataFrame | None
+) -> np.ndarray:
+    """A parameter series cleaned of what is not periodic, before its periodogram.
+
+    Aperture fluxes (``DECORRELATED_FLUXES``) are decorrelated from the pointing and the PSF
+    widths (``decorrelate_pointing``).
+    With the guide star's ``anomalies`` (rows of ``analysis/anomaly_intervals``): frames inside
+    its transients (drops, excursions, jitter bursts, ...) are masked, and the series is cut at
+    the steps seen in a parameter of its family (a centroid jump cuts x_mean and y_mean), each
+    piece of a file shifted to the file's median level -- unless the transients would mask more
+    than ``MAX_MASKED_FRACTION`` of the series. Steps and drops left in would spread red power
+    over the low frequencies and pull the peaks of real signals off their periods.
+    """
+    v = values
+    family = parameter_family(name)
+    if name in DECORRELATED_FLUXES:
+        v = decorrelate_pointing(rows, v, widths=True)
+    if anomalies is None or anomalies.is_empty():
+        return v
+    v = np.array(v, dtype=np.float64, copy=True)
+    t = rows["time_mjd"].to_numpy()
+    half = 0.5 * float(np.nanmedian(np.diff(t))) if t.size > 1 else 0.0
+    is_step = anomalies["kind"].str.ends_with(STEP_SUFFIXES[0])
+    for suffix in STEP_SUFFIXES[1:]:
+        is_step = is_step | anomalies["kind"].str.ends_with(suffix)
+    transients = anomalies.filter(~is_step)
+    inside = np.zeros(t.size, dtype=bool)
+    for a, b in zip(
+        transients["start_mjd"].to_list(), transients["end_mjd"].to_list(), strict=True
+    ):
+        inside[np.searchsorted(t, a - half) : np.searchsorted(t, b + half, side="right")] = True
+    finite = np.isfinite(v)
+    if (inside & finite).sum() <= MAX_MASKED_FRACTION * finite.sum():
+        v[inside] = np.nan
+    steps = anomalies.filter(is_step)
+    cuts = [
+        start
+        for start, params in zip(
+            steps["start_mjd"].to_list(), steps["parameters"].to_list(), strict=True
+        )
+        if family == "flux" or any(parameter_family(p) == family for p in (params or []))
+    ]
+    if not cuts:
+        return v
+    files = rows["file_name"].to_numpy()
+    piece = np.searchsorted(np.sort(np.asarray(cuts)), t)
+    for fname in np.unique(files):
+        in_file = files == fname
+        ok = in_file & np.isfinite(v)
+        if not ok.any():
+            continue
+        level = np.median(v[ok])
+        for k in np.unique(piece[ok]):
+            sel = ok & (piece == k)
+            v[sel] += level - np.median(v[sel])
+    return v
+
+
+#: A centroid line: power above this many times the median power on each side of it (2 to 6
+#: resolution elements away, below and above its frequency).
+POINTING_LINE_CONTRAST = 15.0
+
+
+def pointing_lines(res: PeriodogramResult, peaks: pl.DataFrame) -> list[bool]:
+    """Per peak: a flux peak whose frequency (+- one resolution element) carries a line of the
+    same group's x_mean or y_mean spectrum -- the pointing moving light in and out of the
+    pixels, not the star. A line, not red continuum: its power is ``POINTING_LINE_CONTRAST``
+    times the median power on *both* sides of it (a slow pointing wander has power at every low
+    frequency, rising towards the lowest; a star's oscillation there must not be blamed on it).
+    """
+    centroids = [res.names.index(c) for c in ("x_mean", "y_mean") if c in res.names]
+    out = []
+    spp = max(1, int(round(1.0 / (res.df_hz * res.baseline_s)))) if res.baseline_s else 1
+    for series, f in zip(peaks["series"].to_list(), peaks["frequency_hz"].to_list(), strict=True):
+        hit = False
+        k = int(round((f - res.f0_hz) / res.df_hz))
+        if parameter_family(series) == "flux" and centroids and k - 6 * spp >= 0:
+            for ci in centroids:
+                power = res.power[ci]
+                if k + 6 * spp >= power.size:
+                    continue
+                line = float(power[k - spp : k + spp + 1].max())
+                below = float(np.median(power[k - 6 * spp : k - 2 * spp]))
+                above = float(np.median(power[k + 2 * spp + 1 : k + 6 * spp + 1]))
+                if line > POINTING_LINE_CONTRAST * max(below, above, 1e-300):
+                    hit = True
+        out.append(hit)
+    return out
+
+
+def line_contrast(
+    lines: pl.DataFrame,
+    peaks: pl.DataFrame,
+    *,
+    rel_tol: float = 0.01,
+    half_width_dex: float = 0.15,
+) -> pl.DataFrame:
+    """Add ``contrast_sigma``: how far a line's peak count stands above the density of peaks
+    around it (within ``half_width_dex`` in log10 frequency (dex), its own ``rel_tol`` window (fractional
+    frequency) left out).
+
+    Red noise puts peaks of every star at low frequencies, and visits of similar length put them at
+    similar frequencies; the clustering then finds "lines" that are just the local crowd. A real
+    line has more peaks in its ``rel_tol`` window than the neighbourhood's density predicts:
+    ``(n - expected) / sqrt(expected + 1)``.
+    """
+    if lines.is_empty():
+        return lines.with_columns(pl.lit(None, pl.Float64).alias("contrast_sigma"))
+    logf = np.sort(np.log10(peaks["frequency_hz"].to_numpy()))
+    tol = np.log10(1 + rel_tol)
+    out = []
+    for f, n in zip(lines["frequency_hz"].to_list(), lines["n_peaks"].to_list(), strict=True):
+        lf = np.log10(f)
+        inside = np.searchsorted(logf, lf + tol, "right") - np.searchsorted(logf, lf - tol, "left")
+        around = np.searchsorted(logf, lf + half_width_dex, "right") - np.searchsorted(
+            logf, lf - half_width_dex, "left"
+        )
+        expected = (around - inside) * (2 * tol) / (2 * half_width_dex - 2 * tol)
+        out.append((n - expected) / np.sqrt(expected + 1.0))
+    return lines.with_columns(pl.Series("contrast_sigma", out, dtype=pl.Float64))

@@ -168,7 +168,7 @@ def run_and_print_all_analyses(
     db, *, console, program: int | None = None, min_sigma: float = 5.0, top: int = 5
 ):
     """``fgsarchive analyse`` and the demo's step 4: run every analysis, print the top results."""
-    from ..analysis.run import run_all_analyses
+    from ..analysis.runner import run_all_analyses
 
     def warn_indented(text: str) -> None:
         console.print(f"    [yellow]warning:[/yellow] {text}", highlight=False)
@@ -223,7 +223,7 @@ def register(app: typer.Typer) -> None:
         db: DbOption = DEFAULT_DB_PATH,
     ) -> None:
         """Lomb-Scargle periodograms of every fitted parameter; peaks into table periodogram_peaks."""
-        from ..analysis.archive_io import run_periodograms
+        from ..analysis.runner import run_periodograms
         from ..errors import UsageError
 
         if by not in GROUPINGS:
@@ -272,7 +272,7 @@ def register(app: typer.Typer) -> None:
         db: DbOption = DEFAULT_DB_PATH,
     ) -> None:
         """Flux drops, centroid jumps, PSF changes, jitter bursts per visit and guide star; table anomalies."""
-        from ..analysis.archive_io import run_anomalies
+        from ..analysis.runner import run_anomalies
 
         archive = open_db(db)
         with progress_bar("anomalies", unit="runs") as update:
@@ -326,7 +326,7 @@ def register(app: typer.Typer) -> None:
         db: DbOption = DEFAULT_DB_PATH,
     ) -> None:
         """Rank every guide star by variability over all its visits and programs; table variability."""
-        from ..analysis.archive_io import run_variables
+        from ..analysis.runner import run_variables
 
         archive = open_db(db)
         with progress_bar("variables", unit="stars") as update:

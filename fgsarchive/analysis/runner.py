@@ -1,5 +1,7 @@
-"""The analyses wired to the archive: read series from DuckDB/Parquet, run the maths, write tables.
+"""The analyses runner: read series from DuckDB/Parquet, run the maths, write the result tables.
 
+* :func:`run_all_analyses` -- events, anomalies, periodograms (by visit) and variability in one
+  call (the demo's step 4, ``fgsarchive analyse``), returning :class:`AnalysisResults`.
 * :func:`run_periodograms` -- Lomb-Scargle of every fitted parameter per guide-star run
   (``periodogram_peaks``), and the instrumental lines learned across guide stars
   (``instrumental_lines``).
@@ -7,10 +9,9 @@
   cross-matched with the observatory ``events`` (``anomalies``).
 * :func:`run_variables` -- variability statistics and rank of every guide star over all its visits
   and programs (``variability``).
-* :func:`visit_summary`, :func:`anomalies_with_telemetry`, :func:`lightcurve_binned` -- the SQL
-  views / statements of ``fgsarchive/sql/views/analysis.sql`` and ``fgsarchive/sql/analysis/lightcurve_binned.sql`` as
-  polars.
 
+The maths lives in the pure modules (:mod:`.periodogram`, :mod:`.detrend`, :mod:`.anomalies`,
+:mod:`.variables`); this module only feeds them from the archive and writes what they return.
 Reading is done on one read-only connection; each analysis writes its results in one short
 write transaction at the end (nothing is written when it fails). Every statement lives in
 ``fgsarchive/sql/analysis/*.sql``. The rules (grouping, masking, noise model) are written up in
@@ -24,7 +25,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,17 +37,30 @@ from ..db import Database
 from ..errors import AnalysisWarning, NotComputedError, SelectionError, UsageError
 from ..storage import part_name
 from .anomalies import (
-    SPIKE_SIGMA,
+    STEP_SUFFIXES,
     cross_match_events,
     detect_anomalies,
     parameter_family,
     theta_continuous,
 )
-from .detrend import despike, diff_noise
-from .periodogram import MIN_POINTS, instrumental_lines, label_instrumental, periodogram_series
+from .detrend import calibrate_flux_opt, decorrelate_pointing
+from .periodogram import (
+    MIN_POINTS,
+    condition_for_periodogram,
+    instrumental_lines,
+    label_instrumental,
+    line_contrast,
+    periodogram_series,
+    pointing_lines,
+    refine_peak_offset,
+    spike_mask,
+)
 from .variables import VARIABILITY_SCHEMA, variability_stats
 
 __all__ = [
+    "AnalysisResults",
+    "run_all_analyses",
+    "derive_events_if_missing",
     "AnalysisWarning",
     "FIT_PARAMETERS",
     "PERIODOGRAM_PARAMETERS",
@@ -57,9 +71,6 @@ __all__ = [
     "run_periodograms",
     "run_anomalies",
     "run_variables",
-    "visit_summary",
-    "anomalies_with_telemetry",
-    "lightcurve_binned",
     "instrumental_min_stars",
 ]
 
@@ -233,44 +244,8 @@ def load_series(
             pl.when(bad).then(np.nan).otherwise(pl.col(c)).alias(c) for c in value_cols
         )
     if "flux_opt" in df.columns:
-        df = _calibrate_flux_opt(df)
+        df = calibrate_flux_opt(df)
     return df
-
-
-def _calibrate_flux_opt(df: pl.DataFrame) -> pl.DataFrame:
-    """Make ``flux_opt`` continuous across files (each file has its own optimal pixel mask).
-
-    ``photometry.flux_opt`` is the raw sum of the pixels of the file's SNR-optimised mask, so its
-    level changes from file to file with the mask (7 or 14 pixels, say). Per file, with ``b`` the
-    median background (DN/s per pixel) and ``n`` the mask's pixel count:
-    ``flux_opt = (flux_opt_raw - n b) * g``, ``g = median(flux - 64 b) / median(flux_opt_raw - n b)``:
-    the star's optimal-aperture flux scaled to its total flux in the 8x8 frame. Within a file it
-    keeps the optimal aperture's noise; across files it follows the star's total flux.
-    ``flux_opt_raw`` and the factor ``flux_opt_gain`` (g) are kept.
-    """
-    if "background" not in df.columns or "n_opt_pixels" not in df.columns:
-        return df.with_columns(
-            pl.col("flux_opt").alias("flux_opt_raw"), pl.lit(1.0).alias("flux_opt_gain")
-        )
-    finite = lambda c: pl.when(pl.col(c).is_finite()).then(pl.col(c))  # noqa: E731 - NaN -> null for medians
-    df = df.with_columns(
-        finite("background").median().over("file_name").fill_null(0.0).alias("__b"),
-        pl.col("n_opt_pixels").cast(pl.Float64).fill_null(0.0).alias("__n"),
-    )
-    df = df.with_columns(
-        (pl.col("flux_opt") - pl.col("__n") * pl.col("__b")).alias("__star_opt"),
-        (pl.col("flux") - 64.0 * pl.col("__b")).alias("__star_all"),
-    )
-    gain = finite("__star_all").median().over("file_name") / finite("__star_opt").median().over(
-        "file_name"
-    )
-    df = df.with_columns(
-        pl.when(gain.is_finite() & (gain > 0)).then(gain).otherwise(1.0).alias("flux_opt_gain"),
-        pl.col("flux_opt").alias("flux_opt_raw"),
-    )
-    return df.with_columns((pl.col("__star_opt") * pl.col("flux_opt_gain")).alias("flux_opt")).drop(
-        "__b", "__n", "__star_opt", "__star_all"
-    )
 
 
 def _segment_key() -> pl.Expr:
@@ -339,29 +314,6 @@ def _check_params(params: Sequence[str] | None) -> list[str]:
     return out
 
 
-def _refine(power: np.ndarray, idx: int) -> float:
-    """Sub-bin offset of a peak: vertex of the parabola through bins idx-1, idx, idx+1."""
-    if idx <= 0 or idx >= power.size - 1:
-        return 0.0
-    a, b, c = power[idx - 1], power[idx], power[idx + 1]
-    den = a - 2.0 * b + c
-    if not np.isfinite(den) or den >= 0:
-        return 0.0
-    return float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
-
-
-def _spikes(v: np.ndarray) -> np.ndarray:
-    """Samples further than ``SPIKE_SIGMA`` white-noise sigmas from the running median of five
-    (cosmic rays: one hot pixel adds up to ~40 % to the summed flux of a frame; a handful of them
-    outweighs a 0.1 % sinusoid and drags the periodogram's peak)."""
-    if v.size < 5:
-        return np.zeros(v.size, dtype=bool)
-    sigma = diff_noise(v)
-    if not np.isfinite(sigma) or sigma <= 0:
-        return np.zeros(v.size, dtype=bool)
-    return np.abs(v - despike(v)) > SPIKE_SIGMA * sigma
-
-
 def _group_label(g: pl.DataFrame, by: str) -> str:
     r = g.row(0, named=True)
     if by == "guide_star":
@@ -425,8 +377,8 @@ def _periodogram_group(
         ok = np.isfinite(v)
         if p == "theta":
             v[ok] = theta_continuous(v[ok])
-        v[np.flatnonzero(ok)[_spikes(v[ok])]] = np.nan
-        v = _condition_for_periodogram(rows, p, v, anomalies)
+        v[np.flatnonzero(ok)[spike_mask(v[ok])]] = np.nan
+        v = condition_for_periodogram(rows, p, v, anomalies)
         names.append(p)
         values.append(v)
     if not names:
@@ -465,9 +417,9 @@ def _periodogram_group(
         for i, (series, f) in enumerate(zip(pk["series"].to_list(), freq, strict=True)):
             power = res.power[res.names.index(series)]
             idx = int(round((f - res.f0_hz) / res.df_hz))
-            freq[i] = res.f0_hz + res.df_hz * (idx + _refine(power, idx))
+            freq[i] = res.f0_hz + res.df_hz * (idx + refine_peak_offset(power, idx))
         pk = pk.with_columns(pl.Series("frequency_hz", freq), pl.Series("period_s", 1.0 / freq))
-    pk = pk.with_columns(pl.Series("pointing", _pointing_lines(res, pk), dtype=pl.Boolean))
+    pk = pk.with_columns(pl.Series("pointing", pointing_lines(res, pk), dtype=pl.Boolean))
     first = g.row(0, named=True)
     n_points = dict(zip(res.names, res.n_points, strict=True))
     meta = {
@@ -490,38 +442,6 @@ def _periodogram_group(
             res.extra["series"] = (t, np.vstack(values))
         spectra.write(meta, res)
     return out.select([pl.col(c).cast(t) for c, t in _PEAK_SCHEMA.items()])
-
-
-#: A centroid line: power above this many times the median power on each side of it (2 to 6
-#: resolution elements away, below and above its frequency).
-POINTING_LINE_CONTRAST = 15.0
-
-
-def _pointing_lines(res, peaks: pl.DataFrame) -> list[bool]:
-    """Per peak: a flux peak whose frequency (+- one resolution element) carries a line of the
-    same group's x_mean or y_mean spectrum -- the pointing moving light in and out of the
-    pixels, not the star. A line, not red continuum: its power is ``POINTING_LINE_CONTRAST``
-    times the median power on *both* sides of it (a slow pointing wander has power at every low
-    frequency, rising towards the lowest; a star's oscillation there must not be blamed on it).
-    """
-    centroids = [res.names.index(c) for c in ("x_mean", "y_mean") if c in res.names]
-    out = []
-    spp = max(1, int(round(1.0 / (res.df_hz * res.baseline_s)))) if res.baseline_s else 1
-    for series, f in zip(peaks["series"].to_list(), peaks["frequency_hz"].to_list(), strict=True):
-        hit = False
-        k = int(round((f - res.f0_hz) / res.df_hz))
-        if parameter_family(series) == "flux" and centroids and k - 6 * spp >= 0:
-            for ci in centroids:
-                power = res.power[ci]
-                if k + 6 * spp >= power.size:
-                    continue
-                line = float(power[k - spp : k + spp + 1].max())
-                below = float(np.median(power[k - 6 * spp : k - 2 * spp]))
-                above = float(np.median(power[k + 2 * spp + 1 : k + 6 * spp + 1]))
-                if line > POINTING_LINE_CONTRAST * max(below, above, 1e-300):
-                    hit = True
-        out.append(hit)
-    return out
 
 
 def _anomalies_within(
@@ -673,7 +593,9 @@ def _learn_lines(db: Database, con) -> tuple[pl.DataFrame, int]:
     lines = instrumental_lines(
         peaks, rel_tol=INSTRUMENTAL_REL_TOL, min_stars=min_stars, max_fap=INSTRUMENTAL_MAX_FAP
     )
-    lines = line_contrast(lines, peaks.filter(pl.col("fap") <= INSTRUMENTAL_MAX_FAP))
+    lines = line_contrast(
+        lines, peaks.filter(pl.col("fap") <= INSTRUMENTAL_MAX_FAP), rel_tol=INSTRUMENTAL_REL_TOL
+    )
     lines = (
         lines.filter(pl.col("contrast_sigma") >= LINE_MIN_CONTRAST)
         .sort(["n_stars", "frequency_hz"], descending=[True, False])
@@ -686,33 +608,6 @@ def _learn_lines(db: Database, con) -> tuple[pl.DataFrame, int]:
         )
     )
     return lines, n_stars
-
-
-def line_contrast(
-    lines: pl.DataFrame, peaks: pl.DataFrame, *, half_width_dex: float = 0.15
-) -> pl.DataFrame:
-    """Add ``contrast_sigma``: how far a line's peak count stands above the density of peaks
-    around it (within ``half_width_dex`` in log frequency, its own window left out).
-
-    Red noise puts peaks of every star at low frequencies, and visits of similar length put them at
-    similar frequencies; the clustering then finds "lines" that are just the local crowd. A real
-    line has more peaks in its ``rel_tol`` window than the neighbourhood's density predicts:
-    ``(n - expected) / sqrt(expected + 1)``.
-    """
-    if lines.is_empty():
-        return lines.with_columns(pl.lit(None, pl.Float64).alias("contrast_sigma"))
-    logf = np.sort(np.log10(peaks["frequency_hz"].to_numpy()))
-    tol = np.log10(1 + INSTRUMENTAL_REL_TOL)
-    out = []
-    for f, n in zip(lines["frequency_hz"].to_list(), lines["n_peaks"].to_list(), strict=True):
-        lf = np.log10(f)
-        inside = np.searchsorted(logf, lf + tol, "right") - np.searchsorted(logf, lf - tol, "left")
-        around = np.searchsorted(logf, lf + half_width_dex, "right") - np.searchsorted(
-            logf, lf - half_width_dex, "left"
-        )
-        expected = (around - inside) * (2 * tol) / (2 * half_width_dex - 2 * tol)
-        out.append((n - expected) / np.sqrt(expected + 1.0))
-    return lines.with_columns(pl.Series("contrast_sigma", out, dtype=pl.Float64))
 
 
 def run_periodograms(
@@ -925,150 +820,11 @@ def _flux_series(rows: pl.DataFrame) -> tuple[str, np.ndarray] | None:
     return None
 
 
-#: Fewest frames of a file (finite flux and centroid) for the pointing decorrelation of its flux.
-MIN_DECORRELATION_FRAMES = 640
-#: Frames per bin of the pointing decorrelation fit (about 4 s at 64 ms).
-DECORRELATION_BIN = 64
-
-
-def _decorrelate_pointing(
-    rows: pl.DataFrame, values: np.ndarray, *, widths: bool = False, differences: bool = False
-) -> np.ndarray:
-    """The flux minus what the pointing explains, per file (each file has its own pixel mask).
-
-    An aperture sum (``flux_opt``'s fixed optimal mask, ...) loses more or less of the PSF as the
-    star wanders over the pixels: a slow pointing drift of a few hundredths of a pixel gives flux
-    variations of a few 0.1 % over tens of seconds, red noise that hides the flux drops the
-    anomaly search looks for at those scales (and makes each centroid jump a flux step). Per file,
-    the flux is fitted by a quadratic in the Gaussian centroid (x_mean, y_mean offsets from their
-    medians) on means over bins of ``DECORRELATION_BIN`` frames, dropping bins more than 4 sigma
-    off in four passes (a flux drop must not be explained by the pointing of its moment); that
-    model, less its constant, is subtracted frame by frame. Files with fewer than
-    ``MIN_DECORRELATION_FRAMES`` usable frames, or without centroids, are left as they are.
-    ``widths``: the Gaussian x_stddev and y_stddev are regressors too (linear terms): a PSF-width
-    change moves light in and out of the aperture, a flux step the periodograms would see as red
-    noise (the anomaly search keeps it, as the flux side of a ``psf_change``).
-    ``differences``: fit the coefficients on the bin-to-bin differences of flux and regressors
-    (the fast part of the motion, 4-s jitter), so that a slow signal of the star (a 5-minute
-    oscillation) is not taken for a slow pointing drift and fitted away; the model is the same
-    (aperture losses are a fixed function of position), only what it is fitted on changes.
-    """
-    if "x_mean" not in rows.columns or "y_mean" not in rows.columns:
-        return values
-    out = np.array(values, dtype=np.float64, copy=True)
-    regressors = [rows["x_mean"].to_numpy(), rows["y_mean"].to_numpy()]
-    if widths and "x_stddev" in rows.columns and "y_stddev" in rows.columns:
-        regressors += [rows["x_stddev"].to_numpy(), rows["y_stddev"].to_numpy()]
-    ok = np.isfinite(out)
-    for r in regressors:
-        ok &= np.isfinite(r)
-    files = rows["file_name"].to_numpy()
-    nb = DECORRELATION_BIN
-
-    def design(cols: list[np.ndarray]) -> np.ndarray:
-        dx, dy = cols[0], cols[1]
-        return np.column_stack((np.ones(dx.size), dx, dy, dx * dx, dy * dy, dx * dy, *cols[2:]))
-
-    for name in np.unique(files):
-        idx = np.flatnonzero((files == name) & ok)
-        if idx.size < MIN_DECORRELATION_FRAMES:
-            continue
-        m = idx.size // nb * nb
-        centred = [r[idx] - np.median(r[idx]) for r in regressors]
-        bv = out[idx[:m]].reshape(-1, nb).mean(axis=1)
-        xb = design([c[:m].reshape(-1, nb).mean(axis=1) for c in centred])
-        if differences:
-            bv, xb = np.diff(bv), np.diff(xb, axis=0)
-            xb[:, 0] = 1.0
-        keep = np.ones(bv.size, dtype=bool)
-        coef = None
-        for _ in range(4):
-            if keep.sum() < 2 * xb.shape[1]:
-                break
-            coef = np.linalg.lstsq(xb[keep], bv[keep], rcond=None)[0]
-            resid = bv - xb @ coef
-            r = resid[keep]
-            scatter = 1.4826 * np.median(np.abs(r - np.median(r)))
-            if not scatter > 0:
-                break
-            keep = np.abs(resid - np.median(r)) < 4.0 * scatter
-        if coef is not None and np.all(np.isfinite(coef)):
-            out[idx] = out[idx] - design(centred)[:, 1:] @ coef[1:]
-    return out
-
-
-#: Fluxes of fixed pixel masks, decorrelated from the pointing and PSF widths before their
-#: periodograms (the 64-pixel sum ``flux`` loses almost no light as the star moves: left as is).
-DECORRELATED_FLUXES = ("flux_opt", "flux_r1", "flux_r2", "flux_r3")
-#: Anomaly intervals cover at most this fraction of a series for them to be left out of its
-#: periodogram (beyond it the "anomalies" are more likely the signal itself: a strong pulsator).
-MAX_MASKED_FRACTION = 0.2
-
-
-def _condition_for_periodogram(
-    rows: pl.DataFrame, name: str, values: np.ndarray, anomalies: pl.DataFrame | None
-) -> np.ndarray:
-    """A parameter series cleaned of what is not periodic, before its periodogram.
-
-    Aperture fluxes (``DECORRELATED_FLUXES``) are decorrelated from the pointing and the PSF
-    widths (``_decorrelate_pointing``).
-    With the guide star's ``anomalies`` (rows of ``analysis/anomaly_intervals``): frames inside
-    its transients (drops, excursions, jitter bursts, ...) are masked, and the series is cut at
-    the steps seen in a parameter of its family (a centroid jump cuts x_mean and y_mean), each
-    piece of a file shifted to the file's median level -- unless the transients would mask more
-    than ``MAX_MASKED_FRACTION`` of the series. Steps and drops left in would spread red power
-    over the low frequencies and pull the peaks of real signals off their periods.
-    """
-    v = values
-    family = parameter_family(name)
-    if name in DECORRELATED_FLUXES:
-        v = _decorrelate_pointing(rows, v, widths=True)
-    if anomalies is None or anomalies.is_empty():
-        return v
-    v = np.array(v, dtype=np.float64, copy=True)
-    t = rows["time_mjd"].to_numpy()
-    half = 0.5 * float(np.nanmedian(np.diff(t))) if t.size > 1 else 0.0
-    is_step = anomalies["kind"].str.ends_with(_STEP_SUFFIXES[0])
-    for suffix in _STEP_SUFFIXES[1:]:
-        is_step = is_step | anomalies["kind"].str.ends_with(suffix)
-    transients = anomalies.filter(~is_step)
-    inside = np.zeros(t.size, dtype=bool)
-    for a, b in zip(
-        transients["start_mjd"].to_list(), transients["end_mjd"].to_list(), strict=True
-    ):
-        inside[np.searchsorted(t, a - half) : np.searchsorted(t, b + half, side="right")] = True
-    finite = np.isfinite(v)
-    if (inside & finite).sum() <= MAX_MASKED_FRACTION * finite.sum():
-        v[inside] = np.nan
-    steps = anomalies.filter(is_step)
-    cuts = [
-        start
-        for start, params in zip(
-            steps["start_mjd"].to_list(), steps["parameters"].to_list(), strict=True
-        )
-        if family == "flux" or any(parameter_family(p) == family for p in (params or []))
-    ]
-    if not cuts:
-        return v
-    files = rows["file_name"].to_numpy()
-    piece = np.searchsorted(np.sort(np.asarray(cuts)), t)
-    for fname in np.unique(files):
-        in_file = files == fname
-        ok = in_file & np.isfinite(v)
-        if not ok.any():
-            continue
-        level = np.median(v[ok])
-        for k in np.unique(piece[ok]):
-            sel = ok & (piece == k)
-            v[sel] += level - np.median(v[sel])
-    return v
-
-
 def _anomaly_series(rows: pl.DataFrame) -> dict[str, np.ndarray]:
     series: dict[str, np.ndarray] = {}
     flux = _flux_series(rows)
     if flux is not None:
-        series[flux[0]] = _decorrelate_pointing(rows, flux[1])
+        series[flux[0]] = decorrelate_pointing(rows, flux[1])
     for p in ANOMALY_PARAMETERS:
         if p in rows.columns:
             series[p] = rows[p].to_numpy()
@@ -1097,7 +853,7 @@ def run_anomalies(
     Series: the optimal-aperture flux (``flux_opt``; ``flux_r2`` or the frames' summed flux when
     there is no photometry), the Gaussian x_mean, y_mean, x_stddev, y_stddev, theta, amplitude
     and the photometry background, each NaN where the fit did not converge; the flux is first
-    decorrelated from the pointing (``_decorrelate_pointing``). Each anomaly gets the
+    decorrelated from the pointing (``decorrelate_pointing``). Each anomaly gets the
     observatory events (``events``: HGA moves, filter-wheel moves, ...) within ``window_s`` of it.
     Replaces the anomalies of the program (or of all programs). Returns the new rows.
     """
@@ -1202,7 +958,6 @@ def run_anomalies(
 # Variable guide stars
 # --------------------------------------------------------------------------------------------------
 _INSTRUMENTAL_FAMILIES = {"centroid", "width", "theta", "background", "jitter"}
-_STEP_SUFFIXES = ("_jump", "_change", "_step")
 
 
 def _instrumental_anomalies(
@@ -1228,8 +983,8 @@ def _instrumental_anomalies(
             )
         ]
         anomalies = anomalies.filter(pl.Series(keep, dtype=pl.Boolean))
-    is_step = pl.col("kind").str.ends_with(_STEP_SUFFIXES[0])
-    for suffix in _STEP_SUFFIXES[1:]:
+    is_step = pl.col("kind").str.ends_with(STEP_SUFFIXES[0])
+    for suffix in STEP_SUFFIXES[1:]:
         is_step = is_step | pl.col("kind").str.ends_with(suffix)
     steps = anomalies.filter(is_step).select("gs_id", "start_mjd")
     intervals = anomalies.filter(~is_step).select("gs_id", "start_mjd", "end_mjd")
@@ -1411,48 +1166,66 @@ def run_variables(
 
 
 # --------------------------------------------------------------------------------------------------
-# Views
+# All analyses
 # --------------------------------------------------------------------------------------------------
-def visit_summary(db: Database, program: int | None = None) -> pl.DataFrame:
-    """One row per program / observation / visit / guide star (view ``visit_summary``): n_files,
-    n_frames, start/end_mjd, guided_s, mean_flux (DN/s), median x/y_stddev (px), jitter x/y RMS (px,
-    about each file's mean), fraction_converged."""
-    with db.reader() as con:
-        if not _exists(db, con, "visit_summary"):
-            raise NotComputedError(
-                "fits",
-                message=f"{_what(program)} has no fits yet: run `{_fit_command(program)}` first",
-            )
-        df = _table(db, con, "analysis/visit_summary", {"program": program})
-    if df.is_empty() and program is not None:
-        raise _no_files_error(program)
-    return df
+@dataclass
+class AnalysisResults:
+    """What :func:`run_all_analyses` computed (the rows it wrote), and how long each step took."""
+
+    peaks: pl.DataFrame
+    anomalies: pl.DataFrame
+    variability: pl.DataFrame
+    seconds: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    events: dict[str, int] = field(default_factory=dict)  # events derived first, by kind
 
 
-def anomalies_with_telemetry(db: Database, program: int | None = None) -> pl.DataFrame:
-    """Every anomaly with each observatory event overlapping it within 30 s (view
-    ``anomalies_with_telemetry``; one row per pair, event columns null when none)."""
-    with db.reader() as con:
-        if not _exists(db, con, "anomalies_with_telemetry"):
-            if not _exists(db, con, "anomalies"):
-                raise SelectionError("anomalies not computed yet: run `fgsarchive anomalies`")
-            raise SelectionError("the events table is missing: run `fgsarchive events`")
-        return _table(db, con, "analysis/anomalies_with_telemetry", {"program": program})
+def derive_events_if_missing(db: Database) -> dict[str, int]:
+    """Derive the observatory events offline (``telemetry.derive_events``), so files ingested since
+    the last derivation get theirs too (it replaces its own rows)."""
+    from ..telemetry import derive_events
+
+    return derive_events(db)
 
 
-def lightcurve_binned(db: Database, gs_id: str, bin_s: float = 10.0) -> pl.DataFrame:
-    """Binned light curve of one guide star over all its visits (``analysis/lightcurve_binned.sql``):
-    per visit and ``bin_s``-second bin, time_mjd, n_frames, flux and flux_err (frames), flux_opt,
-    flux_opt_err and background (photometry), x/y_mean, x/y_stddev, amplitude (converged fits)."""
-    if not bin_s > 0:
-        raise UsageError(f"bin_s must be > 0, got {bin_s}")
-    with db.reader() as con:
-        if _fg_files(db, con, gs_id=gs_id).is_empty():
-            raise SelectionError(f"no fine-guide frames of guide star {gs_id!r} in the archive")
-        if not (db.parts.has_dataset(_FIT_DATASET) and db.parts.has_dataset(_PHOT_DATASET)):
-            raise NotComputedError(
-                "fits", message="the archive has no fits yet: run `fgsarchive fit` first"
-            )
-        return _table(
-            db, con, "analysis/lightcurve_binned", {"gs_id": gs_id, "bin_s": float(bin_s)}
-        )
+def run_all_analyses(
+    db: Database,
+    *,
+    program: int | None = None,
+    min_sigma: float = 5.0,
+    on_warning: Callable[[str], None] | None = None,
+    on_events: Callable[[dict[str, int]], None] | None = None,
+) -> AnalysisResults:
+    """Anomalies, periodograms (by visit) and variability ranks of the archive.
+
+    Events are derived first (so anomalies get their coincident HGA / filter-wheel moves) and
+    handed to ``on_events`` as they are known; warnings go to ``on_warning`` as they come and into
+    the result. Nothing is printed: ``fgsarchive analyse`` prints the summary.
+    """
+    warnings_seen: list[str] = []
+
+    def note(text: str) -> None:
+        warnings_seen.append(text)
+        if on_warning is not None:
+            on_warning(text)
+
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
+    derived = derive_events_if_missing(db)
+    if on_events is not None:
+        on_events(derived)
+    t = _lap(seconds, "events", t)
+    # anomalies first: the periodograms leave their intervals out (and cut the series at steps)
+    anomalies = run_anomalies(db, program=program, min_sigma=min_sigma, on_warning=note)
+    t = _lap(seconds, "anomalies", t)
+    peaks = run_periodograms(db, program=program, by="visit", on_warning=note)
+    t = _lap(seconds, "periodograms", t)
+    variability = run_variables(db, on_warning=note)
+    _lap(seconds, "variables", t)
+    return AnalysisResults(peaks, anomalies, variability, seconds, warnings_seen, derived)
+
+
+def _lap(seconds: dict[str, float], name: str, t: float) -> float:
+    now = time.perf_counter()
+    seconds[name] = now - t
+    return now
