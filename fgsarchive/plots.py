@@ -26,7 +26,6 @@ import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
 
-from . import sql
 from .choices import PLOT_KIND_NAMES
 from .errors import NotComputedError, SelectionError, UsageError, describe_selection
 
@@ -595,68 +594,23 @@ def _inverse(x: Any) -> Any:
 
 # --- telemetry overlay -------------------------------------------------------------------------------
 def _events_for(
-    arc: Archive, files: pl.DataFrame, tables: set[str], program: Any, obs: Any, visit: Any
+    arc: Archive, tables: set[str], program: Any, obs: Any, visit: Any
 ) -> tuple[pl.DataFrame, list[str]]:
-    """Events of the selection: the ``events`` table when it exists, else derived from the
-    archive's own tables (file boundaries and guide-star changes from ``files``, HGA motion from
-    the POINTING tables). Returns (events, notes)."""
-    notes: list[str] = []
+    """Events of the selection from the ``events`` table (derived by the events stage; one
+    derivation, fgsarchive/sql/events/), and a note naming the command when there are none."""
     if "events" in tables:
         ev = arc.events(program, obs, visit)
         if not ev.is_empty():
-            return ev, notes
-    notes.append(
-        "no events derived yet: run `fgsarchive events` (and `fgsarchive telemetry` for EDB moves);"
-        " shown: file boundaries, guide-star changes, POINTING HGA motion"
-    )
-    rows: list[dict[str, Any]] = []
-    prev = None
-    for f in files.iter_rows(named=True):
-        rows.append(
-            {
-                "kind": "file_boundary",
-                "start_mjd": f["data_start_mjd"],
-                "end_mjd": None,
-                "detail": f["file_name"],
-            }
-        )
-        if prev is not None and f["gs_id"] != prev:
-            rows.append(
-                {
-                    "kind": "guide_star_change",
-                    "start_mjd": f["data_start_mjd"],
-                    "end_mjd": None,
-                    "detail": f["gs_id"],
-                }
-            )
-        prev = f["gs_id"]
-    if "pointing" in tables:
-        hga = arc.sql(sql.text("plots/hga_motion"), files=files["file_name"].to_list())
-        if not hga.is_empty():
-            moving = hga["hga_motion"].cast(pl.String).str.strip_chars().str.to_uppercase()
-            flag = moving.is_in(["0", "MOVING"]).to_numpy()
-            t = hga["time_mjd"].to_numpy()
-            edges = np.flatnonzero(np.diff(np.r_[0, flag.astype(np.int8), 0]))
-            for a, b in zip(edges[::2], edges[1::2], strict=True):
-                end = t[b] if b < t.size else t[b - 1]
-                rows.append(
-                    {
-                        "kind": "hga_motion_pointing",
-                        "start_mjd": t[a],
-                        "end_mjd": end,
-                        "detail": "HGA_motion",
-                    }
-                )
-    ev = pl.DataFrame(
-        rows,
+            return ev, []
+    empty = pl.DataFrame(
         schema={
             "kind": pl.String,
             "start_mjd": pl.Float64,
             "end_mjd": pl.Float64,
             "detail": pl.String,
-        },
+        }
     )
-    return ev, notes
+    return empty, ["no events derived yet: run `fgsarchive events`"]
 
 
 def _detail_text(row: dict[str, Any], key: str = "gs_id") -> str:
@@ -790,8 +744,9 @@ def plot_telemetry(
 ) -> Figure:
     """Flux with observatory events overlaid, and the telemetry values below.
 
-    Shaded: high-gain-antenna moves (orange; from EDB, or yellow from the files' POINTING
-    ``HGA_motion`` when the ``events`` table is missing), NIRISS filter-wheel moves (purple);
+    Events come from the ``events`` table (``fgsarchive events`` derives them; without it a note
+    says so). Shaded: high-gain-antenna moves (orange from EDB, or yellow from the files' POINTING
+    ``HGA_motion`` when EDB has none), NIRISS filter-wheel moves (purple);
     black lines: guide-star changes labelled with the new gs_id; dashed grey: file boundaries.
     A lower panel plots the ``telemetry`` samples (``mnemonics``, default all in the window).
     Example: ``plot_telemetry(arc, program=1534, obs=1, visit=1, save="telemetry.png")``
@@ -808,7 +763,7 @@ def plot_telemetry(
         bin_s=bin_s,
         columns=[] if column == "flux" else [column],
     )
-    ev, notes = _events_for(arc, files, tables, program, obs, visit)
+    ev, notes = _events_for(arc, tables, program, obs, visit)
     t_lo, t_hi = float(files["data_start_mjd"].min()), float(files["data_end_mjd"].max())
     ev = _visible_events(ev, t_lo, t_hi)
     tm = pl.DataFrame()

@@ -200,3 +200,19 @@ def test_animate_errors(db_path, tmp_path):
     )
     result = invoke("animate", "--program", 1534, "--out", tmp_path / "c.avi", "--db", db_path)
     assert result.exit_code == 2 and ".gif or .mp4" in result.output
+
+
+def _texts(fig: Figure) -> str:
+    return " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
+
+
+def test_telemetry_plot_reads_the_events_table(db_path, bare_path):
+    """Events come only from the events stage's table: drawn when derived, else a note naming
+    `fgsarchive events` and nothing shaded (no second derivation in the plot)."""
+    sel = {"program": 1534, "obs": 1, "visit": 1}
+    derived = plot("telemetry", Archive(db_path), **sel)
+    assert "fgsarchive events" not in _texts(derived)
+    assert derived.axes[0].patches, "derived HGA/filter-wheel moves are shaded"
+    bare = plot("telemetry", Archive(bare_path), **sel)
+    assert "no events derived yet: run `fgsarchive events`" in _texts(bare)
+    assert not bare.axes[0].patches
