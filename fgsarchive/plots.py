@@ -409,19 +409,43 @@ def plot_parameters(
 
 
 # --- periodogram -------------------------------------------------------------------------------------
-def _fap_levels(res: Any, name: str) -> tuple[float, float]:
-    """Power at false-alarm probability 1 % and 0.1 % (Baluev, over the result's grid) of the
-    conditioned series the analysis searched (``res.extra["series"]``)."""
-    from astropy.timeseries import LombScargle
+#: The false-alarm probabilities the periodogram plot draws the power level of.
+FAP_LEVELS = (0.01, 0.001)
+
+
+def _fap_levels(res: Any, name: str, faps: Sequence[float] = FAP_LEVELS) -> list[np.ndarray]:
+    """Power at each false-alarm probability of ``faps``, at every grid frequency of ``res``.
+
+    The analysis' own measure (``res.significance``): against the local continuum, the level is
+    the continuum times the ratio to it whose :func:`continuum_fap` is that FAP (found by bisection
+    on the same function, so a peak lies above the 1 % curve exactly when its stored fap < 0.01);
+    for ``"white"`` results, Baluev's level of the conditioned series (flat)."""
+    from .analysis.periodogram import continuum_fap, local_continuum
 
     t, values = res.extra["series"]
-    v = values[res.names.index(name)]
-    ok = np.isfinite(v) & np.isfinite(t)
-    ls = LombScargle(t[ok], v[ok], normalization="standard")
-    lv = ls.false_alarm_level(
-        [0.01, 0.001], method="baluev", minimum_frequency=res.f0_hz, maximum_frequency=res.fmax_hz
-    )
-    return float(lv[0]), float(lv[1])
+    i = res.names.index(name)
+    ok = np.isfinite(values[i]) & np.isfinite(t)
+    power = res.power[i]
+    if res.significance != "continuum":
+        from astropy.timeseries import LombScargle
+
+        ls = LombScargle(t[ok], values[i][ok], normalization="standard")
+        levels = ls.false_alarm_level(
+            list(faps), method="baluev", minimum_frequency=res.f0_hz, maximum_frequency=res.fmax_hz
+        )
+        return [np.full(power.size, float(lv)) for lv in np.atleast_1d(levels)]
+    samples_per_peak = 1.0 / (res.df_hz * res.baseline_s)  # the grid's bins per resolution
+    continuum, var_log = local_continuum(power, res.f0_hz, res.df_hz, samples_per_peak)
+    curves = []
+    for fap in faps:
+        lo = np.full(power.size, -10.0)  # log of the ratio to the continuum
+        hi = np.full(power.size, 40.0)
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            above = continuum_fap(np.exp(mid), var_log, t[ok], res.fmax_hz) > fap
+            lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
+        curves.append(continuum * np.exp(0.5 * (lo + hi)))
+    return curves
 
 
 def _label_levels(freqs: Sequence[float], min_dex: float) -> list[int]:
@@ -465,8 +489,9 @@ def plot_periodogram(
     series cleaned of spikes and of the archive's anomaly intervals, cut at steps, conditioned),
     so the marked peaks sit on the curve drawn. One panel per parameter (default: flux_opt, the
     star's sky-subtracted optimal-aperture flux (raw flux without photometry), x_mean, y_mean);
-    dashed lines: the power at false-alarm probability 1 % and 0.1 % (Baluev) of that
-    series; blue triangles: peaks from ``periodogram_peaks`` numbered by rank, listed with period
+    red curves: the power at false-alarm probability 1 % (dashed) and 0.1 % (dotted) by the
+    measure the peaks' FAP uses, the local continuum of each spectrum times the ratio that gives
+    that FAP (a curve over frequency: higher where the noise is red); blue triangles: peaks from ``periodogram_peaks`` numbered by rank, listed with period
     and FAP; grey: peaks flagged instrumental (shared by many guide stars, or the pointing).
     Without obs/visit the selection's first visit is shown (and said in the title).
     Example: ``plot_periodogram(arc, program=1534, obs=1, visit=1, save="pgram.png")``
@@ -517,9 +542,11 @@ def plot_periodogram(
         power = res.power_of(param)
         ax.plot(freq, power, lw=0.6, color="0.15", rasterized=freq.size > 20000)
         levels = _fap_levels(res, param)
-        for level, style, label in zip(levels, ("--", ":"), ("FAP 1 %", "FAP 0.1 %"), strict=True):
-            ax.axhline(level, ls=style, color="tab:red", lw=0.9, label=label)
-        top = max(float(np.nanmax(power)), levels[1])
+        measure = " (local continuum)" if res.significance == "continuum" else " (white noise)"
+        for level, style, fap in zip(levels, ("--", ":"), FAP_LEVELS, strict=True):
+            label = f"FAP {fap * 100:g} %{measure}"
+            ax.plot(freq, level, ls=style, color="tab:red", lw=0.9, label=label, gid=f"fap_{fap:g}")
+        top = max(float(np.nanmax(power)), float(np.nanmin(levels[1])) * 1.5)
         mine = (
             peaks.filter(pl.col("parameter") == param).sort("rank")
             if not peaks.is_empty() and "parameter" in peaks.columns
