@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
-import people_archive
 import polars as pl
 import pytest
+from helpers import people_archive
 from matplotlib.figure import Figure
 from PIL import Image
 from typer.testing import CliRunner
