@@ -58,9 +58,10 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
         return duckdb.connect(str(path))
     con = duckdb.connect()
     try:
-        alias = snapshot.sql_identifier(path.stem)
-        con.execute(f"ATTACH {sql.string_literal(str(path.absolute()))} AS {alias} (READ_ONLY)")
-        con.execute(f"USE {alias}")
+        alias = snapshot.database_alias(path.stem)
+        path_literal = sql.string_literal(str(path.absolute()))
+        con.execute(sql.render("snapshot/attach_read_only", path=path_literal, alias=alias))
+        con.execute(sql.render("snapshot/use", database=alias))
     except BaseException:
         con.close()
         raise

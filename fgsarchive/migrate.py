@@ -35,7 +35,6 @@ import pyarrow.parquet as pq
 from . import sql
 from .db import SCHEMA_VERSION, Database
 from .errors import ArchiveError, FgsArchiveError, SchemaVersionError
-from .snapshot import INFO_TABLE
 from .storage import SCHEMAS, STAGING, note_schema
 
 LAYOUT_STEP = "layout_2_to_3"  # not SQL: the move to a private writer database + snapshots
@@ -140,8 +139,8 @@ def _move_into_writer_database(db: Database) -> None:
             db.run(con, "version/update", params)
             # a snapshot restored as the writer database: drop what publishing adds
             for (view,) in db.run(con, "snapshot/views").fetchall():
-                con.execute(f'DROP VIEW "{view}"')
-            con.execute(f"DROP TABLE IF EXISTS {INFO_TABLE}")
+                con.execute(sql.render("snapshot/drop_view", view=view))
+            con.execute(sql.text("snapshot/drop_info"))
             con.execute("CHECKPOINT")
         os.replace(tmp, db.writer_path)
     except (OSError, duckdb.Error) as exc:

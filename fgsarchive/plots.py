@@ -26,7 +26,6 @@ import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
 
-from . import sql
 from .choices import PLOT_KIND_NAMES
 from .errors import NotComputedError, SelectionError, UsageError, describe_selection
 
@@ -410,19 +409,43 @@ def plot_parameters(
 
 
 # --- periodogram -------------------------------------------------------------------------------------
-def _fap_levels(res: Any, name: str) -> tuple[float, float]:
-    """Power at false-alarm probability 1 % and 0.1 % (Baluev, over the result's grid) of the
-    conditioned series the analysis searched (``res.extra["series"]``)."""
-    from astropy.timeseries import LombScargle
+#: The false-alarm probabilities the periodogram plot draws the power level of.
+FAP_LEVELS = (0.01, 0.001)
+
+
+def _fap_levels(res: Any, name: str, faps: Sequence[float] = FAP_LEVELS) -> list[np.ndarray]:
+    """Power at each false-alarm probability of ``faps``, at every grid frequency of ``res``.
+
+    The analysis' own measure (``res.significance``): against the local continuum, the level is
+    the continuum times the ratio to it whose :func:`continuum_fap` is that FAP (found by bisection
+    on the same function, so a peak lies above the 1 % curve exactly when its stored fap < 0.01);
+    for ``"white"`` results, Baluev's level of the conditioned series (flat)."""
+    from .analysis.periodogram import continuum_fap, local_continuum
 
     t, values = res.extra["series"]
-    v = values[res.names.index(name)]
-    ok = np.isfinite(v) & np.isfinite(t)
-    ls = LombScargle(t[ok], v[ok], normalization="standard")
-    lv = ls.false_alarm_level(
-        [0.01, 0.001], method="baluev", minimum_frequency=res.f0_hz, maximum_frequency=res.fmax_hz
-    )
-    return float(lv[0]), float(lv[1])
+    i = res.names.index(name)
+    ok = np.isfinite(values[i]) & np.isfinite(t)
+    power = res.power[i]
+    if res.significance != "continuum":
+        from astropy.timeseries import LombScargle
+
+        ls = LombScargle(t[ok], values[i][ok], normalization="standard")
+        levels = ls.false_alarm_level(
+            list(faps), method="baluev", minimum_frequency=res.f0_hz, maximum_frequency=res.fmax_hz
+        )
+        return [np.full(power.size, float(lv)) for lv in np.atleast_1d(levels)]
+    samples_per_peak = 1.0 / (res.df_hz * res.baseline_s)  # the grid's bins per resolution
+    continuum, var_log = local_continuum(power, res.f0_hz, res.df_hz, samples_per_peak)
+    curves = []
+    for fap in faps:
+        lo = np.full(power.size, -10.0)  # log of the ratio to the continuum
+        hi = np.full(power.size, 40.0)
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            above = continuum_fap(np.exp(mid), var_log, t[ok], res.fmax_hz) > fap
+            lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
+        curves.append(continuum * np.exp(0.5 * (lo + hi)))
+    return curves
 
 
 def _label_levels(freqs: Sequence[float], min_dex: float) -> list[int]:
@@ -466,8 +489,9 @@ def plot_periodogram(
     series cleaned of spikes and of the archive's anomaly intervals, cut at steps, conditioned),
     so the marked peaks sit on the curve drawn. One panel per parameter (default: flux_opt, the
     star's sky-subtracted optimal-aperture flux (raw flux without photometry), x_mean, y_mean);
-    dashed lines: the power at false-alarm probability 1 % and 0.1 % (Baluev) of that
-    series; blue triangles: peaks from ``periodogram_peaks`` numbered by rank, listed with period
+    red curves: the power at false-alarm probability 1 % (dashed) and 0.1 % (dotted) by the
+    measure the peaks' FAP uses, the local continuum of each spectrum times the ratio that gives
+    that FAP (a curve over frequency: higher where the noise is red); blue triangles: peaks from ``periodogram_peaks`` numbered by rank, listed with period
     and FAP; grey: peaks flagged instrumental (shared by many guide stars, or the pointing).
     Without obs/visit the selection's first visit is shown (and said in the title).
     Example: ``plot_periodogram(arc, program=1534, obs=1, visit=1, save="pgram.png")``
@@ -518,9 +542,11 @@ def plot_periodogram(
         power = res.power_of(param)
         ax.plot(freq, power, lw=0.6, color="0.15", rasterized=freq.size > 20000)
         levels = _fap_levels(res, param)
-        for level, style, label in zip(levels, ("--", ":"), ("FAP 1 %", "FAP 0.1 %"), strict=True):
-            ax.axhline(level, ls=style, color="tab:red", lw=0.9, label=label)
-        top = max(float(np.nanmax(power)), levels[1])
+        measure = " (local continuum)" if res.significance == "continuum" else " (white noise)"
+        for level, style, fap in zip(levels, ("--", ":"), FAP_LEVELS, strict=True):
+            label = f"FAP {fap * 100:g} %{measure}"
+            ax.plot(freq, level, ls=style, color="tab:red", lw=0.9, label=label, gid=f"fap_{fap:g}")
+        top = max(float(np.nanmax(power)), float(np.nanmin(levels[1])) * 1.5)
         mine = (
             peaks.filter(pl.col("parameter") == param).sort("rank")
             if not peaks.is_empty() and "parameter" in peaks.columns
@@ -595,68 +621,23 @@ def _inverse(x: Any) -> Any:
 
 # --- telemetry overlay -------------------------------------------------------------------------------
 def _events_for(
-    arc: Archive, files: pl.DataFrame, tables: set[str], program: Any, obs: Any, visit: Any
+    arc: Archive, tables: set[str], program: Any, obs: Any, visit: Any
 ) -> tuple[pl.DataFrame, list[str]]:
-    """Events of the selection: the ``events`` table when it exists, else derived from the
-    archive's own tables (file boundaries and guide-star changes from ``files``, HGA motion from
-    the POINTING tables). Returns (events, notes)."""
-    notes: list[str] = []
+    """Events of the selection from the ``events`` table (derived by the events stage; one
+    derivation, fgsarchive/sql/events/), and a note naming the command when there are none."""
     if "events" in tables:
         ev = arc.events(program, obs, visit)
         if not ev.is_empty():
-            return ev, notes
-    notes.append(
-        "no events derived yet: run `fgsarchive events` (and `fgsarchive telemetry` for EDB moves);"
-        " shown: file boundaries, guide-star changes, POINTING HGA motion"
-    )
-    rows: list[dict[str, Any]] = []
-    prev = None
-    for f in files.iter_rows(named=True):
-        rows.append(
-            {
-                "kind": "file_boundary",
-                "start_mjd": f["data_start_mjd"],
-                "end_mjd": None,
-                "detail": f["file_name"],
-            }
-        )
-        if prev is not None and f["gs_id"] != prev:
-            rows.append(
-                {
-                    "kind": "guide_star_change",
-                    "start_mjd": f["data_start_mjd"],
-                    "end_mjd": None,
-                    "detail": f["gs_id"],
-                }
-            )
-        prev = f["gs_id"]
-    if "pointing" in tables:
-        hga = arc.sql(sql.text("plots/hga_motion"), files=files["file_name"].to_list())
-        if not hga.is_empty():
-            moving = hga["hga_motion"].cast(pl.String).str.strip_chars().str.to_uppercase()
-            flag = moving.is_in(["0", "MOVING"]).to_numpy()
-            t = hga["time_mjd"].to_numpy()
-            edges = np.flatnonzero(np.diff(np.r_[0, flag.astype(np.int8), 0]))
-            for a, b in zip(edges[::2], edges[1::2], strict=True):
-                end = t[b] if b < t.size else t[b - 1]
-                rows.append(
-                    {
-                        "kind": "hga_motion_pointing",
-                        "start_mjd": t[a],
-                        "end_mjd": end,
-                        "detail": "HGA_motion",
-                    }
-                )
-    ev = pl.DataFrame(
-        rows,
+            return ev, []
+    empty = pl.DataFrame(
         schema={
             "kind": pl.String,
             "start_mjd": pl.Float64,
             "end_mjd": pl.Float64,
             "detail": pl.String,
-        },
+        }
     )
-    return ev, notes
+    return empty, ["no events derived yet: run `fgsarchive events`"]
 
 
 def _detail_text(row: dict[str, Any], key: str = "gs_id") -> str:
@@ -790,8 +771,9 @@ def plot_telemetry(
 ) -> Figure:
     """Flux with observatory events overlaid, and the telemetry values below.
 
-    Shaded: high-gain-antenna moves (orange; from EDB, or yellow from the files' POINTING
-    ``HGA_motion`` when the ``events`` table is missing), NIRISS filter-wheel moves (purple);
+    Events come from the ``events`` table (``fgsarchive events`` derives them; without it a note
+    says so). Shaded: high-gain-antenna moves (orange from EDB, or yellow from the files' POINTING
+    ``HGA_motion`` when EDB has none), NIRISS filter-wheel moves (purple);
     black lines: guide-star changes labelled with the new gs_id; dashed grey: file boundaries.
     A lower panel plots the ``telemetry`` samples (``mnemonics``, default all in the window).
     Example: ``plot_telemetry(arc, program=1534, obs=1, visit=1, save="telemetry.png")``
@@ -808,7 +790,7 @@ def plot_telemetry(
         bin_s=bin_s,
         columns=[] if column == "flux" else [column],
     )
-    ev, notes = _events_for(arc, files, tables, program, obs, visit)
+    ev, notes = _events_for(arc, tables, program, obs, visit)
     t_lo, t_hi = float(files["data_start_mjd"].min()), float(files["data_end_mjd"].max())
     ev = _visible_events(ev, t_lo, t_hi)
     tm = pl.DataFrame()

@@ -194,22 +194,33 @@ class _Figures:
         return text
 
 
-def program_page(
-    arc: Archive,
-    program: int,
-    *,
-    max_visits: int = MAX_VISITS,
-    progress: Progress | None = None,
-    index_link: str | None = None,
-) -> tuple[str, ReportResult]:
-    """The HTML of one program's report and what went into it."""
-    result = ReportResult()
+@dataclass
+class _ProgramPage:
+    """What every section of one program's page reads: the archive, the selection, the tables
+    the later stages filled, and the figure maker (counts and progress)."""
+
+    arc: Archive
+    program: int
+    filled: dict[str, bool]
+    visits: pl.DataFrame
+    shown: pl.DataFrame
+    files: pl.DataFrame
+    stars: pl.DataFrame
+    anomalies: pl.DataFrame
+    with_anomalies: set[str]
+    files_of: dict[tuple[Any, Any], set[str]]
+    figs: _Figures
+
+
+def _program_inputs(
+    arc: Archive, program: int, max_visits: int, progress: Progress | None
+) -> _ProgramPage:
+    """Read what the page shows once: visits (the first ``max_visits`` get figures), files, guide
+    stars, anomalies, and the number of figures to come (for progress)."""
     tables = arc.tables()
     filled = {t: _filled(arc, tables, t) for t in FILLED_BY}
-    result.missing = {t for t, ok in filled.items() if not ok}
     visits = arc.visits(program)
     files = arc.files(program)
-    stars = arc.guide_stars(program)
     shown = visits.head(max_visits)
     anomalies = arc.anomalies(program) if filled["anomalies"] else pl.DataFrame()
     with_anomalies = set(anomalies["file_name"].to_list()) if not anomalies.is_empty() else set()
@@ -224,24 +235,47 @@ def program_page(
     n_anomaly_plots = sum(1 for names in files_of.values() if names & with_anomalies)
     per_visit = 2 + int(filled["fits"])
     figs = _Figures(total=1 + per_visit * shown.height + n_anomaly_plots, progress=progress)
+    return _ProgramPage(
+        arc=arc,
+        program=program,
+        filled=filled,
+        visits=visits,
+        shown=shown,
+        files=files,
+        stars=arc.guide_stars(program),
+        anomalies=anomalies,
+        with_anomalies=with_anomalies,
+        files_of=files_of,
+        figs=figs,
+    )
 
+
+def _header_section(page: _ProgramPage, index_link: str | None) -> list[str]:
+    """Link back to the index, title, the program's counts and time span, and the section links."""
+    arc, program = page.arc, page.program
     prog = arc.programs().filter(pl.col("program") == program)
     p = prog.row(0, named=True) if prog.height else {}
     nav = f'<nav><a href="{_esc(index_link)}">← all programs</a></nav>' if index_link else ""
-    out = [
+    return [
         nav,
         f"<h1>Program {program}: JWST FGS guide-star report</h1>",
         f'<p class="meta">{p.get("n_fg_files", 0)} fine-guide files, {p.get("n_frames", 0):,} frames, '
-        f"{visits.height} visit(s), {stars.height} guide star(s); MJD {p.get('first_mjd', 0):.5f} – "
+        f"{page.visits.height} visit(s), {page.stars.height} guide star(s); MJD {p.get('first_mjd', 0):.5f} – "
         f"{p.get('last_mjd', 0):.5f} ({P._mjd_to_utc(p['first_mjd']) if p else ''} UTC); "
         f"archive <code>{_esc(arc.path)}</code></p>",
         '<nav><a href="#visits">visits</a><a href="#stars">guide stars</a>'
         '<a href="#series">time series</a><a href="#periodogram">periodograms</a>'
         '<a href="#anomalies">anomalies</a><a href="#variability">variability</a>'
         '<a href="#files">files</a></nav>',
+    ]
+
+
+def _visits_section(page: _ProgramPage) -> list[str]:
+    """The table of the program's visits."""
+    return [
         '<h2 id="visits">Visits</h2>',
         table_html(
-            visits.with_columns(pl.col("duration_s").round(1)),
+            page.visits.with_columns(pl.col("duration_s").round(1)),
             columns=[
                 "observation",
                 "visit",
@@ -253,9 +287,16 @@ def program_page(
                 "duration_s",
             ],
         ),
+    ]
+
+
+def _stars_section(page: _ProgramPage) -> list[str]:
+    """The guide stars' table and sky positions, and a note when the catalog is not matched."""
+    arc, program = page.arc, page.program
+    out = [
         '<h2 id="stars">Guide stars</h2>',
         table_html(
-            stars,
+            page.stars,
             columns=[
                 "gs_id",
                 "ra",
@@ -273,19 +314,24 @@ def program_page(
                 "variable_flag",
             ],
         ),
-        figs.make(
+        page.figs.make(
             "guide-star positions", lambda: P.plot_guide_star_positions(arc, program=program)
         ),
     ]
-    if not filled["guide_star_catalog"]:
+    if not page.filled["guide_star_catalog"]:
         out.append(missing_html("guide_star_catalog", "Guide Star Catalog cross-match"))
+    return out
 
-    out.append('<h2 id="series">Time series by visit</h2>')
+
+def _series_section(page: _ProgramPage) -> list[str]:
+    """Per shown visit: flux, fitted parameters, telemetry and (when any) anomaly figures."""
+    arc, program, filled, figs = page.arc, page.program, page.filled, page.figs
+    out = ['<h2 id="series">Time series by visit</h2>']
     if not filled["fits"]:
         out.append(missing_html("fits", "Gaussian-fit parameters (centroids, widths)"))
     if not filled["events"]:
         out.append(missing_html("events", "Observatory events (HGA, filter wheel) from telemetry"))
-    for v in shown.iter_rows(named=True):
+    for v in page.shown.iter_rows(named=True):
         sel = {"program": program, "obs": v["observation"], "visit": v["visit"]}
         out.append(
             f"<h3>Observation {v['observation']}, visit {v['visit']} "
@@ -309,145 +355,161 @@ def program_page(
                 lambda s=sel: P.plot_telemetry(arc, **s),
             )
         )
-        if files_of[(v["observation"], v["visit"])] & with_anomalies:
+        if page.files_of[(v["observation"], v["visit"])] & page.with_anomalies:
             out.append(
                 figs.make(
                     f"anomalies o{v['observation']} v{v['visit']}",
                     lambda s=sel: P.plot_anomalies(arc, **s),
                 )
             )
-    if visits.height > shown.height:
+    if page.visits.height > page.shown.height:
         out.append(
-            f'<p class="none">Figures for the first {shown.height} of {visits.height} visits; plot the others with '
+            f'<p class="none">Figures for the first {page.shown.height} of {page.visits.height} visits; plot the others with '
             f"<code>fgsarchive plot flux --program {program} --obs N --visit N --out FILE</code>.</p>"
         )
+    return out
 
-    out.append('<h2 id="periodogram">Periodogram peaks</h2>')
-    if filled["periodogram_peaks"]:
-        try:
-            peaks = arc.periodogram(program).with_columns(
-                pl.col("instrumental").fill_null(False).alias("instrumental")
-            )
-            real = peaks.filter(~pl.col("instrumental")).sort(
-                ["fap", "power"], descending=[False, True], nulls_last=True
-            )
-            instrumental = peaks.filter(pl.col("instrumental")).sort(
-                ["fap", "power"], descending=[False, True], nulls_last=True
-            )
-            shown_peaks = pl.concat([real.head(25), instrumental.head(max(0, 25 - real.height, 3))])
-            out.append(
-                f"<p>The {min(real.height, 25)} most significant of {real.height} peaks not flagged "
-                f"instrumental (lowest false-alarm probability first), then the strongest of "
-                f"{instrumental.height} <i>instrumental</i> peaks (lines that recur in many guide "
-                "stars, or the pointing's).</p>"
-            )
-            out.append(
-                table_html(
-                    shown_peaks,
-                    columns=[
-                        "observation",
-                        "visit",
-                        "gs_id",
-                        "parameter",
-                        "rank",
-                        "frequency_hz",
-                        "period_s",
-                        "power",
-                        "fap",
-                        "instrumental",
-                    ],
-                )
-            )
-            # the figure: the visit of the strongest real peak in the star's own light when there
-            # is one (centroid peaks are mostly the pointing's wander), else of any real peak
-            starlight = real.filter(pl.col("parameter").is_in(STARLIGHT_PARAMETERS))
-            pick = starlight if starlight.height else real if real.height else instrumental
-            best = pick.row(0, named=True)
-            match = files.filter(pl.col("file_name") == best["file_name"])
-            if match.height:
-                m = match.row(0, named=True)
-                figs.total += 1
-                out.append(
-                    figs.make(
-                        "periodogram",
-                        lambda m=m: P.plot_periodogram(
-                            arc,
-                            program=program,
-                            obs=m["observation"],
-                            visit=m["visit"],
-                            gs_id=m["gs_id"],
-                        ),
-                    )
-                )
-        except SelectionError as exc:
-            out.append(f'<p class="none">{_esc(exc)}</p>')
-    else:
+
+def _periodogram_section(page: _ProgramPage) -> list[str]:
+    """The most significant real peaks, then the strongest instrumental ones, and the periodogram
+    of the visit with the strongest real peak (in starlight when there is one)."""
+    arc, program = page.arc, page.program
+    out = ['<h2 id="periodogram">Periodogram peaks</h2>']
+    if not page.filled["periodogram_peaks"]:
         out.append(missing_html("periodogram_peaks", "Periodograms"))
-
-    out.append('<h2 id="anomalies">Anomalies</h2>')
-    if filled["anomalies"]:
-        an = anomalies
-        if an.is_empty():
-            out.append('<p class="none">No anomalies found in this program.</p>')
-        else:
+        return out
+    try:
+        peaks = arc.periodogram(program).with_columns(
+            pl.col("instrumental").fill_null(False).alias("instrumental")
+        )
+        real = peaks.filter(~pl.col("instrumental")).sort(
+            ["fap", "power"], descending=[False, True], nulls_last=True
+        )
+        instrumental = peaks.filter(pl.col("instrumental")).sort(
+            ["fap", "power"], descending=[False, True], nulls_last=True
+        )
+        shown_peaks = pl.concat([real.head(25), instrumental.head(max(0, 25 - real.height, 3))])
+        out.append(
+            f"<p>The {min(real.height, 25)} most significant of {real.height} peaks not flagged "
+            f"instrumental (lowest false-alarm probability first), then the strongest of "
+            f"{instrumental.height} <i>instrumental</i> peaks (lines that recur in many guide "
+            "stars, or the pointing's).</p>"
+        )
+        out.append(
+            table_html(
+                shown_peaks,
+                columns=[
+                    "observation",
+                    "visit",
+                    "gs_id",
+                    "parameter",
+                    "rank",
+                    "frequency_hz",
+                    "period_s",
+                    "power",
+                    "fap",
+                    "instrumental",
+                ],
+            )
+        )
+        # the figure: the visit of the strongest real peak in the star's own light when there
+        # is one (centroid peaks are mostly the pointing's wander), else of any real peak
+        starlight = real.filter(pl.col("parameter").is_in(STARLIGHT_PARAMETERS))
+        pick = starlight if starlight.height else real if real.height else instrumental
+        best = pick.row(0, named=True)
+        match = page.files.filter(pl.col("file_name") == best["file_name"])
+        if match.height:
+            m = match.row(0, named=True)
+            page.figs.total += 1
             out.append(
-                table_html(
-                    an.sort("significance", descending=True, nulls_last=True)
-                    if "significance" in an.columns
-                    else an,
-                    columns=[
-                        "file_name",
-                        "gs_id",
-                        "kind",
-                        "start_mjd",
-                        "end_mjd",
-                        "duration_s",
-                        "parameters",
-                        "amplitude",
-                        "significance",
-                        "coincident_events",
-                    ],
+                page.figs.make(
+                    "periodogram",
+                    lambda m=m: P.plot_periodogram(
+                        arc,
+                        program=program,
+                        obs=m["observation"],
+                        visit=m["visit"],
+                        gs_id=m["gs_id"],
+                    ),
                 )
             )
-    else:
+    except SelectionError as exc:
+        out.append(f'<p class="none">{_esc(exc)}</p>')
+    return out
+
+
+def _anomalies_section(page: _ProgramPage) -> list[str]:
+    """The program's anomalies, most significant first."""
+    out = ['<h2 id="anomalies">Anomalies</h2>']
+    if not page.filled["anomalies"]:
         out.append(missing_html("anomalies", "Anomalies"))
-
-    out.append('<h2 id="variability">Variability ranks of this program\'s guide stars</h2>')
-    if filled["variability"]:
-        try:
-            var = arc.variables(program)
-            out.append(
-                table_html(
-                    var,
-                    columns=[
-                        "rank",
-                        "gs_id",
-                        "score",
-                        "rms_ppm",
-                        "expected_rms_ppm",
-                        "excess",
-                        "eta",
-                        "skew",
-                        "best_period_s",
-                        "best_fap",
-                        "n_visits",
-                        "n_frames",
-                        "fgs_mag",
-                        "programs",
-                    ],
-                )
-            )
-        except SelectionError as exc:
-            out.append(f'<p class="none">{_esc(exc)}</p>')
-    else:
-        out.append(missing_html("variability", "Variability ranks"))
-
-    out.append(
-        '<h2 id="files">Files</h2><details><summary>all guider files of the program</summary>'
-    )
+        return out
+    an = page.anomalies
+    if an.is_empty():
+        out.append('<p class="none">No anomalies found in this program.</p>')
+        return out
     out.append(
         table_html(
-            files,
+            an.sort("significance", descending=True, nulls_last=True)
+            if "significance" in an.columns
+            else an,
+            columns=[
+                "file_name",
+                "gs_id",
+                "kind",
+                "start_mjd",
+                "end_mjd",
+                "duration_s",
+                "parameters",
+                "amplitude",
+                "significance",
+                "coincident_events",
+            ],
+        )
+    )
+    return out
+
+
+def _variability_section(page: _ProgramPage) -> list[str]:
+    """The variability ranks of the program's guide stars."""
+    out = ['<h2 id="variability">Variability ranks of this program\'s guide stars</h2>']
+    if not page.filled["variability"]:
+        out.append(missing_html("variability", "Variability ranks"))
+        return out
+    try:
+        var = page.arc.variables(page.program)
+        out.append(
+            table_html(
+                var,
+                columns=[
+                    "rank",
+                    "gs_id",
+                    "score",
+                    "rms_ppm",
+                    "expected_rms_ppm",
+                    "excess",
+                    "eta",
+                    "skew",
+                    "best_period_s",
+                    "best_fap",
+                    "n_visits",
+                    "n_frames",
+                    "fgs_mag",
+                    "programs",
+                ],
+            )
+        )
+    except SelectionError as exc:
+        out.append(f'<p class="none">{_esc(exc)}</p>')
+    return out
+
+
+def _files_section(page: _ProgramPage) -> list[str]:
+    """Every guider file of the program, folded."""
+    return [
+        '<h2 id="files">Files</h2><details><summary>all guider files of the program</summary>',
+        table_html(
+            page.files,
             max_rows=2000,
             columns=[
                 "file_name",
@@ -464,10 +526,34 @@ def program_page(
                 "status",
                 "error",
             ],
-        )
-    )
-    out.append("</details>")
-    result.figures = figs.done
+        ),
+        "</details>",
+    ]
+
+
+def program_page(
+    arc: Archive,
+    program: int,
+    *,
+    max_visits: int = MAX_VISITS,
+    progress: Progress | None = None,
+    index_link: str | None = None,
+) -> tuple[str, ReportResult]:
+    """The HTML of one program's report and what went into it: its sections in page order."""
+    page = _program_inputs(arc, program, max_visits, progress)
+    result = ReportResult()
+    result.missing = {t for t, ok in page.filled.items() if not ok}
+    out = [
+        *_header_section(page, index_link),
+        *_visits_section(page),
+        *_stars_section(page),
+        *_series_section(page),
+        *_periodogram_section(page),
+        *_anomalies_section(page),
+        *_variability_section(page),
+        *_files_section(page),
+    ]
+    result.figures = page.figs.done
     return _page(f"fgsarchive: program {program}", "\n".join(out)), result
 
 

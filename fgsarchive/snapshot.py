@@ -45,13 +45,14 @@ log = logging.getLogger(__name__)
 
 WRITER_FILE = "_writer.duckdb"  # inside the parts folder
 ARCHIVE_ID_FILE = "_archive_id"  # inside the parts folder
-INFO_TABLE = "archive_info"
 _ALIAS = "fgs_snapshot"
 _TEMP_VIEW = re.compile(r"\bCREATE\s+OR\s+REPLACE\s+TEMP\s+VIEW\b", re.IGNORECASE)
 
 
-def sql_identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def database_alias(name: str) -> str:
+    """``name`` (a file stem) made a plain lower-case SQL identifier, to attach a database as."""
+    alias = re.sub(r"[^a-z0-9_]", "_", name.lower())
+    return alias if re.match(r"^[a-z_]", alias) else "_" + alias
 
 
 def tmp_public_name(public: Path) -> Path:
@@ -105,7 +106,7 @@ def write_archive_id(parts_root: Path, archive_id: str | None = None) -> str:
 def info(con: duckdb.DuckDBPyConnection) -> dict[str, str] | None:
     """``archive_info`` of an open snapshot as a dict, or None when the file has none."""
     try:
-        rows = con.execute(f"SELECT key, value FROM {INFO_TABLE}").fetchall()
+        rows = con.execute(sql.text("snapshot/info_get")).fetchall()
     except duckdb.CatalogException:
         return None
     return {str(k): str(v) for k, v in rows}
@@ -130,22 +131,22 @@ def publish(db, con: duckdb.DuckDBPyConnection, schema_version: int) -> None:
     tmp = tmp_public_name(public)
     attached = False
     try:
-        con.execute(f"ATTACH {sql.string_literal(str(tmp))} AS {_ALIAS}")
+        con.execute(sql.render("snapshot/attach", path=sql.string_literal(str(tmp)), alias=_ALIAS))
         attached = True
-        con.execute(f"COPY FROM DATABASE {sql_identifier(writer_name)} TO {_ALIAS}")
-        con.execute(f"USE {_ALIAS}")
+        con.execute(sql.render("snapshot/copy_database", source=writer_name, target=_ALIAS))
+        con.execute(sql.render("snapshot/use", database=_ALIAS))
         try:
             _create_views(db, con, archive_id, schema_version)
         finally:
-            con.execute(f"USE {sql_identifier(writer_name)}")
-        con.execute(f"DETACH {_ALIAS}")
+            con.execute(sql.render("snapshot/use", database=writer_name))
+        con.execute(sql.render("snapshot/detach", alias=_ALIAS))
         attached = False
         _fsync(tmp)
         os.replace(tmp, public)
     except BaseException as exc:
         if attached:
             with contextlib.suppress(duckdb.Error):
-                con.execute(f"DETACH {_ALIAS}")
+                con.execute(sql.render("snapshot/detach", alias=_ALIAS))
         for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
             leftover.unlink(missing_ok=True)
         if isinstance(exc, duckdb.Error | OSError):

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import people_archive
 
 from fgsarchive.db import Database
 from fgsarchive.simulate import simulate_program
@@ -52,26 +53,10 @@ def analysed_archive(tmp_path_factory) -> Path:
     """
     from fgsarchive.analysis.runner import run_all_analyses
     from fgsarchive.fit.runner import fit_archive
-    from fgsarchive.simulate import FilterWheelMove, FluxDrop, HgaMove, PeriodicSignal
     from fgsarchive.testing.serve import serve_and_ingest
 
     tmp = tmp_path_factory.mktemp("analysed")
-    sim = simulate_program(
-        tmp / "products",
-        program=1534,
-        n_observations=2,
-        n_visits=2,
-        frames_per_file=1500,
-        segment_frames=1000,
-        n_guide_stars=2,
-        seed=11,
-        injections=[
-            HgaMove(start_s=20, duration_s=15),
-            FilterWheelMove(start_s=50, duration_s=6),
-            FluxDrop(start_s=70, duration_s=8, depth=0.03),
-            PeriodicSignal(period_s=20.0, amplitude=0.004, quantity="flux"),
-        ],
-    )
+    sim = people_archive.shared_program(tmp_path_factory)  # the people tests' program
     path = tmp / "archive.duckdb"
     db = Database(path)
     serve_and_ingest(db, sim, cache_dir=tmp / "cache", workers=1)

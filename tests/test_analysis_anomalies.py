@@ -1,4 +1,4 @@
-"""detect_anomalies on seeded synthetic guide-star series (tests/analysis_synth.py).
+"""detect_anomalies on seeded synthetic guide-star series (tests/helpers/analysis_synth.py).
 
 Scoring targets (the issue's): flux drops of 1% lasting >= 5 s, centroid jumps >= 0.05 px and
 PSF-width changes >= 5% recovered with recall >= 95% and <= 1 false alarm per 10 hours of data,
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-from analysis_synth import CADENCE_S, inject, make_series, score
+from helpers.analysis_synth import CADENCE_S, inject, make_series, score
 
 from fgsarchive.analysis.anomalies import (
     ANOMALY_SCHEMA,

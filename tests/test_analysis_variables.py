@@ -1,11 +1,11 @@
-"""variability_stats on seeded synthetic guide-star light curves (tests/analysis_synth.py)."""
+"""variability_stats on seeded synthetic guide-star light curves (tests/helpers/analysis_synth.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import polars as pl
 import pytest
-from analysis_synth import make_star_frames
+from helpers.analysis_synth import make_star_frames
 
 from fgsarchive.analysis.variables import VARIABILITY_SCHEMA, variability_stats
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import people_archive
 import polars as pl
 import pytest
+from helpers import people_archive
 
 from fgsarchive.archive import Archive, NotComputedError, to_lightkurve, to_timeseries
 from fgsarchive.errors import SelectionError, UsageError

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
-import people_archive
+import polars as pl
 import pytest
+from helpers import people_archive
 from matplotlib.figure import Figure
 from PIL import Image
 from typer.testing import CliRunner
@@ -200,3 +202,48 @@ def test_animate_errors(db_path, tmp_path):
     )
     result = invoke("animate", "--program", 1534, "--out", tmp_path / "c.avi", "--db", db_path)
     assert result.exit_code == 2 and ".gif or .mp4" in result.output
+
+
+def _texts(fig: Figure) -> str:
+    return " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
+
+
+def test_telemetry_plot_reads_the_events_table(db_path, bare_path):
+    """Events come only from the events stage's table: drawn when derived, else a note naming
+    `fgsarchive events` and nothing shaded (no second derivation in the plot)."""
+    sel = {"program": 1534, "obs": 1, "visit": 1}
+    derived = plot("telemetry", Archive(db_path), **sel)
+    assert "fgsarchive events" not in _texts(derived)
+    assert derived.axes[0].patches, "derived HGA/filter-wheel moves are shaded"
+    bare = plot("telemetry", Archive(bare_path), **sel)
+    assert "no events derived yet: run `fgsarchive events`" in _texts(bare)
+    assert not bare.axes[0].patches
+
+
+def test_periodogram_fap_curves_agree_with_the_stored_peaks(analysed_archive):
+    """The drawn 1 % curve is the analysis' own significance: every stored peak with fap < 0.01
+    lies above it at its frequency and every peak with fap > 0.01 below it, on red noise too."""
+    from fgsarchive.plots import plot_periodogram
+
+    arc = Archive(analysed_archive)
+    peaks = arc.periodogram(1534).filter(pl.col("grouped_by") == "visit")
+    params = sorted(set(peaks["parameter"].to_list()) & {"flux_opt", "x_mean", "y_mean"})
+    checked = {"above": 0, "below": 0}
+    for (obs, visit, gs_id), mine in peaks.group_by(["observation", "visit", "gs_id"]):
+        fig = plot_periodogram(
+            arc, program=1534, obs=obs, visit=visit, gs_id=gs_id, parameters=params
+        )
+        for ax, param in zip(fig.axes, params, strict=False):
+            curve = next(line for line in ax.get_lines() if line.get_gid() == "fap_0.01")
+            freq, level = curve.get_xdata(), curve.get_ydata()
+            assert np.ptp(level) > 0, "a curve over frequency, not one white-noise level"
+            for row in mine.filter(pl.col("parameter") == param).iter_rows(named=True):
+                at = float(np.interp(row["frequency_hz"], freq, level))
+                if row["fap"] < 0.01 * 0.98:
+                    assert row["power"] > at * 0.999, row
+                    checked["above"] += 1
+                elif row["fap"] > 0.01 * 1.02:
+                    assert row["power"] < at * 1.001, row
+                    checked["below"] += 1
+        plt.close(fig)
+    assert checked["above"] > 0 and checked["below"] > 0, checked

@@ -9,8 +9,8 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-import people_archive
 import pytest
+from helpers import people_archive
 from PIL import Image
 from typer.testing import CliRunner
 

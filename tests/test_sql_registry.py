@@ -117,10 +117,11 @@ def test_every_statement_parses() -> None:
         if slots:  # a template: fill every slot with something neutral
             fill = {s: sql.Fragment("") for s in slots}
             fill.update({s: "x" for s in slots & {"view", "table", "relation", "alias", "version"}})
+            fill.update({s: "x" for s in slots & {"database", "source", "target"}})
             fill.update({s: sql.string_literal("x.parquet") for s in slots & {"glob"}})
             fill.update({s: True for s in slots & {"union_by_name"}})
             fill.update({s: sql.Fragment("true") for s in slots & {"guard"}})
-            fill.update({s: sql.string_literal("x") for s in slots & {"paths", "message"}})
+            fill.update({s: sql.string_literal("x") for s in slots & {"paths", "message", "path"}})
             if name == "api/timeseries_binned_part":  # a CTE, spliced into a WITH
                 text = "WITH " + sql.render(name, **fill) + " SELECT 1"
             else:

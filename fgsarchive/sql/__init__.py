@@ -3,7 +3,7 @@
 Areas (one folder each): ``schema`` (DDL run by every writer), ``views`` (TEMP views made on every
 connection), ``core`` (the database module's own: Parquet views, row counts, relations, sandbox),
 ``version`` (schema version), ``migrate`` (migration steps), ``ingest``, ``crawl``, ``telemetry``,
-``events``, ``stars``, ``fit``, ``analysis``, ``api`` (the Python API), ``status``, ``plots`` and
+``events``, ``stars``, ``fit``, ``analysis``, ``api`` (the Python API), ``status`` and
 ``checksum`` (archive checksums). The benchmarks' queries live beside them in ``scripts/sql/``.
 
 All files are read at first use. Statements take values as bound ``$parameters``; what SQL cannot

@@ -26,26 +26,38 @@ from fgsarchive.simulate import (
 )
 
 PROGRAM = 1534
-FRAMES_PER_FILE = 2500  # 160 s per visit at 64 ms
+FRAMES_PER_FILE = 1500  # 96 s per visit at 64 ms
 
 
 def simulate(out: Path):
+    """The people tests' program; also the one conftest's ``analysed_archive`` is built from."""
     return simulate_program(
         out,
         program=PROGRAM,
         n_observations=2,
         n_visits=2,
         frames_per_file=FRAMES_PER_FILE,
-        segment_frames=1500,
+        segment_frames=1000,
         n_guide_stars=2,
         seed=11,
         injections=[
-            HgaMove(start_s=40, duration_s=20),
-            FilterWheelMove(start_s=90, duration_s=6),
-            FluxDrop(start_s=120, duration_s=8, depth=0.03),
+            HgaMove(start_s=20, duration_s=15),
+            FilterWheelMove(start_s=50, duration_s=6),
+            FluxDrop(start_s=70, duration_s=8, depth=0.03),
             PeriodicSignal(period_s=20.0, amplitude=0.004, quantity="flux"),
         ],
     )
+
+
+_SIMULATED: list[object] = []
+
+
+def shared_program(tmp_path_factory):
+    """``simulate`` once per test session (read-only use: the people archives and
+    ``analysed_archive`` ingest from it)."""
+    if not _SIMULATED:
+        _SIMULATED.append(simulate(tmp_path_factory.mktemp("people_sim") / "products"))
+    return _SIMULATED[0]
 
 
 def build(
@@ -250,9 +262,6 @@ def cached(tmp_path_factory, *, fit: bool = True, stages: bool = True) -> tuple[
     key = (fit, stages)
     if key not in _BUILT:
         tmp = tmp_path_factory.mktemp(f"people_{int(fit)}{int(stages)}")
-        if _BUILT:  # reuse the simulated files of the first build
-            _, sim = next(iter(_BUILT.values()))
-            _BUILT[key] = build(tmp, fit=fit, stages=stages, products=sim.out_dir, sim=sim)
-        else:
-            _BUILT[key] = build(tmp, fit=fit, stages=stages)
+        sim = shared_program(tmp_path_factory)
+        _BUILT[key] = build(tmp, fit=fit, stages=stages, products=sim.out_dir, sim=sim)
     return _BUILT[key]

@@ -1,0 +1,2 @@
+-- Make an attached database the default one of the connection.
+USE {database}
