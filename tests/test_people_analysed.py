@@ -93,7 +93,11 @@ def test_periodogram_plot_draws_the_spectrum_its_peaks_came_from(arc):
         assert drawn == pytest.approx(p, rel=0.15), (f, p, drawn)
     # labels are numbers stacked apart, with a listing (no overlapping period texts)
     texts = [t for t in fig.axes[0].texts if "FAP" in t.get_text()]
-    assert texts and "e-" in texts[0].get_text()
+    assert texts
+    faps = re.findall(r"FAP (\S+)", texts[0].get_text())
+    assert len(faps) == peaks.height  # one listed line per marked peak
+    # scientific notation below 1 %, never a bare 0 (the "FAP prints as 0")
+    assert all(re.fullmatch(r"\d\.\de-\d+|<1e-300|[01]\.\d\d", f) for f in faps), faps
 
 
 # --- the report ------------------------------------------------------------------------------------
