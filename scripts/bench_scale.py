@@ -6,7 +6,7 @@ Usage: python scripts/bench_scale.py [--frames 20000000] [--workdir /tmp/fgsarch
 The archive is built in three increments (1/4, 1/4 and 1/2 of --frames: 5M, 10M and 20M frames with
 the default). Each increment is simulated (``simulate_archive``, varied program sizes), ingested
 (``fgsarchive ingest --from DIR --no-fit``), fitted (``fgsarchive fit``) and, when
-``fgsarchive.analysis.run.run_all_analyses`` exists, analysed; then five cross-program queries
+``fgsarchive.analysis.runner.run_all_analyses`` exists, analysed; then five cross-program queries
 (``scripts/sql/bench_*.sql``) are timed through ``Archive(path).sql`` (the sandboxed user path).
 
 Every stage runs in its own subprocess. Its peak memory is reported twice: ``ru_maxrss`` from
@@ -145,7 +145,7 @@ def bench_query(name: str) -> str:
 
 
 def stage_analyses(db_path: str) -> None:
-    from fgsarchive.analysis.run import run_all_analyses
+    from fgsarchive.analysis.runner import run_all_analyses
     from fgsarchive.db import Database
 
     run_all_analyses(Database(db_path))
@@ -296,10 +296,10 @@ def main() -> None:
     me = str(Path(__file__).resolve())
     cli = [py, "-m", "fgsarchive", "--quiet"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    have_analyses = importlib.util.find_spec("fgsarchive.analysis.run") is not None
+    have_analyses = importlib.util.find_spec("fgsarchive.analysis.runner") is not None
     if not have_analyses:
         print(
-            "note: fgsarchive.analysis.run.run_all_analyses does not exist yet: analyses skipped",
+            "note: fgsarchive.analysis.runner.run_all_analyses does not exist yet: analyses skipped",
             flush=True,
         )
     next_program = 1000
@@ -360,7 +360,7 @@ def main() -> None:
                 env,
             )
         )
-        have_analyses = importlib.util.find_spec("fgsarchive.analysis.run") is not None
+        have_analyses = importlib.util.find_spec("fgsarchive.analysis.runner") is not None
         if have_analyses:
             stages.append(
                 run_stage(
