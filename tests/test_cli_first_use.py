@@ -33,8 +33,8 @@ def test_table_output_keeps_mjd_precision(analysed_archive):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     times = _cells(result.output, 0)
-    assert len(times) == 20 and all(re.fullmatch(r"\d{5}\.\d{6}", t) for t in times)
-    assert len(set(times)) > 10  # 64-ms frames: 1e-6 d tells most apart (59918 for all before)
+    assert len(times) == 20 and all(re.fullmatch(r"\d{5}\.\d{6,9}", t) for t in times)
+    assert len(set(times)) == 20  # 64-ms frames print distinct (59918 for all before)
     fluxes = _cells(result.output, 1)
     assert len(set(fluxes)) == 20  # distinct values print distinct
 
@@ -52,6 +52,10 @@ def test_floats_get_the_digits_that_tell_rows_apart():
     fmt = _column_formatter("x", values)
     assert len({fmt(v) for v in values}) == 3
     assert _column_formatter("start_mjd", [59918.1234567])(59918.1234567) == "59918.123457"
+    # consecutive frames 64 ms apart that round to the same microday: one more decimal
+    frames = [59918.0007996, 59918.0007996 + 0.064 / 86400]
+    fmt = _column_formatter("time_mjd", frames)
+    assert [fmt(t) for t in frames] == ["59918.0007996", "59918.0008003"]
     assert _column_formatter("flux", [1297236.148])(1297236.148) == "1297236"
     assert _column_formatter("fap", [1e-12])(1e-12) == "1e-12"
 

@@ -166,15 +166,22 @@ def print_table(table: pa.Table, *, title: str | None = None, max_rows: int = 50
         out.print(f"... {table.num_rows - max_rows} more rows (use --format csv for all)")
 
 
-#: Decimals of an MJD in table output: 1e-6 d = 0.0864 s.
+#: Decimals of an MJD in table output: at least 1e-6 d = 0.0864 s, up to 1e-9 d (86 us) when the
+#: shown rows need them to differ (frames are 64 ms apart).
 MJD_DECIMALS = 6
+MJD_MAX_DECIMALS = 9
 
 
 def _column_formatter(name: str, values: list[object]) -> Callable[[object], str]:
     """A formatter for one column's values: enough digits that distinct floats print distinct."""
     floats = sorted({v for v in values if isinstance(v, float) and v == v})
     if "mjd" in name.lower():
-        return lambda v: f"{v:.{MJD_DECIMALS}f}" if isinstance(v, float) and v == v else _fmt(v)
+        decimals = MJD_DECIMALS
+        while decimals < MJD_MAX_DECIMALS and len({f"{v:.{decimals}f}" for v in floats}) < len(
+            floats
+        ):
+            decimals += 1
+        return lambda v: f"{v:.{decimals}f}" if isinstance(v, float) and v == v else _fmt(v)
     digits = 6
     while digits < 15 and len({_fmt(v, digits) for v in floats}) < len(floats):
         digits += 1
