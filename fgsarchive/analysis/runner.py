@@ -527,6 +527,16 @@ class _SpectraKeeper:
         self.found.append((meta, res))
 
 
+def _group_series(db: Database, con, units: list[pl.DataFrame], by: str, intervals):
+    """Each periodogram group of ``units`` with its series rows and the anomaly intervals within
+    it, one unit's series read at a time (run_periodograms and periodogram_spectra share it)."""
+    for unit in units:
+        rows = load_series(db, con, unit)
+        for g in _groups(unit, by):
+            sub = rows.join(g.select("file_name"), on="file_name", how="semi")
+            yield g, sub, _anomalies_within(intervals, g, sub)
+
+
 def periodogram_spectra(
     db: Database,
     program: int | None = None,
@@ -558,21 +568,18 @@ def periodogram_spectra(
         intervals = (
             _table(db, con, "analysis/anomaly_intervals") if _exists(db, con, "anomalies") else None
         )
-        for unit in _load_units(files, by):
-            rows = load_series(db, con, unit)
-            for g in _groups(unit, by):
-                sub = rows.join(g.select("file_name"), on="file_name", how="semi")
-                _periodogram_group(
-                    g,
-                    sub,
-                    params,
-                    by,
-                    samples_per_peak=samples_per_peak,
-                    n_peaks=n_peaks,
-                    skips=skips,
-                    spectra=keeper,
-                    anomalies=_anomalies_within(intervals, g, sub),
-                )
+        for g, sub, anomalies in _group_series(db, con, _load_units(files, by), by, intervals):
+            _periodogram_group(
+                g,
+                sub,
+                params,
+                by,
+                samples_per_peak=samples_per_peak,
+                n_peaks=n_peaks,
+                skips=skips,
+                spectra=keeper,
+                anomalies=anomalies,
+            )
     return keeper.found, [f"{s.what}: {s.why}" for s in skips]
 
 
@@ -654,26 +661,23 @@ def run_periodograms(
                 if _exists(db, con, "anomalies")
                 else None
             )
-            for unit in units:
-                rows = load_series(db, con, unit)
-                for g in _groups(unit, by):
-                    sub = rows.join(g.select("file_name"), on="file_name", how="semi")
-                    pk = _periodogram_group(
-                        g,
-                        sub,
-                        params,
-                        by,
-                        samples_per_peak=samples_per_peak,
-                        n_peaks=n_peaks,
-                        skips=skips,
-                        spectra=spectra,
-                        anomalies=_anomalies_within(intervals, g, sub),
-                    )
-                    if pk is not None:
-                        results.append(pk)
-                    done += 1
-                    if progress:
-                        progress(done, groups_total)
+            for g, sub, anomalies in _group_series(db, con, units, by, intervals):
+                pk = _periodogram_group(
+                    g,
+                    sub,
+                    params,
+                    by,
+                    samples_per_peak=samples_per_peak,
+                    n_peaks=n_peaks,
+                    skips=skips,
+                    spectra=spectra,
+                    anomalies=anomalies,
+                )
+                if pk is not None:
+                    results.append(pk)
+                done += 1
+                if progress:
+                    progress(done, groups_total)
         if not results:
             detail = "; ".join(f"{s.what}: {s.why}" for s in skips[:3]) or "nothing to analyse"
             raise SelectionError(f"no periodogram could be computed ({detail})")
