@@ -617,6 +617,23 @@ def _learn_lines(db: Database, con) -> tuple[pl.DataFrame, int]:
     return lines, n_stars
 
 
+def _store_lines(db: Database, con) -> tuple[pl.DataFrame, int]:
+    """Re-learn ``instrumental_lines`` from every stored peak and relabel every peak (in the
+    caller's write transaction): labels change, spectra and peaks stay."""
+    lines, n_stars = _learn_lines(db, con)
+    db.run(con, "analysis/lines_delete")
+    if lines.height:
+        db.run(con, "analysis/lines_insert", new_lines=lines.to_arrow())
+    labels = lines.select(
+        "line_id",
+        "frequency_hz",
+        (pl.col("frequency_hz") * (1 - INSTRUMENTAL_REL_TOL)).alias("lo_hz"),
+        (pl.col("frequency_hz") * (1 + INSTRUMENTAL_REL_TOL)).alias("hi_hz"),
+    )
+    db.run(con, "analysis/peaks_label", labels=labels.to_arrow())
+    return lines, n_stars
+
+
 def run_periodograms(
     db: Database,
     program: int | None = None,
@@ -701,17 +718,7 @@ def run_periodograms(
             {"program": program, "grouped_by": by, "parameters": params},
         )
         db.run(con, "analysis/peaks_insert", new_peaks=peaks.to_arrow())
-        lines, n_stars = _learn_lines(db, con)
-        db.run(con, "analysis/lines_delete")
-        if lines.height:
-            db.run(con, "analysis/lines_insert", new_lines=lines.to_arrow())
-        labels = lines.select(
-            "line_id",
-            "frequency_hz",
-            (pl.col("frequency_hz") * (1 - INSTRUMENTAL_REL_TOL)).alias("lo_hz"),
-            (pl.col("frequency_hz") * (1 + INSTRUMENTAL_REL_TOL)).alias("hi_hz"),
-        )
-        db.run(con, "analysis/peaks_label", labels=labels.to_arrow())
+        lines, n_stars = _store_lines(db, con)
         _log_run(
             db,
             con,

@@ -18,7 +18,13 @@ from scipy.stats import norm
 from .detrend import MAD_TO_SIGMA
 from .periodogram import MIN_POINTS, label_instrumental, periodogram_series
 
-__all__ = ["variability_stats", "VARIABILITY_SCHEMA"]
+__all__ = [
+    "variability_stats",
+    "variability_bins",
+    "variability_from_bins",
+    "VARIABILITY_SCHEMA",
+    "BIN_SCHEMA",
+]
 
 SECONDS_PER_DAY = 86400.0
 
@@ -125,6 +131,43 @@ def variability_stats(
     - ``score = sum log(1 + max(z, 0))`` over the four; ``rank`` 1 = highest score.
       Scores do not depend on the other stars in the table.
     """
+    bins, n_frames = variability_bins(
+        frames,
+        bin_s=bin_s,
+        flux_col=flux_col,
+        err_col=err_col,
+        counts_per_flux=counts_per_flux,
+        anomalies=anomalies,
+    )
+    return variability_from_bins(
+        bins, n_frames, bin_s=bin_s, lines=lines, rel_tol=rel_tol, n_peaks=n_peaks
+    )
+
+
+#: Columns of :func:`variability_bins`' bins: one row per (star, visit, bin of ``bin_s``).
+BIN_SCHEMA: dict[str, pl.DataType] = {
+    "gs_id": pl.String,
+    "visit_key": pl.String,
+    "bin": pl.Float64,
+    "x": pl.Float64,  # mean relative flux of the bin (0 = the visit's median)
+    "e": pl.Float64,  # its expected error (photon noise), relative
+    "t_s": pl.Float64,  # mean time of the bin, s (MJD x 86400)
+    "n": pl.Int64,  # frames in the bin
+}
+
+
+def variability_bins(
+    frames: pl.DataFrame,
+    *,
+    bin_s: float = 10.0,
+    flux_col: str = "flux",
+    err_col: str = "flux_err",
+    counts_per_flux: float | None = None,
+    anomalies: pl.DataFrame | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The per-visit half of :func:`variability_stats`: each visit normalised by its median and
+    binned to ``bin_s`` seconds (:data:`BIN_SCHEMA`), and the frames used per star (gs_id,
+    n_frames). Visits are independent here, so bins of one visit can be stored and reused."""
     required = ["gs_id", "visit_key", "time_mjd", flux_col]
     missing = [c for c in required if c not in frames.columns]
     if missing:
@@ -156,7 +199,9 @@ def variability_stats(
     df = df.filter(pl.col("flux").is_finite() & pl.col("err").is_finite() & (pl.col("err") > 0))
     df = _mask_intervals(df, anomalies, "time_mjd")
     if df.height == 0:
-        return pl.DataFrame(schema=VARIABILITY_SCHEMA)
+        return pl.DataFrame(schema=BIN_SCHEMA), pl.DataFrame(
+            schema={"gs_id": pl.String, "n_frames": pl.Int64}
+        )
 
     visit = ["gs_id", "visit_key"]
     df = df.with_columns(
@@ -177,9 +222,28 @@ def variability_stats(
             (pl.col("time_mjd").mean() * SECONDS_PER_DAY).alias("t_s"),
             pl.len().alias("n"),
         )
-        .filter(pl.col("n") >= 0.5 * pl.col("n").median().over("gs_id"))
         .sort([*visit, "bin"])
     )
+    return bins.select([pl.col(c).cast(t) for c, t in BIN_SCHEMA.items()]), n_frames
+
+
+def variability_from_bins(
+    bins: pl.DataFrame,
+    n_frames: pl.DataFrame,
+    *,
+    bin_s: float = 10.0,
+    lines: pl.DataFrame | None = None,
+    rel_tol: float = 0.01,
+    n_peaks: int = 10,
+) -> pl.DataFrame:
+    """The per-star half of :func:`variability_stats`, from the visits' bins (:func:`variability_bins`,
+    any number of visits per star) and the frames used per star (gs_id, n_frames)."""
+    visit = ["gs_id", "visit_key"]
+    bins = bins.filter(pl.col("n") >= 0.5 * pl.col("n").median().over("gs_id")).sort(
+        [*visit, "bin"]
+    )
+    if bins.height == 0:
+        return pl.DataFrame(schema=VARIABILITY_SCHEMA)
     if lines is not None and lines.height:
         bins = _remove_lines(bins, lines["frequency_hz"].cast(pl.Float64).to_numpy(), bin_s)
     # centre each visit on its binned mean, consecutive-bin differences within a visit

@@ -1,0 +1,2 @@
+-- Drop every anomaly (their cross-match is rewritten whole).
+DELETE FROM anomalies

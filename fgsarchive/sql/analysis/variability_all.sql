@@ -1,0 +1,2 @@
+-- The stored variability rows, best first.
+SELECT * FROM variability ORDER BY rank

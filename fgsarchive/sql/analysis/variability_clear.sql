@@ -1,0 +1,2 @@
+-- Drop every variability row (the table is rewritten, re-ranked, whole).
+DELETE FROM variability
