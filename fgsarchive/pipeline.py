@@ -6,7 +6,7 @@
 tell: the ingest skips files already in the archive, the fit fits only frames without a fit of the
 current version, telemetry never fetches an EDB window twice, the catalog look-up asks only for
 stars not yet in ``guide_star_catalog``. Events are re-derived offline (a few SQL statements) and
-the analyses run over the whole archive (``analysis.runner.run_all_analyses``: not incremental yet).
+the analyses compute only new or changed units (``analysis.runner.run_all_analyses``, :mod:`.analysis.incremental`).
 
 Every step keeps its work in the archive as it goes, so a run killed at any step is resumed by the
 same command: the steps already done find nothing new, the interrupted one continues.
@@ -378,12 +378,15 @@ def _step_analyse(step, db, client, workers, scheduler, min_sigma, progress, on_
     if not db.path.exists():
         step.skipped = "no archive yet"
         return
-    results = run_all_analyses(db, min_sigma=min_sigma, on_warning=on_warning)
+    results = run_all_analyses(
+        db, min_sigma=min_sigma, workers=workers, scheduler=scheduler, on_warning=on_warning
+    )
     step.detail = results
     step.counts = {
         "anomalies": results.anomalies.height,
         "periodogram_peaks": results.peaks.height,
         "variable_stars": results.variability.height,
+        "units_computed": results.units.units_computed if results.units is not None else 0,
     }
 
 

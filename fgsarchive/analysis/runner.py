@@ -719,6 +719,7 @@ def run_periodograms(
         )
         db.run(con, "analysis/peaks_insert", new_peaks=peaks.to_arrow())
         lines, n_stars = _store_lines(db, con)
+        _invalidate_units(db, con, program, units=by == "visit")
         _log_run(
             db,
             con,
@@ -748,6 +749,14 @@ def run_periodograms(
         )
     labelled = label_instrumental(peaks, lines, rel_tol=INSTRUMENTAL_REL_TOL)
     return labelled.with_columns(pl.col("instrumental") | pl.col("pointing").fill_null(False))
+
+
+def _invalidate_units(db: Database, con, program: int | None, *, units: bool) -> None:
+    """A single analysis replaced results ``fgsarchive analyse`` keeps per unit: forget those
+    units (``units``) and the archive-wide fingerprint, so the next analyse recomputes them."""
+    from .incremental import invalidate
+
+    invalidate(db, con, program, units=units)
 
 
 def _log_run(
@@ -952,6 +961,7 @@ def run_anomalies(
         db.run(con, "analysis/anomalies_delete", {"program": program})
         if table.height:
             db.run(con, "analysis/anomalies_insert", new_anomalies=table.to_arrow())
+        _invalidate_units(db, con, program, units=True)
         _log_run(
             db,
             con,
@@ -1158,6 +1168,7 @@ def run_variables(
         db.run(con, "analysis/create_variability")
         db.run(con, "analysis/variability_delete")
         db.run(con, "analysis/variability_insert", new_variability=table.to_arrow())
+        _invalidate_units(db, con, None, units=False)
         _log_run(
             db,
             con,
@@ -1189,6 +1200,7 @@ class AnalysisResults:
     seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     events: dict[str, int] = field(default_factory=dict)  # events derived first, by kind
+    units: object = None  # incremental.UnitsReport: units computed, unchanged, removed, ...
 
 
 def derive_events_if_missing(db: Database) -> dict[str, int]:
@@ -1204,15 +1216,27 @@ def run_all_analyses(
     *,
     program: int | None = None,
     min_sigma: float = 5.0,
+    workers: int = 1,
+    scheduler: str | None = None,
+    full: bool = False,
     on_warning: Callable[[str], None] | None = None,
     on_events: Callable[[dict[str, int]], None] | None = None,
+    progress: Progress | None = None,
 ) -> AnalysisResults:
-    """Anomalies, periodograms (by visit) and variability ranks of the archive.
+    """Anomalies, periodograms (by visit) and variability ranks of the archive, incrementally.
 
     Events are derived first (so anomalies get their coincident HGA / filter-wheel moves) and
-    handed to ``on_events`` as they are known; warnings go to ``on_warning`` as they come and into
-    the result. Nothing is printed: ``fgsarchive analyse`` prints the summary.
+    handed to ``on_events`` as they are known. Then only the analysis units (a visit's frames of
+    one guide star) that are new or whose inputs changed are computed (all with ``full``), on
+    ``workers`` processes or the Dask ``scheduler``, and the archive-wide products (instrumental
+    lines, labels, variability ranks) are updated from the stored per-unit results
+    (:mod:`.incremental`). One run at a time per archive. Warnings go to ``on_warning`` as they
+    come and into the result; the result holds the stored tables (of ``program``, ranks of all
+    stars) and ``units`` says what was recomputed. Nothing is printed: ``fgsarchive analyse``
+    prints the summary.
     """
+    from .incremental import AnalyseOptions, analyse_lock, analyse_units, stored_results
+
     warnings_seen: list[str] = []
 
     def note(text: str) -> None:
@@ -1221,19 +1245,39 @@ def run_all_analyses(
             on_warning(text)
 
     seconds: dict[str, float] = {}
-    t = time.perf_counter()
-    derived = derive_events_if_missing(db)
-    if on_events is not None:
-        on_events(derived)
-    t = _lap(seconds, "events", t)
-    # anomalies first: the periodograms leave their intervals out (and cut the series at steps)
-    anomalies = run_anomalies(db, program=program, min_sigma=min_sigma, on_warning=note)
-    t = _lap(seconds, "anomalies", t)
-    peaks = run_periodograms(db, program=program, by="visit", on_warning=note)
-    t = _lap(seconds, "periodograms", t)
-    variability = run_variables(db, on_warning=note)
-    _lap(seconds, "variables", t)
-    return AnalysisResults(peaks, anomalies, variability, seconds, warnings_seen, derived)
+    with analyse_lock(db):
+        t = time.perf_counter()
+        derived = derive_events_if_missing(db)
+        if on_events is not None:
+            on_events(derived)
+        t = _lap(seconds, "events", t)
+        with db.reader() as con:
+            if not _events_available(db, con, program):
+                note(
+                    "no observatory events in the archive (coincident_events left empty): derive "
+                    "them with `fgsarchive events` (or `fgsarchive telemetry`) and re-run "
+                    "`fgsarchive analyse`"
+                )
+        units = analyse_units(
+            db,
+            program=program,
+            options=AnalyseOptions(min_sigma=min_sigma),
+            workers=workers,
+            scheduler=scheduler,
+            full=full,
+            on_warning=note,
+            progress=progress,
+        )
+        _lap(seconds, "units", t)
+    for name in ("anomalies", "periodograms", "variables"):  # summed over units (worker time)
+        seconds[name] = units.seconds.get(name, 0.0)
+    seconds["variables"] += units.seconds.get("archive_wide", 0.0)
+    peaks, anomalies, variability = stored_results(db, program)
+    if variability.is_empty() and units.units_total:
+        raise SelectionError("no guide star has enough unmasked frames for variability statistics")
+    return AnalysisResults(
+        peaks, anomalies, variability, seconds, warnings_seen, derived, units=units
+    )
 
 
 def _lap(seconds: dict[str, float], name: str, t: float) -> float:

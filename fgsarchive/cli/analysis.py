@@ -165,7 +165,15 @@ def print_variability_summary(
 
 
 def run_and_print_all_analyses(
-    db, *, console, program: int | None = None, min_sigma: float = 5.0, top: int = 5
+    db,
+    *,
+    console,
+    program: int | None = None,
+    min_sigma: float = 5.0,
+    top: int = 5,
+    workers: int = 1,
+    scheduler: str | None = None,
+    full: bool = False,
 ):
     """``fgsarchive analyse`` and the demo's step 4: run every analysis, print the top results."""
     from ..analysis.runner import run_all_analyses
@@ -180,9 +188,24 @@ def run_and_print_all_analyses(
         )
 
     results = run_all_analyses(
-        db, program=program, min_sigma=min_sigma, on_warning=warn_indented, on_events=events
+        db,
+        program=program,
+        min_sigma=min_sigma,
+        workers=workers,
+        scheduler=scheduler,
+        full=full,
+        on_warning=warn_indented,
+        on_events=events,
     )
     seconds = results.seconds
+    units = results.units
+    if units is not None:
+        console.print(
+            f"    analysis units (a visit of one guide star): {units.units_computed} computed, "
+            f"{units.units_unchanged} unchanged, {units.units_removed} removed "
+            f"({units.frames_read:,} frames read)",
+            highlight=False,
+        )
     print_periodogram_summary(console, results.peaks, top=top, seconds=seconds.get("periodograms"))
     print_anomaly_summary(console, results.anomalies, top=2 * top, seconds=seconds.get("anomalies"))
     print_variability_summary(
@@ -353,7 +376,32 @@ def register(app: typer.Typer) -> None:
         min_sigma: Annotated[
             float, typer.Option("--min-sigma", help="Anomaly false-alarm level (sigma).")
         ] = 5.0,
+        workers: Annotated[int, typer.Option("--workers", help="Worker processes.")] = 2,
+        scheduler: Annotated[
+            str | None,
+            typer.Option(
+                "--scheduler",
+                help="Dask scheduler address (tcp://host:8786), or 'local' for a local cluster.",
+            ),
+        ] = None,
+        full: Annotated[
+            bool,
+            typer.Option(
+                "--full", help="Recompute every unit, not only the new and changed ones."
+            ),
+        ] = False,
         db: DbOption = DEFAULT_DB_PATH,
     ) -> None:
-        """All analyses: anomalies, periodograms (by visit), variability ranks; prints the top results."""
-        run_and_print_all_analyses(open_db(db), console=err, program=program, min_sigma=min_sigma)
+        """All analyses: anomalies, periodograms (by visit), variability ranks; prints the top results.
+
+        Incremental: only visits (per guide star) that are new or whose files, fits or method
+        changed are computed; instrumental lines and ranks are updated from stored results."""
+        run_and_print_all_analyses(
+            open_db(db),
+            console=err,
+            program=program,
+            min_sigma=min_sigma,
+            workers=workers,
+            scheduler=scheduler,
+            full=full,
+        )
