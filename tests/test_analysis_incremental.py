@@ -1,0 +1,246 @@
+"""Incremental ``analyse``: units computed once, archive-wide products from stored results.
+
+Two small programs (A, B): an archive built in steps (A, analyse, B, analyse) must hold what one
+built at once holds; nothing new recomputes nothing; a re-ingested file, a new fit version or a
+method version recomputes exactly its units; an interrupted run resumes to the clean state; two
+runs at once do not both write.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from fgsarchive.analysis import incremental
+from fgsarchive.analysis.runner import run_all_analyses, run_anomalies
+from fgsarchive.config import Settings
+from fgsarchive.db import Database
+from fgsarchive.errors import ArchiveLockedError
+from fgsarchive.fit.runner import FIT_VERSION, fit_archive
+from fgsarchive.ingest import ingest_directory, ingest_paths
+from fgsarchive.simulate import FluxDrop, PeriodicSignal, simulate_program
+
+PROGRAMS = {1534: 21, 2079: 22}  # program: seed
+
+
+@pytest.fixture(scope="module")
+def sims(tmp_path_factory):
+    root = tmp_path_factory.mktemp("inc_sim")
+    return {
+        prog: simulate_program(
+            root / str(prog),
+            program=prog,
+            n_observations=1,
+            n_visits=2,
+            frames_per_file=1500,
+            n_guide_stars=2,
+            seed=seed,
+            injections=[
+                FluxDrop(start_s=40, duration_s=8, depth=0.03),
+                PeriodicSignal(period_s=20.0, amplitude=0.004, quantity="flux"),
+            ],
+            include_other_products=False,
+        )
+        for prog, seed in PROGRAMS.items()
+    }
+
+
+def _copy(src: Path, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src, folder / src.name)
+    parts = src.with_name(src.name + ".parts")
+    shutil.copytree(parts, folder / parts.name, ignore=shutil.ignore_patterns("*.lock"))
+    return folder / src.name
+
+
+@pytest.fixture(scope="module")
+def at_once(sims, tmp_path_factory):
+    """Both programs ingested and fitted, then analysed: (fitted-only copy, analysed, results)."""
+    root = tmp_path_factory.mktemp("inc_once")
+    db = Database(root / "a" / "archive.duckdb")
+    for sim in sims.values():
+        ingest_directory(db, sim.out_dir, workers=1)
+    fit_archive(db, workers=1)
+    template = _copy(db.path, root / "template")
+    results = run_all_analyses(db)
+    return template, db.path, results
+
+
+@pytest.fixture(scope="module")
+def in_steps(sims, tmp_path_factory):
+    root = tmp_path_factory.mktemp("inc_steps")
+    db = Database(root / "archive.duckdb")
+    reports = []
+    for sim in sims.values():
+        ingest_directory(db, sim.out_dir, workers=1)
+        fit_archive(db, workers=1)
+        reports.append(run_all_analyses(db).units)
+    return db.path, reports
+
+
+def _tables(path: Path) -> dict[str, pl.DataFrame]:
+    """The analysis tables, rounded where floating-point summation order may differ."""
+    db = Database(path)
+    keys = ["program", "observation", "visit", "gs_id"]
+    with db.reader() as con:
+
+        def q(text: str) -> pl.DataFrame:
+            return pl.from_arrow(con.sql(text).to_arrow_table())
+
+        return {
+            "anomalies": q(
+                "SELECT program, observation, visit, gs_id, kind, start_mjd, end_mjd, "
+                "round(significance, 6) AS significance, coincident_kinds FROM anomalies "
+                "ORDER BY gs_id, start_mjd, kind"
+            ),
+            "peaks": q(
+                "SELECT program, observation, visit, gs_id, parameter, rank, "
+                "round(frequency_hz, 9) AS f, round(power, 9) AS power, instrumental, line_id "
+                "FROM periodogram_peaks WHERE grouped_by = 'visit' AND rank <= 2 "
+                f"ORDER BY {', '.join(keys)}, parameter, rank"
+            ),
+            "lines": q(
+                "SELECT round(frequency_hz, 9) AS f, n_stars FROM instrumental_lines ORDER BY f"
+            ),
+            "variability": q(
+                "SELECT gs_id, rank, round(score, 6) AS score, n_frames, n_visits, programs "
+                "FROM variability ORDER BY rank"
+            ),
+            "units": q(
+                f"SELECT {', '.join(keys)}, fingerprint, pending FROM analysis_units "
+                f"ORDER BY {', '.join(keys)}"
+            ),
+        }
+
+
+def _assert_same(a: dict[str, pl.DataFrame], b: dict[str, pl.DataFrame]) -> None:
+    for name in a:
+        assert a[name].equals(b[name]), f"{name} differ:\n{a[name]}\n{b[name]}"
+
+
+def _n_units(path: Path, program: int | None = None) -> int:
+    with Database(path).reader() as con:
+        return con.execute(
+            "SELECT count(*) FROM analysis_units WHERE ? IS NULL OR program = ?", [program, program]
+        ).fetchall()[0][0]
+
+
+def test_built_in_steps_equals_built_at_once(at_once, in_steps):
+    _, once_path, _ = at_once
+    steps_path, reports = in_steps
+    once, steps = _tables(once_path), _tables(steps_path)
+    assert once["anomalies"].height and once["peaks"].height and once["variability"].height >= 4
+    # fingerprints hold each archive's own ingest times: compare the units only
+    once["units"], steps["units"] = (
+        once["units"].drop("fingerprint"),
+        steps["units"].drop("fingerprint"),
+    )
+    _assert_same(once, steps)
+    # the second step computed program B's units only
+    first, second = reports
+    assert second.units_computed == _n_units(steps_path, 2079)
+    assert second.units_unchanged == first.units_computed == _n_units(steps_path, 1534)
+
+
+def test_nothing_new_recomputes_nothing(at_once, tmp_path):
+    _, once_path, _ = at_once
+    path = _copy(once_path, tmp_path / "copy")
+    before = _tables(path)
+    report = run_all_analyses(Database(path)).units
+    assert report.units_computed == 0 and report.frames_read == 0
+    assert report.units_unchanged == before["units"].height > 0
+    assert not report.archive_wide
+    _assert_same(before, _tables(path))
+
+
+def test_full_recomputes_every_unit_same_answers(at_once, tmp_path):
+    _, once_path, _ = at_once
+    path = _copy(once_path, tmp_path / "copy")
+    before = _tables(path)
+    report = run_all_analyses(Database(path), full=True).units
+    assert report.units_computed == before["units"].height
+    _assert_same(before, _tables(path))
+
+
+def test_reingested_file_recomputes_its_unit(at_once, sims, tmp_path):
+    _, once_path, _ = at_once
+    path = _copy(once_path, tmp_path / "copy")
+    db = Database(path)
+    sim = sims[2079]
+    one = sorted(sim.out_dir.rglob("*gs-fg*.fits"))[0]
+    ingest_paths(db, [one], workers=1, force=True)
+    fit_archive(db, workers=1)
+    with db.reader() as con:
+        (visit, gs_id), *_ = con.execute(
+            "SELECT visit, gs_id FROM files WHERE file_name = ?", [one.name]
+        ).fetchall()
+    before = _tables(path)["units"]
+    report = run_all_analyses(db).units
+    assert report.units_computed == 1
+    after = _tables(path)["units"]
+    changed = after.join(before, on=["program", "observation", "visit", "gs_id"]).filter(
+        pl.col("fingerprint") != pl.col("fingerprint_right")
+    )
+    assert changed.select("program", "visit", "gs_id").rows() == [(2079, visit, gs_id)]
+
+
+def test_new_fit_version_or_method_version_recomputes(at_once, tmp_path, monkeypatch):
+    _, once_path, _ = at_once
+    path = _copy(once_path, tmp_path / "copy")
+    db = Database(path)
+    fit_archive(db, program=1534, workers=1, fit_version=FIT_VERSION + 1)
+    report = run_all_analyses(db).units
+    assert report.units_computed == _n_units(path, 1534)
+    assert report.units_unchanged == _n_units(path, 2079)
+    monkeypatch.setattr(incremental, "PERIODOGRAM_METHOD_VERSION", 99)
+    assert run_all_analyses(db).units.units_computed == _n_units(path)
+
+
+def test_interrupted_run_resumes_to_the_clean_state(at_once, tmp_path, monkeypatch):
+    template, once_path, _ = at_once
+    path = _copy(template, tmp_path / "copy")
+    db = Database(path)
+    real = incremental._write_batch
+    calls = []
+
+    def fail_after_first(*args, **kwargs):
+        if calls:
+            raise KeyboardInterrupt("interrupted")
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(incremental, "BATCH_UNITS", 1)
+    monkeypatch.setattr(incremental, "_write_batch", fail_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        run_all_analyses(db)
+    monkeypatch.setattr(incremental, "_write_batch", real)
+    assert _n_units(path) == 1  # the first batch was kept
+    report = run_all_analyses(db).units
+    assert report.units_computed == report.units_total - 1
+    _assert_same(_tables(once_path), _tables(path))
+
+
+def test_single_analysis_invalidates_its_units(at_once, tmp_path):
+    _, once_path, _ = at_once
+    path = _copy(once_path, tmp_path / "copy")
+    db = Database(path)
+    n = _n_units(path)
+    run_anomalies(db, program=2079, min_sigma=7.0)
+    assert _n_units(path) == n - _n_units(once_path, 2079)
+    report = run_all_analyses(db).units
+    assert report.units_computed == _n_units(once_path, 2079)
+    _assert_same(_tables(once_path), _tables(path))
+
+
+def test_second_analyse_at_once_stops_saying_why(at_once, tmp_path):
+    _, once_path, _ = at_once
+    path = _copy(once_path, tmp_path / "copy")
+    holder = Database(path)
+    other = Database(path, settings=Settings(lock_timeout_s=0.3))
+    with incremental.analyse_lock(holder):
+        with pytest.raises(ArchiveLockedError, match="another `fgsarchive analyse` is running"):
+            run_all_analyses(other)
+    assert run_all_analyses(other).units.units_computed == 0  # free again
