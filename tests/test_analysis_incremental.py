@@ -34,9 +34,9 @@ def sims(tmp_path_factory):
             root / str(prog),
             program=prog,
             n_observations=1,
-            n_visits=2,
+            n_visits=3,
             frames_per_file=1500,
-            n_guide_stars=2,
+            n_guide_stars=3,
             seed=seed,
             injections=[
                 FluxDrop(start_s=40, duration_s=8, depth=0.03),
@@ -156,15 +156,6 @@ def test_nothing_new_recomputes_nothing(at_once, tmp_path):
     _assert_same(before, _tables(path))
 
 
-def test_full_recomputes_every_unit_same_answers(at_once, tmp_path):
-    _, once_path, _ = at_once
-    path = _copy(once_path, tmp_path / "copy")
-    before = _tables(path)
-    report = run_all_analyses(Database(path), full=True).units
-    assert report.units_computed == before["units"].height
-    _assert_same(before, _tables(path))
-
-
 def test_reingested_file_recomputes_its_unit(at_once, sims, tmp_path):
     _, once_path, _ = at_once
     path = _copy(once_path, tmp_path / "copy")
@@ -195,8 +186,16 @@ def test_new_fit_version_or_method_version_recomputes(at_once, tmp_path, monkeyp
     report = run_all_analyses(db).units
     assert report.units_computed == _n_units(path, 1534)
     assert report.units_unchanged == _n_units(path, 2079)
+    before = _tables(path)
     monkeypatch.setattr(incremental, "PERIODOGRAM_METHOD_VERSION", 99)
     assert run_all_analyses(db).units.units_computed == _n_units(path)
+    after = _tables(path)  # every unit recomputed: the same answers, new fingerprints
+    assert not after["units"]["fingerprint"].is_in(before["units"]["fingerprint"]).any()
+    before["units"], after["units"] = (
+        before["units"].drop("fingerprint"),
+        after["units"].drop("fingerprint"),
+    )
+    _assert_same(before, after)
 
 
 def test_interrupted_run_resumes_to_the_clean_state(at_once, tmp_path, monkeypatch):
@@ -244,3 +243,22 @@ def test_second_analyse_at_once_stops_saying_why(at_once, tmp_path):
         with pytest.raises(ArchiveLockedError, match="another `fgsarchive analyse` is running"):
             run_all_analyses(other)
     assert run_all_analyses(other).units.units_computed == 0  # free again
+
+
+def test_changed_lines_relabel_old_peaks_and_rescore_every_star(at_once, tmp_path):
+    """A unit recomputed while the stored lines differ from what all peaks teach: the old units'
+    peaks are relabelled and every star rescored from its stored bins (not only the unit's)."""
+    _, once_path, _ = at_once
+    path = _copy(once_path, tmp_path / "copy")
+    clean = _tables(path)
+    assert clean["lines"].height > 0 and clean["peaks"]["instrumental"].any()
+    db = Database(path)
+    with db.writer() as con:  # as if the lines had been learned before program B's stars came
+        con.execute("DELETE FROM instrumental_lines")
+        con.execute("UPDATE periodogram_peaks SET instrumental = false, line_id = NULL")
+        con.execute("UPDATE variability SET score = 0")
+        con.execute("DELETE FROM analysis_units WHERE program = 2079 AND visit = 1")
+    report = run_all_analyses(db).units
+    assert report.units_computed == 1 and report.lines_changed
+    assert report.stars_rescored == clean["variability"].height
+    _assert_same(clean, _tables(path))
