@@ -171,6 +171,7 @@ class UnitsReport:
     units_computed: int = 0
     units_unchanged: int = 0
     units_removed: int = 0
+    units_failed: int = 0  # parts gone or broken: not stored, tried again next run
     archive_wide: bool = False  # lines, labels and ranks were updated
     lines_changed: bool = False
     stars_rescored: int = 0
@@ -470,6 +471,17 @@ def analyse_unit(task: UnitTask) -> UnitResult:
     )
 
 
+def analyse_unit_or_error(task: UnitTask) -> UnitResult | str:
+    """:func:`analyse_unit`, or a one-line reason when the unit's parts are gone or broken (the
+    unit is then not stored, so the next run tries it again)."""
+    try:
+        return analyse_unit(task)
+    except FileNotFoundError:
+        return "its frames or fits are gone from the archive: re-ingest or re-fit its files"
+    except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
+        return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
 def _lap(seconds: dict[str, float], name: str, t: float) -> float:
     now = time.perf_counter()
     seconds[name] = seconds.get(name, 0.0) + now - t
@@ -481,32 +493,37 @@ def _lap(seconds: dict[str, float], name: str, t: float) -> float:
 # --------------------------------------------------------------------------------------------------
 def _map_units(
     tasks: list[UnitTask], workers: int, scheduler: str | None
-) -> Iterator[UnitResult]:
+) -> Iterator[UnitResult | tuple[UnitTask, str]]:
     """Each task's result as it completes: in this process (``workers == 1``), on a process pool
     (forkserver, as the fit) or on a Dask scheduler (``"local"`` or an address)."""
     if scheduler is not None:
         yield from _map_dask(tasks, scheduler, workers)
     elif workers == 1:
         for task in tasks:
-            yield analyse_unit(task)
+            result = analyse_unit_or_error(task)
+            yield result if isinstance(result, UnitResult) else (task, result)
     else:
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["fgsarchive.analysis.incremental"])
         with cf.ProcessPoolExecutor(
             max_workers=workers, mp_context=ctx, initializer=exit_with_main, initargs=(os.getpid(),)
         ) as pool:
-            futures = {pool.submit(analyse_unit, task) for task in tasks}
+            futures = {pool.submit(analyse_unit_or_error, task): task for task in tasks}
             try:
                 for future in cf.as_completed(futures):
-                    futures.discard(future)
-                    yield future.result()
+                    task = futures.pop(future)
+                    result = future.result()
+                    yield result if isinstance(result, UnitResult) else (task, result)
             finally:
                 for future in futures:
                     future.cancel()
                 end_workers(pool)
 
 
-def _map_dask(tasks: list[UnitTask], scheduler: str, workers: int) -> Iterator[UnitResult]:
+def _map_dask(
+    tasks: list[UnitTask], scheduler: str, workers: int
+) -> Iterator[UnitResult | tuple[UnitTask, str]]:
+    """:func:`_map_units` on a Dask cluster."""
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError as exc:
@@ -527,10 +544,15 @@ def _map_dask(tasks: list[UnitTask], scheduler: str, workers: int) -> Iterator[U
             f"--scheduler {scheduler}: no Dask scheduler answered within 10 s"
         ) from exc
     try:
-        completed = as_completed(client.map(analyse_unit, tasks, pure=False))
+        futures = client.map(analyse_unit_or_error, tasks, pure=False)
+        by_key = {f.key: t for f, t in zip(futures, tasks, strict=True)}
+        completed = as_completed(futures)
+        del futures
         for future in completed:
-            yield future.result()
+            task = by_key.pop(future.key)
+            result = future.result()
             future.release()
+            yield result if isinstance(result, UnitResult) else (task, result)
     finally:
         client.close()
         if cluster is not None:
@@ -541,9 +563,13 @@ def _map_dask(tasks: list[UnitTask], scheduler: str, workers: int) -> Iterator[U
 # Writing
 # --------------------------------------------------------------------------------------------------
 def _keys_frame(keys: Sequence[tuple]) -> pl.DataFrame:
-    return pl.DataFrame(
-        [dict(zip(UNIT_KEYS, k, strict=True)) for k in keys], schema=_KEY_SCHEMA, orient="row"
-    ) if keys else pl.DataFrame(schema=_KEY_SCHEMA)
+    return (
+        pl.DataFrame(
+            [dict(zip(UNIT_KEYS, k, strict=True)) for k in keys], schema=_KEY_SCHEMA, orient="row"
+        )
+        if keys
+        else pl.DataFrame(schema=_KEY_SCHEMA)
+    )
 
 
 class _Events:
@@ -577,9 +603,7 @@ def _cross_match(con, anomalies: pl.DataFrame, events: _Events, window_s: float)
     return out.select([pl.col(c).cast(t) for c, t in _ANOMALY_COLUMNS.items()])
 
 
-def _write_batch(
-    db: Database, results: list[UnitResult], events: _Events, window_s: float
-) -> None:
+def _write_batch(db: Database, results: list[UnitResult], events: _Events, window_s: float) -> None:
     """Store a batch of units' results and fingerprints in one transaction (old results of those
     units replaced)."""
     keys = _keys_frame([r.key for r in results]).to_arrow()
@@ -612,13 +636,14 @@ def _write_batch(
         if r.bins.height:
             bins.append(
                 r.bins.with_columns(
-                    *(pl.lit(v, dtype=_KEY_SCHEMA[k]).alias(k) for k, v in zip(UNIT_KEYS[:3], r.key[:3], strict=True))
+                    *(
+                        pl.lit(v, dtype=_KEY_SCHEMA[k]).alias(k)
+                        for k, v in zip(UNIT_KEYS[:3], r.key[:3], strict=True)
+                    )
                 )
             )
     with db.writer(lazy=True) as con:
-        anomalies = _cross_match(
-            con, pl.concat([r.anomalies for r in results]), events, window_s
-        )
+        anomalies = _cross_match(con, pl.concat([r.anomalies for r in results]), events, window_s)
         db.run(con, "analysis/create_anomalies")
         db.run(con, "analysis/create_periodogram")
         db.run(con, "analysis/unit_anomalies_delete", unit_keys=keys)
@@ -802,10 +827,12 @@ def analyse_units(
     report = UnitsReport()
     with db.reader() as con:
         files = current_units(db, con, program, options, warn)
-        stored = (
-            _table(db, con, "analysis/units_stored", {"program": program})
+        stored_all = (
+            _table(db, con, "analysis/units_stored", {"program": None})
             if _exists(db, con, "analysis_units")
-            else pl.DataFrame(schema={**_KEY_SCHEMA, "fingerprint": pl.String, "pending": pl.Boolean})
+            else pl.DataFrame(
+                schema={**_KEY_SCHEMA, "fingerprint": pl.String, "pending": pl.Boolean}
+            )
         )
         events_fp = (
             str(db.run(con, "analysis/events_fingerprint").fetchall()[0][0])
@@ -815,6 +842,7 @@ def analyse_units(
         old_state = _state(db, con, "archive_wide") if _exists(db, con, "analysis_state") else None
         has_results = _exists(db, con, "variability")
     report.seconds["plan"] = time.perf_counter() - started
+    stored = stored_all if program is None else stored_all.filter(pl.col("program") == program)
     units = files.group_by(list(UNIT_KEYS), maintain_order=True).agg(
         pl.col("fingerprint").first(), pl.col("n_frames").sum().alias("n_frames")
     )
@@ -825,13 +853,19 @@ def analyse_units(
         how="left",
         nulls_equal=True,
     )
-    todo = compare if full else compare.filter(pl.col("stored").is_null() | (pl.col("stored") != pl.col("fingerprint")))
+    todo = (
+        compare
+        if full
+        else compare.filter(
+            pl.col("stored").is_null() | (pl.col("stored") != pl.col("fingerprint"))
+        )
+    )
     gone = stored.join(units.select(UNIT_KEYS), on=list(UNIT_KEYS), how="anti", nulls_equal=True)
     report.units_computed = todo.height
     report.units_unchanged = units.height - todo.height
     report.units_removed = gone.height
     pending_stars = set(
-        stored.filter(pl.col("pending").fill_null(False))["gs_id"].drop_nulls().to_list()
+        stored_all.filter(pl.col("pending").fill_null(False))["gs_id"].drop_nulls().to_list()
     ) | set(todo["gs_id"].drop_nulls().to_list())
     if stored.is_empty() and todo.height:
         # first incremental run in this scope: results no fingerprint vouches for go first
@@ -848,13 +882,21 @@ def analyse_units(
     t = time.perf_counter()
     try:
         for result in _map_units(tasks, workers, scheduler):
+            done += 1
+            if not isinstance(result, UnitResult):
+                task, why = result
+                report.units_failed += 1
+                report.units_computed -= 1
+                warn(f"{_unit_label(task.key)} not analysed: {why}")
+                if progress is not None:
+                    progress(done, len(tasks))
+                continue
             for text in result.skips:
                 warn(text)
             for name, s in result.seconds.items():
                 report.seconds[name] = report.seconds.get(name, 0.0) + s
             report.frames_read += result.n_frames
             batch.append(result)
-            done += 1
             if len(batch) >= BATCH_UNITS or time.monotonic() - batch_started >= BATCH_SECONDS:
                 _write_batch(db, batch, events, options.window_s)
                 batch, batch_started = [], time.monotonic()
@@ -867,13 +909,7 @@ def analyse_units(
     report.seconds["units"] = time.perf_counter() - t
     state_key = _archive_wide_key(events_fp, options)
     events_changed = old_state is not None and old_state != state_key
-    if (
-        todo.height
-        or gone.height
-        or pending_stars
-        or old_state != state_key
-        or not has_results
-    ):
+    if todo.height or gone.height or pending_stars or old_state != state_key or not has_results:
         t = time.perf_counter()
         report.archive_wide = True
         _update_archive_wide(
@@ -897,6 +933,11 @@ def analyse_units(
         report.seconds["archive_wide"] = time.perf_counter() - t
     report.seconds["total"] = time.perf_counter() - started
     return report
+
+
+def _unit_label(key: tuple) -> str:
+    program, observation, visit, gs_id = key
+    return f"program {program} obs {observation} visit {visit} guide star {gs_id}"
 
 
 def _tasks(
