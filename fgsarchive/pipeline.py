@@ -6,7 +6,7 @@
 tell: the ingest skips files already in the archive, the fit fits only frames without a fit of the
 current version, telemetry never fetches an EDB window twice, the catalog look-up asks only for
 stars not yet in ``guide_star_catalog``. Events are re-derived offline (a few SQL statements) and
-the analyses compute only new or changed units (``analysis.runner.run_all_analyses``, :mod:`.analysis.incremental`).
+the analyses compute only new or changed units (``analysis.runner.run_all_analyses``).
 
 Every step keeps its work in the archive as it goes, so a run killed at any step is resumed by the
 same command: the steps already done find nothing new, the interrupted one continues.
