@@ -264,3 +264,26 @@ def test_changed_lines_relabel_old_peaks_and_rescore_every_star(at_once, tmp_pat
     assert report.units_computed == 1 and report.lines_changed
     assert report.stars_rescored == clean["variability"].height
     _assert_same(clean, _tables(path))
+
+
+def test_new_events_refresh_the_cross_match_without_reading_frames(at_once, tmp_path):
+    _, once_path, _ = at_once
+    path = _copy(once_path, tmp_path / "copy")
+    db = Database(path)
+    with db.reader() as con:
+        (program, start, end), *_ = con.execute(
+            "SELECT program, start_mjd, end_mjd FROM anomalies ORDER BY start_mjd LIMIT 1"
+        ).fetchall()
+    with db.writer() as con:  # an event kind the offline derivation does not replace
+        con.execute(
+            "INSERT INTO events (kind, start_mjd, end_mjd, program) VALUES (?, ?, ?, ?)",
+            ["momentum_unload", start, end, program],
+        )
+    report = run_all_analyses(db).units
+    assert report.units_computed == 0 and report.events_refreshed
+    refreshed = _tables(path)["anomalies"]
+    assert refreshed.filter(pl.col("start_mjd") == start)["coincident_kinds"].to_list()[0] == [
+        "momentum_unload"
+    ]
+    run_all_analyses(db, full=True)  # a clean recompute agrees
+    assert _tables(path)["anomalies"].equals(refreshed)

@@ -1478,7 +1478,7 @@ def analyse_lock(db: Database) -> Iterator[None]:
                 if time.monotonic() >= deadline:
                     raise ArchiveLockedError(
                         f"another `fgsarchive analyse` is running on {db.path} (waited "
-                        f"{db.settings.lock_timeout_s:.0f} s; raise FGSARCHIVE_LOCK_TIMEOUT to wait longer)"
+                        f"{db.settings.lock_timeout_s:g} s; raise FGSARCHIVE_LOCK_TIMEOUT to wait longer)"
                     ) from None
                 time.sleep(0.1)
         yield
