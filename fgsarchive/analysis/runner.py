@@ -2135,13 +2135,16 @@ def analyse_units(
     pending_stars = set(
         stored_all.filter(pl.col("pending").fill_null(False))["gs_id"].drop_nulls().to_list()
     ) | set(todo["gs_id"].drop_nulls().to_list())
-    if stored.is_empty() and todo.height:
-        # first incremental run in this scope: results no fingerprint vouches for go first
+    fresh = sorted(set(todo["program"].to_list()) - set(stored["program"].to_list()))
+    if fresh:
+        # programs without any stored unit (never analysed incrementally, or their units were
+        # invalidated by a single-analysis command): rows no fingerprint vouches for go first
         with db.writer() as con:
             db.run(con, "analysis/create_anomalies")
             db.run(con, "analysis/create_periodogram")
-            for name in ("scope_anomalies_clear", "scope_peaks_clear", "scope_bins_clear"):
-                db.run(con, f"analysis/{name}", {"program": program})
+            for prog in fresh:
+                for name in ("scope_anomalies_clear", "scope_peaks_clear", "scope_bins_clear"):
+                    db.run(con, f"analysis/{name}", {"program": int(prog)})
     tasks = _tasks(db, files, todo, options)
     events = _Events(db)
     batch: list[UnitResult] = []

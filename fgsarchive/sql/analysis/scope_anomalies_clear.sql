@@ -1,3 +1,4 @@
--- First incremental analyse of a program (or all): anomalies stored without unit fingerprints
--- (single-analysis commands, older versions) go, since no unit vouches for them.
+-- A program with no stored analysis unit (never analysed incrementally, or invalidated by a
+-- single-analysis command): its anomalies go before its units are stored, since no unit vouches
+-- for them.
 DELETE FROM anomalies WHERE $program IS NULL OR program = $program

@@ -1,2 +1,2 @@
--- First incremental analyse of a program (or all): variability bins without unit fingerprints go.
+-- A program with no stored analysis unit: its variability bins go before its units are stored.
 DELETE FROM variability_bins WHERE $program IS NULL OR program = $program

@@ -1,3 +1,3 @@
--- First incremental analyse of a program (or all): visit peaks without unit fingerprints go.
+-- A program with no stored analysis unit: its visit peaks go before its units are stored.
 DELETE FROM periodogram_peaks
 WHERE grouped_by = 'visit' AND ($program IS NULL OR program = $program)
