@@ -1264,6 +1264,10 @@ def run_all_analyses(
     stars) and ``units`` says what was recomputed. Nothing is printed: ``fgsarchive analyse``
     prints the summary.
     """
+    if workers < 1:  # bad options stop before anything is derived or written
+        raise UsageError(f"--workers must be at least 1 (got {workers})")
+    if not min_sigma > 0:
+        raise UsageError(f"--min-sigma must be > 0, got {min_sigma}")
     warnings_seen: list[str] = []
 
     def note(text: str) -> None:
