@@ -148,6 +148,14 @@ def stage_simulate(
     )
     fits_bytes = sum(p.stat().st_size for p in arch.files)
     summary = {"files": len(arch.files), "frames": arch.n_frames, "fits_bytes": fits_bytes}
+    summary["args"] = {
+        "out_dir": out_dir,
+        "programs": programs,
+        "frames": frames,
+        "seed": seed,
+        "start_mjd": start_mjd,
+        "frames_per_file": frames_per_file,
+    }
     (Path(out_dir) / "simulated.json").write_text(json.dumps(summary))
     # The per-frame truth is not needed here and would cost ~100 B/frame of disk.
     shutil.rmtree(Path(out_dir) / "truth" / "frames", ignore_errors=True)
@@ -435,22 +443,26 @@ class Bench:
         return [self.py, self.me, "--stage", stage, "--args", json.dumps(args)]
 
     def simulate(self, out_dir: Path, programs: list[int], frames: int, seed: int, mjd: float):
-        """Simulate once (a marker file skips it on a re-run with --keep); the summary."""
+        """Simulate, unless ``out_dir`` already holds this very simulation (a ``--simulate-only``
+        run ahead, or a re-run with --keep); the summary and the stage (None when skipped)."""
         marker = out_dir / "simulated.json"
+        args = {
+            "out_dir": str(out_dir),
+            "programs": programs,
+            "frames": frames,
+            "seed": seed,
+            "start_mjd": mjd,
+            "frames_per_file": self.opts.frames_per_file,
+        }
         stage = None
-        if not marker.exists():
+        done = marker.exists() and json.loads(marker.read_text()).get("args") == args
+        if not done:
             shutil.rmtree(out_dir, ignore_errors=True)
-            args = {
-                "out_dir": str(out_dir),
-                "programs": programs,
-                "frames": frames,
-                "seed": seed,
-                "start_mjd": mjd,
-                "frames_per_file": self.opts.frames_per_file,
-            }
             stage = self.stage(
                 f"simulate {out_dir.name}", self.py_stage("simulate", args), frames, 0
             )
+        else:
+            print(f"  simulate {out_dir.name}: done before (reused)", flush=True)
         return json.loads(marker.read_text()), stage
 
     def ingest_fit(self, label: str, fits_dir: Path, db: Path, frames: int, total: int):
@@ -482,6 +494,18 @@ class Bench:
         )
         stages += [st] if st else []
         fits_bytes[0] += sim["fits_bytes"]
+        size += sim["frames"] - added  # what the simulator wrote (whole frames per file)
+        added = sim["frames"]
+        fig.update(size=size, frames_added=added)
+        if self.opts.simulate_only:
+            psim, _ = self.simulate(
+                self.workdir / "fits" / f"plus{k}",
+                [9000 + k],
+                max(self.opts.frames_per_file, int(size * ONE_PERCENT)),
+                100 + k,
+                59918.0 + 400.0 * (k - 1) + 300.0,
+            )
+            return size + psim["frames"]
         ingest, fit = self.ingest_fit(
             str(k), self.workdir / "fits" / f"inc{k}", self.db_path, added, size
         )
@@ -696,6 +720,11 @@ def main() -> None:
     parser.add_argument("--crawl-frames-per-file", type=int, default=25_000)
     parser.add_argument("--no-crawl", action="store_true")
     parser.add_argument("--no-queries", action="store_true")
+    parser.add_argument(
+        "--simulate-only",
+        action="store_true",
+        help="only write the FITS of every step into the workdir (a later run reuses them)",
+    )
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--args", help=argparse.SUPPRESS)
     opts = parser.parse_args()
@@ -728,6 +757,10 @@ def main() -> None:
         sizes = [int(s * scale) // 1000 * 1000 for s in sizes]
         print(f"sizes scaled down to {', '.join(fmt_frames(s) for s in sizes)}", flush=True)
     bench = Bench(opts, workdir)
+    if not opts.simulate_only:  # a fresh archive (FITS of an earlier run may be reused)
+        bench.db_path.unlink(missing_ok=True)
+        Path(str(bench.db_path) + ".wal").unlink(missing_ok=True)
+        shutil.rmtree(Path(str(bench.db_path) + ".parts"), ignore_errors=True)
     bench.results.update(
         {"sizes": sizes, "programs": n_programs, "workers": opts.workers, "started": time.time()}
     )
@@ -749,6 +782,9 @@ def main() -> None:
         # the archive also holds the earlier 1 % additions: grow it to the planned size
         added = max(opts.frames_per_file, sizes[k - 1] - size)
         size = bench.grow(k, size + added, added, programs, fits_bytes)
+    if opts.simulate_only:
+        print(f"simulated {size:,} frames into {workdir / 'fits'}")
+        return
     if not opts.no_crawl:
         bench.crawl_new_program(size, 59918.0 + 400.0 * len(sizes) + 100.0)
 
