@@ -30,6 +30,7 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -39,6 +40,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ..choices import FIT_PARAMETERS, GROUPINGS, PERIODOGRAM_PARAMETERS
 from ..db import Database
@@ -217,6 +220,85 @@ _SERIES_SCHEMA = {
 }
 
 
+_SERIES_META = ("program", "observation", "visit", "gs_id", "guide_period", "frame_time_s")
+_VERSIONED_PART = re.compile(r"(.+)\.v(\d+)\.parquet")
+#: Columns :func:`load_series` reads from each dataset's parts.
+_SERIES_READ = {
+    _FRAME_DATASET: ("file_name", "frame", "time_mjd", "flux"),
+    _FIT_DATASET: ("file_name", "frame", *FIT_PARAMETERS, "status"),
+    _PHOT_DATASET: ("file_name", "frame", "background", "flux_r2", "flux_opt", "n_opt_pixels"),
+}
+
+
+def _unit_parts(
+    db: Database, dataset: str, program: int, names: list[str]
+) -> list[tuple[str, list[str]]]:
+    """Per source file of ``names`` (one program): its parts in a dataset, as
+    :meth:`PartStore.parts_of` finds them (``<part>.parquet``, then ``<part>.v<k>.parquet`` by
+    name), listing the program's folder once for them all instead of once per file."""
+    folder = db.parts.root / dataset / f"program={int(program)}"
+    try:
+        entries = os.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return [(name, []) for name in names]
+    present = set(entries)
+    versioned: dict[str, list[str]] = {}
+    for entry in entries:
+        m = _VERSIONED_PART.fullmatch(entry)
+        if m:
+            versioned.setdefault(m.group(1), []).append(entry)
+    out = []
+    for name in names:
+        part = part_name(name)
+        found = [f"{part}.parquet"] if f"{part}.parquet" in present else []
+        out.append((name, [str(folder / e) for e in found + sorted(versioned.get(part, ()))]))
+    return out
+
+
+def _newest_part(paths: list[str]) -> str | None:
+    """The part of the newest fit_version when every part is versioned (``<part>.v<k>``: it holds
+    that version only), else None (an unversioned part may hold any version)."""
+    versions = []
+    for path in paths:
+        m = _VERSIONED_PART.fullmatch(Path(path).name)
+        if m is None:
+            return None
+        versions.append((int(m.group(2)), path))
+    return max(versions)[1] if versions else None
+
+
+def _finite_median(values: np.ndarray) -> float | None:
+    """Median of the finite values (polars' median, as ``calibrate_flux_opt`` takes it), or None."""
+    finite = values[np.isfinite(values)]
+    return pl.Series(finite).median() if finite.size else None
+
+
+def _calibrate_flux_opt_by_file(
+    flux: np.ndarray,
+    flux_opt: np.ndarray,
+    background: np.ndarray,
+    n_pixels: np.ndarray,
+    bounds: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`~.detrend.calibrate_flux_opt` on arrays whose files are the contiguous row ranges
+    ``bounds[i]:bounds[i + 1]``: (calibrated flux_opt, flux_opt_gain); same operations, same
+    medians, so the same values."""
+    out = np.empty_like(flux_opt)
+    gains = np.empty_like(flux_opt)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            b = _finite_median(background[lo:hi])
+            b = 0.0 if b is None else b
+            star_opt = flux_opt[lo:hi] - n_pixels[lo:hi] * b
+            star_all = flux[lo:hi] - 64.0 * b
+            m_all, m_opt = _finite_median(star_all), _finite_median(star_opt)
+            g = np.nan if m_all is None or m_opt is None else np.float64(m_all) / np.float64(m_opt)
+            g = float(g) if np.isfinite(g) and g > 0 else 1.0
+            out[lo:hi] = star_opt * g
+            gains[lo:hi] = g
+    return out, gains
+
+
 def load_series(
     db: Database,
     con,
@@ -233,37 +315,150 @@ def load_series(
     (``photometry``), plus each file's program, observation, visit, gs_id, guide_period and
     frame_time_s. With ``mask``, every value of a frame whose fit did not converge
     (``status != 0``) is NaN. Missing values are NaN too (a file without photometry, ...).
+
+    Each file's own parts are read (a unit's read costs the same in a 20M-frame archive as in a
+    small one). When every file has one frames part and a newest fits and photometry part with
+    the same frames in the same order (what ``fgsarchive fit`` writes), one DuckDB statement
+    (``analysis/series``) reads only the needed columns and lines them up by position, and the
+    per-file calibration of flux_opt runs on arrays; otherwise the datasets are joined in polars.
     """
-    parts = []
-    datasets = {"analysis/frames": _FRAME_DATASET}
+    datasets = [_FRAME_DATASET]
     if fits:
-        datasets["analysis/fits"] = _FIT_DATASET
+        datasets.append(_FIT_DATASET)
     if photometry:
-        datasets["analysis/photometry"] = _PHOT_DATASET
+        datasets.append(_PHOT_DATASET)
+    # per program (in order), each file's parts of each dataset; a program without frames adds nothing
+    programs: list[dict[str, list[tuple[str, list[str]]]]] = []
     for (prog,), sel in files.group_by("program", maintain_order=True):
-        df = None
-        for statement, dataset in datasets.items():
-            # each file's own parts: a unit's read costs the same in a 20M-frame archive as in a
-            # small one (a view over every part lists and filters them all, per query)
-            paths = [
-                str(path)
-                for name in sel["file_name"].to_list()
-                for path in db.parts.parts_of(dataset, int(prog), part_name(name))
-            ]
-            if not paths:
-                if df is None:
-                    break  # no frames: nothing to join to
-                continue
-            table = _table(db, con, statement, {"paths": paths})
-            df = table if df is None else df.join(table, on=["file_name", "frame"], how="left")
-        if df is not None:
-            parts.append(df)
-    if not parts:
+        names = sel["file_name"].to_list()
+        found = {d: _unit_parts(db, d, int(prog), names) for d in datasets}
+        if any(paths for _, paths in found[_FRAME_DATASET]):
+            programs.append(found)
+    if not programs:
         return pl.DataFrame(schema=_SERIES_SCHEMA)
-    df = pl.concat(parts, how="diagonal_relaxed")
-    meta = files.select(
-        "file_name", "program", "observation", "visit", "gs_id", "guide_period", "frame_time_s"
+    if fits and photometry:
+        df = _load_series_aligned(db, con, files, programs, mask)
+        if df is not None:
+            return df
+    flat = [
+        {d: [p for _, paths in found[d] for p in paths] for d in datasets} for found in programs
+    ]
+    return _load_series_joined(db, con, files, flat, datasets, mask)
+
+
+def _load_series_aligned(
+    db: Database, con, files: pl.DataFrame, programs: list[dict], mask: bool
+) -> pl.DataFrame | None:
+    """:func:`load_series` with fits and photometry lined up by position, or None when the parts
+    do not line up (several frames parts, an unversioned or missing fit part, other frames, ...).
+
+    The parts are read with pyarrow, only the needed columns, and stay Arrow / numpy until the
+    final frame (about twice as fast as DuckDB's Parquet scan of the same columns; no joins)."""
+    chosen: dict[str, list[str]] = {_FRAME_DATASET: [], _FIT_DATASET: [], _PHOT_DATASET: []}
+    for found in programs:
+        for i, (_, frame_parts) in enumerate(found[_FRAME_DATASET]):
+            if not frame_parts:
+                continue  # a file without frames adds no rows
+            newest = [_newest_part(found[d][i][1]) for d in (_FIT_DATASET, _PHOT_DATASET)]
+            if len(frame_parts) != 1 or None in newest:
+                return None
+            chosen[_FRAME_DATASET].append(frame_parts[0])
+            chosen[_FIT_DATASET].append(newest[0])
+            chosen[_PHOT_DATASET].append(newest[1])
+    try:
+        fr, ft, ph = (
+            pq.ParquetDataset(chosen[d], partitioning=None).read(columns=list(_SERIES_READ[d]))
+            for d in (_FRAME_DATASET, _FIT_DATASET, _PHOT_DATASET)
+        )
+    except (pa.ArrowException, KeyError, OSError):
+        return None  # parts of several schemas, a missing column: the general path says
+    names, frame = fr["file_name"], fr["frame"]
+    if not (
+        fr.num_rows == ft.num_rows == ph.num_rows
+        and names.equals(ft["file_name"])
+        and names.equals(ph["file_name"])
+        and frame.equals(ft["frame"])
+        and frame.equals(ph["frame"])
+    ):
+        return None
+    # each file's rows are contiguous (one part each): bounds and the file of each row
+    codes = pc.dictionary_encode(names.combine_chunks())
+    index = codes.indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    bounds = np.concatenate(([0], np.flatnonzero(np.diff(index)) + 1, [len(index)]))
+    if len(bounds) - 1 != len(codes.dictionary):
+        return None  # one file's rows in two places (the file listed twice)
+    meta = files.select("file_name", *_SERIES_META).unique("file_name", keep="first")
+    where = dict(zip(meta["file_name"].to_list(), range(meta.height), strict=True))
+    rows = np.array([where.get(n, -1) for n in codes.dictionary.to_pylist()], dtype=np.int64)
+    if (rows < 0).any():
+        return None
+
+    status = pl.from_arrow(ft["status"])
+    bad = (status.is_not_null() & (status != 0)).fill_null(False).to_numpy() if mask else None
+    masks = bad is not None and bool(bad.any())
+
+    def values(column: pa.ChunkedArray) -> np.ndarray:
+        """As Float64, missing values NaN, NaN where the fit did not converge (with ``mask``)."""
+        if column.type == pa.float64() and column.null_count == 0:
+            x = column.to_numpy()  # the common case: one copy, no polars round trip
+        else:
+            x = pl.from_arrow(column).cast(pl.Float64).fill_null(np.nan).to_numpy()
+        return np.where(bad, np.nan, x) if masks else x
+
+    out: dict[str, object] = {
+        "file_name": pl.from_arrow(names),
+        "frame": pl.from_arrow(frame),
+        "time_mjd": pl.from_arrow(fr["time_mjd"]),
+        "flux": values(fr["flux"]),
+    }
+    out.update((c, values(ft[c])) for c in FIT_PARAMETERS)
+    out["status"] = status
+    out.update((c, values(ph[c])) for c in ("background", "flux_r2", "flux_opt"))
+    out["n_opt_pixels"] = pl.from_arrow(ph["n_opt_pixels"])
+    raw = out["flux_opt"]
+    n_pixels = out["n_opt_pixels"].cast(pl.Float64).fill_null(0.0).to_numpy()
+    out["flux_opt"], gain = _calibrate_flux_opt_by_file(
+        out["flux"], raw, out["background"], n_pixels, bounds
     )
+    file_rows = rows[index]
+    for c in _SERIES_META:
+        out[c] = meta[c][file_rows]
+    out["flux_opt_gain"] = gain
+    out["flux_opt_raw"] = raw
+    df = pl.DataFrame(
+        {k: pl.Series(k, v) if not isinstance(v, pl.Series) else v.alias(k) for k, v in out.items()}
+    )
+    t = df["time_mjd"]
+    if t.null_count() or not bool(np.all(np.diff(t.to_numpy()) > 0)):
+        df = df.sort("time_mjd", "file_name", "frame")
+    return df
+
+
+def _load_series_joined(
+    db: Database,
+    con,
+    files: pl.DataFrame,
+    programs: list[dict[str, list[str]]],
+    datasets: list[str],
+    mask: bool,
+) -> pl.DataFrame:
+    """:func:`load_series` dataset by dataset, joined in polars (without fits or photometry)."""
+    statements = {
+        _FRAME_DATASET: "analysis/frames",
+        _FIT_DATASET: "analysis/fits",
+        _PHOT_DATASET: "analysis/photometry",
+    }
+    parts = []
+    for found in programs:
+        df = None
+        for dataset in datasets:
+            if not found[dataset]:
+                continue
+            table = _table(db, con, statements[dataset], {"paths": found[dataset]})
+            df = table if df is None else df.join(table, on=["file_name", "frame"], how="left")
+        parts.append(df)
+    df = pl.concat(parts, how="diagonal_relaxed")
+    meta = files.select("file_name", *_SERIES_META)
     df = df.join(meta, on="file_name", how="left").sort("time_mjd", "file_name", "frame")
     value_cols = [
         c for c in (*FIT_PARAMETERS, "flux", "background", "flux_r2", "flux_opt") if c in df.columns
