@@ -5,6 +5,8 @@
     python scripts/bench_science.py --noise white,ar1_weak,ar1,random_walk,power_law,realistic
     python scripts/bench_science.py --json /tmp/science.json --out /tmp/bench --keep
     python scripts/bench_science.py --debug-misses        # also list each miss, nearest anomalies
+    python scripts/bench_science.py --out /tmp/b --keep   # then, after a change to the analyses:
+    python scripts/bench_science.py --out /tmp/b --reuse --anomalies-only   # re-analyse, re-score
 
 For every noise kind (a preset of ``fgsarchive.simulate.NOISE_PRESETS``: ``white`` is the plain
 simulator, ``ar1`` AR(1) at tau 20 s holding 10 % of each quantity's per-frame variance,
@@ -39,6 +41,9 @@ Scores (functions ``fit_pulls``, ``false_peak_rates``, ``score_events``, ``false
 * anomaly false alarms per 10 h: anomalies touching no injection (+-5 s), per 10 h of guiding;
 * recall: an injection (whose start lies in data, >= 10 s from a file's edges) is found when an
   anomaly of its visit whose ``kinds`` hold the expected kind starts within 5 s of it;
+* recall against signal-to-noise (``event_snr``, measured on the archive's own series around
+  each injection): drops by depth / per-frame flux noise * sqrt(frames), jumps by size over the
+  per-frame centroid noise, HGA moves by their extra jitter RMS over it;
 * sinusoid recall: a flux or flux_opt peak with FAP < 1 %, not blamed on the pointing, within
   3 % of the injected period.
 
@@ -301,6 +306,54 @@ def score_events(
     return pl.DataFrame(rows) if rows else pl.DataFrame(schema=schema)
 
 
+def _diff_noise(v: np.ndarray) -> float:
+    """Per-frame white noise: 1.4826 MAD of the frame-to-frame differences / sqrt 2."""
+    d = np.diff(v[np.isfinite(v)])
+    return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2.0)) if d.size else np.nan
+
+
+def event_snr(scored: pl.DataFrame, series: pl.DataFrame, reach_s: float = 120.0) -> pl.Series:
+    """Signal-to-noise of each scored injection against the per-frame white noise of its own
+    series within ``reach_s`` of it (``series``: program, visit, time_mjd, flux_opt, x_mean,
+    y_mean): a drop depth / noise * sqrt(frames); a jump size / noise; an HGA move's extra
+    jitter RMS / noise; a PSF step fraction / relative width noise * sqrt(frames up to 128 s)."""
+    out = []
+    for ev in scored.iter_rows(named=True):
+        t = ev["start_mjd"]
+        w = series.filter(
+            (pl.col("program") == ev["program"])
+            & (pl.col("visit") == ev["visit"])
+            & ((pl.col("time_mjd") - t).abs() * 86400.0 < reach_s)
+        )
+        if w.height < 100:
+            out.append(None)
+            continue
+        if ev["kind"] == "flux_drop":
+            f = w["flux_opt"].to_numpy()
+            noise = _diff_noise(f) / np.nanmedian(f)
+            frames = (ev["duration_s"] or 0.0) / CADENCE_S
+            out.append(ev["amplitude"] / noise * math.sqrt(frames))
+        elif ev["kind"] == "psf_width_change":
+            f = w["x_stddev"].to_numpy()
+            noise = _diff_noise(f) / np.nanmedian(f)
+            out.append(ev["amplitude"] / noise * math.sqrt(128.0 / CADENCE_S))
+        else:
+            noise = 0.5 * (
+                _diff_noise(w["x_mean"].to_numpy()) + _diff_noise(w["y_mean"].to_numpy())
+            )
+            out.append(ev["amplitude"] / noise)
+    return pl.Series("snr", out, dtype=pl.Float64)
+
+
+SNR_BINS = {
+    "flux_drop": (0, 5, 10, 15, 25, np.inf),
+    "centroid_jump": (0, 1, 2, 3, 5, np.inf),
+    "psf_width_change": (0, 10, 25, 50, np.inf),
+    "hga_move": (0, 1.5, 2, 3, np.inf),
+}
+"""Bins of ``event_snr`` per injection kind in the recall-against-S/N table."""
+
+
 def false_alarms(
     anomalies: pl.DataFrame, events: pl.DataFrame, window_s: float = WINDOW_S
 ) -> pl.DataFrame:
@@ -414,7 +467,8 @@ def run_one(args, noise: str, seed: int, work: Path) -> dict:
     stars, variable, programs = plan(args.hours, args.programs, args.frames_per_file, seed)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    for p in programs:
+    reuse = args.reuse and (work / "archive.duckdb").exists()
+    for p in programs if not reuse else []:
         sim.simulate_program(
             work / "products",
             program=p["program"],
@@ -442,11 +496,15 @@ def run_one(args, noise: str, seed: int, work: Path) -> dict:
     timings["simulate"] = time.perf_counter() - t0
     db = Database(work / "archive.duckdb")
     t0 = time.perf_counter()
-    n_frames = ingest_directory(db, work / "products", workers=args.workers).n_frames
-    timings["ingest"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    fit_archive(db, workers=args.workers)
-    timings["fit"] = time.perf_counter() - t0
+    if reuse:  # the kept archive of an earlier run (--keep): analyses only
+        with db.reader() as con:
+            n_frames = int(con.sql("SELECT count(*) FROM frames").fetchall()[0][0])
+    else:
+        n_frames = ingest_directory(db, work / "products", workers=args.workers).n_frames
+        timings["ingest"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        fit_archive(db, workers=args.workers)
+        timings["fit"] = time.perf_counter() - t0
     truth = sim.read_truth(work / "products" / "truth")
     t0 = time.perf_counter()
     try:
@@ -459,17 +517,36 @@ def run_one(args, noise: str, seed: int, work: Path) -> dict:
     anomalies = run_anomalies(db, min_sigma=args.min_sigma, on_warning=quiet)
     timings["anomalies"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    peaks = run_periodograms(db, by="visit", on_warning=quiet)
-    timings["periodograms"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    variability = run_variables(db, on_warning=quiet)
-    timings["variables"] = time.perf_counter() - t0
+    if args.anomalies_only:
+        peaks = pl.DataFrame(
+            schema={
+                "program": pl.Int64,
+                "visit": pl.Int64,
+                "parameter": pl.String,
+                "fap": pl.Float64,
+                "instrumental": pl.Boolean,
+                "period_s": pl.Float64,
+            }
+        )
+        variability = pl.DataFrame(schema={"gs_id": pl.String, "rank": pl.Int64})
+    else:
+        peaks = run_periodograms(db, by="visit", on_warning=quiet)
+        timings["periodograms"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        variability = run_variables(db, on_warning=quiet)
+        timings["variables"] = time.perf_counter() - t0
     with db.reader() as con:
         guided_h = con.sql(
             "SELECT sum(data_end_mjd - data_start_mjd) * 24 FROM files WHERE product = 'fg'"
         ).fetchall()[0][0]
         cols = ", ".join(f"{p}, {p}_err" for p in PULL_PARAMETERS)
         fits = con.sql(f"SELECT file_name, frame, status, {cols} FROM fits").pl()
+        frame_series = con.sql(
+            "SELECT f.program, f.visit, fr.time_mjd, p.flux_opt, ft.x_mean, ft.y_mean, ft.x_stddev"
+            " FROM frames fr JOIN files f USING (file_name)"
+            " LEFT JOIN photometry p USING (file_name, frame)"
+            " LEFT JOIN fits ft USING (file_name, frame) WHERE f.product = 'fg'"
+        ).pl()
 
     t0 = time.perf_counter()
     pulls = fit_pulls(fits, truth.frames())
@@ -479,6 +556,8 @@ def run_one(args, noise: str, seed: int, work: Path) -> dict:
     )
     ev = ev.filter(observable(ev, truth.files))
     scored = score_events(ev, anomalies)
+    if scored.height:
+        scored = scored.with_columns(event_snr(scored, frame_series))
     if args.debug_misses:
         print(f"\n=== {noise}, seed {seed}")
         debug_misses(scored, anomalies)
@@ -519,7 +598,7 @@ def run_one(args, noise: str, seed: int, work: Path) -> dict:
         "false_alarms_per_10h": fa.height / guided_h * 10.0,
         "false_alarm_kinds": fa.group_by("kind").len().sort("len", descending=True).rows(),
         "recall": recall,
-        "events": scored.select("kind", "amplitude", "found", "timing_error_s").to_dicts()
+        "events": scored.select("kind", "amplitude", "snr", "found", "timing_error_s").to_dicts()
         if scored.height
         else [],
         "sinusoids": {
@@ -603,6 +682,27 @@ def report(runs: list[dict]) -> str:
                 hit = sum(x["fap<0.01"] for x in d if x)
                 cells.append(f"{hit}/{n}" if n else "-")
             lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    lines += ["", "Recall against signal-to-noise (``event_snr``), all seeds:", ""]
+    for kind, edges in SNR_BINS.items():
+        labels = [
+            f"{lo:g}-{hi:g}" if np.isfinite(hi) else f">={lo:g}"
+            for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+        ]
+        lines += [f"| {kind} S/N | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+        for k in kinds:
+            evs = [
+                e
+                for r in runs
+                if r["noise"] == k
+                for e in r["events"]
+                if e["kind"] == kind and e.get("snr") is not None
+            ]
+            cells = []
+            for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+                sel = [e["found"] for e in evs if lo <= e["snr"] < hi]
+                cells.append(f"{np.mean(sel):.0%} ({sum(sel)}/{len(sel)})" if sel else "-")
+            lines.append(f"| {k} | " + " | ".join(cells) + " |")
+        lines.append("")
     bins_ = list(dict.fromkeys(row["bin"] for r in runs for row in r["pulls"]))
     lines += [
         "",
@@ -676,6 +776,16 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="work folder (default: a temporary one)")
     ap.add_argument("--keep", action="store_true", help="keep the simulated files and archives")
     ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="re-analyse the archives an earlier run kept in --out (--keep) instead of simulating",
+    )
+    ap.add_argument(
+        "--anomalies-only",
+        action="store_true",
+        help="skip periodograms and variability (their columns show nothing)",
+    )
+    ap.add_argument(
         "--debug-misses",
         action="store_true",
         help="print each missed injection (truth row) and the nearest anomalies of its visit",
@@ -694,9 +804,9 @@ def main() -> None:
     for noise in kinds:
         for seed in seeds:
             work = root / f"{noise}-seed{seed}"
-            if work.exists():
+            if work.exists() and not args.reuse:
                 shutil.rmtree(work)
-            work.mkdir(parents=True)
+            work.mkdir(parents=True, exist_ok=True)
             r = run_one(args, noise, seed, work)
             runs.append(r)
             print(
@@ -706,7 +816,7 @@ def main() -> None:
                 + " s",
                 flush=True,
             )
-            if not args.keep:
+            if not args.keep and not args.reuse:
                 shutil.rmtree(work, ignore_errors=True)
     print(f"\n{len(runs)} runs in {time.perf_counter() - started:.0f} s\n")
     print(report(runs))

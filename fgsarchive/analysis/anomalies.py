@@ -66,7 +66,7 @@ STEP_SUFFIXES = ("_jump", "_change", "_step")
 MIN_SEGMENT_FRAMES = 32
 """Segments (runs without gaps) with fewer finite samples are skipped."""
 JITTER_BLOCK_S = 1.0
-"""Block length (s) of the jitter series (mean square frame-to-frame centroid motion)."""
+"""Block length (s) of the jitter series (variance of the centroid about its block mean)."""
 CANDIDATE_FRACTION = 0.85
 """Box candidates are taken from this fraction of the local threshold up: the widths step by 2,
 so an event between two widths shows at up to ~0.8 of its significance in the nearer box; the
@@ -460,6 +460,28 @@ MIN_NOISE_DOF = 30.0
 samples) is not used as measured; the floor of ``pooled_scale`` is used instead."""
 
 
+MEASURED_QUANTILE = 0.9
+"""A poorly measured wide scale counts at this upper confidence (``upper_scale_factor``)."""
+
+
+@functools.lru_cache(maxsize=4096)
+def upper_scale_factor(n_ind: float, quantile: float = MEASURED_QUANTILE) -> float:
+    """Upper confidence of a noise scale measured from ``n_ind`` independent samples, as a
+    factor of the measured scale: ``sqrt(nu / chi2.ppf(1 - quantile, nu))``, ``nu =
+    MAD_EFFICIENCY * n_ind``; NaN below 2 degrees of freedom (too few to say anything)."""
+    from scipy.stats import chi2
+
+    nu = MAD_EFFICIENCY * float(n_ind)
+    if nu < 2.0:
+        return float("nan")
+    return float(np.sqrt(nu / chi2.ppf(1.0 - quantile, nu)))
+
+
+def _white_of(key: tuple) -> float:
+    """White-noise scale (per-sample sigma 1) of a factor-1 box or a step of width ``key[1]``."""
+    return float(np.sqrt(2.0 / key[1]))
+
+
 def pooled_scale(
     pooled: Mapping, key: tuple, min_sigma: float, frames_per_hour: float, white: float = 0.0
 ) -> float:
@@ -467,10 +489,19 @@ def pooled_scale(
 
     Measured well enough (``MIN_NOISE_DOF``): the pooled scale with its excess over ``white``
     (the filter's white-noise scale, known from the per-frame noise of many samples) widened for
-    its sample size (``small_sample_factor``). Otherwise a floor from the scales below it that are measured well:
-    the widest one's widened scale, grown to w as the last two grow (exponent clipped to 0..0.5:
-    flat for white noise, sqrt(w) for a random walk); when no scale below is measured well, the
-    scale as measured, widened (infinite -- not searched -- below 2 degrees of freedom).
+    its sample size (``small_sample_factor``). Otherwise a floor from the scales below it that
+    are measured well: the widest one's widened scale, grown to w as the last two grow
+    (exponent clipped to 0..0.5: flat for white noise, sqrt(w) for a random walk). That floor
+    ignores what w itself shows; when w rests on >= 2 degrees of freedom it is lowered to the
+    larger of
+
+    * the scale measured at w at its ``MEASURED_QUANTILE`` upper confidence
+      (``upper_scale_factor``): red noise that shows only at wide scales is kept;
+    * the widest well-measured scale's widened ratio to its white-noise scale, grown as that
+      ratio grows (exponent 0..1), times w's white scale: white noise averages down.
+
+    When no scale below is measured well, the scale as measured, widened (infinite -- not
+    searched -- below 2 degrees of freedom).
     """
     width = key[1]
     s_rel, nind = pooled.get(key, (float("nan"), 0.0))
@@ -479,7 +510,7 @@ def pooled_scale(
         widened = excess * small_sample_factor(min_sigma, width, frames_per_hour, nind)
         return float(np.hypot(white, widened))
     good = sorted(
-        (k[1], v)
+        (k, v)
         for k, v in pooled.items()
         if k[0] == key[0]
         and (k[0] == "step" or k[2] == 1)
@@ -491,13 +522,24 @@ def pooled_scale(
         if not np.isfinite(s_rel) or s_rel <= 0:
             return float("inf")
         return s_rel * small_sample_factor(min_sigma, width, frames_per_hour, nind)
-    w1, (s1, n1) = good[-1]
-    beta = 0.0
+    # the round-2 floor: the widest well-measured scale, widened, grown to w as the last two
+    # grow (exponent clipped to 0..0.5): flat for white noise (whose scale falls as 1/sqrt(w))
+    k1, (s1, n1) = good[-1]
+    beta, gamma = 0.0, 0.0
     if len(good) >= 2:
-        w0, (s0, _) = good[-2]
-        beta = float(np.clip(np.log(s1 / s0) / np.log(w1 / w0), 0.0, 0.5))
-    widened = s1 * small_sample_factor(min_sigma, w1, frames_per_hour, n1)
-    return widened * (width / w1) ** beta
+        k0, (s0, _) = good[-2]
+        growth = np.log(s1 / s0) / np.log(k1[1] / k0[1])
+        beta = float(np.clip(growth, 0.0, 0.5))
+        # the same growth as a ratio to the white scale (+0.5): 0 for white, 1 for a random walk
+        gamma = float(np.clip(growth + 0.5, 0.0, 1.0))
+    widen = small_sample_factor(min_sigma, k1[1], frames_per_hour, n1)
+    flat = s1 * widen * (width / k1[1]) ** beta
+    measured = s_rel * upper_scale_factor(nind)
+    if not np.isfinite(measured):  # < 2 degrees of freedom at w: nothing to go below it on
+        return float(flat)
+    w_here = white if white > 0 else float(np.sqrt(2.0 / width))
+    ratio = w_here * max(1.0, s1 / _white_of(k1) * widen) * (width / k1[1]) ** gamma
+    return float(min(flat, max(ratio, measured)))
 
 
 def detect_parameter(
@@ -778,8 +820,14 @@ def _pair_flux_steps(found: list[tuple[str, int, int, float, float, float]], max
 
 
 def _jitter_job(arrays, names, a0, b0, block, cad, box_widths_s, step_windows_s):
-    """The jitter series of one segment: log mean square of the frame-to-frame motion of the
-    centroid series ``names`` (frames where all are finite), in blocks of ``block`` differences.
+    """The jitter series of one segment: log of the variance of the centroid series ``names``
+    about their mean in blocks of ``block`` frames (frames where all are finite), averaged over
+    the names.
+
+    The variance about the block mean sees every motion faster than the block (a
+    high-gain-antenna move's ~0.5-s wander shows at ~5x the white centroid noise in 1-s blocks)
+    while slow pointing drifts stay out; frame-to-frame differences saw such a wander at only
+    ~2x, under the thresholds.
 
     Returns a job tuple (name, values, first frame, last frame, blocks/hour, box_n, step_n) or None
     when the segment has fewer than ``MIN_SEGMENT_FRAMES`` blocks.
@@ -788,20 +836,20 @@ def _jitter_job(arrays, names, a0, b0, block, cad, box_widths_s, step_windows_s)
     for nm in names:
         ok &= np.isfinite(arrays[nm][a0:b0])
     gidx = np.flatnonzero(ok) + a0
-    nb = (gidx.size - 1) // block
+    nb = gidx.size // block
     if nb < MIN_SEGMENT_FRAMES:
         return None
-    d2 = np.zeros(gidx.size - 1)
+    var = np.zeros(nb)
     for nm in names:
-        d2 += np.diff(arrays[nm][gidx]) ** 2
-    ms = d2[: nb * block].reshape(nb, block).mean(axis=1) / len(names)
-    ms = np.maximum(ms, np.finfo(float).tiny)
+        x = arrays[nm][gidx[: nb * block]].reshape(nb, block)
+        var += x.var(axis=1, ddof=1)
+    var = np.maximum(var / len(names), np.finfo(float).tiny)
     first = gidx[np.arange(nb) * block]
-    last = gidx[(np.arange(nb) + 1) * block]
+    last = gidx[(np.arange(nb) + 1) * block - 1]
     block_s = block * cad
     bn = [max(2, int(round(w / block_s))) for w in box_widths_s]
     sn = [max(1, int(round(w / block_s))) for w in step_windows_s]
-    return ("jitter", np.log(ms), first, last, 3600.0 / block_s, bn, sn)
+    return ("jitter", np.log(var), first, last, 3600.0 / block_s, bn, sn)
 
 
 def detect_anomalies(
@@ -838,7 +886,7 @@ def detect_anomalies(
     merge_gap_s : detections (of any parameters) closer than this are merged into one event.
     workers : threads over (segment, parameter) jobs; default the number of CPUs.
     jitter_block_s : when centroid series (x_mean, y_mean) are given, also search the pointing
-        jitter: the log of the mean square frame-to-frame centroid motion in blocks of this many
+        jitter: the log of the centroid's variance about its mean in blocks of this many
         seconds is a series of its own (parameter ``jitter``, kinds ``jitter_burst`` /
         ``jitter_lull`` / ``jitter_change``, amplitude = fractional change of the RMS), searched
         with the same filters. ``None`` turns it off.
@@ -948,7 +996,7 @@ def detect_anomalies(
             found = _pair_flux_steps(found, max(job_box_n))
         for mode, a, b, amp, level, sig in found:
             if family == "jitter":
-                amp = float(np.expm1(0.5 * amp))  # log mean square -> fractional change of the RMS
+                amp = float(np.expm1(0.5 * amp))  # log variance -> fractional change of the RMS
             elif family in _FRACTIONAL:
                 amp = amp / level if level != 0 else np.nan
             if mode == "transient":
@@ -1004,13 +1052,13 @@ def _merge(det: pl.DataFrame, merge_gap_s: float) -> pl.DataFrame:
         pl.Series("event_id", np.cumsum(new) - 1, dtype=pl.Int64), family.alias("__family")
     )
     # Secondary detections name an event only when nothing else shows it: the PSF amplitude
-    # (it follows both the flux and the widths), and centroid excursions inside a jitter burst
-    # (the burst explains them).
+    # (it follows both the flux and the widths), and centroid excursions and flux changes inside
+    # a jitter burst (the burst explains them: the star wanders across the aperture).
     burst = (pl.col("kind") == "jitter_burst").any().over("event_id")
     det = det.with_columns(
         (
             pl.col("__family").is_in(list(_SECONDARY))
-            | ((pl.col("__family") == "centroid") & burst)
+            | (pl.col("__family").is_in(["centroid", "flux"]) & burst)
         ).alias("__secondary")
     )
     by_sig = {"by": "significance", "descending": True}
