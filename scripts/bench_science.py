@@ -7,6 +7,7 @@
     python scripts/bench_science.py --debug-misses        # also list each miss, nearest anomalies
     python scripts/bench_science.py --out /tmp/b --keep   # then, after a change to the analyses:
     python scripts/bench_science.py --out /tmp/b --reuse --anomalies-only   # re-analyse, re-score
+    python scripts/bench_science.py --out /tmp/b --reuse --anomalies-only --anomaly-detector REV
 
 For every noise kind (a preset of ``fgsarchive.simulate.NOISE_PRESETS``: ``white`` is the plain
 simulator, ``ar1`` AR(1) at tau 20 s holding 10 % of each quantity's per-frame variance,
@@ -41,9 +42,10 @@ Scores (functions ``fit_pulls``, ``false_peak_rates``, ``score_events``, ``false
 * anomaly false alarms per 10 h: anomalies touching no injection (+-5 s), per 10 h of guiding;
 * recall: an injection (whose start lies in data, >= 10 s from a file's edges) is found when an
   anomaly of its visit whose ``kinds`` hold the expected kind starts within 5 s of it;
-* recall against signal-to-noise (``event_snr``, measured on the archive's own series around
-  each injection): drops by depth / per-frame flux noise * sqrt(frames), jumps by size over the
-  per-frame centroid noise, HGA moves by their extra jitter RMS over it;
+* recall against signal-to-noise (``event_snr``, measured on the archive's own series of the
+  visit, red noise included): drops by depth over the scatter of a box as long as the drop
+  minus its flanks, jumps by size over the step filter's scatter at the best window, HGA moves
+  by their extra jitter RMS over the per-frame centroid noise;
 * sinusoid recall: a flux or flux_opt peak with FAP < 1 %, not blamed on the pointing, within
   3 % of the injected period.
 
@@ -312,43 +314,92 @@ def _diff_noise(v: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2.0)) if d.size else np.nan
 
 
-def event_snr(scored: pl.DataFrame, series: pl.DataFrame, reach_s: float = 120.0) -> pl.Series:
-    """Signal-to-noise of each scored injection against the per-frame white noise of its own
-    series within ``reach_s`` of it (``series``: program, visit, time_mjd, flux_opt, x_mean,
-    y_mean): a drop depth / noise * sqrt(frames); a jump size / noise; an HGA move's extra
-    jitter RMS / noise; a PSF step fraction / relative width noise * sqrt(frames up to 128 s)."""
+def _scale_noise(t_mjd, v, width: int, exclude: tuple[float, float], box: bool) -> float:
+    """Robust std (1.4826 MAD) of a filter's output over a visit's series: the mean of a box of
+    ``width`` frames minus the mean of its two flanks of the same length (``box``), or the mean
+    of ``width`` frames after a point minus the ``width`` before (a step); within each run of
+    frames without a gap, starts every width/4 frames, leaving out those touching ``exclude``
+    (MJD interval, the injection)."""
+    ok = np.isfinite(v)
+    t_mjd, v = t_mjd[ok], v[ok]
+    cuts = np.concatenate(([0], np.flatnonzero(np.diff(t_mjd) * 86400.0 > 1.0) + 1, [v.size]))
+    out = []
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        x, tt = v[a:b], t_mjd[a:b]
+        n = x.size
+        if n < 3 * width + 1:
+            continue
+        cs = np.concatenate(([0.0], np.cumsum(x)))
+        i = np.arange(width, n - 2 * width + 1, max(1, width // 4))
+        if box:
+            m = (cs[i + width] - cs[i]) / width
+            f = (cs[i] - cs[i - width] + cs[i + 2 * width] - cs[i + width]) / (2 * width)
+            d = m - f
+            lo, hi = tt[i - width], tt[np.minimum(i + 2 * width, n - 1)]
+        else:
+            d = (cs[i + width] - 2 * cs[i] + cs[i - width]) / width
+            lo, hi = tt[i - width], tt[np.minimum(i + width, n - 1)]
+        keep = (hi < exclude[0]) | (lo > exclude[1])
+        out.append(d[keep])
+    d = np.concatenate(out) if out else np.empty(0)
+    if d.size < 5:
+        return np.nan
+    return float(1.4826 * np.median(np.abs(d - np.median(d))))
+
+
+STEP_WINDOWS_FRAMES = (8, 31, 125, 500, 2000)
+
+
+def event_snr(scored: pl.DataFrame, series: pl.DataFrame) -> pl.Series:
+    """Signal-to-noise of each scored injection against the noise of its own visit's series at
+    the event's scale (``series``: program, visit, time_mjd, flux_opt, x_mean, y_mean, x_stddev;
+    red noise included, the injection left out): a drop's depth over the scatter of a box as
+    long as the drop minus its flanks; a jump's size over the scatter of the step filter at the
+    window where it stands out most (0.5-128 s); an HGA move's extra jitter RMS over the
+    per-frame centroid noise; a PSF step's fraction over the 128-s step scatter."""
     out = []
     for ev in scored.iter_rows(named=True):
-        t = ev["start_mjd"]
-        w = series.filter(
-            (pl.col("program") == ev["program"])
-            & (pl.col("visit") == ev["visit"])
-            & ((pl.col("time_mjd") - t).abs() * 86400.0 < reach_s)
-        )
-        if w.height < 100:
+        w = series.filter((pl.col("program") == ev["program"]) & (pl.col("visit") == ev["visit"]))
+        w = w.sort("time_mjd")
+        t = w["time_mjd"].to_numpy()
+        if w.height < 1000:
             out.append(None)
             continue
+        start = ev["start_mjd"]
         if ev["kind"] == "flux_drop":
+            dur = ev["duration_s"] or 0.0
             f = w["flux_opt"].to_numpy()
-            noise = _diff_noise(f) / np.nanmedian(f)
-            frames = (ev["duration_s"] or 0.0) / CADENCE_S
-            out.append(ev["amplitude"] / noise * math.sqrt(frames))
-        elif ev["kind"] == "psf_width_change":
-            f = w["x_stddev"].to_numpy()
-            noise = _diff_noise(f) / np.nanmedian(f)
-            out.append(ev["amplitude"] / noise * math.sqrt(128.0 / CADENCE_S))
-        else:
+            f = f / np.nanmedian(f)
+            width = max(2, int(round(dur / CADENCE_S)))
+            ex = (start - 2 * dur / 86400, start + 3 * dur / 86400)
+            out.append(ev["amplitude"] / _scale_noise(t, f, width, ex, box=True))
+        elif ev["kind"] == "hga_move":
             noise = 0.5 * (
                 _diff_noise(w["x_mean"].to_numpy()) + _diff_noise(w["y_mean"].to_numpy())
             )
             out.append(ev["amplitude"] / noise)
+        else:
+            ex = (start - 130 / 86400, start + 130 / 86400)
+            if ev["kind"] == "psf_width_change":
+                f = w["x_stddev"].to_numpy()
+                out.append(ev["amplitude"] / _scale_noise(t, f / np.nanmedian(f), 2000, ex, False))
+                continue
+            best = 0.0
+            for width in STEP_WINDOWS_FRAMES:
+                noise = 0.5 * sum(
+                    _scale_noise(t, w[c].to_numpy(), width, ex, box=False)
+                    for c in ("x_mean", "y_mean")
+                )
+                if np.isfinite(noise) and noise > 0:
+                    best = max(best, ev["amplitude"] / noise)
+            out.append(best or None)
     return pl.Series("snr", out, dtype=pl.Float64)
 
 
 SNR_BINS = {
-    "flux_drop": (0, 5, 10, 15, 25, np.inf),
-    "centroid_jump": (0, 1, 2, 3, 5, np.inf),
-    "psf_width_change": (0, 10, 25, 50, np.inf),
+    "flux_drop": (0, 4, 6, 8, 12, np.inf),
+    "centroid_jump": (0, 4, 6, 8, 12, np.inf),
+    "psf_width_change": (0, 6, 8, 12, np.inf),
     "hga_move": (0, 1.5, 2, 3, np.inf),
 }
 """Bins of ``event_snr`` per injection kind in the recall-against-S/N table."""
@@ -514,6 +565,12 @@ def run_one(args, noise: str, seed: int, work: Path) -> dict:
     except ImportError:
         pass
     quiet = lambda s: None  # noqa: E731
+    if args.anomaly_detector:  # another revision's detect_anomalies, for before/after
+        from bench_anomaly_recall import load_baseline
+
+        import fgsarchive.analysis.runner as analysis_runner
+
+        analysis_runner.detect_anomalies = load_baseline(args.anomaly_detector)
     anomalies = run_anomalies(db, min_sigma=args.min_sigma, on_warning=quiet)
     timings["anomalies"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -779,6 +836,12 @@ def main() -> None:
         "--reuse",
         action="store_true",
         help="re-analyse the archives an earlier run kept in --out (--keep) instead of simulating",
+    )
+    ap.add_argument(
+        "--anomaly-detector",
+        default=None,
+        metavar="REV",
+        help="run the anomaly search with fgsarchive/analysis/anomalies.py of git revision REV",
     )
     ap.add_argument(
         "--anomalies-only",

@@ -492,13 +492,15 @@ def pooled_scale(
     its sample size (``small_sample_factor``). Otherwise a floor from the scales below it that
     are measured well: the widest one's widened scale, grown to w as the last two grow
     (exponent clipped to 0..0.5: flat for white noise, sqrt(w) for a random walk). That floor
-    ignores what w itself shows; when w rests on >= 2 degrees of freedom it is lowered to the
-    larger of
+    ignores what w itself shows. When w rests on >= 2 degrees of freedom the noise is instead
+    the larger of
 
     * the scale measured at w at its ``MEASURED_QUANTILE`` upper confidence
       (``upper_scale_factor``): red noise that shows only at wide scales is kept;
     * the widest well-measured scale's widened ratio to its white-noise scale, grown as that
-      ratio grows (exponent 0..1), times w's white scale: white noise averages down.
+      ratio grows (exponent 0..1), times w's white scale: white noise averages down;
+
+    but no more than the larger of that floor and the scale measured at w.
 
     When no scale below is measured well, the scale as measured, widened (infinite -- not
     searched -- below 2 degrees of freedom).
@@ -534,12 +536,12 @@ def pooled_scale(
         gamma = float(np.clip(growth + 0.5, 0.0, 1.0))
     widen = small_sample_factor(min_sigma, k1[1], frames_per_hour, n1)
     flat = s1 * widen * (width / k1[1]) ** beta
-    measured = s_rel * upper_scale_factor(nind)
-    if not np.isfinite(measured):  # < 2 degrees of freedom at w: nothing to go below it on
+    upper = s_rel * upper_scale_factor(nind)
+    if not np.isfinite(upper):  # < 2 degrees of freedom at w: nothing to go below it on
         return float(flat)
     w_here = white if white > 0 else float(np.sqrt(2.0 / width))
     ratio = w_here * max(1.0, s1 / _white_of(k1) * widen) * (width / k1[1]) ** gamma
-    return float(min(flat, max(ratio, measured)))
+    return float(min(max(flat, s_rel), max(ratio, upper)))
 
 
 def detect_parameter(
