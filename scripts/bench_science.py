@@ -356,7 +356,7 @@ def event_snr(scored: pl.DataFrame, series: pl.DataFrame) -> pl.Series:
     red noise included, the injection left out): a drop's depth over the scatter of a box as
     long as the drop minus its flanks; a jump's size over the scatter of the step filter at the
     window where it stands out most (0.5-128 s); an HGA move's extra jitter RMS over the
-    per-frame centroid noise; a PSF step's fraction over the 128-s step scatter."""
+    per-frame centroid noise; a PSF step's fraction over the 32-s step scatter."""
     out = []
     for ev in scored.iter_rows(named=True):
         w = series.filter((pl.col("program") == ev["program"]) & (pl.col("visit") == ev["visit"]))
@@ -382,7 +382,7 @@ def event_snr(scored: pl.DataFrame, series: pl.DataFrame) -> pl.Series:
             ex = (start - 130 / 86400, start + 130 / 86400)
             if ev["kind"] == "psf_width_change":
                 f = w["x_stddev"].to_numpy()
-                out.append(ev["amplitude"] / _scale_noise(t, f / np.nanmedian(f), 2000, ex, False))
+                out.append(ev["amplitude"] / _scale_noise(t, f / np.nanmedian(f), 500, ex, False))
                 continue
             best = 0.0
             for width in STEP_WINDOWS_FRAMES:
