@@ -518,7 +518,7 @@ def run_one(args, noise: str, seed: int, work: Path) -> dict:
     stars, variable, programs = plan(args.hours, args.programs, args.frames_per_file, seed)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    reuse = args.reuse and (work / "archive.duckdb").exists()
+    reuse = getattr(args, "reuse", False) and (work / "archive.duckdb").exists()
     for p in programs if not reuse else []:
         sim.simulate_program(
             work / "products",
@@ -565,7 +565,7 @@ def run_one(args, noise: str, seed: int, work: Path) -> dict:
     except ImportError:
         pass
     quiet = lambda s: None  # noqa: E731
-    if args.anomaly_detector:  # another revision's detect_anomalies, for before/after
+    if getattr(args, "anomaly_detector", None):  # another revision's, for before/after
         from bench_anomaly_recall import load_baseline
 
         import fgsarchive.analysis.runner as analysis_runner
@@ -574,7 +574,7 @@ def run_one(args, noise: str, seed: int, work: Path) -> dict:
     anomalies = run_anomalies(db, min_sigma=args.min_sigma, on_warning=quiet)
     timings["anomalies"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    if args.anomalies_only:
+    if getattr(args, "anomalies_only", False):
         peaks = pl.DataFrame(
             schema={
                 "program": pl.Int64,
@@ -751,7 +751,7 @@ def report(runs: list[dict]) -> str:
                 e
                 for r in runs
                 if r["noise"] == k
-                for e in r["events"]
+                for e in r.get("events", [])
                 if e["kind"] == kind and e.get("snr") is not None
             ]
             cells = []
