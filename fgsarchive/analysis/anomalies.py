@@ -388,8 +388,9 @@ def scale_noise_samples(values: np.ndarray, *, box_n: Sequence[int], step_n: Seq
     """The filter outputs of one segment at every scale, in units of its white noise, for
     pooling the noise estimate over the segments of a guide star's run (``pool_scale_noise``).
 
-    Returns {("box", w, factor): [(left, right, n_independent)], ("step", w): [(d, n_ind)]}
-    (each sample array less its own median), or {} when the series has no usable noise.
+    Returns {("box", w, factor): [(left, right, n_independent, reach)], ("step", w): [(d,
+    n_ind, reach)]} (each sample array less its own median; ``reach``: how many samples either
+    side overlap one filter output), or {} when the series has no usable noise.
     """
     v = np.asarray(values, dtype=np.float64)
     n = v.size
@@ -404,33 +405,64 @@ def scale_noise_samples(values: np.ndarray, *, box_n: Sequence[int], step_n: Seq
                 continue
             left, right, nind = _box_samples(cs, n, w, flank)
             if left.size:
+                reach = -(-(w + 2 * flank) // max(1, w // 4, n // MAX_STAT_SAMPLES))
                 out[("box", w, factor)] = [
-                    ((left - np.median(left)) / sigma_f, (right - np.median(right)) / sigma_f, nind)
+                    (
+                        (left - np.median(left)) / sigma_f,
+                        (right - np.median(right)) / sigma_f,
+                        nind,
+                        reach,
+                    )
                 ]
     for w in _step_widths(step_n, n):
         d, nind = _step_samples(cs, n, w)
         if d.size:
-            out[("step", w)] = [((d - np.median(d)) / sigma_f, nind)]
+            reach = -(-2 * w // max(1, w // 4, n // MAX_STAT_SAMPLES))
+            out[("step", w)] = [((d - np.median(d)) / sigma_f, nind, reach)]
     return out
+
+
+def _without_strongest(items: list, n_values: int) -> tuple[list[list[np.ndarray]], float]:
+    """The sample arrays of ``items`` with the filter outputs that overlap the strongest one
+    (largest |value| over all items; ``reach`` samples either side) left out, and the number of
+    independent samples left: the event a wide scale is searched for must not set its own
+    noise (a 55-s, 0.3 % drop in a 15-min visit of white noise read as 2x the white scale of
+    32-s boxes, where the visit holds 4 independent ones)."""
+    peak = [np.max(np.max(np.abs(np.stack(it[:n_values])), axis=0)) for it in items]
+    k = int(np.argmax(peak))
+    out = []
+    for j, it in enumerate(items):
+        arrays = list(it[:n_values])
+        if j == k:
+            strength = np.max(np.abs(np.stack(arrays)), axis=0)
+            i = int(np.argmax(strength))
+            keep = np.abs(np.arange(strength.size) - i) > it[-1]
+            arrays = [a[keep] for a in arrays]
+        out.append(arrays)
+    return out, max(0.0, float(sum(it[-2] for it in items)) - 1.0)
 
 
 def pool_scale_noise(samples: Sequence[dict]) -> dict:
     """Pooled noise per scale from the ``scale_noise_samples`` of several segments:
     {key: (robust std in white-noise units, independent samples)}; a box key gives the larger
-    of its left and right values."""
+    of its left and right values. A scale with fewer than ``MIN_NOISE_DOF`` degrees of freedom
+    leaves out the outputs overlapping its strongest one (``_without_strongest``)."""
     merged: dict = {}
     for s in samples:
         for key, items in s.items():
             merged.setdefault(key, []).extend(items)
     out = {}
     for key, items in merged.items():
-        nind = float(sum(it[-1] for it in items))
-        if key[0] == "box":
-            sl = median_and_std(np.concatenate([it[0] for it in items]))[1]
-            sr = median_and_std(np.concatenate([it[1] for it in items]))[1]
-            out[key] = (max(sl, sr), nind)
-        else:
-            out[key] = (median_and_std(np.concatenate([it[0] for it in items]))[1], nind)
+        n_values = 2 if key[0] == "box" else 1
+        nind = float(sum(it[-2] for it in items))
+        arrays = [list(it[:n_values]) for it in items]
+        if MAD_EFFICIENCY * nind < MIN_NOISE_DOF:  # few samples: leave the strongest out
+            arrays, nind = _without_strongest(items, n_values)
+        scales = []
+        for v in range(n_values):
+            pooled_values = np.concatenate([a[v] for a in arrays])
+            scales.append(median_and_std(pooled_values)[1] if pooled_values.size else np.nan)
+        out[key] = (max(scales), nind)
     return out
 
 
