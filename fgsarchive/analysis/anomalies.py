@@ -458,11 +458,12 @@ def pool_scale_noise(samples: Sequence[dict]) -> dict:
         arrays = [list(it[:n_values]) for it in items]
         if MAD_EFFICIENCY * nind < MIN_NOISE_DOF:  # few samples: leave the strongest out
             arrays, nind = _without_strongest(items, n_values)
-        scales = []
-        for v in range(n_values):
-            pooled_values = np.concatenate([a[v] for a in arrays])
-            scales.append(median_and_std(pooled_values)[1] if pooled_values.size else np.nan)
-        out[key] = (max(scales), nind)
+        scales = [
+            median_and_std(values)[1]
+            for values in (np.concatenate([a[v] for a in arrays]) for v in range(n_values))
+            if values.size
+        ]
+        out[key] = (max(scales) if scales else float("nan"), nind)
     return out
 
 
@@ -489,7 +490,8 @@ def small_sample_factor(min_sigma: float, width: int, frames_per_hour: float, n_
 
 MIN_NOISE_DOF = 30.0
 """A pooled scale resting on fewer degrees of freedom (``MAD_EFFICIENCY`` x independent
-samples) is not used as measured; the floor of ``pooled_scale`` is used instead."""
+samples) is not used as measured: ``pooled_scale`` takes a floor from the well-measured scales,
+lowered or raised by what the scale itself shows (from 2 degrees of freedom up)."""
 
 
 MEASURED_QUANTILE = 0.9
