@@ -5,6 +5,9 @@
     python scripts/bench_science.py --noise white,ar1_weak,ar1,random_walk,power_law,realistic
     python scripts/bench_science.py --json /tmp/science.json --out /tmp/bench --keep
     python scripts/bench_science.py --debug-misses        # also list each miss, nearest anomalies
+    python scripts/bench_science.py --out /tmp/b --keep   # then, after a change to the analyses:
+    python scripts/bench_science.py --out /tmp/b --reuse --anomalies-only   # re-analyse, re-score
+    python scripts/bench_science.py --out /tmp/b --reuse --anomalies-only --anomaly-detector REV
 
 For every noise kind (a preset of ``fgsarchive.simulate.NOISE_PRESETS``: ``white`` is the plain
 simulator, ``ar1`` AR(1) at tau 20 s holding 10 % of each quantity's per-frame variance,
@@ -39,6 +42,10 @@ Scores (functions ``fit_pulls``, ``false_peak_rates``, ``score_events``, ``false
 * anomaly false alarms per 10 h: anomalies touching no injection (+-5 s), per 10 h of guiding;
 * recall: an injection (whose start lies in data, >= 10 s from a file's edges) is found when an
   anomaly of its visit whose ``kinds`` hold the expected kind starts within 5 s of it;
+* recall against signal-to-noise (``event_snr``, measured on the archive's own series of the
+  visit, red noise included): drops by depth over the scatter of a box as long as the drop
+  minus its flanks, jumps by size over the step filter's scatter at the best window, HGA moves
+  by their extra jitter RMS over the per-frame centroid noise;
 * sinusoid recall: a flux or flux_opt peak with FAP < 1 %, not blamed on the pointing, within
   3 % of the injected period.
 
@@ -301,6 +308,103 @@ def score_events(
     return pl.DataFrame(rows) if rows else pl.DataFrame(schema=schema)
 
 
+def _diff_noise(v: np.ndarray) -> float:
+    """Per-frame white noise: 1.4826 MAD of the frame-to-frame differences / sqrt 2."""
+    d = np.diff(v[np.isfinite(v)])
+    return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2.0)) if d.size else np.nan
+
+
+def _scale_noise(t_mjd, v, width: int, exclude: tuple[float, float], box: bool) -> float:
+    """Robust std (1.4826 MAD) of a filter's output over a visit's series: the mean of a box of
+    ``width`` frames minus the mean of its two flanks of the same length (``box``), or the mean
+    of ``width`` frames after a point minus the ``width`` before (a step); within each run of
+    frames without a gap, starts every width/4 frames, leaving out those touching ``exclude``
+    (MJD interval, the injection)."""
+    ok = np.isfinite(v)
+    t_mjd, v = t_mjd[ok], v[ok]
+    cuts = np.concatenate(([0], np.flatnonzero(np.diff(t_mjd) * 86400.0 > 1.0) + 1, [v.size]))
+    out = []
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        x, tt = v[a:b], t_mjd[a:b]
+        n = x.size
+        if n < 3 * width + 1:
+            continue
+        cs = np.concatenate(([0.0], np.cumsum(x)))
+        i = np.arange(width, n - 2 * width + 1, max(1, width // 4))
+        if box:
+            m = (cs[i + width] - cs[i]) / width
+            f = (cs[i] - cs[i - width] + cs[i + 2 * width] - cs[i + width]) / (2 * width)
+            d = m - f
+            lo, hi = tt[i - width], tt[np.minimum(i + 2 * width, n - 1)]
+        else:
+            d = (cs[i + width] - 2 * cs[i] + cs[i - width]) / width
+            lo, hi = tt[i - width], tt[np.minimum(i + width, n - 1)]
+        keep = (hi < exclude[0]) | (lo > exclude[1])
+        out.append(d[keep])
+    d = np.concatenate(out) if out else np.empty(0)
+    if d.size < 5:
+        return np.nan
+    return float(1.4826 * np.median(np.abs(d - np.median(d))))
+
+
+STEP_WINDOWS_FRAMES = (8, 31, 125, 500, 2000)
+
+
+def event_snr(scored: pl.DataFrame, series: pl.DataFrame) -> pl.Series:
+    """Signal-to-noise of each scored injection against the noise of its own visit's series at
+    the event's scale (``series``: program, visit, time_mjd, flux_opt, x_mean, y_mean, x_stddev;
+    red noise included, the injection left out): a drop's depth over the scatter of a box as
+    long as the drop minus its flanks; a jump's size over the scatter of the step filter at the
+    window where it stands out most (0.5-128 s); an HGA move's extra jitter RMS over the
+    per-frame centroid noise; a PSF step's fraction over the 32-s step scatter."""
+    out = []
+    for ev in scored.iter_rows(named=True):
+        w = series.filter((pl.col("program") == ev["program"]) & (pl.col("visit") == ev["visit"]))
+        w = w.sort("time_mjd")
+        t = w["time_mjd"].to_numpy()
+        if w.height < 1000:
+            out.append(None)
+            continue
+        start = ev["start_mjd"]
+        if ev["kind"] == "flux_drop":
+            dur = ev["duration_s"] or 0.0
+            f = w["flux_opt"].to_numpy()
+            f = f / np.nanmedian(f)
+            width = max(2, int(round(dur / CADENCE_S)))
+            ex = (start - 2 * dur / 86400, start + 3 * dur / 86400)
+            out.append(ev["amplitude"] / _scale_noise(t, f, width, ex, box=True))
+        elif ev["kind"] == "hga_move":
+            noise = 0.5 * (
+                _diff_noise(w["x_mean"].to_numpy()) + _diff_noise(w["y_mean"].to_numpy())
+            )
+            out.append(ev["amplitude"] / noise)
+        else:
+            ex = (start - 130 / 86400, start + 130 / 86400)
+            if ev["kind"] == "psf_width_change":
+                f = w["x_stddev"].to_numpy()
+                out.append(ev["amplitude"] / _scale_noise(t, f / np.nanmedian(f), 500, ex, False))
+                continue
+            best = 0.0
+            for width in STEP_WINDOWS_FRAMES:
+                noise = 0.5 * sum(
+                    _scale_noise(t, w[c].to_numpy(), width, ex, box=False)
+                    for c in ("x_mean", "y_mean")
+                )
+                if np.isfinite(noise) and noise > 0:
+                    best = max(best, ev["amplitude"] / noise)
+            out.append(best or None)
+    return pl.Series("snr", out, dtype=pl.Float64)
+
+
+SNR_BINS = {
+    "flux_drop": (0, 4, 6, 8, 12, np.inf),
+    "centroid_jump": (0, 4, 6, 8, 12, np.inf),
+    "psf_width_change": (0, 6, 8, 12, np.inf),
+    "hga_move": (0, 1.5, 2, 3, np.inf),
+}
+"""Bins of ``event_snr`` per injection kind in the recall-against-S/N table."""
+
+
 def false_alarms(
     anomalies: pl.DataFrame, events: pl.DataFrame, window_s: float = WINDOW_S
 ) -> pl.DataFrame:
@@ -414,7 +518,8 @@ def run_one(args, noise: str, seed: int, work: Path) -> dict:
     stars, variable, programs = plan(args.hours, args.programs, args.frames_per_file, seed)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    for p in programs:
+    reuse = getattr(args, "reuse", False) and (work / "archive.duckdb").exists()
+    for p in programs if not reuse else []:
         sim.simulate_program(
             work / "products",
             program=p["program"],
@@ -442,11 +547,15 @@ def run_one(args, noise: str, seed: int, work: Path) -> dict:
     timings["simulate"] = time.perf_counter() - t0
     db = Database(work / "archive.duckdb")
     t0 = time.perf_counter()
-    n_frames = ingest_directory(db, work / "products", workers=args.workers).n_frames
-    timings["ingest"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    fit_archive(db, workers=args.workers)
-    timings["fit"] = time.perf_counter() - t0
+    if reuse:  # the kept archive of an earlier run (--keep): analyses only
+        with db.reader() as con:
+            n_frames = int(con.sql("SELECT count(*) FROM frames").fetchall()[0][0])
+    else:
+        n_frames = ingest_directory(db, work / "products", workers=args.workers).n_frames
+        timings["ingest"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        fit_archive(db, workers=args.workers)
+        timings["fit"] = time.perf_counter() - t0
     truth = sim.read_truth(work / "products" / "truth")
     t0 = time.perf_counter()
     try:
@@ -456,20 +565,45 @@ def run_one(args, noise: str, seed: int, work: Path) -> dict:
     except ImportError:
         pass
     quiet = lambda s: None  # noqa: E731
+    if getattr(args, "anomaly_detector", None):  # another revision's, for before/after
+        from bench_anomaly_recall import load_baseline
+
+        import fgsarchive.analysis.runner as analysis_runner
+
+        analysis_runner.detect_anomalies = load_baseline(args.anomaly_detector)
     anomalies = run_anomalies(db, min_sigma=args.min_sigma, on_warning=quiet)
     timings["anomalies"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    peaks = run_periodograms(db, by="visit", on_warning=quiet)
-    timings["periodograms"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    variability = run_variables(db, on_warning=quiet)
-    timings["variables"] = time.perf_counter() - t0
+    if getattr(args, "anomalies_only", False):
+        peaks = pl.DataFrame(
+            schema={
+                "program": pl.Int64,
+                "visit": pl.Int64,
+                "parameter": pl.String,
+                "fap": pl.Float64,
+                "instrumental": pl.Boolean,
+                "period_s": pl.Float64,
+            }
+        )
+        variability = pl.DataFrame(schema={"gs_id": pl.String, "rank": pl.Int64})
+    else:
+        peaks = run_periodograms(db, by="visit", on_warning=quiet)
+        timings["periodograms"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        variability = run_variables(db, on_warning=quiet)
+        timings["variables"] = time.perf_counter() - t0
     with db.reader() as con:
         guided_h = con.sql(
             "SELECT sum(data_end_mjd - data_start_mjd) * 24 FROM files WHERE product = 'fg'"
         ).fetchall()[0][0]
         cols = ", ".join(f"{p}, {p}_err" for p in PULL_PARAMETERS)
         fits = con.sql(f"SELECT file_name, frame, status, {cols} FROM fits").pl()
+        frame_series = con.sql(
+            "SELECT f.program, f.visit, fr.time_mjd, p.flux_opt, ft.x_mean, ft.y_mean, ft.x_stddev"
+            " FROM frames fr JOIN files f USING (file_name)"
+            " LEFT JOIN photometry p USING (file_name, frame)"
+            " LEFT JOIN fits ft USING (file_name, frame) WHERE f.product = 'fg'"
+        ).pl()
 
     t0 = time.perf_counter()
     pulls = fit_pulls(fits, truth.frames())
@@ -479,6 +613,8 @@ def run_one(args, noise: str, seed: int, work: Path) -> dict:
     )
     ev = ev.filter(observable(ev, truth.files))
     scored = score_events(ev, anomalies)
+    if scored.height:
+        scored = scored.with_columns(event_snr(scored, frame_series))
     if args.debug_misses:
         print(f"\n=== {noise}, seed {seed}")
         debug_misses(scored, anomalies)
@@ -519,7 +655,7 @@ def run_one(args, noise: str, seed: int, work: Path) -> dict:
         "false_alarms_per_10h": fa.height / guided_h * 10.0,
         "false_alarm_kinds": fa.group_by("kind").len().sort("len", descending=True).rows(),
         "recall": recall,
-        "events": scored.select("kind", "amplitude", "found", "timing_error_s").to_dicts()
+        "events": scored.select("kind", "amplitude", "snr", "found", "timing_error_s").to_dicts()
         if scored.height
         else [],
         "sinusoids": {
@@ -603,6 +739,27 @@ def report(runs: list[dict]) -> str:
                 hit = sum(x["fap<0.01"] for x in d if x)
                 cells.append(f"{hit}/{n}" if n else "-")
             lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    lines += ["", "Recall against signal-to-noise (``event_snr``), all seeds:", ""]
+    for kind, edges in SNR_BINS.items():
+        labels = [
+            f"{lo:g}-{hi:g}" if np.isfinite(hi) else f">={lo:g}"
+            for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+        ]
+        lines += [f"| {kind} S/N | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+        for k in kinds:
+            evs = [
+                e
+                for r in runs
+                if r["noise"] == k
+                for e in r.get("events", [])
+                if e["kind"] == kind and e.get("snr") is not None
+            ]
+            cells = []
+            for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+                sel = [e["found"] for e in evs if lo <= e["snr"] < hi]
+                cells.append(f"{np.mean(sel):.0%} ({sum(sel)}/{len(sel)})" if sel else "-")
+            lines.append(f"| {k} | " + " | ".join(cells) + " |")
+        lines.append("")
     bins_ = list(dict.fromkeys(row["bin"] for r in runs for row in r["pulls"]))
     lines += [
         "",
@@ -676,6 +833,22 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="work folder (default: a temporary one)")
     ap.add_argument("--keep", action="store_true", help="keep the simulated files and archives")
     ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="re-analyse the archives an earlier run kept in --out (--keep) instead of simulating",
+    )
+    ap.add_argument(
+        "--anomaly-detector",
+        default=None,
+        metavar="REV",
+        help="run the anomaly search with fgsarchive/analysis/anomalies.py of git revision REV",
+    )
+    ap.add_argument(
+        "--anomalies-only",
+        action="store_true",
+        help="skip periodograms and variability (their columns show nothing)",
+    )
+    ap.add_argument(
         "--debug-misses",
         action="store_true",
         help="print each missed injection (truth row) and the nearest anomalies of its visit",
@@ -694,9 +867,9 @@ def main() -> None:
     for noise in kinds:
         for seed in seeds:
             work = root / f"{noise}-seed{seed}"
-            if work.exists():
+            if work.exists() and not args.reuse:
                 shutil.rmtree(work)
-            work.mkdir(parents=True)
+            work.mkdir(parents=True, exist_ok=True)
             r = run_one(args, noise, seed, work)
             runs.append(r)
             print(
@@ -706,7 +879,7 @@ def main() -> None:
                 + " s",
                 flush=True,
             )
-            if not args.keep:
+            if not args.keep and not args.reuse:
                 shutil.rmtree(work, ignore_errors=True)
     print(f"\n{len(runs)} runs in {time.perf_counter() - started:.0f} s\n")
     print(report(runs))

@@ -267,3 +267,22 @@ def test_faint_star_one_percent_five_second_drops_against_long_flanks():
         assert (found["kind"] == "flux_drop").all()
     assert hits >= 33, hits
     assert max(false_alarms) <= 1, false_alarms
+
+
+def test_poorly_measured_wide_scale_follows_its_own_samples():
+    """A wide scale with few degrees of freedom: white noise there is no longer held to the
+    floor extrapolated flat from the narrow scales (3-4x its true scale at 16-s boxes), and red
+    noise measured there above that floor is kept (it gave false centroid jumps)."""
+    from fgsarchive.analysis.anomalies import pooled_scale
+
+    fph = 3600 / CADENCE_S
+    narrow = {("step", 8): (0.5, 1000.0), ("step", 31): (np.sqrt(2 / 31), 300.0)}
+    key, white = ("step", 125), np.sqrt(2 / 125)
+    floor = pooled_scale(narrow, key, 5.0, fph, white)  # nothing measured at 125
+    assert floor == pytest.approx(np.sqrt(2 / 31), rel=0.1)  # flat: 2x the white scale
+    quiet = pooled_scale({**narrow, key: (white, 45.0)}, key, 5.0, fph, white)
+    assert white <= quiet < 0.75 * floor
+    red = pooled_scale({**narrow, key: (0.8, 45.0)}, key, 5.0, fph, white)
+    assert red >= 0.8
+    # below 2 degrees of freedom the scale's own value says nothing: the floor
+    assert pooled_scale({**narrow, key: (white, 3.0)}, key, 5.0, fph, white) == floor

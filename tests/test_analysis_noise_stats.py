@@ -7,6 +7,7 @@ Seeded; about a minute. The figures at full size are in scripts/bench_noise_stat
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 import pytest
 
 from fgsarchive.analysis.anomalies import detect_anomalies
@@ -92,9 +93,9 @@ def _guide_period(kind: str, rng: np.random.Generator):
 def test_anomaly_false_alarms_on_red_noise(noise_pooling):
     rng = np.random.default_rng(11)
     frames = alarms = 0
-    for kind in ("ar1-10%-20s", "random-walk"):
+    for kind in ("ar1-10%-20s", "random-walk", "mixture"):
         hours = 0.0
-        while hours < 5.0:
+        while hours < 4.0:
             t, series = _guide_period(kind, rng)
             frames += t.size
             hours += t.size * CADENCE_S / 3600
@@ -126,20 +127,59 @@ def test_anomaly_recall_at_three_permille_noise(kind):
             dur = int(round(rng.uniform(5, 30) / CADENCE_S))
             i0 = int(rng.integers(a + 200, b - 200 - dur))
             series[name][i0 : i0 + dur] -= 0.01 * level
-            t0, t1 = t[i0], t[i0 + dur - 1]
+            t0 = t[i0]
         else:  # a 0.05-px jump, a 5 % width change
             i0 = int(rng.integers(a + 300, b - 300))
             series[name][i0:] += 0.05 * (level if name == "x_stddev" else 1.0)
-            t0 = t1 = t[i0]
+            t0 = t[i0]
         tried[name] += 1
         an = detect_anomalies(60000 + t / 86400, series)
         s0 = (an["start_mjd"].to_numpy() - 60000) * 86400
-        s1 = (an["end_mjd"].to_numpy() - 60000) * 86400
         kinds = an["kinds"].to_list()
-        hit = [
-            want[name] in kk and lo - 3 <= t1 and hi + 3 >= t0
-            for kk, lo, hi in zip(kinds, s0, s1, strict=True)
-        ]
-        found[name] += any(hit)
+        # the science bench's rule: an anomaly of the expected kind starting within 5 s
+        found[name] += any(
+            want[name] in kk and abs(lo - t0) < 5.0 for kk, lo in zip(kinds, s0, strict=True)
+        )
     assert found["flux"] >= 19, found  # >= 95 %
     assert found["x_mean"] >= 18 and found["x_stddev"] >= 18, found
+
+
+def _jitter_burst(rng: np.random.Generator, n: int, rms: float) -> np.ndarray:
+    """A high-gain-antenna move's extra pointing wander: AR(1), tau 0.5 s, ``rms`` px."""
+    phi = np.exp(-CADENCE_S / 0.5)
+    e = rng.normal(0.0, rms * np.sqrt(1 - phi * phi), n)
+    out = np.empty(n)
+    out[0] = rng.normal(0.0, rms)
+    for i in range(1, n):
+        out[i] = phi * out[i - 1] + e[i]
+    return out
+
+
+@pytest.mark.parametrize("kind", ["white", "ar1-10%-1s"])
+def test_jitter_burst_recall(kind):
+    """60 s of 0.03-px extra wander (the simulator's HGA move) on 0.01-px centroid noise is a
+    ``jitter_burst`` starting within 5 s; the frame-to-frame jitter series found 1 in 10."""
+    rng = np.random.default_rng(17)
+    hits = 0
+    for _ in range(10):
+        t, keep = _visit_times(rng)
+        series = {
+            nm: 3.5 + 0.01 * make_noise(kind, keep.size, rng)[keep] for nm in ("x_mean", "y_mean")
+        }
+        seg = np.concatenate(([0], np.flatnonzero(np.diff(t) > 10 * CADENCE_S) + 1, [t.size]))
+        k = int(np.argmax(np.diff(seg)))
+        a, b = int(seg[k]), int(seg[k + 1])
+        n = int(60.0 / CADENCE_S)
+        i0 = int(rng.integers(a + 300, max(a + 301, b - 300 - n)))
+        for nm in series:
+            series[nm][i0 : i0 + n] += _jitter_burst(rng, min(n, b - i0), 0.03)
+        an = detect_anomalies(60000 + t / 86400, series)
+        s0 = (an["start_mjd"].to_numpy() - 60000) * 86400
+        hit = [
+            "jitter_burst" in kk and abs(lo - t[i0]) < 5.0
+            for kk, lo in zip(an["kinds"].to_list(), s0, strict=True)
+        ]
+        hits += any(hit)
+        if any(hit):  # the burst names its event (its centroid excursions are secondary)
+            assert an.filter(pl.Series(hit))["kind"][0] == "jitter_burst"
+    assert hits >= 9, hits

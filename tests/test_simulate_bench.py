@@ -247,3 +247,40 @@ def test_one_small_run_end_to_end(bench, tmp_path) -> None:
     assert r["sinusoids"]["n"] == 2  # visits 1 and 4
     text = bench.report([r])
     assert text.splitlines()[2].startswith("| ar1 | 1 | 0.6 |")
+
+
+def test_event_snr_against_the_noise_at_the_event_scale(bench) -> None:
+    """A 1 % drop of 100 frames on 1 % white noise per frame: S/N = 0.01 / (0.01 sqrt(1/100 +
+    1/200)) = 8.2 against a box minus its two flanks; a 0.05-px jump on 0.01-px noise stands out
+    most at the widest window that fits; both from the visit's own series."""
+    rng = np.random.default_rng(3)
+    n = 20_000
+    t = 60000.0 + np.arange(n) * 0.064 / 86400
+    flux = 1.0 + rng.normal(0.0, 0.01, n)
+    x = 3.5 + rng.normal(0.0, 0.01, n)
+    series = pl.DataFrame(
+        {
+            "program": 1,
+            "visit": 1,
+            "time_mjd": t,
+            "flux_opt": flux,
+            "x_mean": x,
+            "y_mean": x[::-1].copy(),
+            "x_stddev": 0.6 + rng.normal(0.0, 0.006, n),
+        }
+    )
+    scored = pl.DataFrame(
+        {
+            "kind": ["flux_drop", "centroid_jump", "hga_move"],
+            "program": [1, 1, 1],
+            "visit": [1, 1, 1],
+            "start_mjd": [t[5000], t[12000], t[16000]],
+            "amplitude": [0.01, 0.05, 0.03],
+            "duration_s": [100 * 0.064, None, 60.0],
+        }
+    )
+    snr = bench.event_snr(scored, series).to_list()
+    assert snr[0] == pytest.approx(8.2, rel=0.15)
+    # the widest window, 2000 frames: noise 0.01 sqrt(2 / 2000) from 32 outputs (+-13 %)
+    assert snr[1] == pytest.approx(0.05 / (0.01 * np.sqrt(2 / 2000)), rel=0.3)  # 32 windows
+    assert snr[2] == pytest.approx(3.0, rel=0.1)

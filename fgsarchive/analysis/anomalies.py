@@ -66,7 +66,7 @@ STEP_SUFFIXES = ("_jump", "_change", "_step")
 MIN_SEGMENT_FRAMES = 32
 """Segments (runs without gaps) with fewer finite samples are skipped."""
 JITTER_BLOCK_S = 1.0
-"""Block length (s) of the jitter series (mean square frame-to-frame centroid motion)."""
+"""Block length (s) of the jitter series (variance of the centroid about its block mean)."""
 CANDIDATE_FRACTION = 0.85
 """Box candidates are taken from this fraction of the local threshold up: the widths step by 2,
 so an event between two widths shows at up to ~0.8 of its significance in the nearer box; the
@@ -388,8 +388,9 @@ def scale_noise_samples(values: np.ndarray, *, box_n: Sequence[int], step_n: Seq
     """The filter outputs of one segment at every scale, in units of its white noise, for
     pooling the noise estimate over the segments of a guide star's run (``pool_scale_noise``).
 
-    Returns {("box", w, factor): [(left, right, n_independent)], ("step", w): [(d, n_ind)]}
-    (each sample array less its own median), or {} when the series has no usable noise.
+    Returns {("box", w, factor): [(left, right, n_independent, reach)], ("step", w): [(d,
+    n_ind, reach)]} (each sample array less its own median; ``reach``: how many samples either
+    side overlap one filter output), or {} when the series has no usable noise.
     """
     v = np.asarray(values, dtype=np.float64)
     n = v.size
@@ -404,33 +405,65 @@ def scale_noise_samples(values: np.ndarray, *, box_n: Sequence[int], step_n: Seq
                 continue
             left, right, nind = _box_samples(cs, n, w, flank)
             if left.size:
+                reach = -(-(w + 2 * flank) // max(1, w // 4, n // MAX_STAT_SAMPLES))
                 out[("box", w, factor)] = [
-                    ((left - np.median(left)) / sigma_f, (right - np.median(right)) / sigma_f, nind)
+                    (
+                        (left - np.median(left)) / sigma_f,
+                        (right - np.median(right)) / sigma_f,
+                        nind,
+                        reach,
+                    )
                 ]
     for w in _step_widths(step_n, n):
         d, nind = _step_samples(cs, n, w)
         if d.size:
-            out[("step", w)] = [((d - np.median(d)) / sigma_f, nind)]
+            reach = -(-2 * w // max(1, w // 4, n // MAX_STAT_SAMPLES))
+            out[("step", w)] = [((d - np.median(d)) / sigma_f, nind, reach)]
     return out
+
+
+def _without_strongest(items: list, n_values: int) -> tuple[list[list[np.ndarray]], float]:
+    """The sample arrays of ``items`` with the filter outputs that overlap the strongest one
+    (largest |value| over all items; ``reach`` samples either side) left out, and the number of
+    independent samples left: the event a wide scale is searched for must not set its own
+    noise (a 55-s, 0.3 % drop in a 15-min visit of white noise read as 2x the white scale of
+    32-s boxes, where the visit holds 4 independent ones)."""
+    peak = [np.max(np.max(np.abs(np.stack(it[:n_values])), axis=0)) for it in items]
+    k = int(np.argmax(peak))
+    out = []
+    for j, it in enumerate(items):
+        arrays = list(it[:n_values])
+        if j == k:
+            strength = np.max(np.abs(np.stack(arrays)), axis=0)
+            i = int(np.argmax(strength))
+            keep = np.abs(np.arange(strength.size) - i) > it[-1]
+            arrays = [a[keep] for a in arrays]
+        out.append(arrays)
+    return out, max(0.0, float(sum(it[-2] for it in items)) - 1.0)
 
 
 def pool_scale_noise(samples: Sequence[dict]) -> dict:
     """Pooled noise per scale from the ``scale_noise_samples`` of several segments:
     {key: (robust std in white-noise units, independent samples)}; a box key gives the larger
-    of its left and right values."""
+    of its left and right values. A scale with fewer than ``MIN_NOISE_DOF`` degrees of freedom
+    leaves out the outputs overlapping its strongest one (``_without_strongest``)."""
     merged: dict = {}
     for s in samples:
         for key, items in s.items():
             merged.setdefault(key, []).extend(items)
     out = {}
     for key, items in merged.items():
-        nind = float(sum(it[-1] for it in items))
-        if key[0] == "box":
-            sl = median_and_std(np.concatenate([it[0] for it in items]))[1]
-            sr = median_and_std(np.concatenate([it[1] for it in items]))[1]
-            out[key] = (max(sl, sr), nind)
-        else:
-            out[key] = (median_and_std(np.concatenate([it[0] for it in items]))[1], nind)
+        n_values = 2 if key[0] == "box" else 1
+        nind = float(sum(it[-2] for it in items))
+        arrays = [list(it[:n_values]) for it in items]
+        if MAD_EFFICIENCY * nind < MIN_NOISE_DOF:  # few samples: leave the strongest out
+            arrays, nind = _without_strongest(items, n_values)
+        scales = [
+            median_and_std(values)[1]
+            for values in (np.concatenate([a[v] for a in arrays]) for v in range(n_values))
+            if values.size
+        ]
+        out[key] = (max(scales) if scales else float("nan"), nind)
     return out
 
 
@@ -457,7 +490,30 @@ def small_sample_factor(min_sigma: float, width: int, frames_per_hour: float, n_
 
 MIN_NOISE_DOF = 30.0
 """A pooled scale resting on fewer degrees of freedom (``MAD_EFFICIENCY`` x independent
-samples) is not used as measured; the floor of ``pooled_scale`` is used instead."""
+samples) is not used as measured: ``pooled_scale`` takes a floor from the well-measured scales,
+lowered or raised by what the scale itself shows (from 2 degrees of freedom up)."""
+
+
+MEASURED_QUANTILE = 0.9
+"""A poorly measured wide scale counts at this upper confidence (``upper_scale_factor``)."""
+
+
+@functools.lru_cache(maxsize=4096)
+def upper_scale_factor(n_ind: float, quantile: float = MEASURED_QUANTILE) -> float:
+    """Upper confidence of a noise scale measured from ``n_ind`` independent samples, as a
+    factor of the measured scale: ``sqrt(nu / chi2.ppf(1 - quantile, nu))``, ``nu =
+    MAD_EFFICIENCY * n_ind``; NaN below 2 degrees of freedom (too few to say anything)."""
+    from scipy.stats import chi2
+
+    nu = MAD_EFFICIENCY * float(n_ind)
+    if nu < 2.0:
+        return float("nan")
+    return float(np.sqrt(nu / chi2.ppf(1.0 - quantile, nu)))
+
+
+def _white_of(key: tuple) -> float:
+    """White-noise scale (per-sample sigma 1) of a factor-1 box or a step of width ``key[1]``."""
+    return float(np.sqrt(2.0 / key[1]))
 
 
 def pooled_scale(
@@ -467,10 +523,21 @@ def pooled_scale(
 
     Measured well enough (``MIN_NOISE_DOF``): the pooled scale with its excess over ``white``
     (the filter's white-noise scale, known from the per-frame noise of many samples) widened for
-    its sample size (``small_sample_factor``). Otherwise a floor from the scales below it that are measured well:
-    the widest one's widened scale, grown to w as the last two grow (exponent clipped to 0..0.5:
-    flat for white noise, sqrt(w) for a random walk); when no scale below is measured well, the
-    scale as measured, widened (infinite -- not searched -- below 2 degrees of freedom).
+    its sample size (``small_sample_factor``). Otherwise a floor from the scales below it that
+    are measured well: the widest one's widened scale, grown to w as the last two grow
+    (exponent clipped to 0..0.5: flat for white noise, sqrt(w) for a random walk). That floor
+    ignores what w itself shows. When w rests on >= 2 degrees of freedom the noise is instead
+    the larger of
+
+    * the scale measured at w at its ``MEASURED_QUANTILE`` upper confidence
+      (``upper_scale_factor``): red noise that shows only at wide scales is kept;
+    * the widest well-measured scale's widened ratio to its white-noise scale, grown as that
+      ratio grows (exponent 0..1), times w's white scale: white noise averages down;
+
+    but no more than the larger of that floor and the scale measured at w.
+
+    When no scale below is measured well, the scale as measured, widened (infinite -- not
+    searched -- below 2 degrees of freedom).
     """
     width = key[1]
     s_rel, nind = pooled.get(key, (float("nan"), 0.0))
@@ -479,7 +546,7 @@ def pooled_scale(
         widened = excess * small_sample_factor(min_sigma, width, frames_per_hour, nind)
         return float(np.hypot(white, widened))
     good = sorted(
-        (k[1], v)
+        (k, v)
         for k, v in pooled.items()
         if k[0] == key[0]
         and (k[0] == "step" or k[2] == 1)
@@ -491,13 +558,24 @@ def pooled_scale(
         if not np.isfinite(s_rel) or s_rel <= 0:
             return float("inf")
         return s_rel * small_sample_factor(min_sigma, width, frames_per_hour, nind)
-    w1, (s1, n1) = good[-1]
-    beta = 0.0
+    # the round-2 floor: the widest well-measured scale, widened, grown to w as the last two
+    # grow (exponent clipped to 0..0.5): flat for white noise (whose scale falls as 1/sqrt(w))
+    k1, (s1, n1) = good[-1]
+    beta, gamma = 0.0, 0.0
     if len(good) >= 2:
-        w0, (s0, _) = good[-2]
-        beta = float(np.clip(np.log(s1 / s0) / np.log(w1 / w0), 0.0, 0.5))
-    widened = s1 * small_sample_factor(min_sigma, w1, frames_per_hour, n1)
-    return widened * (width / w1) ** beta
+        k0, (s0, _) = good[-2]
+        growth = np.log(s1 / s0) / np.log(k1[1] / k0[1])
+        beta = float(np.clip(growth, 0.0, 0.5))
+        # the same growth as a ratio to the white scale (+0.5): 0 for white, 1 for a random walk
+        gamma = float(np.clip(growth + 0.5, 0.0, 1.0))
+    widen = small_sample_factor(min_sigma, k1[1], frames_per_hour, n1)
+    flat = s1 * widen * (width / k1[1]) ** beta
+    upper = s_rel * upper_scale_factor(nind)
+    if not np.isfinite(upper):  # < 2 degrees of freedom at w: nothing to go below it on
+        return float(flat)
+    w_here = white if white > 0 else float(np.sqrt(2.0 / width))
+    ratio = w_here * max(1.0, s1 / _white_of(k1) * widen) * (width / k1[1]) ** gamma
+    return float(min(max(flat, s_rel), max(ratio, upper)))
 
 
 def detect_parameter(
@@ -778,8 +856,14 @@ def _pair_flux_steps(found: list[tuple[str, int, int, float, float, float]], max
 
 
 def _jitter_job(arrays, names, a0, b0, block, cad, box_widths_s, step_windows_s):
-    """The jitter series of one segment: log mean square of the frame-to-frame motion of the
-    centroid series ``names`` (frames where all are finite), in blocks of ``block`` differences.
+    """The jitter series of one segment: log of the variance of the centroid series ``names``
+    about their mean in blocks of ``block`` frames (frames where all are finite), averaged over
+    the names.
+
+    The variance about the block mean sees every motion faster than the block (a
+    high-gain-antenna move's ~0.5-s wander shows at ~5x the white centroid noise in 1-s blocks)
+    while slow pointing drifts stay out; frame-to-frame differences saw such a wander at only
+    ~2x, under the thresholds.
 
     Returns a job tuple (name, values, first frame, last frame, blocks/hour, box_n, step_n) or None
     when the segment has fewer than ``MIN_SEGMENT_FRAMES`` blocks.
@@ -788,20 +872,20 @@ def _jitter_job(arrays, names, a0, b0, block, cad, box_widths_s, step_windows_s)
     for nm in names:
         ok &= np.isfinite(arrays[nm][a0:b0])
     gidx = np.flatnonzero(ok) + a0
-    nb = (gidx.size - 1) // block
+    nb = gidx.size // block
     if nb < MIN_SEGMENT_FRAMES:
         return None
-    d2 = np.zeros(gidx.size - 1)
+    var = np.zeros(nb)
     for nm in names:
-        d2 += np.diff(arrays[nm][gidx]) ** 2
-    ms = d2[: nb * block].reshape(nb, block).mean(axis=1) / len(names)
-    ms = np.maximum(ms, np.finfo(float).tiny)
+        x = arrays[nm][gidx[: nb * block]].reshape(nb, block)
+        var += x.var(axis=1, ddof=1)
+    var = np.maximum(var / len(names), np.finfo(float).tiny)
     first = gidx[np.arange(nb) * block]
-    last = gidx[(np.arange(nb) + 1) * block]
+    last = gidx[(np.arange(nb) + 1) * block - 1]
     block_s = block * cad
     bn = [max(2, int(round(w / block_s))) for w in box_widths_s]
     sn = [max(1, int(round(w / block_s))) for w in step_windows_s]
-    return ("jitter", np.log(ms), first, last, 3600.0 / block_s, bn, sn)
+    return ("jitter", np.log(var), first, last, 3600.0 / block_s, bn, sn)
 
 
 def detect_anomalies(
@@ -838,7 +922,7 @@ def detect_anomalies(
     merge_gap_s : detections (of any parameters) closer than this are merged into one event.
     workers : threads over (segment, parameter) jobs; default the number of CPUs.
     jitter_block_s : when centroid series (x_mean, y_mean) are given, also search the pointing
-        jitter: the log of the mean square frame-to-frame centroid motion in blocks of this many
+        jitter: the log of the centroid's variance about its mean in blocks of this many
         seconds is a series of its own (parameter ``jitter``, kinds ``jitter_burst`` /
         ``jitter_lull`` / ``jitter_change``, amplitude = fractional change of the RMS), searched
         with the same filters. ``None`` turns it off.
@@ -948,7 +1032,7 @@ def detect_anomalies(
             found = _pair_flux_steps(found, max(job_box_n))
         for mode, a, b, amp, level, sig in found:
             if family == "jitter":
-                amp = float(np.expm1(0.5 * amp))  # log mean square -> fractional change of the RMS
+                amp = float(np.expm1(0.5 * amp))  # log variance -> fractional change of the RMS
             elif family in _FRACTIONAL:
                 amp = amp / level if level != 0 else np.nan
             if mode == "transient":
@@ -1004,13 +1088,13 @@ def _merge(det: pl.DataFrame, merge_gap_s: float) -> pl.DataFrame:
         pl.Series("event_id", np.cumsum(new) - 1, dtype=pl.Int64), family.alias("__family")
     )
     # Secondary detections name an event only when nothing else shows it: the PSF amplitude
-    # (it follows both the flux and the widths), and centroid excursions inside a jitter burst
-    # (the burst explains them).
+    # (it follows both the flux and the widths), and centroid excursions and flux changes inside
+    # a jitter burst (the burst explains them: the star wanders across the aperture).
     burst = (pl.col("kind") == "jitter_burst").any().over("event_id")
     det = det.with_columns(
         (
             pl.col("__family").is_in(list(_SECONDARY))
-            | ((pl.col("__family") == "centroid") & burst)
+            | (pl.col("__family").is_in(["centroid", "flux"]) & burst)
         ).alias("__secondary")
     )
     by_sig = {"by": "significance", "descending": True}
