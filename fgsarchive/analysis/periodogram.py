@@ -49,6 +49,7 @@ __all__ = [
     "condition_for_periodogram",
     "DECORRELATED_FLUXES",
     "MAX_MASKED_FRACTION",
+    "PERIODOGRAM_DECORRELATION_BIN",
 ]
 
 Backend = Literal["nifty", "astropy"]
@@ -637,6 +638,11 @@ def spike_mask(v: np.ndarray) -> np.ndarray:
 #: Fluxes of fixed pixel masks, decorrelated from the pointing and PSF widths before their
 #: periodograms (the 64-pixel sum ``flux`` loses almost no light as the star moves: left as is).
 DECORRELATED_FLUXES = ("flux_opt", "flux_r1", "flux_r2", "flux_r3")
+#: Frames per bin of the pointing decorrelation before a periodogram: 1, frame by frame. The
+#: pointing has lines at 0.4-2 s periods that a fit on 4-s bin means (the anomaly search's
+#: ``DECORRELATION_BIN``) cannot see: with it, they leaked into ``flux_opt`` and were its
+#: "significant" peaks in most quiet visits on red noise (docs/analyses.md).
+PERIODOGRAM_DECORRELATION_BIN = 1
 #: Anomaly intervals cover at most this fraction of a series for them to be left out of its
 #: periodogram (beyond it the "anomalies" are more likely the signal itself: a strong pulsator).
 MAX_MASKED_FRACTION = 0.2
@@ -648,7 +654,7 @@ def condition_for_periodogram(
     """A parameter series cleaned of what is not periodic, before its periodogram.
 
     Aperture fluxes (``DECORRELATED_FLUXES``) are decorrelated from the pointing and the PSF
-    widths (``decorrelate_pointing``).
+    widths (``decorrelate_pointing``, fitted frame by frame: ``PERIODOGRAM_DECORRELATION_BIN``).
     With the guide star's ``anomalies`` (rows of ``analysis/anomaly_intervals``): frames inside
     its transients (drops, excursions, jitter bursts, ...) are masked, and the series is cut at
     the steps seen in a parameter of its family (a centroid jump cuts x_mean and y_mean), each
@@ -659,7 +665,7 @@ def condition_for_periodogram(
     v = values
     family = parameter_family(name)
     if name in DECORRELATED_FLUXES:
-        v = decorrelate_pointing(rows, v, widths=True)
+        v = decorrelate_pointing(rows, v, widths=True, bin_frames=PERIODOGRAM_DECORRELATION_BIN)
     if anomalies is None or anomalies.is_empty():
         return v
     v = np.array(v, dtype=np.float64, copy=True)
