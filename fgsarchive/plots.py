@@ -437,7 +437,8 @@ def _fap_levels(res: Any, name: str, faps: Sequence[float] = FAP_LEVELS) -> list
         )
         return [np.full(power.size, float(lv)) for lv in np.atleast_1d(levels)]
     if res.continuum is not None and res.continuum_var_log is not None:
-        continuum, var_log = res.continuum[i], res.continuum_var_log[i]  # the peaks' own
+        continuum = res.continuum[i].astype(np.float64)  # the peaks' own
+        var_log = res.continuum_var_log[i].astype(np.float64)
     else:
         samples_per_peak = 1.0 / (res.df_hz * res.baseline_s)  # the grid's bins per resolution
         continuum, var_log = noise_continuum(power, res.f0_hz, res.df_hz, samples_per_peak)

@@ -637,8 +637,9 @@ def periodogram_series(
             )
 
     rows: dict[str, list] = {c: [] for c in _PEAK_COLUMNS}
-    continuum = np.empty((k, nf)) if significance != "white" else None
-    continuum_var = np.empty((k, nf)) if significance != "white" else None
+    # float32 (a 4M-frequency group holds k of each); the FAPs are computed from these values
+    continuum = np.empty((k, nf), dtype=np.float32) if significance != "white" else None
+    continuum_var = np.empty((k, nf), dtype=np.float32) if significance != "white" else None
     for i, name in enumerate(names):
         ok = finite[i]
         if significance != "white":
@@ -646,6 +647,8 @@ def periodogram_series(
             cont, var_log = measure(power[i], f0, df, samples_per_peak)
             continuum[i] = cont
             continuum_var[i] = var_log
+            cont = continuum[i].astype(np.float64)
+            var_log = continuum_var[i].astype(np.float64)
             ratio = power[i] / cont
             # rank by the single-frequency chance against the continuum (-log p; ~ ratio)
             score = np.log1p(ratio * var_log) / np.maximum(var_log, 1e-12)
