@@ -294,6 +294,9 @@ MODEL_SELECT_NLL = 4.0
 """The red model replaces plain white noise only when it lowers Whittle's -log likelihood by
 more than this (a likelihood-ratio test of its 3 extra parameters at ~5 %): a white spectrum
 then gets a continuum measured by all its ordinates, not a red part fitted to nothing."""
+MODEL_LEAVE_OUT_CORE = 1
+"""Elements each side of an element left out of its refit (more would leave out the red
+evidence of a random walk at the lowest frequencies, and its refit would fall too low)."""
 MODEL_LEAVE_OUT_RATIO = 4.0
 """Only elements holding an ordinate this many times the model are refitted without it."""
 MODEL_MISFIT_SIGMA = 2.0
@@ -401,7 +404,7 @@ def fitted_continuum(
     log_s, var_log = _model_and_var(f, fb, n_ind, theta, bounds)
     # the lowest elements, where a few ordinates weigh on the red part: each refitted with its
     # own core (+- CONTINUUM_CORE_ELEMENTS) left out -- a line there must not raise its own level
-    core = int(CONTINUUM_CORE_ELEMENTS)
+    core = int(MODEL_LEAVE_OUT_CORE)
     for e in range(min(MODEL_LEAVE_OUT_ELEMENTS, lin.size - core)):
         lo, hi = e * c, min((e + 1) * c, nf)
         if not np.any(p[lo:hi] > MODEL_LEAVE_OUT_RATIO * np.exp(log_s[lo:hi])):
