@@ -2,7 +2,8 @@
 
 ``periodogram_series`` computes the periodograms of several parameters of one series (flux,
 x_mean, y_mean, ...) in one batched nifty-ls call, on a grid that stops at the Nyquist frequency
-of the real cadence, and lists the strongest peaks with Baluev false-alarm probabilities.
+of the real cadence, and lists the strongest peaks with false-alarm probabilities against the
+series' own noise continuum (``noise_continuum``; Baluev's white-noise value kept as fap_white).
 ``instrumental_lines`` finds frequencies that recur in the peaks of many distinct guide stars
 (they belong to the telescope, not the star); ``label_instrumental`` marks peaks that match them.
 
@@ -91,7 +92,10 @@ class PeriodogramResult:
 
     ``power`` has shape (k, nf) (standard normalisation, 0..1, as astropy's default).
     ``peaks`` is a polars DataFrame with one row per peak: series, rank (1 = strongest in that
-    series), frequency_hz, period_s, power, fap (Baluev false-alarm probability over the grid).
+    series), frequency_hz, period_s, power, fap (false-alarm probability over the grid against
+    the noise continuum), continuum, fap_white (Baluev's). ``continuum`` and
+    ``continuum_var_log`` (k, nf; float32) are each series' continuum and the variance of its log
+    (None with ``significance="white"``).
     """
 
     f0_hz: float
@@ -553,6 +557,10 @@ def periodogram_series(
         (astropy ``LombScargle.power`` per series, method ``"auto"``; slow, for comparison).
     n_peaks : peaks listed per series.
     names : labels of the k series (default ``"0"``, ``"1"``, ...).
+    significance : what ``fap`` is relative to: ``"continuum"`` the noise continuum of each
+        series (``noise_continuum``: a model fitted to the whole spectrum, the local continuum
+        where the model misfits), ``"local"`` the local continuum alone (``local_continuum``),
+        ``"white"`` white noise (Baluev).
 
     Raises
     ------
