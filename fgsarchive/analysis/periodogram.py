@@ -380,12 +380,13 @@ def fitted_continuum(
         MODEL_SLOPES,
     ]
 
-    def fit(pbar, weight, start=None):
-        """Red model or white, whichever Whittle prefers by more than MODEL_SELECT_NLL."""
+    def fit(pbar, weight, start=None, warm_only=False):
+        """Red model or white, whichever Whittle prefers by more than MODEL_SELECT_NLL
+        (``warm_only``: the red model started from ``start`` only, for the leave-out refits)."""
         w_white = float(np.sum(weight * pbar) / max(np.sum(weight), 1e-300))
         nll_white = float(np.sum(weight * (np.log(w_white) + pbar / w_white)))
         starts = [start] if start is not None else []
-        for alpha0 in MODEL_SLOPES:
+        for alpha0 in () if warm_only and start is not None else MODEL_SLOPES:
             starts.append(
                 np.array([np.log(w0), np.log(a0), np.clip(np.log(fk0), lf0, lf1), alpha0])
             )
@@ -415,7 +416,7 @@ def fitted_continuum(
             continue  # no ordinate there a refit could make significant
         n_out = n_ind.copy()
         n_out[max(0, e - core) : e + core + 1] = 0.0
-        th = fit(pbar, n_out, theta)
+        th = fit(pbar, n_out, theta if theta[1] > bounds[1][0] else None, warm_only=True)
         ls_e, v_e = _model_and_var(f[lo:hi], fb, n_out, th, bounds)
         log_s[lo:hi], var_log[lo:hi] = ls_e, v_e
     return np.exp(log_s), var_log, theta
