@@ -402,10 +402,10 @@ def fitted_continuum(
 
     theta = fit(pbar, n_ind)
     for _ in range(CONTINUUM_PASSES - 1):
-        log_s, _g = _model_terms(f, theta)
+        log_s, _v = _model_and_var(f, fb, n_ind, theta, bounds)
         clipped = np.minimum(p, CONTINUUM_CLIP * np.exp(log_s))
         pbar = np.add.reduceat(clipped, edges) / count
-        theta = fit(pbar, n_ind, theta)
+        theta = fit(pbar, n_ind, theta if theta[1] > bounds[1][0] else None, warm_only=True)
     log_s, var_log = _model_and_var(f, fb, n_ind, theta, bounds)
     # the lowest elements, where a few ordinates weigh on the red part: each refitted with its
     # own core (+- CONTINUUM_CORE_ELEMENTS) left out -- a line there must not raise its own level
@@ -450,7 +450,7 @@ def _whittle_fit(fb, pbar, weight, theta0, bounds, iterations=40):
             t *= 0.5
         else:
             break
-        done = val - v2 < 1e-7 * max(1.0, abs(val))
+        done = val - v2 < 1e-4  # in units of log likelihood
         theta, val, g, q = cand, v2, g2, q2
         if done:
             break
@@ -474,10 +474,15 @@ def _model_and_var(f, fb, n_ind, theta, bounds):
         cov = np.linalg.pinv(fisher / np.outer(d, d), rcond=1e-6) / np.outer(d, d)
     else:
         cov = np.zeros((0, 0))
-    log_s, g = _model_terms(f, theta)
+    # evaluated at the bins (and the ends) and interpolated in log f: smooth on that scale
+    xs = f if f.size <= 4 * fb.size else np.unique(np.concatenate(([f[0]], fb, [f[-1]])))
+    log_s, g = _model_terms(xs, theta)
     g = g[free]
-    var_log = np.einsum("in,ij,jn->n", g, cov, g)
-    return log_s, np.maximum(var_log, 0.0)
+    var_log = np.maximum(np.einsum("in,ij,jn->n", g, cov, g), 0.0)
+    if xs is f:
+        return log_s, var_log
+    lx, lf = np.log(xs), np.log(f)
+    return np.interp(lf, lx, log_s), np.interp(lf, lx, var_log)
 
 
 def noise_continuum(
