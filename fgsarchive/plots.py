@@ -416,17 +416,19 @@ FAP_LEVELS = (0.01, 0.001)
 def _fap_levels(res: Any, name: str, faps: Sequence[float] = FAP_LEVELS) -> list[np.ndarray]:
     """Power at each false-alarm probability of ``faps``, at every grid frequency of ``res``.
 
-    The analysis' own measure (``res.significance``): against the local continuum, the level is
-    the continuum times the ratio to it whose :func:`continuum_fap` is that FAP (found by bisection
+    The analysis' own measure (``res.significance``): against the noise continuum the peaks were
+    judged on (``res.continuum``: the fitted model, or the local continuum where the model
+    misfits), the level is the continuum times the ratio whose :func:`continuum_fap` is that FAP
+    (found by bisection
     on the same function, so a peak lies above the 1 % curve exactly when its stored fap < 0.01);
     for ``"white"`` results, Baluev's level of the conditioned series (flat)."""
-    from .analysis.periodogram import continuum_fap, local_continuum
+    from .analysis.periodogram import continuum_fap, noise_continuum
 
     t, values = res.extra["series"]
     i = res.names.index(name)
     ok = np.isfinite(values[i]) & np.isfinite(t)
     power = res.power[i]
-    if res.significance != "continuum":
+    if res.significance == "white":
         from astropy.timeseries import LombScargle
 
         ls = LombScargle(t[ok], values[i][ok], normalization="standard")
@@ -434,8 +436,12 @@ def _fap_levels(res: Any, name: str, faps: Sequence[float] = FAP_LEVELS) -> list
             list(faps), method="baluev", minimum_frequency=res.f0_hz, maximum_frequency=res.fmax_hz
         )
         return [np.full(power.size, float(lv)) for lv in np.atleast_1d(levels)]
-    samples_per_peak = 1.0 / (res.df_hz * res.baseline_s)  # the grid's bins per resolution
-    continuum, var_log = local_continuum(power, res.f0_hz, res.df_hz, samples_per_peak)
+    if res.continuum is not None and res.continuum_var_log is not None:
+        continuum = res.continuum[i].astype(np.float64)  # the peaks' own
+        var_log = res.continuum_var_log[i].astype(np.float64)
+    else:
+        samples_per_peak = 1.0 / (res.df_hz * res.baseline_s)  # the grid's bins per resolution
+        continuum, var_log = noise_continuum(power, res.f0_hz, res.df_hz, samples_per_peak)
     curves = []
     for fap in faps:
         lo = np.full(power.size, -10.0)  # log of the ratio to the continuum
@@ -542,7 +548,7 @@ def plot_periodogram(
         power = res.power_of(param)
         ax.plot(freq, power, lw=0.6, color="0.15", rasterized=freq.size > 20000)
         levels = _fap_levels(res, param)
-        measure = " (local continuum)" if res.significance == "continuum" else " (white noise)"
+        measure = " (white noise)" if res.significance == "white" else " (noise continuum)"
         for level, style, fap in zip(levels, ("--", ":"), FAP_LEVELS, strict=True):
             label = f"FAP {fap * 100:g} %{measure}"
             ax.plot(freq, level, ls=style, color="tab:red", lw=0.9, label=label, gid=f"fap_{fap:g}")

@@ -229,3 +229,33 @@ def test_label_instrumental():
 def test_instrumental_lines_validates_columns():
     with pytest.raises(ValueError, match="lacks column"):
         instrumental_lines(pl.DataFrame({"gs_id": ["a"], "frequency_hz": [1.0]}))
+
+
+def test_flux_opt_fast_pointing_line_is_decorrelated_before_the_periodogram():
+    """The pointing has lines at 0.4-2 s; a fixed aperture turns them into flux_opt lines. The
+    periodogram's decorrelation fits frame by frame, so such a line leaves no significant
+    flux_opt peak (a fit on 4-s bin means averaged the line away and left it in the flux)."""
+    from fgsarchive.analysis.periodogram import condition_for_periodogram
+
+    rng = np.random.default_rng(11)
+    n, cadence = 12_000, 0.064
+    t = np.arange(n) * cadence
+    x = 0.02 * np.sin(2 * np.pi * t / 0.7) + 0.01 * rng.standard_normal(n)
+    y = 0.02 * np.cos(2 * np.pi * t / 1.9) + 0.01 * rng.standard_normal(n)
+    flux = 1e5 * (1 - 0.05 * x - 0.04 * y - 1.5 * x**2 - 1.5 * y**2)
+    flux += 1e5 * 0.003 * rng.standard_normal(n)
+    rows = pl.DataFrame(
+        {
+            "time_mjd": 60000.0 + t / 86400.0,
+            "file_name": ["a"] * n,
+            "x_mean": 3.5 + x,
+            "y_mean": 3.5 + y,
+            "x_stddev": 0.64 + 0.001 * rng.standard_normal(n),
+            "y_stddev": 0.64 + 0.001 * rng.standard_normal(n),
+        }
+    )
+    raw = periodogram_series(t, flux, n_peaks=1).peaks
+    assert raw["fap"][0] < 1e-6  # the leaked line is there before the decorrelation
+    v = condition_for_periodogram(rows, "flux_opt", flux, None)
+    best = periodogram_series(t, v, n_peaks=1).peaks
+    assert best["fap"][0] > 0.01, best

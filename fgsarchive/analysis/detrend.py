@@ -282,7 +282,12 @@ DECORRELATION_BIN = 64
 
 
 def decorrelate_pointing(
-    rows: pl.DataFrame, values: np.ndarray, *, widths: bool = False, differences: bool = False
+    rows: pl.DataFrame,
+    values: np.ndarray,
+    *,
+    widths: bool = False,
+    differences: bool = False,
+    bin_frames: int = DECORRELATION_BIN,
 ) -> np.ndarray:
     """The flux minus what the pointing explains, per file (each file has its own pixel mask).
 
@@ -302,6 +307,9 @@ def decorrelate_pointing(
     (the fast part of the motion, 4-s jitter), so that a slow signal of the star (a 5-minute
     oscillation) is not taken for a slow pointing drift and fitted away; the model is the same
     (aperture losses are a fixed function of position), only what it is fitted on changes.
+    ``bin_frames``: frames per bin of the fit (1: frame by frame, so the fit also sees pointing
+    lines faster than a bin -- the 0.4-2-s lines a 4-s bin averages away; see
+    ``periodogram.condition_for_periodogram``).
     """
     if "x_mean" not in rows.columns or "y_mean" not in rows.columns:
         return values
@@ -313,7 +321,7 @@ def decorrelate_pointing(
     for r in regressors:
         ok &= np.isfinite(r)
     files = rows["file_name"].to_numpy()
-    nb = DECORRELATION_BIN
+    nb = max(1, int(bin_frames))
 
     def design(cols: list[np.ndarray]) -> np.ndarray:
         dx, dy = cols[0], cols[1]

@@ -2,7 +2,8 @@
 
 ``periodogram_series`` computes the periodograms of several parameters of one series (flux,
 x_mean, y_mean, ...) in one batched nifty-ls call, on a grid that stops at the Nyquist frequency
-of the real cadence, and lists the strongest peaks with Baluev false-alarm probabilities.
+of the real cadence, and lists the strongest peaks with false-alarm probabilities against the
+series' own noise continuum (``noise_continuum``; Baluev's white-noise value kept as fap_white).
 ``instrumental_lines`` finds frequencies that recur in the peaks of many distinct guide stars
 (they belong to the telescope, not the star); ``label_instrumental`` marks peaks that match them.
 
@@ -40,6 +41,8 @@ __all__ = [
     "MIN_POINTS",
     "Significance",
     "local_continuum",
+    "fitted_continuum",
+    "noise_continuum",
     "continuum_fap",
     "refine_peak_offset",
     "spike_mask",
@@ -49,11 +52,12 @@ __all__ = [
     "condition_for_periodogram",
     "DECORRELATED_FLUXES",
     "MAX_MASKED_FRACTION",
+    "PERIODOGRAM_DECORRELATION_BIN",
 ]
 
 Backend = Literal["nifty", "astropy"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
-Significance = Literal["continuum", "white"]
+Significance = Literal["continuum", "local", "white"]
 SIGNIFICANCES: tuple[str, ...] = get_args(Significance)
 
 CONTINUUM_HALF_WIDTH = 0.5
@@ -88,7 +92,10 @@ class PeriodogramResult:
 
     ``power`` has shape (k, nf) (standard normalisation, 0..1, as astropy's default).
     ``peaks`` is a polars DataFrame with one row per peak: series, rank (1 = strongest in that
-    series), frequency_hz, period_s, power, fap (Baluev false-alarm probability over the grid).
+    series), frequency_hz, period_s, power, fap (false-alarm probability over the grid against
+    the noise continuum), continuum, fap_white (Baluev's). ``continuum`` and
+    ``continuum_var_log`` (k, nf; float32) are each series' continuum and the variance of its log
+    (None with ``significance="white"``).
     """
 
     f0_hz: float
@@ -105,6 +112,7 @@ class PeriodogramResult:
     t0_s: float = 0.0
     significance: str = "continuum"
     continuum: np.ndarray | None = field(default=None, repr=False, compare=False)
+    continuum_var_log: np.ndarray | None = field(default=None, repr=False, compare=False)
     extra: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -275,6 +283,226 @@ def local_continuum(
     return np.exp(log_cont + _EULER_GAMMA), var_log
 
 
+MODEL_LINEAR_ELEMENTS = 24
+"""Resolution elements binned one by one at the low end of the grid in ``fitted_continuum``
+(where a red spectrum changes fastest); above them the bins grow by ``MODEL_BIN_STEP``."""
+MODEL_BIN_STEP = 0.04
+"""Fractional frequency width of the bins the continuum model is fitted on, above the lowest
+``MODEL_LINEAR_ELEMENTS`` elements (the model is smooth on that scale)."""
+MODEL_SLOPES = (1.0, 2.0)
+"""Range of the model's red slope alpha: 2 is AR(1) and a random walk, 1-1.5 flicker and power
+laws; a steeper knee would let a line at the lowest frequencies pass for red noise."""
+MODEL_LEAVE_OUT_ELEMENTS = 16
+"""The lowest resolution elements whose continuum is refitted with their own core left out."""
+MODEL_SELECT_NLL = 4.0
+"""The red model replaces plain white noise only when it lowers Whittle's -log likelihood by
+more than this (a likelihood-ratio test of its 3 extra parameters at ~5 %): a white spectrum
+then gets a continuum measured by all its ordinates, not a red part fitted to nothing."""
+MODEL_LEAVE_OUT_CORE = 1
+"""Elements each side of an element left out of its refit (more would leave out the red
+evidence of a random walk at the lowest frequencies, and its refit would fall too low)."""
+MODEL_LEAVE_OUT_RATIO = 4.0
+"""Only elements holding an ordinate this many times the model are refitted without it."""
+MODEL_MISFIT_SIGMA = 2.0
+"""The local continuum replaces the fitted model where it lies this many of its own standard
+deviations (of the log) above it: the model misfits there (a bump, a knee it cannot follow)."""
+MODEL_VAR_FLOOR = 0.01
+"""Variance added to the log of the fitted model (10 % in level): the allowance for a
+spectrum that is not exactly of the model's form even where the misfit test passes."""
+
+
+def _model_terms(f: np.ndarray, theta: np.ndarray):
+    """log S and d log S / d theta of ``S = W + A / (1 + (f / f_k)^alpha)``,
+    ``theta = (log W, log A, log f_k, alpha)``; the gradient has shape (4, f.size)."""
+    lw, la, lk, alpha = theta
+    w, a = np.exp(lw), np.exp(la)
+    lr = np.log(f) - lk
+    u = np.exp(np.clip(alpha * lr, -700.0, 700.0))
+    red = a / (1.0 + u)
+    s = w + red
+    g = np.empty((4, f.size))
+    g[0] = w / s
+    g[1] = red / s
+    dred = red * u / (1.0 + u) / s  # d log S / d (alpha * log(f / f_k)), negated
+    g[2] = dred * alpha
+    g[3] = -dred * lr
+    return np.log(s), g
+
+
+def fitted_continuum(
+    power: np.ndarray, f0_hz: float, df_hz: float, bins_per_resolution: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A parametric noise spectrum fitted to a whole periodogram, and the variance of its log.
+
+    ``S(f) = W + A / (1 + (f / f_k)^alpha)`` -- white noise (A = 0), AR(1) (alpha = 2), a
+    random walk or power law (f_k below the grid) -- fitted by Whittle's likelihood
+    ``sum(log S + P / S)`` over the independent ordinates (cf. Vaughan 2010, MNRAS 402, 307),
+    on the powers averaged in bins (``MODEL_LINEAR_ELEMENTS`` single resolution elements, then
+    ``MODEL_BIN_STEP`` wide in frequency). Two more fits clip ordinates above
+    ``CONTINUUM_CLIP`` times the previous model (a line must not raise its own continuum). So
+    the level at the lowest frequencies, where only a few elements lie, is constrained by the
+    thousands of elements of the whole spectrum. Returns ``(continuum, var_log, theta)``:
+    ``var_log`` is the delta-method variance of log S from the Fisher information of the fit.
+    """
+    p = np.asarray(power, dtype=np.float64)
+    nf = p.size
+    bpr = max(float(bins_per_resolution), 1.0)
+    c = max(1, int(round(bpr)))
+    f = f0_hz + df_hz * np.arange(nf)
+    # bin edges: single elements at the low end, then bins MODEL_BIN_STEP wide in frequency
+    lin = np.arange(0, min(nf, MODEL_LINEAR_ELEMENTS * c), c)
+    start = lin[-1] + c if lin.size else 0
+    edges = [lin]
+    if start < nf:
+        fe = f[start] * (1.0 + MODEL_BIN_STEP) ** np.arange(
+            int(np.log(f[-1] / f[start]) / np.log1p(MODEL_BIN_STEP)) + 2
+        )
+        e = np.unique(np.clip(np.searchsorted(f, fe), start, nf))
+        edges.append(e[e < nf])
+    edges = np.unique(np.concatenate(edges))
+    count = np.diff(np.append(edges, nf)).astype(np.float64)
+    fb = np.add.reduceat(f, edges) / count
+    n_ind = count / bpr  # independent ordinates per bin
+    pos = p[p > 0]
+    w0 = float(np.median(pos[pos.size // 2 :]) / np.log(2.0)) if pos.size else 1e-300
+    w0 = max(w0, 1e-300)
+
+    pbar = np.add.reduceat(p, edges) / count
+    low = float(np.mean(pbar[: min(3, pbar.size)]))
+    a0 = max(low - w0, 1e-3 * w0)
+    half = np.flatnonzero(pbar < w0 + 0.5 * a0)
+    fk0 = float(fb[half[0]]) if half.size else float(fb[-1])
+    lf0, lf1 = np.log(fb[0]), np.log(fb[-1])
+    bounds = [
+        (np.log(w0) - 10.0, np.log(w0) + 10.0),
+        (np.log(w0) - 25.0, np.log(w0) + 40.0),
+        (lf0 - 3.0, lf1),
+        MODEL_SLOPES,
+    ]
+
+    def fit(pbar, weight, start=None, warm_only=False):
+        """Red model or white, whichever Whittle prefers by more than MODEL_SELECT_NLL
+        (``warm_only``: the red model started from ``start`` only, for the leave-out refits)."""
+        w_white = float(np.sum(weight * pbar) / max(np.sum(weight), 1e-300))
+        nll_white = float(np.sum(weight * (np.log(w_white) + pbar / w_white)))
+        starts = [start] if start is not None else []
+        for alpha0 in () if warm_only and start is not None else MODEL_SLOPES:
+            starts.append(
+                np.array([np.log(w0), np.log(a0), np.clip(np.log(fk0), lf0, lf1), alpha0])
+            )
+        best, best_nll = None, np.inf
+        for theta0 in starts:
+            th, val = _whittle_fit(fb, pbar, weight, theta0, bounds)
+            if val < best_nll:
+                best, best_nll = th, val
+        if nll_white - best_nll < MODEL_SELECT_NLL:
+            lw = float(np.clip(np.log(w_white), *bounds[0]))
+            return np.array([lw, bounds[1][0], lf0, MODEL_SLOPES[0]])
+        return best
+
+    theta = fit(pbar, n_ind)
+    for _ in range(CONTINUUM_PASSES - 1):
+        log_s, _v = _model_and_var(f, fb, n_ind, theta, bounds)
+        clipped = np.minimum(p, CONTINUUM_CLIP * np.exp(log_s))
+        pbar = np.add.reduceat(clipped, edges) / count
+        theta = fit(pbar, n_ind, theta if theta[1] > bounds[1][0] else None, warm_only=True)
+    log_s, var_log = _model_and_var(f, fb, n_ind, theta, bounds)
+    # the lowest elements, where a few ordinates weigh on the red part: each refitted with its
+    # own core (+- CONTINUUM_CORE_ELEMENTS) left out -- a line there must not raise its own level
+    core = int(MODEL_LEAVE_OUT_CORE)
+    for e in range(min(MODEL_LEAVE_OUT_ELEMENTS, lin.size - core)):
+        lo, hi = e * c, min((e + 1) * c, nf)
+        if not np.any(p[lo:hi] > MODEL_LEAVE_OUT_RATIO * np.exp(log_s[lo:hi])):
+            continue  # no ordinate there a refit could make significant
+        n_out = n_ind.copy()
+        n_out[max(0, e - core) : e + core + 1] = 0.0
+        th = fit(pbar, n_out, theta if theta[1] > bounds[1][0] else None, warm_only=True)
+        ls_e, v_e = _model_and_var(f[lo:hi], fb, n_out, th, bounds)
+        log_s[lo:hi], var_log[lo:hi] = ls_e, v_e
+    return np.exp(log_s), var_log, theta
+
+
+def _whittle_fit(fb, pbar, weight, theta0, bounds, iterations=40):
+    """Fisher scoring of Whittle's -log likelihood ``sum(weight (log S + pbar / S))`` over the
+    bins ``fb``, from ``theta0`` within ``bounds`` (steps halved until the likelihood rises).
+    Returns (theta, -log likelihood)."""
+    lo = np.array([b[0] for b in bounds])
+    hi = np.array([b[1] for b in bounds])
+
+    def nll(theta):
+        ls, g = _model_terms(fb, theta)
+        q = pbar * np.exp(-ls)
+        return float(np.sum(weight * (ls + q))), g, q
+
+    theta = np.clip(np.asarray(theta0, dtype=np.float64), lo, hi)
+    val, g, q = nll(theta)
+    for _ in range(iterations):
+        score = (g * (weight * (q - 1.0))).sum(axis=1)
+        fisher = (g * weight) @ g.T
+        d = np.sqrt(np.maximum(np.diag(fisher), 1e-300))
+        step = (np.linalg.pinv(fisher / np.outer(d, d), rcond=1e-9) @ (score / d)) / d
+        t = 1.0
+        for _ in range(12):
+            cand = np.clip(theta + t * step, lo, hi)
+            v2, g2, q2 = nll(cand)
+            if v2 <= val:
+                break
+            t *= 0.5
+        else:
+            break
+        done = val - v2 < 1e-4  # in units of log likelihood
+        theta, val, g, q = cand, v2, g2, q2
+        if done:
+            break
+    return theta, val
+
+
+def _model_and_var(f, fb, n_ind, theta, bounds):
+    """log S of the model at ``f`` and its delta-method variance from the Whittle Fisher
+    information on the bins ``fb`` (parameters at a bound held fixed: a red part fitted to zero
+    leaves its knee and slope undetermined, not uncertain)."""
+    free = np.array([lo + 1e-6 < t < hi - 1e-6 for t, (lo, hi) in zip(theta, bounds, strict=True)])
+    if theta[1] <= bounds[1][0] + 1e-6:
+        free[1:] = False
+    _ls, gb = _model_terms(fb, theta)
+    gb = gb[free]
+    fisher = (gb * n_ind) @ gb.T
+    if free.any():
+        d = np.sqrt(np.maximum(np.diag(fisher), 1e-300))
+        # near-degenerate directions (a knee below the grid trades A for f_k) move log S nowhere
+        # in the data: dropped, not given an unbounded variance
+        cov = np.linalg.pinv(fisher / np.outer(d, d), rcond=1e-6) / np.outer(d, d)
+    else:
+        cov = np.zeros((0, 0))
+    # evaluated at the bins (and the ends) and interpolated in log f: smooth on that scale
+    xs = f if f.size <= 4 * fb.size else np.unique(np.concatenate(([f[0]], fb, [f[-1]])))
+    log_s, g = _model_terms(xs, theta)
+    g = g[free]
+    var_log = np.maximum(np.einsum("in,ij,jn->n", g, cov, g), 0.0)
+    if xs is f:
+        return log_s, var_log
+    lx, lf = np.log(xs), np.log(f)
+    return np.interp(lf, lx, log_s), np.interp(lf, lx, var_log)
+
+
+def noise_continuum(
+    power: np.ndarray, f0_hz: float, df_hz: float, bins_per_resolution: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The continuum each ordinate is judged against, and the variance of its log.
+
+    The fitted model of the whole spectrum (``fitted_continuum``, its log variance plus
+    ``MODEL_VAR_FLOOR``), except where the local continuum (``local_continuum``) lies more than
+    ``MODEL_MISFIT_SIGMA`` of its own standard deviations above the model: there the model
+    misfits and the local continuum, with its own variance, is the more conservative measure.
+    """
+    model, var_model, _theta = fitted_continuum(power, f0_hz, df_hz, bins_per_resolution)
+    local, var_local = local_continuum(power, f0_hz, df_hz, bins_per_resolution)
+    misfit = np.log(local) - MODEL_MISFIT_SIGMA * np.sqrt(var_local) > np.log(model)
+    cont = np.where(misfit, local, model)
+    var_log = np.where(misfit, var_local, var_model + MODEL_VAR_FLOOR)
+    return cont, var_log
+
+
 def _single_p(ratio: np.ndarray, var_log: np.ndarray) -> np.ndarray:
     """Chance that one noise ordinate exceeds ``ratio`` times a continuum whose log has variance
     ``var_log``: ``(1 + r v)^(-1/v)``, the F(2, 2/v) tail (-> exp(-r) for an exact continuum)."""
@@ -335,6 +563,10 @@ def periodogram_series(
         (astropy ``LombScargle.power`` per series, method ``"auto"``; slow, for comparison).
     n_peaks : peaks listed per series.
     names : labels of the k series (default ``"0"``, ``"1"``, ...).
+    significance : what ``fap`` is relative to: ``"continuum"`` the noise continuum of each
+        series (``noise_continuum``: a model fitted to the whole spectrum, the local continuum
+        where the model misfits), ``"local"`` the local continuum alone (``local_continuum``),
+        ``"white"`` white noise (Baluev).
 
     Raises
     ------
@@ -422,12 +654,18 @@ def periodogram_series(
             )
 
     rows: dict[str, list] = {c: [] for c in _PEAK_COLUMNS}
-    continuum = np.empty((k, nf), dtype=np.float32) if significance == "continuum" else None
+    # float32 (a 4M-frequency group holds k of each); the FAPs are computed from these values
+    continuum = np.empty((k, nf), dtype=np.float32) if significance != "white" else None
+    continuum_var = np.empty((k, nf), dtype=np.float32) if significance != "white" else None
     for i, name in enumerate(names):
         ok = finite[i]
-        if significance == "continuum":
-            cont, var_log = local_continuum(power[i], f0, df, samples_per_peak)
+        if significance != "white":
+            measure = noise_continuum if significance == "continuum" else local_continuum
+            cont, var_log = measure(power[i], f0, df, samples_per_peak)
             continuum[i] = cont
+            continuum_var[i] = var_log
+            cont = continuum[i].astype(np.float64)
+            var_log = continuum_var[i].astype(np.float64)
             ratio = power[i] / cont
             # rank by the single-frequency chance against the continuum (-log p; ~ ratio)
             score = np.log1p(ratio * var_log) / np.maximum(var_log, 1e-12)
@@ -465,6 +703,7 @@ def periodogram_series(
         t0_s=t0,
         significance=significance,
         continuum=continuum,
+        continuum_var_log=continuum_var,
     )
 
 
@@ -637,6 +876,11 @@ def spike_mask(v: np.ndarray) -> np.ndarray:
 #: Fluxes of fixed pixel masks, decorrelated from the pointing and PSF widths before their
 #: periodograms (the 64-pixel sum ``flux`` loses almost no light as the star moves: left as is).
 DECORRELATED_FLUXES = ("flux_opt", "flux_r1", "flux_r2", "flux_r3")
+#: Frames per bin of the pointing decorrelation before a periodogram: 1, frame by frame. The
+#: pointing has lines at 0.4-2 s periods that a fit on 4-s bin means (the anomaly search's
+#: ``DECORRELATION_BIN``) cannot see: with it, they leaked into ``flux_opt`` and were its
+#: "significant" peaks in most quiet visits on red noise (docs/analyses.md).
+PERIODOGRAM_DECORRELATION_BIN = 1
 #: Anomaly intervals cover at most this fraction of a series for them to be left out of its
 #: periodogram (beyond it the "anomalies" are more likely the signal itself: a strong pulsator).
 MAX_MASKED_FRACTION = 0.2
@@ -648,7 +892,7 @@ def condition_for_periodogram(
     """A parameter series cleaned of what is not periodic, before its periodogram.
 
     Aperture fluxes (``DECORRELATED_FLUXES``) are decorrelated from the pointing and the PSF
-    widths (``decorrelate_pointing``).
+    widths (``decorrelate_pointing``, fitted frame by frame: ``PERIODOGRAM_DECORRELATION_BIN``).
     With the guide star's ``anomalies`` (rows of ``analysis/anomaly_intervals``): frames inside
     its transients (drops, excursions, jitter bursts, ...) are masked, and the series is cut at
     the steps seen in a parameter of its family (a centroid jump cuts x_mean and y_mean), each
@@ -659,7 +903,7 @@ def condition_for_periodogram(
     v = values
     family = parameter_family(name)
     if name in DECORRELATED_FLUXES:
-        v = decorrelate_pointing(rows, v, widths=True)
+        v = decorrelate_pointing(rows, v, widths=True, bin_frames=PERIODOGRAM_DECORRELATION_BIN)
     if anomalies is None or anomalies.is_empty():
         return v
     v = np.array(v, dtype=np.float64, copy=True)
