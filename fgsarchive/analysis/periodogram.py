@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
+import numba
 import numpy as np
 import polars as pl
 
@@ -425,33 +426,93 @@ def fitted_continuum(
 def _whittle_fit(fb, pbar, weight, theta0, bounds, iterations=40):
     """Fisher scoring of Whittle's -log likelihood ``sum(weight (log S + pbar / S))`` over the
     bins ``fb``, from ``theta0`` within ``bounds`` (steps halved until the likelihood rises).
-    Returns (theta, -log likelihood)."""
-    lo = np.array([b[0] for b in bounds])
-    hi = np.array([b[1] for b in bounds])
+    Returns (theta, -log likelihood). Compiled (``_whittle_fit_compiled``): nine series of a
+    visit need ~150 of these small fits, ~50 ms per series in NumPy."""
+    lo = np.array([b[0] for b in bounds], dtype=np.float64)
+    hi = np.array([b[1] for b in bounds], dtype=np.float64)
+    theta, val = _whittle_fit_compiled(
+        np.ascontiguousarray(fb, dtype=np.float64),
+        np.ascontiguousarray(pbar, dtype=np.float64),
+        np.ascontiguousarray(weight, dtype=np.float64),
+        np.asarray(theta0, dtype=np.float64).copy(),
+        lo,
+        hi,
+        int(iterations),
+    )
+    return theta, float(val)
 
-    def nll(theta):
-        ls, g = _model_terms(fb, theta)
-        q = pbar * np.exp(-ls)
-        return float(np.sum(weight * (ls + q))), g, q
 
-    theta = np.clip(np.asarray(theta0, dtype=np.float64), lo, hi)
-    val, g, q = nll(theta)
+@numba.njit(cache=True, nogil=True)
+def _whittle_nll(fb, pbar, weight, theta, g):  # pragma: no cover - compiled
+    """-log likelihood at ``theta``; fills ``g`` (4, n) with d log S / d theta and returns
+    (nll, q = pbar / S). Same model as ``_model_terms``."""
+    w, a = np.exp(theta[0]), np.exp(theta[1])
+    lk, alpha = theta[2], theta[3]
+    n = fb.size
+    q = np.empty(n)
+    total = 0.0
+    for i in range(n):
+        lr = np.log(fb[i]) - lk
+        x = min(max(alpha * lr, -700.0), 700.0)
+        u = np.exp(x)
+        red = a / (1.0 + u)
+        sv = w + red
+        g[0, i] = w / sv
+        g[1, i] = red / sv
+        dred = red * u / (1.0 + u) / sv
+        g[2, i] = dred * alpha
+        g[3, i] = -dred * lr
+        ls = np.log(sv)
+        q[i] = pbar[i] * np.exp(-ls)
+        total += weight[i] * (ls + q[i])
+    return total, q
+
+
+@numba.njit(cache=True, nogil=True)
+def _whittle_fit_compiled(fb, pbar, weight, theta0, lo, hi, iterations):  # pragma: no cover
+    """The loop of ``_whittle_fit`` (see there), compiled."""
+    n = fb.size
+    theta = np.minimum(np.maximum(theta0, lo), hi)
+    g = np.empty((4, n))
+    g2 = np.empty((4, n))
+    val, q = _whittle_nll(fb, pbar, weight, theta, g)
+    score = np.empty(4)
+    fisher = np.empty((4, 4))
+    d = np.empty(4)
     for _ in range(iterations):
-        score = (g * (weight * (q - 1.0))).sum(axis=1)
-        fisher = (g * weight) @ g.T
-        d = np.sqrt(np.maximum(np.diag(fisher), 1e-300))
-        step = (np.linalg.pinv(fisher / np.outer(d, d), rcond=1e-9) @ (score / d)) / d
+        for k in range(4):
+            acc = 0.0
+            for i in range(n):
+                acc += g[k, i] * weight[i] * (q[i] - 1.0)
+            score[k] = acc
+            for m in range(4):
+                acc = 0.0
+                for i in range(n):
+                    acc += g[k, i] * weight[i] * g[m, i]
+                fisher[k, m] = acc
+        for k in range(4):
+            d[k] = np.sqrt(max(fisher[k, k], 1e-300))
+        scaled = fisher / np.outer(d, d)
+        step = (np.linalg.pinv(scaled, 1e-9) @ (score / d)) / d
         t = 1.0
-        for _ in range(12):
-            cand = np.clip(theta + t * step, lo, hi)
-            v2, g2, q2 = nll(cand)
+        accepted = False
+        v2 = val
+        cand = theta.copy()
+        q2 = q
+        for _ls in range(12):
+            cand = np.minimum(np.maximum(theta + t * step, lo), hi)
+            v2, q2 = _whittle_nll(fb, pbar, weight, cand, g2)
             if v2 <= val:
+                accepted = True
                 break
             t *= 0.5
-        else:
+        if not accepted:
             break
         done = val - v2 < 1e-4  # in units of log likelihood
-        theta, val, g, q = cand, v2, g2, q2
+        theta = cand
+        val = v2
+        q = q2
+        g, g2 = g2, g
         if done:
             break
     return theta, val
