@@ -287,3 +287,24 @@ def test_new_events_refresh_the_cross_match_without_reading_frames(at_once, tmp_
     ]
     run_all_analyses(db, full=True)  # a clean recompute agrees
     assert _tables(path)["anomalies"].equals(refreshed)
+
+
+def test_events_derived_again_only_when_their_inputs_change(at_once, tmp_path, monkeypatch):
+    """Nothing new: the derived events are kept (not re-derived, the same counts); a new EDB
+    record changes their inputs and they are derived again."""
+    from fgsarchive import telemetry
+
+    _, once_path, results = at_once
+    path = _copy(once_path, tmp_path / "copy")
+    db = Database(path)
+    calls = []
+    real = telemetry.derive_events
+    monkeypatch.setattr(telemetry, "derive_events", lambda d: calls.append(1) or real(d))
+    kept = run_all_analyses(db)
+    assert calls == [] and kept.events == results.events
+    with db.writer() as con:
+        con.execute("INSERT INTO telemetry VALUES ('SA_ZHGAUPST', 59918.5, 1.0, 'MOVING', false)")
+    again = run_all_analyses(db)
+    assert calls == [1] and again.events.keys() == results.events.keys()
+    run_all_analyses(db)
+    assert calls == [1]

@@ -1427,12 +1427,52 @@ class AnalysisResults:
     units: object = None  # UnitsReport: units computed, unchanged, removed, ...
 
 
+EVENTS_STATE_KEY = "events_inputs"
+
+
+def _events_inputs(db: Database, con) -> str:
+    """Fingerprint of what the derived events come from: the EDB records, the files, the pointing
+    parts (names, sizes, times) and the derivation's settings."""
+    from .. import telemetry
+
+    parts = sorted(
+        f"{p.relative_to(db.parts.root)}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
+        for p in (db.parts.root / "pointing").glob("*/*.parquet")
+    )
+    settings = (
+        telemetry.FW_CURRENT_THRESHOLD_A,
+        telemetry.FW_MAX_GAP_S,
+        telemetry.PAD_S,
+        telemetry.DERIVED_KINDS,
+    )
+    text = "|".join(
+        (str(db.run(con, "analysis/events_inputs").fetchall()[0][0]), *parts, repr(settings))
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def derive_events_if_missing(db: Database) -> dict[str, int]:
-    """Derive the observatory events offline (``telemetry.derive_events``), so files ingested since
-    the last derivation get theirs too (it replaces its own rows)."""
+    """Derive the observatory events offline (``telemetry.derive_events``) when their inputs (EDB
+    records, files, pointing parts) changed since the last derivation, so files ingested since
+    get theirs too; otherwise keep them (an `analyse` with nothing new stays cheap). Returns the
+    events by kind, derived or kept."""
     from ..telemetry import derive_events
 
-    return derive_events(db)
+    if not db.path.exists():
+        return {}
+    with db.reader() as con:
+        known = _exists(db, con, "events") and _exists(db, con, "analysis_state")
+        inputs = _events_inputs(db, con) if _exists(db, con, "telemetry") else None
+        if known and inputs is not None and _state(db, con, EVENTS_STATE_KEY) == inputs:
+            from ..telemetry import DERIVED_KINDS
+
+            stored = dict(db.run(con, "events/counts").fetchall())
+            return {kind: int(stored.get(kind, 0)) for kind in DERIVED_KINDS}
+    counts = derive_events(db)
+    if inputs is not None:
+        with db.writer() as con:
+            _set_state(db, con, EVENTS_STATE_KEY, inputs)
+    return counts
 
 
 def run_all_analyses(
