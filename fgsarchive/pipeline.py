@@ -6,7 +6,7 @@
 tell: the ingest skips files already in the archive, the fit fits only frames without a fit of the
 current version, telemetry never fetches an EDB window twice, the catalog look-up asks only for
 stars not yet in ``guide_star_catalog``. Events are re-derived offline (a few SQL statements) and
-the analyses compute only new or changed units (``analysis.runner.run_all_analyses``).
+the analyses compute only new or changed units (``analysis.incremental.run_all_analyses``).
 
 Every step keeps its work in the archive as it goes, so a run killed at any step is resumed by the
 same command: the steps already done find nothing new, the interrupted one continues.
@@ -373,7 +373,7 @@ def _step_stars(step, db, client, workers, scheduler, min_sigma, progress, on_wa
 
 
 def _step_analyse(step, db, client, workers, scheduler, min_sigma, progress, on_warning) -> None:
-    from .analysis.runner import run_all_analyses
+    from .analysis.incremental import run_all_analyses
 
     if not db.path.exists():
         step.skipped = "no archive yet"

@@ -45,8 +45,8 @@ def main() -> None:
     parser.add_argument("--no-old", action="store_true", help="skip the pre-unit analyses")
     args = parser.parse_args()
 
+    from fgsarchive.analysis.incremental import run_all_analyses
     from fgsarchive.analysis.runner import (
-        run_all_analyses,
         run_anomalies,
         run_periodograms,
         run_variables,

@@ -174,7 +174,7 @@ def stage_analyse(db_path: str, out_json: str, workers: int, full: bool) -> None
     """Time ``run_all_analyses`` alone (imports excluded), with ``workers`` / ``full`` if it has them."""
     import inspect
 
-    from fgsarchive.analysis.runner import run_all_analyses
+    from fgsarchive.analysis.incremental import run_all_analyses
     from fgsarchive.db import Database
 
     params = inspect.signature(run_all_analyses).parameters

@@ -51,7 +51,7 @@ def analysed_archive(tmp_path_factory) -> Path:
     telemetry, events, catalog), fitted, and analysed (anomalies, periodograms, variables).
     Read-only for the tests (each opens its own ``Archive(path)``); returns the DuckDB path.
     """
-    from fgsarchive.analysis.runner import run_all_analyses
+    from fgsarchive.analysis.incremental import run_all_analyses
     from fgsarchive.fit.runner import fit_archive
     from fgsarchive.testing.serve import serve_and_ingest
 

@@ -23,8 +23,8 @@ from typer.testing import CliRunner
 
 from fgsarchive import simulate as sim
 from fgsarchive.analysis import runner as A
+from fgsarchive.analysis.incremental import run_all_analyses
 from fgsarchive.analysis.periodogram import condition_for_periodogram, pointing_lines
-from fgsarchive.analysis.runner import run_all_analyses
 from fgsarchive.archive import Archive
 from fgsarchive.cli import app
 from fgsarchive.db import Database

@@ -14,8 +14,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from fgsarchive.analysis import runner as incremental
-from fgsarchive.analysis.runner import run_all_analyses, run_anomalies
+from fgsarchive.analysis import incremental
+from fgsarchive.analysis.incremental import run_all_analyses
+from fgsarchive.analysis.runner import run_anomalies
 from fgsarchive.config import Settings
 from fgsarchive.db import Database
 from fgsarchive.errors import ArchiveLockedError

@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from fgsarchive.analysis.runner import run_all_analyses
+from fgsarchive.analysis.incremental import run_all_analyses
 from fgsarchive.archive import Archive
 from fgsarchive.config import Settings
 from fgsarchive.db import SCHEMA_VERSION, Database

@@ -176,7 +176,7 @@ def run_and_print_all_analyses(
     full: bool = False,
 ):
     """``fgsarchive analyse`` and the demo's step 4: run every analysis, print the top results."""
-    from ..analysis.runner import run_all_analyses
+    from ..analysis.incremental import run_all_analyses
 
     def warn_indented(text: str) -> None:
         console.print(f"    [yellow]warning:[/yellow] {text}", highlight=False)
