@@ -16,7 +16,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import duckdb
@@ -193,9 +193,28 @@ class Database:
                     f"cannot sandbox a query of {self.path}: its settings are locked otherwise"
                 ) from exc
 
+    def snapshot_lacks_views(self, datasets: Sequence[str]) -> bool:
+        """Whether a dataset with parts on disk has no view in the readers' snapshot yet: a run
+        killed after writing its parts and before it published (its resume has nothing to do)."""
+        present = [d for d in datasets if self.parts.has_dataset(d)]
+        if not present or not self.path.exists():
+            return bool(present)
+        with self.reader() as con:
+            return not all(
+                self.run(con, "core/relation_exists", {"name": d}).fetchall()[0][0] for d in present
+            )
+
+    @property
+    def _unpublished_marker(self) -> Path:
+        """Exists while a lazy writer's commit may be missing from the readers' snapshot: made
+        before such a commit, removed by the next publish, so a run killed in between leaves it
+        for the next run's :meth:`publish_pending`."""
+        return self.parts.root / ".unpublished"
+
     def publish_pending(self) -> None:
-        """Publish what lazy writers of this process committed since the last snapshot."""
-        if self._unpublished:
+        """Publish what lazy writers committed since the last snapshot (of this process, or of a
+        killed run: :attr:`_unpublished_marker`)."""
+        if self._unpublished or self._unpublished_marker.exists():
             self.publish()
 
     @contextlib.contextmanager
@@ -227,16 +246,20 @@ class Database:
             self._ensure_schema(con)
             if views:
                 self._prepare(con)
+            skip_publish = lazy and time.monotonic() < self._next_publish_at
+            if skip_publish:
+                self._unpublished_marker.touch()
             with self._transaction(con):
                 yield con
             if after_commit is not None:
                 after_commit()
-            if lazy and time.monotonic() < self._next_publish_at:
+            if skip_publish:
                 self._unpublished = True
             else:
                 started = time.monotonic()
                 snapshot.adopt_place(self)
                 snapshot.publish(self, con, SCHEMA_VERSION)
+                self._unpublished_marker.unlink(missing_ok=True)
                 self._unpublished = False
                 now = time.monotonic()
                 self._next_publish_at = now + PUBLISH_DUTY * (now - started)
@@ -356,6 +379,37 @@ class Database:
         """Run a named read-only statement and return Arrow."""
         with self.reader() as con:
             return self.arrow(con, name, params)
+
+
+@contextlib.contextmanager
+def exclusive(db: Database, lock_name: str, busy: Callable[[float], str]) -> Iterator[None]:
+    """One holder at a time of ``<parts>/<lock_name>`` (a ``flock``: the kernel drops it when its
+    last holder is gone); waits up to the lock timeout, then raises ArchiveLockedError with
+    ``busy(timeout_s)``. Not POSIX: no lock."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    try:
+        db.parts.root.mkdir(parents=True, exist_ok=True)
+        handle = open(db.parts.root / lock_name, "a+")  # noqa: SIM115
+    except OSError as exc:
+        raise ArchiveError(f"cannot create archive {db.path}: {exc.strerror or exc}") from exc
+    timeout_s = db.settings.lock_timeout_s
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise ArchiveLockedError(busy(timeout_s)) from None
+                time.sleep(0.1)
+        yield
+    finally:
+        handle.close()
 
 
 def _sql_error(exc: Exception) -> QueryError:

@@ -13,10 +13,8 @@ import concurrent.futures as cf
 import contextlib
 import json
 import logging
-import multiprocessing
-import os
 import time
-from collections.abc import Callable, Container, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,13 +22,13 @@ import numpy as np
 import pyarrow as pa
 
 from .clock import utcnow
-from .db import Database
-from .errors import ArchiveError, ArchiveLockedError, GuiderFileError, UsageError
+from .db import Database, exclusive
+from .errors import GuiderFileError, UsageError
 from .fit.noise import NO_MODEL, SAMPLE_FRAMES, SAMPLE_FRAMES_ERR, NoiseModel, file_noise_model
 from .names import looks_like_guider_file
 from .reader import TIME_RULE, centroid_table, open_guider_file, pointing_table
 from .storage import PartStore, part_name
-from .workers import end_workers, exit_with_main
+from .workers import end_workers, process_pool
 
 log = logging.getLogger(__name__)
 
@@ -283,8 +281,7 @@ def _commit(
         db.run(con, "ingest/files_insert", new_files=table)
 
 
-@contextlib.contextmanager
-def ingest_lock(db: Database) -> Iterator[None]:
+def ingest_lock(db: Database) -> contextlib.AbstractContextManager[None]:
     """One ingest at a time per archive (waits up to the lock timeout).
 
     Each run starts by finishing or discarding what is in staging (:meth:`Database.initialise`);
@@ -293,32 +290,14 @@ def ingest_lock(db: Database) -> Iterator[None]:
     kill-and-resume trials). The lock is a ``flock`` on ``<parts>/.ingest.lock``: the kernel drops
     it when the last process holding it (the main process, or its forked workers) is gone.
     """
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
-        yield
-        return
-    try:
-        db.parts.root.mkdir(parents=True, exist_ok=True)
-        handle = open(db.parts.root / ".ingest.lock", "a+")  # noqa: SIM115
-    except OSError as exc:
-        raise ArchiveError(f"cannot create archive {db.path}: {exc.strerror or exc}") from exc
-    deadline = time.monotonic() + db.settings.lock_timeout_s
-    try:
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise ArchiveLockedError(
-                        f"another `fgsarchive ingest` is writing {db.path} (or its worker processes "
-                        f"are still ending) for more than {db.settings.lock_timeout_s:.0f} s"
-                    ) from None
-                time.sleep(0.1)
-        yield
-    finally:
-        handle.close()
+    return exclusive(
+        db,
+        ".ingest.lock",
+        lambda timeout_s: (
+            f"another `fgsarchive ingest` is writing {db.path} (or its worker "
+            f"processes are still ending) for more than {timeout_s:.0f} s"
+        ),
+    )
 
 
 def ingest_paths(
@@ -390,10 +369,7 @@ def _ingest_paths(
         for path in todo:
             handle(prepare_file(path, db.parts.root, chunk_frames))
     else:
-        ctx = multiprocessing.get_context("fork")
-        with cf.ProcessPoolExecutor(
-            max_workers=workers, mp_context=ctx, initializer=exit_with_main, initargs=(os.getpid(),)
-        ) as pool:
+        with process_pool(workers, start="fork") as pool:
             futures = {pool.submit(prepare_file, p, db.parts.root, chunk_frames) for p in todo}
             try:
                 for future in cf.as_completed(futures):

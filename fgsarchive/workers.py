@@ -8,10 +8,16 @@ its memory (measured: ingest and fit workers still alive minutes after the main 
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import contextlib
+import multiprocessing
 import os
 import threading
+from collections.abc import Callable, Iterator, Sequence
 
 import psutil
+
+from .errors import SchedulerError
 
 POLL_S = 0.5
 
@@ -51,3 +57,62 @@ def end_workers(pool: object) -> None:
             process.terminate()
         except (OSError, ValueError):  # already gone or closed
             pass
+
+
+def process_pool(workers: int, *, start: str = "forkserver", preload: str | None = None):
+    """A ``ProcessPoolExecutor`` of ``workers`` processes that end with this one.
+
+    ``start="forkserver"`` (the fit, the analyses): workers fork from a clean server that imported
+    ``preload`` (the compiled kernels) once, so start-up is cheap and safe even when this process
+    already runs threads (DuckDB, numba); ``"fork"`` (ingest) copies this process.
+    """
+    ctx = multiprocessing.get_context(start)
+    if preload is not None:
+        ctx.set_forkserver_preload([preload])
+    return cf.ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=exit_with_main, initargs=(os.getpid(),)
+    )
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str, workers: int) -> Iterator[object]:
+    """A Dask client: ``"local"`` starts a cluster of ``workers`` processes (one thread each),
+    else ``scheduler`` is the address of a running one. Closed (and the local cluster ended) on exit."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise SchedulerError(
+            "--scheduler needs the cluster extra: pip install 'fgsarchive[cluster]'"
+        ) from exc
+    cluster = None
+    try:
+        if scheduler == "local":
+            cluster = LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+            )
+            client = Client(cluster)
+        else:
+            client = Client(scheduler, timeout="10s")
+    except (OSError, TimeoutError) as exc:
+        raise SchedulerError(
+            f"--scheduler {scheduler}: no Dask scheduler answered within 10 s"
+        ) from exc
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def dask_completed(client, function: Callable, tasks: Sequence) -> Iterator[tuple[object, object]]:
+    """``(task, future)`` of ``function(task)`` on ``client`` as each finishes; the caller reads
+    ``future.result()``, then ``future.release()``, so a handled result is freed at once."""
+    from distributed import as_completed
+
+    futures = client.map(function, tasks, pure=False)
+    by_key = {f.key: t for f, t in zip(futures, tasks, strict=True)}
+    completed = as_completed(futures)
+    del futures  # only `completed` holds them
+    for future in completed:
+        yield by_key.pop(future.key), future

@@ -192,7 +192,7 @@ def test_new_fit_version_or_method_version_recomputes(at_once, tmp_path, monkeyp
     # (one program's units, to keep the test short: a method version is in every fingerprint)
     assert run_all_analyses(db, program=2079).units.units_computed == _n_units(path, 2079)
     after = _tables(path)  # recomputed: the same answers, new fingerprints
-    changed = ~after["units"]["fingerprint"].is_in(before["units"]["fingerprint"])
+    changed = ~after["units"]["fingerprint"].is_in(before["units"]["fingerprint"].to_list())
     assert after["units"].filter(changed)["program"].to_list() == [2079] * _n_units(path, 2079)
     before["units"], after["units"] = (
         before["units"].drop("fingerprint"),

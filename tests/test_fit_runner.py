@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 
 from fgsarchive.cli import app
 from fgsarchive.db import Database
-from fgsarchive.errors import SelectionError, UsageError
-from fgsarchive.fit.runner import FIT_VERSION, SchedulerError, fit_archive
+from fgsarchive.errors import SchedulerError, SelectionError, UsageError
+from fgsarchive.fit.runner import FIT_VERSION, fit_archive
 from fgsarchive.ingest import ingest_directory
 from fgsarchive.maintenance import archive_checksums
 from fgsarchive.simulate import read_frame_truth

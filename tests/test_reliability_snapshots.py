@@ -365,3 +365,35 @@ def test_lazy_writers_publish_before_this_process_reads_and_at_their_end(tmp_pat
     db.publish_pending()
     with duckdb.connect(str(db.path), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM crawl_windows").fetchall() == [(3,)]
+
+
+def test_a_run_killed_before_it_published_is_published_by_the_next(products, tmp_path, monkeypatch):
+    """A lazy writer's commits, then the process gone before it published (here: a new Database
+    object, as a new process has): the next run's publish_pending publishes them. A fit killed
+    after writing every part but before publishing: its resume has nothing to fit, yet publishes
+    the fits' views (a plain client saw no `fits` at all)."""
+    import fgsarchive.db as dbmod
+
+    monkeypatch.setattr(dbmod, "PUBLISH_DUTY", 1e6)
+    path = tmp_path / "a.duckdb"
+    first = Database(path)
+    first.initialise()
+    insert = "INSERT INTO crawl_windows (start_mjd, end_mjd, state) VALUES (60001, 60002, 'done')"
+    with first.writer(lazy=True) as con:
+        con.execute(insert)
+    count = "SELECT count(*) FROM crawl_windows"
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute(count).fetchall() == [(0,)]
+    Database(path).publish_pending()  # the next run: it committed nothing itself
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute(count).fetchall() == [(1,)]
+
+    db = Database(tmp_path / "fit" / "a.duckdb")
+    ingest_paths(db, _fg_files(products)[:2], workers=1)
+    with monkeypatch.context() as m:  # killed after its parts, before its publication
+        m.setattr(Database, "publish", lambda self: None)
+        assert fit_archive(db, workers=1).files == 2
+    with pytest.raises(RuntimeError):  # a plain client: no relation `fits`
+        _plain_counts(db.path, ["fits"], tmp_path)
+    assert fit_archive(Database(db.path), workers=1).files == 0
+    assert _plain_counts(db.path, ["fits"], tmp_path)["fits"] > 0

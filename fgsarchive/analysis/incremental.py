@@ -17,7 +17,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -27,16 +26,13 @@ import numpy as np
 import polars as pl
 
 from ..choices import PERIODOGRAM_PARAMETERS
-from ..db import Database
+from ..db import Database, exclusive
 from ..errors import (
-    ArchiveError,
-    ArchiveLockedError,
-    SchedulerError,
     SelectionError,
     UsageError,
 )
 from ..storage import part_name
-from ..workers import end_workers, exit_with_main
+from ..workers import dask_client, dask_completed, end_workers, process_pool
 from .anomalies import (
     STEP_SUFFIXES,
     cross_match_events,
@@ -361,39 +357,20 @@ class UnitsReport:
 # --------------------------------------------------------------------------------------------------
 # One analyse at a time
 # --------------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def analyse_lock(db: Database) -> Iterator[None]:
+def analyse_lock(db: Database) -> contextlib.AbstractContextManager[None]:
     """One ``analyse`` at a time per archive: a second waits up to the lock timeout, then stops.
 
     Two runs would compute the same units twice and race on the archive-wide products. A
     ``flock`` on ``<parts>/.analyse.lock``: the kernel drops it when its holder is gone.
     """
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
-        yield
-        return
-    try:
-        db.parts.root.mkdir(parents=True, exist_ok=True)
-        handle = open(db.parts.root / ".analyse.lock", "a+")  # noqa: SIM115
-    except OSError as exc:
-        raise ArchiveError(f"cannot create archive {db.path}: {exc.strerror or exc}") from exc
-    deadline = time.monotonic() + db.settings.lock_timeout_s
-    try:
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise ArchiveLockedError(
-                        f"another `fgsarchive analyse` is running on {db.path} (waited "
-                        f"{db.settings.lock_timeout_s:g} s; raise FGSARCHIVE_LOCK_TIMEOUT to wait longer)"
-                    ) from None
-                time.sleep(0.1)
-        yield
-    finally:
-        handle.close()
+    return exclusive(
+        db,
+        ".analyse.lock",
+        lambda timeout_s: (
+            f"another `fgsarchive analyse` is running on {db.path} (waited "
+            f"{timeout_s:g} s; raise FGSARCHIVE_LOCK_TIMEOUT to wait longer)"
+        ),
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -681,11 +658,7 @@ def _map_units(
             result = analyse_unit_or_error(task)
             yield result if isinstance(result, UnitResult) else (task, result)
     else:
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["fgsarchive.analysis.incremental"])
-        with cf.ProcessPoolExecutor(
-            max_workers=workers, mp_context=ctx, initializer=exit_with_main, initargs=(os.getpid(),)
-        ) as pool:
+        with process_pool(workers, preload="fgsarchive.analysis.incremental") as pool:
             futures = {pool.submit(analyse_unit_or_error, task): task for task in tasks}
             try:
                 for future in cf.as_completed(futures):
@@ -702,39 +675,11 @@ def _map_dask(
     tasks: list[UnitTask], scheduler: str, workers: int
 ) -> Iterator[UnitResult | tuple[UnitTask, str]]:
     """:func:`_map_units` on a Dask cluster."""
-    try:
-        from distributed import Client, LocalCluster, as_completed
-    except ImportError as exc:
-        raise SchedulerError(
-            "--scheduler needs the cluster extra: pip install 'fgsarchive[cluster]'"
-        ) from exc
-    cluster = None
-    try:
-        if scheduler == "local":
-            cluster = LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-            )
-            client = Client(cluster)
-        else:
-            client = Client(scheduler, timeout="10s")
-    except (OSError, TimeoutError) as exc:
-        raise SchedulerError(
-            f"--scheduler {scheduler}: no Dask scheduler answered within 10 s"
-        ) from exc
-    try:
-        futures = client.map(analyse_unit_or_error, tasks, pure=False)
-        by_key = {f.key: t for f, t in zip(futures, tasks, strict=True)}
-        completed = as_completed(futures)
-        del futures
-        for future in completed:
-            task = by_key.pop(future.key)
+    with dask_client(scheduler, workers) as client:
+        for task, future in dask_completed(client, analyse_unit_or_error, tasks):
             result = future.result()
             future.release()
             yield result if isinstance(result, UnitResult) else (task, result)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 # --------------------------------------------------------------------------------------------------

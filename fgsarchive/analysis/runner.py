@@ -121,7 +121,7 @@ def _table(db: Database, con, name: str, params: dict | None = None) -> pl.DataF
 
 
 def _exists(db: Database, con, name: str) -> bool:
-    return bool(db.run(con, "analysis/relation_exists", {"name": name}).fetchall()[0][0])
+    return bool(db.run(con, "core/relation_exists", {"name": name}).fetchall()[0][0])
 
 
 def _fit_command(program: int | None) -> str:

@@ -14,8 +14,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import logging
 import math
-import multiprocessing
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,9 +25,9 @@ import pyarrow.parquet as pq
 
 from ..choices import FIT_PRODUCTS
 from ..db import Database
-from ..errors import ArchiveError, SchedulerError, SelectionError, UsageError
-from ..storage import PartStore, part_name, write_parquet_atomic
-from ..workers import end_workers, exit_with_main
+from ..errors import ArchiveError, SelectionError, UsageError
+from ..storage import PARQUET_DATASETS, PartStore, part_name, write_parquet_atomic
+from ..workers import dask_client, dask_completed, end_workers, process_pool
 from .model import fit_gaussian_stack, quick_fit_stack
 from .noise import NO_MODEL, SAMPLE_FRAMES, NoiseModel, noise_from_frames
 from .photometry import (
@@ -303,6 +301,9 @@ def fit_archive(
             progress(report.files, total, report.frames)
 
     if not tasks:
+        # a run killed after writing its parts, before publishing: its views are missing
+        if db.snapshot_lacks_views(PARQUET_DATASETS):
+            db.publish()
         report.seconds = time.perf_counter() - started
         return report
     if scheduler is not None:
@@ -313,13 +314,7 @@ def fit_archive(
         for task in (replace(t, n_threads=None) for t in tasks):
             _guarded(task, lambda t=task: fit_file(t), handle, report)
     else:
-        # forkserver: workers fork from a clean server that preloaded the compiled kernels, so
-        # start-up is cheap and safe even when this process already runs threads (DuckDB, numba).
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["fgsarchive.fit.runner"])
-        with cf.ProcessPoolExecutor(
-            max_workers=workers, mp_context=ctx, initializer=exit_with_main, initargs=(os.getpid(),)
-        ) as pool:
+        with process_pool(workers, preload="fgsarchive.fit.runner") as pool:
             root = str(db.parts.root)
             futures = {pool.submit(fit_and_write, task, root): task for task in tasks}
             try:
@@ -352,35 +347,7 @@ def _guarded(
 def _run_dask(
     tasks: list[FitTask], scheduler: str, workers: int, handle, report: FitReport
 ) -> None:
-    try:
-        from distributed import Client, LocalCluster, as_completed
-    except ImportError as exc:
-        raise SchedulerError(
-            "--scheduler needs the cluster extra: pip install 'fgsarchive[cluster]'"
-        ) from exc
-    cluster = None
-    try:
-        if scheduler == "local":
-            cluster = LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-            )
-            client = Client(cluster)
-        else:
-            client = Client(scheduler, timeout="10s")
-    except (OSError, TimeoutError) as exc:
-        raise SchedulerError(
-            f"--scheduler {scheduler}: no Dask scheduler answered within 10 s"
-        ) from exc
-    try:
-        futures = client.map(fit_file, tasks, pure=False)
-        by_key = {f.key: t for f, t in zip(futures, tasks, strict=True)}
-        completed = as_completed(futures)
-        del futures  # only `completed` holds them: each result is freed once handled
-        for future in completed:
-            task = by_key.pop(future.key)
+    with dask_client(scheduler, workers) as client:
+        for task, future in dask_completed(client, fit_file, tasks):
             _guarded(task, future.result, handle, report)
-            future.release()
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+            future.release()  # each result is freed once handled
