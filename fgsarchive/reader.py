@@ -160,7 +160,10 @@ class GuiderFile:
                     raise GuiderFileError(
                         self.path, f"cannot read SCI frames {start}-{stop}: {exc}"
                     ) from exc
-                yield start, np.ascontiguousarray(block, dtype="<f4").reshape(stop - start, N_PIXELS)
+                yield (
+                    start,
+                    np.ascontiguousarray(block, dtype="<f4").reshape(stop - start, N_PIXELS),
+                )
         finally:
             if handle is not None:
                 handle.close()
@@ -221,7 +224,11 @@ def _plain_float_offset(
     """Byte offset and big-endian dtype of unscaled float SCI data, else (None, None)."""
     header = hdu.header
     bitpix = int(header.get("BITPIX", 0))
-    if bitpix not in (-32, -64) or float(header.get("BSCALE", 1)) != 1 or float(header.get("BZERO", 0)) != 0:
+    if (
+        bitpix not in (-32, -64)
+        or float(header.get("BSCALE", 1)) != 1
+        or float(header.get("BZERO", 0)) != 0
+    ):
         return None, None
     index = next(i for i, h in enumerate(hdul) if h is hdu)
     offset = int(hdul.fileinfo(index)["datLoc"])
@@ -431,7 +438,11 @@ def _utc_strings_to_mjd(values: np.ndarray) -> np.ndarray:
 
     Vectorised: the date/time separator is set to 'T' on the raw bytes, then numpy parses.
     """
-    raw = np.ascontiguousarray(values.astype("S")) if values.dtype.kind != "S" else np.ascontiguousarray(values)
+    raw = (
+        np.ascontiguousarray(values.astype("S"))
+        if values.dtype.kind != "S"
+        else np.ascontiguousarray(values)
+    )
     out = np.full(raw.shape, np.nan)
     if raw.size == 0:
         return out

@@ -35,6 +35,7 @@ SCHEMAS = "_schemas"  # per dataset: the schemas its parts were written with
 #: fits, quickfits and photometry by the fitter.
 PARQUET_DATASETS = ("frames", "pointing", "centroids", "fits", "quickfits", "photometry")
 
+
 def part_name(file_name: str) -> str:
     """The Parquet part name of a source file (its name without ``.fits``)."""
     return file_name[:-5] if file_name.endswith(".fits") else file_name

@@ -167,7 +167,9 @@ def test_a_first_round_archive_migrates_with_nothing_lost(products, tmp_path):
     with pytest.raises(SchemaVersionError, match="schema version 1; upgrade it to"):
         archive_checksums(db, relations)
     report = mig.migrate(db)
-    assert report.steps == ["migrate/1_to_2", mig.LAYOUT_STEP] and report.to_version == SCHEMA_VERSION
+    assert (
+        report.steps == ["migrate/1_to_2", mig.LAYOUT_STEP] and report.to_version == SCHEMA_VERSION
+    )
     assert archive_checksums(db, relations) == expected
     with duckdb.connect(str(db.path), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM frames").fetchall() == [(expected["frames"][0],)]

@@ -386,9 +386,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         full: Annotated[
             bool,
-            typer.Option(
-                "--full", help="Recompute every unit, not only the new and changed ones."
-            ),
+            typer.Option("--full", help="Recompute every unit, not only the new and changed ones."),
         ] = False,
         db: DbOption = DEFAULT_DB_PATH,
     ) -> None:
