@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 import polars as pl
 
 from ..choices import PERIODOGRAM_PARAMETERS
@@ -36,7 +35,6 @@ from ..workers import dask_client, dask_completed, end_workers, process_pool
 from .anomalies import (
     STEP_SUFFIXES,
     cross_match_events,
-    detect_anomalies,
 )
 from .periodogram import (
     MIN_POINTS,
@@ -47,12 +45,10 @@ from .runner import (
     CROSS_MATCH_WINDOW_S,
     GAIN_E_PER_DN,
     N_PEAKS,
-    SECONDS_PER_DAY,
     VARIABILITY_BIN_S,
     Progress,
     Warn,
     _anomalies_within,
-    _anomaly_series,
     _events_available,
     _exists,
     _fit_command,
@@ -67,6 +63,7 @@ from .runner import (
     _table,
     _what,
     load_series,
+    search_run,
 )
 from .variables import (
     BIN_SCHEMA,
@@ -517,34 +514,9 @@ def _unit_anomalies(
         if sub.height < MIN_POINTS:
             continue
         n_runs += 1
-        cadence = (
-            float(np.median(run["frame_time_s"].drop_nulls().to_numpy()))
-            if run["frame_time_s"].drop_nulls().len()
-            else None
-        )
-        an = detect_anomalies(
-            sub["time_mjd"].to_numpy(),
-            _anomaly_series(sub),
-            min_sigma=task.options.min_sigma,
-            cadence_s=cadence,
-        )
+        an = search_run(sub, run, task.options.min_sigma, task.visit_start_mjd)
         if an.is_empty():
             continue
-        first = run.row(0, named=True)
-        si, ei = an["start_index"].to_numpy(), an["end_index"].to_numpy()
-        fn, fr = sub["file_name"].to_numpy(), sub["frame"].to_numpy()
-        an = an.with_columns(
-            pl.lit(first["program"]).alias("program"),
-            pl.lit(first["observation"]).alias("observation"),
-            pl.lit(first["visit"]).alias("visit"),
-            pl.lit(first["gs_id"]).alias("gs_id"),
-            pl.Series("file_name", fn[si]),
-            pl.Series("start_frame", fr[si]),
-            pl.Series("end_file_name", fn[ei]),
-            pl.Series("end_frame", fr[ei]),
-            pl.lit(float(task.options.min_sigma)).alias("min_sigma"),
-            ((pl.col("start_mjd") - task.visit_start_mjd) * SECONDS_PER_DAY).alias("start_s"),
-        )
         results.append(
             an.select(
                 [

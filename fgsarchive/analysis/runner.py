@@ -1059,6 +1059,39 @@ def _events_available(db: Database, con, program: int | None) -> bool:
     return int(db.run(con, "analysis/events_count", {"program": program}).fetchall()[0][0]) > 0
 
 
+def search_run(
+    sub: pl.DataFrame, run: pl.DataFrame, min_sigma: float, visit_start_mjd: float
+) -> pl.DataFrame:
+    """Anomalies of one guide-star run (``sub``: its series from :func:`load_series`, ``run``:
+    its files), with where each lies (program ... end_frame, ``start_s`` from the visit's start);
+    no event cross-match. Shared by :func:`run_anomalies` and ``fgsarchive analyse``."""
+    cadence = (
+        float(np.median(run["frame_time_s"].drop_nulls().to_numpy()))
+        if run["frame_time_s"].drop_nulls().len()
+        else None
+    )
+    an = detect_anomalies(
+        sub["time_mjd"].to_numpy(), _anomaly_series(sub), min_sigma=min_sigma, cadence_s=cadence
+    )
+    if an.is_empty():
+        return an
+    first = run.row(0, named=True)
+    si, ei = an["start_index"].to_numpy(), an["end_index"].to_numpy()
+    fn, fr = sub["file_name"].to_numpy(), sub["frame"].to_numpy()
+    return an.with_columns(
+        pl.lit(first["program"]).alias("program"),
+        pl.lit(first["observation"]).alias("observation"),
+        pl.lit(first["visit"]).alias("visit"),
+        pl.lit(first["gs_id"]).alias("gs_id"),
+        pl.Series("file_name", fn[si]),
+        pl.Series("start_frame", fr[si]),
+        pl.Series("end_file_name", fn[ei]),
+        pl.Series("end_frame", fr[ei]),
+        pl.lit(float(min_sigma)).alias("min_sigma"),
+        ((pl.col("start_mjd") - visit_start_mjd) * SECONDS_PER_DAY).alias("start_s"),
+    )
+
+
 def run_anomalies(
     db: Database,
     program: int | None = None,
@@ -1098,22 +1131,11 @@ def run_anomalies(
                 if sub.height < MIN_POINTS:
                     continue
                 n_runs += 1
-                cadence = (
-                    float(np.median(run["frame_time_s"].drop_nulls().to_numpy()))
-                    if run["frame_time_s"].drop_nulls().len()
-                    else None
-                )
-                an = detect_anomalies(
-                    sub["time_mjd"].to_numpy(),
-                    _anomaly_series(sub),
-                    min_sigma=min_sigma,
-                    cadence_s=cadence,
-                )
+                an = search_run(sub, run, min_sigma, visit_start)
                 if progress:
                     progress(done, total)
                 if an.is_empty():
                     continue
-                first = run.row(0, named=True)
                 if with_events:
                     t0, t1 = float(sub["time_mjd"].min()), float(sub["time_mjd"].max())
                     pad = window_s / SECONDS_PER_DAY
@@ -1122,7 +1144,7 @@ def run_anomalies(
                         con,
                         "analysis/events",
                         {
-                            "program": int(first["program"]),
+                            "program": int(run["program"][0]),
                             "start_mjd": t0 - pad,
                             "end_mjd": t1 + pad,
                         },
@@ -1130,20 +1152,6 @@ def run_anomalies(
                 else:
                     ev = pl.DataFrame(schema=_EVENTS_SCHEMA)
                 an = cross_match_events(an, ev.cast(_EVENTS_SCHEMA), window_s=window_s)
-                si, ei = an["start_index"].to_numpy(), an["end_index"].to_numpy()
-                fn, fr = sub["file_name"].to_numpy(), sub["frame"].to_numpy()
-                an = an.with_columns(
-                    pl.lit(first["program"]).alias("program"),
-                    pl.lit(first["observation"]).alias("observation"),
-                    pl.lit(first["visit"]).alias("visit"),
-                    pl.lit(first["gs_id"]).alias("gs_id"),
-                    pl.Series("file_name", fn[si]),
-                    pl.Series("start_frame", fr[si]),
-                    pl.Series("end_file_name", fn[ei]),
-                    pl.Series("end_frame", fr[ei]),
-                    pl.lit(float(min_sigma)).alias("min_sigma"),
-                    ((pl.col("start_mjd") - visit_start) * SECONDS_PER_DAY).alias("start_s"),
-                )
                 results.append(an.select([pl.col(c).cast(t) for c, t in _ANOMALY_COLUMNS.items()]))
     if n_runs == 0:
         raise SelectionError(
