@@ -64,6 +64,7 @@ from .runner import (
     _what,
     load_series,
     search_run,
+    warn_unfitted,
 )
 from .variables import (
     BIN_SCHEMA,
@@ -425,16 +426,7 @@ def current_units(
             "fits",
             message=f"{_what(program)} has no fits yet: run `{_fit_command(program)}` first",
         )
-    missing = files.filter(pl.col("fit_part").is_null())
-    for (prog,), part in missing.group_by("program", maintain_order=True):
-        n_all = files.filter(pl.col("program") == prog).height
-        if part.height == n_all:
-            warn(f"program {prog} has no fits yet and was skipped: run `{_fit_command(prog)}`")
-        else:
-            warn(
-                f"{part.height} of {n_all} file(s) of program {prog} have no fits yet and were "
-                f"skipped: run `{_fit_command(prog)}`"
-            )
+    warn_unfitted(files, files.filter(pl.col("fit_part").is_null()), warn)
     visit = ["program", "observation", "visit"]
     # guide-star runs: consecutive files (time order) of one gs_id within a visit (runner._runs)
     f = fitted.sort([*visit, "data_start_mjd", "file_name"], nulls_last=True)

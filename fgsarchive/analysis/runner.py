@@ -170,18 +170,21 @@ def _fitted_files(
             "fits",
             message=f"{_what(program)} has no fits yet: run `{_fit_command(program)}` first",
         )
-    missing = files.join(fitted.select("file_name"), on="file_name", how="anti")
-    if not missing.is_empty():
-        for (prog,), part in missing.group_by("program", maintain_order=True):
-            n_all = files.filter(pl.col("program") == prog).height
-            if part.height == n_all:
-                warn(f"program {prog} has no fits yet and was skipped: run `{_fit_command(prog)}`")
-            else:
-                warn(
-                    f"{part.height} of {n_all} file(s) of program {prog} have no fits yet and were "
-                    f"skipped: run `{_fit_command(prog)}`"
-                )
+    warn_unfitted(files, files.join(fitted.select("file_name"), on="file_name", how="anti"), warn)
     return have
+
+
+def warn_unfitted(files: pl.DataFrame, missing: pl.DataFrame, warn: Warn) -> None:
+    """One warning per program with files (``missing``, of ``files``) that have no fits yet."""
+    for (prog,), part in missing.group_by("program", maintain_order=True):
+        n_all = files.filter(pl.col("program") == prog).height
+        if part.height == n_all:
+            warn(f"program {prog} has no fits yet and was skipped: run `{_fit_command(prog)}`")
+        else:
+            warn(
+                f"{part.height} of {n_all} file(s) of program {prog} have no fits yet and were "
+                f"skipped: run `{_fit_command(prog)}`"
+            )
 
 
 def _what(program: int | None) -> str:
