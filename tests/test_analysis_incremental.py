@@ -282,6 +282,7 @@ def test_new_events_refresh_the_cross_match_without_reading_frames(at_once, tmp_
         )
     report = run_all_analyses(db).units
     assert report.units_computed == 0 and report.events_refreshed
+    assert report.programs_refreshed == 1  # only the program whose events changed
     refreshed = _tables(path)["anomalies"]
     assert refreshed.filter(pl.col("start_mjd") == start)["coincident_kinds"].to_list()[0] == [
         "momentum_unload"
@@ -309,3 +310,44 @@ def test_events_derived_again_only_when_their_inputs_change(at_once, tmp_path, m
     assert calls == [1] and again.events.keys() == results.events.keys()
     run_all_analyses(db)
     assert calls == [1]
+
+
+def test_an_archive_wide_event_refreshes_only_the_programs_it_can_touch(at_once, tmp_path):
+    """An event without a program (telemetry) is cross-matched with every program's anomalies
+    within the window: one far from every program's files refreshes nothing, one inside a
+    program's span refreshes that program alone, and the result is what a clean run gives."""
+    _, once_path, _ = at_once
+    path = _copy(once_path, tmp_path / "copy")
+    db = Database(path)
+    with db.reader() as con:
+        spans = con.execute(
+            "SELECT program, min(data_start_mjd), max(data_end_mjd) FROM files "
+            "WHERE product = 'fg' GROUP BY program ORDER BY program"
+        ).fetchall()
+        (program, start, end), *_ = con.execute(
+            "SELECT program, start_mjd, end_mjd FROM anomalies ORDER BY start_mjd LIMIT 1"
+        ).fetchall()
+    assert len(spans) == 2
+    last_end = max(s[2] for s in spans)
+    before = _tables(path)["anomalies"]
+    with db.writer() as con:
+        con.execute(
+            "INSERT INTO events (kind, start_mjd, end_mjd) VALUES (?, ?, ?)",
+            ["momentum_unload", last_end + 10.0, last_end + 10.001],
+        )
+    report = run_all_analyses(db).units
+    assert report.programs_refreshed == 0 and not report.events_refreshed
+    assert _tables(path)["anomalies"].equals(before)
+    with db.writer() as con:
+        con.execute(
+            "INSERT INTO events (kind, start_mjd, end_mjd) VALUES (?, ?, ?)",
+            ["momentum_unload", start, end],
+        )
+    report = run_all_analyses(db).units
+    assert report.programs_refreshed == 1
+    refreshed = _tables(path)["anomalies"]
+    touched = refreshed.filter(pl.col("start_mjd") == start)
+    assert touched["program"].to_list()[0] == program
+    assert "momentum_unload" in touched["coincident_kinds"].to_list()[0]
+    run_all_analyses(db, full=True)  # a clean recompute agrees
+    assert _tables(path)["anomalies"].equals(refreshed)

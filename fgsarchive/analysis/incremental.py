@@ -33,6 +33,7 @@ from ..errors import (
 from ..storage import part_name
 from ..workers import dask_client, dask_completed, end_workers, process_pool
 from .anomalies import (
+    SECONDS_PER_DAY,
     STEP_SUFFIXES,
     cross_match_events,
 )
@@ -348,6 +349,7 @@ class UnitsReport:
     lines_changed: bool = False
     stars_rescored: int = 0
     events_refreshed: bool = False
+    programs_refreshed: int = 0  # programs whose anomalies' event cross-match was redone
     frames_read: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -749,8 +751,33 @@ def _write_batch(db: Database, results: list[UnitResult], events: _Events, windo
 # --------------------------------------------------------------------------------------------------
 # Archive-wide products
 # --------------------------------------------------------------------------------------------------
-def _archive_wide_key(events_fp: str, options: AnalyseOptions) -> str:
-    return hashlib.sha256(f"{events_fp}\n{options.fingerprint()}".encode()).hexdigest()
+def _archive_wide_key(options: AnalyseOptions) -> str:
+    return hashlib.sha256(options.fingerprint().encode()).hexdigest()
+
+
+#: analysis_state key of the per-program event fingerprints the stored cross-match was made with
+CROSS_MATCH_STATE_KEY = "events_by_program"
+
+
+def _events_fingerprints(db: Database, con, window_s: float) -> str:
+    """JSON {program: fingerprint} of the events each program's anomalies may coincide with
+    (``analysis/events_fingerprints``); ``{}`` without an events table."""
+    if not _exists(db, con, "events"):
+        return "{}"
+    rows = db.run(
+        con, "analysis/events_fingerprints", {"window_days": float(window_s) / SECONDS_PER_DAY}
+    ).fetchall()
+    return json.dumps({str(int(prog)): str(fp) for prog, fp in rows}, sort_keys=True)
+
+
+def _events_changed(now: str, then: str | None) -> set[int]:
+    """Programs whose event fingerprint differs from the stored one (every program of ``now``
+    when nothing is stored)."""
+    current = json.loads(now)
+    before = json.loads(then) if then else {}
+    if then is None:
+        return {int(p) for p in current}
+    return {int(p) for p, fp in current.items() if before.get(p) != fp}
 
 
 def _lines_key(lines: pl.DataFrame) -> list[float]:
@@ -762,16 +789,18 @@ def _update_archive_wide(
     *,
     gone: pl.DataFrame,
     pending_stars: set[str],
-    events_changed: bool,
+    refresh_programs: set[int],
     rescore_all: bool,
     state_key: str,
+    events_state: str,
     options: AnalyseOptions,
     report: UnitsReport,
     log_options: dict,
     started: float,
 ) -> None:
-    """One transaction: drop vanished units, refresh the cross-match (events changed), re-learn
-    lines and relabel peaks, rescore the stars concerned and re-rank all, record the state."""
+    """One transaction: drop vanished units, refresh the cross-match of ``refresh_programs``
+    (their events changed), re-learn lines and relabel peaks, rescore the stars concerned and
+    re-rank all, record the state."""
     events = _Events(db)
     with db.writer() as con:
         db.run(con, "analysis/create_anomalies")
@@ -782,8 +811,12 @@ def _update_archive_wide(
             for name in ("unit_anomalies_delete", "unit_peaks_delete", "unit_bins_delete"):
                 db.run(con, f"analysis/{name}", unit_keys=keys)
             db.run(con, "analysis/units_delete", unit_keys=keys)
-        if events_changed:
-            stored = _table(db, con, "analysis/anomalies_all")
+        if refresh_programs:
+            scope = pl.DataFrame(
+                {"program": sorted(refresh_programs)}, schema={"program": pl.Int32}
+            ).to_arrow()
+            con.register("programs", scope)
+            stored = pl.from_arrow(db.arrow(con, "analysis/anomalies_of_programs"))
             if stored.height:
                 refreshed = _cross_match(
                     con,
@@ -791,9 +824,10 @@ def _update_archive_wide(
                     events,
                     options.window_s,
                 )
-                db.run(con, "analysis/anomalies_clear")
+                db.run(con, "analysis/anomalies_of_programs_delete", programs=scope)
                 db.run(con, "analysis/anomalies_insert", new_anomalies=refreshed.to_arrow())
             report.events_refreshed = True
+            report.programs_refreshed = len(refresh_programs)
         old_lines = _table(db, con, "analysis/lines")
         lines, _ = _store_lines(db, con)
         report.lines_changed = _lines_key(old_lines) != _lines_key(lines)
@@ -825,6 +859,7 @@ def _update_archive_wide(
             db.run(con, "analysis/variability_insert", new_variability=table.to_arrow())
         db.run(con, "analysis/units_settled")
         _set_state(db, con, "archive_wide", state_key)
+        _set_state(db, con, CROSS_MATCH_STATE_KEY, events_state)
         _log_run(
             db,
             con,
@@ -901,12 +936,10 @@ def analyse_units(
                 schema={**_KEY_SCHEMA, "fingerprint": pl.String, "pending": pl.Boolean}
             )
         )
-        events_fp = (
-            str(db.run(con, "analysis/events_fingerprint").fetchall()[0][0])
-            if _exists(db, con, "events")
-            else "none"
-        )
-        old_state = _state(db, con, "archive_wide") if _exists(db, con, "analysis_state") else None
+        events_now = _events_fingerprints(db, con, options.window_s)
+        has_state = _exists(db, con, "analysis_state")
+        old_state = _state(db, con, "archive_wide") if has_state else None
+        events_then = _state(db, con, CROSS_MATCH_STATE_KEY) if has_state else None
         has_results = _exists(db, con, "variability")
     report.seconds["plan"] = time.perf_counter() - started
     stored = stored_all if program is None else stored_all.filter(pl.col("program") == program)
@@ -977,18 +1010,30 @@ def analyse_units(
     finally:
         db.publish_pending()
     report.seconds["units"] = time.perf_counter() - t
-    state_key = _archive_wide_key(events_fp, options)
-    events_changed = old_state is not None and old_state != state_key
-    if todo.height or gone.height or pending_stars or old_state != state_key or not has_results:
+    state_key = _archive_wide_key(options)
+    rescore_all = old_state is None or old_state != state_key
+    # programs whose events changed since their anomalies were cross-matched (all of them when
+    # the options changed or nothing is on record)
+    refresh = _events_changed(events_now, None if rescore_all else events_then)
+    if (
+        todo.height
+        or gone.height
+        or pending_stars
+        or refresh
+        or old_state != state_key
+        or events_then != events_now
+        or not has_results
+    ):
         t = time.perf_counter()
         report.archive_wide = True
         _update_archive_wide(
             db,
             gone=gone,
             pending_stars=pending_stars,
-            events_changed=events_changed or old_state is None,
-            rescore_all=old_state is None or old_state != state_key,
+            refresh_programs=refresh,
+            rescore_all=rescore_all,
             state_key=state_key,
+            events_state=events_now,
             options=options,
             report=report,
             log_options={

@@ -1,2 +1,0 @@
--- Drop every anomaly (their cross-match is rewritten whole).
-DELETE FROM anomalies
