@@ -194,6 +194,7 @@ def stage_analyse(db_path: str, out_json: str, workers: int, full: bool) -> None
                 "seconds": seconds,
                 "kwargs": shown,
                 "units": None if units is None else str(units)[:300],
+                "parts_s": {k: round(v, 2) for k, v in getattr(units, "seconds", {}).items()},
             }
         )
     )
@@ -539,6 +540,9 @@ class Bench:
         st["call_s"] = done.get("seconds", float("nan"))
         st["analyse"] = done
         print(f"    (the call: {st['call_s']:.2f} s; {done.get('kwargs')})", flush=True)
+        if done.get("parts_s"):
+            # unit stages (read ... variables) are summed over the workers; the rest are walls
+            print(f"    (its parts, s: {done['parts_s']})", flush=True)
         return st
 
     # --- one size ---

@@ -802,6 +802,7 @@ def _update_archive_wide(
     (their events changed), re-learn lines and relabel peaks, rescore the stars concerned and
     re-rank all, record the state."""
     events = _Events(db)
+    t = time.perf_counter()
     with db.writer() as con:
         db.run(con, "analysis/create_anomalies")
         db.run(con, "analysis/create_periodogram")
@@ -828,9 +829,11 @@ def _update_archive_wide(
                 db.run(con, "analysis/anomalies_insert", new_anomalies=refreshed.to_arrow())
             report.events_refreshed = True
             report.programs_refreshed = len(refresh_programs)
+        t = _add_lap(report.seconds, "wide_cross_match", t)
         old_lines = _table(db, con, "analysis/lines")
         lines, _ = _store_lines(db, con)
         report.lines_changed = _lines_key(old_lines) != _lines_key(lines)
+        t = _add_lap(report.seconds, "wide_lines", t)
         star_meta = _table(db, con, "analysis/star_units")
         stored_var = _table(db, con, "analysis/variability_all")
         all_stars = set(star_meta["gs_id"].to_list())
@@ -843,6 +846,7 @@ def _update_archive_wide(
         )
         fresh = _rescore(db, con, sorted(todo), star_meta, lines, options)
         report.stars_rescored = len(todo)
+        t = _add_lap(report.seconds, "wide_rescore", t)
         cols = {**VARIABILITY_SCHEMA, "flux_source": pl.String, "programs": pl.List(pl.Int32)}
         table = pl.concat(
             [kept.select([pl.col(c).cast(t) for c, t in cols.items()]), fresh],
@@ -1008,7 +1012,9 @@ def analyse_units(
         if batch:
             _write_batch(db, batch, events, options.window_s)
     finally:
+        t_publish = time.perf_counter()
         db.publish_pending()
+        report.seconds["publish"] = time.perf_counter() - t_publish
     report.seconds["units"] = time.perf_counter() - t
     state_key = _archive_wide_key(options)
     rescore_all = old_state is None or old_state != state_key
