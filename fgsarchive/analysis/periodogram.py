@@ -703,6 +703,8 @@ def periodogram_series(
     all_finite = bool(finite.all())
     spp = samples_per_peak
     grid = _regular_grid(t, cadence) if backend == "fft" else None
+    if grid is not None and not _fft_pays(grid, finite):
+        grid = None
     if grid is not None:
         m_fft, m0, nf = _fft_frequencies(grid.dt, baseline, samples_per_peak, f0, f1, fmax_hz)
         df = 1.0 / (m_fft * grid.dt)
@@ -868,21 +870,40 @@ def _fold(index: np.ndarray, values: np.ndarray, m: int) -> np.ndarray:
 
 
 def _rfft_at(spectrum: np.ndarray, start: int, count: int, step: int, m: int) -> np.ndarray:
-    """Length-m DFT at ``start + step * arange(count)`` from the rfft of a real length-m grid.
+    """Length-m DFT at ``start + step * arange(count)`` from the rfft (last axis) of real grids.
 
     X[m - j] = conj(X[j]) for real input; plain slices where the indices allow.
     """
     half = m // 2
     stop = start + step * (count - 1)
     if 0 <= start and stop <= half:
-        return spectrum[start : stop + 1 : step].copy()
+        return spectrum[..., start : stop + 1 : step].copy()
     if half < start and stop < m:
-        return np.conjugate(spectrum[m - start : m - stop - 1 if m - stop > 0 else None : -step])
+        end = m - stop - 1 if m - stop > 0 else None
+        return np.conjugate(spectrum[..., m - start : end : -step])
     j = (start + step * np.arange(count, dtype=np.int64)) % m
     flip = j > half
-    out = spectrum[np.where(flip, m - j, j)]
+    out = spectrum[..., np.where(flip, m - j, j)]
     np.conjugate(out, out=out, where=flip)
     return out
+
+
+FFT_COST_RATIO = 3.5
+"""The ``"fft"`` backend runs when offset classes x (series + distinct masks) FFTs cost no more
+than this many nifty-ls transforms per series (measured: one length-M FFT row costs ~1/3.8 of
+nifty-ls per series at the same grid); else nifty-ls, which then is as fast or faster."""
+
+
+def _fft_pays(grid: _RegularGrid, finite: np.ndarray) -> bool:
+    """Whether the FFT path is expected to beat nifty-ls (``FFT_COST_RATIO``)."""
+    k = finite.shape[0]
+    masks = len({np.packbits(row).tobytes() for row in finite})
+    return grid.phase.size * (k + masks) <= FFT_COST_RATIO * k
+
+
+FFT_BATCH_BYTES = 64 * 2**20
+"""Work memory of one batch of FFT rows in ``fft_lombscargle`` (rows share each transform call,
+which pocketfft vectorises; a long unit falls to one row at a time)."""
 
 
 def fft_lombscargle(
@@ -894,8 +915,8 @@ def fft_lombscargle(
     ``finite`` is False) given zero weight.  Every sum the generalised periodogram needs
     (Zechmeister & Kuerster 2009) is a DFT of the zero-filled grid of weights or weighted values,
     times the phase of the offset class; the double-frequency window sums are the weights' DFT
-    at 2m.  Series with the same mask share the window sums.  Work arrays: a few of length
-    ``m_fft`` and ``nf`` per series, one series at a time.
+    at 2m.  Series with the same mask share the window sums.  Rows (windows, then the series of
+    that mask) are transformed in batches of ``FFT_BATCH_BYTES``.
     """
     from scipy import fft as sfft
 
@@ -913,7 +934,7 @@ def fft_lombscargle(
     phases: dict[tuple[int, int], np.ndarray] = {}
 
     def rotate(z: np.ndarray, c: int, mult: int) -> None:
-        """z *= e^{-i mult w phase_c} (the run origins of class c)."""
+        """z *= e^{-i mult w phase_c} (the run origins of class c), row by row."""
         if rel_phase[c] == 0.0:
             return
         p = phases.get((c, mult))
@@ -923,62 +944,89 @@ def fft_lombscargle(
                 phases[(c, mult)] = p
         z *= p
 
-    def dft(values: np.ndarray, mults: tuple[int, ...]) -> list[np.ndarray]:
-        """sum_k values_k e^{-i mult w t_k} on the grid, for each mult."""
-        out: list = [None] * len(mults)
-        for c, sel in enumerate(classes):
-            index = index_mod[c]
-            grid_values = np.bincount(index, values if sel is None else values[sel], m_fft)
-            spec = sfft.rfft(grid_values, workers=1)
-            del grid_values
-            for j, mult in enumerate(mults):
-                z = _rfft_at(spec, mult * m0, nf, mult, m_fft)
-                rotate(z, c, mult)
-                if out[j] is None:
-                    out[j] = z
-                else:
-                    out[j] += z
-        return out
+    def dft(rows: np.ndarray, mult: int, double_rows: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """sum_k rows_k e^{-i w t_k} (R, nf), and e^{-2i w t_k} for the first double_rows."""
+        n_rows = rows.shape[0]
+        total = total2 = None
+        for c, (sel, index) in enumerate(zip(classes, index_mod, strict=True)):
+            vals = rows if sel is None else rows[:, sel]
+            flat = (index[None, :] + m_fft * np.arange(n_rows)[:, None]).ravel()
+            folded = np.bincount(flat, vals.ravel(), n_rows * m_fft).reshape(n_rows, m_fft)
+            spec = sfft.rfft(folded, axis=-1, workers=1)
+            del folded, flat, vals
+            z = _rfft_at(spec, mult * m0, nf, mult, m_fft)
+            rotate(z, c, mult)
+            total = z if total is None else total + z
+            if double_rows:
+                z = _rfft_at(spec[:double_rows], 2 * m0, nf, 2, m_fft)
+                rotate(z, c, 2)
+                total2 = z if total2 is None else total2 + z
+        return total, total2
 
-    power = np.empty((k, nf))
-    windows: dict[bytes, tuple] = {}
+    # rows in mask order: the mask's window, then its series
+    groups: dict[bytes, list[int]] = {}
     for i in range(k):
-        ok = finite[i]
-        w = ok / ok.sum()
-        key = np.packbits(ok).tobytes()
-        if key not in windows:
-            z1, z2 = dft(w, (1, 2))
-            c, s = z1.real, -z1.imag
-            cc = 0.5 * (1.0 + z2.real) - c * c
-            ss = 0.5 * (1.0 - z2.real) - s * s
-            cs = -0.5 * z2.imag - c * s
-            del z1, z2, c, s
-            det = cc * ss - cs * cs
-            with np.errstate(divide="ignore", invalid="ignore"):
-                # where one term vanishes on every sample (the sine at the Nyquist frequency of
-                # one regular run), the least-squares fit is of the other term alone
-                deg = det <= 1e-10 * (cc + ss) ** 2
-                a, b, ab = ss / det, cc / det, -2.0 * cs / det
-                if deg.any():
-                    cos_only = deg & (cc >= ss) & (cc > 1e-12)
-                    sin_only = deg & (cc < ss) & (ss > 1e-12)
-                    a[deg], b[deg], ab[deg] = 0.0, 0.0, 0.0
-                    a[cos_only] = 1.0 / cc[cos_only]
-                    b[sin_only] = 1.0 / ss[sin_only]
-            windows[key] = (a, b, ab)
-            del cc, ss, cs, det, deg
-        a, b, ab = windows[key]
-        yi = np.where(ok, y[i], 0.0)
-        # centred, so the mean terms drop out (sums, not np.dot: BLAS threads stall in a pool)
-        yi = np.where(ok, yi - (w * yi).sum(), 0.0)
-        yy = float((w * yi * yi).sum())
-        (z,) = dft(w * yi, (1,))
-        yc, ys = z.real, z.imag  # YS = -Im z; its sign cancels in the products below
-        if yy > 0:
-            power[i] = (a * yc * yc + b * ys * ys - ab * yc * ys) / yy
-        else:
-            power[i] = 0.0
+        groups.setdefault(np.packbits(finite[i]).tobytes(), []).append(i)
+    # (series whose mask, -1) is that mask's window row; (i, i) is series i
+    jobs = [job for g in groups.values() for job in [(g[0], -1)] + [(i, i) for i in g]]
+    per_row = 8 * (2 * m_fft + 6 * nf) + 8 * y.shape[1]
+    batch = max(1, int(FFT_BATCH_BYTES // per_row))
+    power = np.empty((k, nf))
+    window = None
+    for start in range(0, len(jobs), batch):
+        chunk = jobs[start : start + batch]
+        rows = np.empty((len(chunk), y.shape[1]))
+        yy = np.zeros(len(chunk))
+        for r, (i, series) in enumerate(chunk):
+            ok = finite[i]
+            w = ok / ok.sum()
+            if series < 0:
+                rows[r] = w
+            else:
+                yi = np.where(ok, y[i], 0.0)
+                # centred, so the mean terms drop out (sums, not np.dot: BLAS threads stall)
+                yi = np.where(ok, yi - (w * yi).sum(), 0.0)
+                yy[r] = (w * yi * yi).sum()
+                rows[r] = w * yi
+        # windows first in each chunk for the double-frequency sums: reorder rows
+        win = [r for r, (_, s) in enumerate(chunk) if s < 0]
+        ser = [r for r, (_, s) in enumerate(chunk) if s >= 0]
+        z1, z2 = dft(rows[win + ser], 1, len(win))
+        del rows
+        pos = {r: j for j, r in enumerate(win + ser)}
+        for r, (_, series) in enumerate(chunk):
+            z = z1[pos[r]]
+            if series < 0:
+                window = _window_terms(z, z2[pos[r]])
+                continue
+            a, b, ab = window
+            yc, ys = z.real, z.imag  # YS = -Im z; its sign cancels in the products below
+            power[series] = (a * yc * yc + b * ys * ys - ab * yc * ys) / yy[r] if yy[r] > 0 else 0.0
+        del z1, z2
     return power
+
+
+def _window_terms(z1: np.ndarray, z2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Coefficients (a, b, ab) with power = (a YC^2 + b YS^2 - ab YC YS) / YY, from the weights'
+    DFTs at w (z1) and 2w (z2): SS/D, CC/D, 2 CS/D of the mean-subtracted window."""
+    c, s = z1.real, -z1.imag
+    cc = 0.5 * (1.0 + z2.real) - c * c
+    ss = 0.5 * (1.0 - z2.real) - s * s
+    cs = -0.5 * z2.imag - c * s
+    det = cc * ss - cs * cs
+    # the series' YS is taken as +Im z (sign flipped), so the cross term's sign flips too
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # where one term vanishes on every sample (the sine at the Nyquist frequency of one
+        # regular run), the least-squares fit is of the other term alone
+        deg = det <= 1e-10 * (cc + ss) ** 2
+        a, b, ab = ss / det, cc / det, -2.0 * cs / det
+        if deg.any():
+            cos_only = deg & (cc >= ss) & (cc > 1e-12)
+            sin_only = deg & (cc < ss) & (ss > 1e-12)
+            a[deg], b[deg], ab[deg] = 0.0, 0.0, 0.0
+            a[cos_only] = 1.0 / cc[cos_only]
+            b[sin_only] = 1.0 / ss[sin_only]
+    return a, b, ab
 
 
 def _fft_frequencies(
@@ -992,7 +1040,8 @@ def _fft_frequencies(
     """
     from scipy.fft import next_fast_len
 
-    m_fft = int(next_fast_len(max(4, int(round(samples_per_peak * baseline / dt))), real=True))
+    # 11-smooth: within ~0.1 % of the spacing asked for, as fast as 5-smooth at these sizes
+    m_fft = int(next_fast_len(max(4, int(round(samples_per_peak * baseline / dt)))))
     df = 1.0 / (m_fft * dt)
     m0 = max(1, int(np.ceil(f0 / df - 1e-9)))
     m1 = int(np.floor(f1 / df + 1e-9))
