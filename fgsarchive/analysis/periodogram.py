@@ -927,6 +927,7 @@ def fft_lombscargle(
         classes = [np.flatnonzero(grid.offset_class == c) for c in range(grid.phase.size)]
     # grid index of each sample, folded into the FFT length (exact: the DFT is m_fft-periodic)
     index_mod = [(grid.index if sel is None else grid.index[sel]) % m_fft for sel in classes]
+    distinct = [bool(np.all(np.diff(index) > 0)) for index in index_mod]  # else summed
     # a shift of all times changes no power: the first class is the time origin
     rel_phase = grid.phase - grid.phase[0]
     freq = np.arange(m0, m0 + nf) / (m_fft * grid.dt) if len(classes) > 1 else None
@@ -950,17 +951,27 @@ def fft_lombscargle(
         total = total2 = None
         for c, (sel, index) in enumerate(zip(classes, index_mod, strict=True)):
             vals = rows if sel is None else rows[:, sel]
-            flat = (index[None, :] + m_fft * np.arange(n_rows)[:, None]).ravel()
-            folded = np.bincount(flat, vals.ravel(), n_rows * m_fft).reshape(n_rows, m_fft)
+            if distinct[c]:
+                folded = np.zeros((n_rows, m_fft))
+                folded[:, index] = vals
+            else:
+                flat = (index[None, :] + m_fft * np.arange(n_rows)[:, None]).ravel()
+                folded = np.bincount(flat, vals.ravel(), n_rows * m_fft).reshape(n_rows, -1)
             spec = sfft.rfft(folded, axis=-1, workers=1)
-            del folded, flat, vals
+            del folded, vals
             z = _rfft_at(spec, mult * m0, nf, mult, m_fft)
             rotate(z, c, mult)
-            total = z if total is None else total + z
+            if total is None:
+                total = z
+            else:
+                total += z
             if double_rows:
                 z = _rfft_at(spec[:double_rows], 2 * m0, nf, 2, m_fft)
                 rotate(z, c, 2)
-                total2 = z if total2 is None else total2 + z
+                if total2 is None:
+                    total2 = z
+                else:
+                    total2 += z
         return total, total2
 
     # rows in mask order: the mask's window, then its series
