@@ -75,6 +75,8 @@ def test_one_regular_run_matches_nifty_and_astropy_on_its_grid():
     assert res.f0_hz >= 1 / baseline > res.f0_hz - res.df_hz
     nyquist = 0.5 / DT
     assert nyquist - res.df_hz <= res.fmax_hz < nyquist  # strictly below: the sine vanishes there
+    asked = periodogram_series(t, y, fmax_hz=0.5 / np.median(np.diff(t)), significance="white")
+    assert (asked.nf, asked.fmax_hz) == (res.nf, res.fmax_hz)
     # the injected 3.7-s line is the top peak
     top = res.peaks.filter(res.peaks["series"] == "0")["period_s"][0]
     assert top == pytest.approx(3.7, rel=0.01)
@@ -98,9 +100,7 @@ def test_runs_with_non_integer_gaps_and_masks_per_series(monkeypatch):
 
 def test_non_default_band():
     t, y = runs([2000, 2000], [0.0, 140.5], seed=3, k=2)
-    res = periodogram_series(
-        t, y, fmin_hz=0.05, fmax_hz=3.0, detrend="none", significance="white"
-    )
+    res = periodogram_series(t, y, fmin_hz=0.05, fmax_hz=3.0, detrend="none", significance="white")
     assert res.f0_hz >= 0.05 > res.f0_hz - res.df_hz
     assert 3.0 - res.df_hz < res.fmax_hz <= 3.0
     check_exact(t, y, res)

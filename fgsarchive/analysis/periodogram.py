@@ -1047,7 +1047,8 @@ def _fft_frequencies(
 
     M is a fast FFT length >= ``samples_per_peak * baseline / dt`` (so the spacing is at most the
     one asked for); m0 the first point >= ``f0``; the last point <= ``f1``, and strictly below
-    the Nyquist frequency ``1 / (2 dt)`` when ``fmax_hz`` was not given.
+    the Nyquist frequency ``1 / (2 dt)`` when ``fmax_hz`` is not given or is that frequency
+    (the sine term vanishes there on one regular run).
     """
     from scipy.fft import next_fast_len
 
@@ -1056,7 +1057,7 @@ def _fft_frequencies(
     df = 1.0 / (m_fft * dt)
     m0 = max(1, int(np.ceil(f0 / df - 1e-9)))
     m1 = int(np.floor(f1 / df + 1e-9))
-    if fmax_hz is None:
+    if fmax_hz is None or f1 * dt <= 0.5 * (1 + 1e-6):  # up to (not at) Nyquist
         m1 = min(m1, (m_fft - 1) // 2)
     nf = m1 - m0 + 1
     if nf < 3:
