@@ -1,7 +1,8 @@
 """Lomb-Scargle periodograms of guide-star time series, and instrumental lines across stars.
 
 ``periodogram_series`` computes the periodograms of several parameters of one series (flux,
-x_mean, y_mean, ...) in one batched nifty-ls call, on a grid that stops at the Nyquist frequency
+x_mean, y_mean, ...) together (an exact FFT Lomb-Scargle when the times lie on the cadence grid,
+else one batched nifty-ls call), on a grid that stops at the Nyquist frequency
 of the real cadence, and lists the strongest peaks with false-alarm probabilities against the
 series' own noise continuum (``noise_continuum``; Baluev's white-noise value kept as fap_white).
 ``instrumental_lines`` finds frequencies that recur in the peaks of many distinct guide stars
@@ -841,7 +842,7 @@ def _regular_grid(t: np.ndarray, cadence: float) -> _RegularGrid | None:
     n_steps = np.rint(spans / cadence)
     if n_steps.sum() < 1:
         return None
-    dt = float(spans.sum() / n_steps.sum())  # least-squares step of the run end points
+    dt = float(spans.sum() / n_steps.sum())  # total span over total steps of all runs
     local = np.rint((t - t[starts][run]) / dt)
     resid = t - t[starts][run] - local * dt
     origin = t[starts] + np.bincount(run, resid) / np.bincount(run)  # centre each run on its grid
