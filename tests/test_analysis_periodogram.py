@@ -157,7 +157,7 @@ def test_sidelobes_are_not_listed_as_peaks():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"backend": "scipy"}, "valid values: 'nifty', 'astropy'"),
+        ({"backend": "scipy"}, "valid values: 'fft', 'nifty', 'astropy'"),
         ({"detrend": "spline"}, "valid values: 'median', 'linear', 'none'"),
         ({"fmin_hz": 5.0, "fmax_hz": 1.0}, "fmin_hz < fmax_hz"),
         ({"samples_per_peak": 0}, "samples_per_peak"),

@@ -1,7 +1,8 @@
 """Lomb-Scargle periodograms of guide-star time series, and instrumental lines across stars.
 
 ``periodogram_series`` computes the periodograms of several parameters of one series (flux,
-x_mean, y_mean, ...) in one batched nifty-ls call, on a grid that stops at the Nyquist frequency
+x_mean, y_mean, ...) together (an exact FFT Lomb-Scargle when the times lie on the cadence grid,
+else one batched nifty-ls call), on a grid that stops at the Nyquist frequency
 of the real cadence, and lists the strongest peaks with false-alarm probabilities against the
 series' own noise continuum (``noise_continuum``; Baluev's white-noise value kept as fap_white).
 ``instrumental_lines`` finds frequencies that recur in the peaks of many distinct guide stars
@@ -34,6 +35,9 @@ from .detrend import (
 
 __all__ = [
     "Backend",
+    "fft_lombscargle",
+    "FFT_MAX_OFFSETS",
+    "FFT_TIME_TOLERANCE",
     "PeriodogramResult",
     "periodogram_series",
     "find_peaks",
@@ -56,7 +60,7 @@ __all__ = [
     "PERIODOGRAM_DECORRELATION_BIN",
 ]
 
-Backend = Literal["nifty", "astropy"]
+Backend = Literal["fft", "nifty", "astropy"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
 Significance = Literal["continuum", "local", "white"]
 SIGNIFICANCES: tuple[str, ...] = get_args(Significance)
@@ -599,7 +603,7 @@ def periodogram_series(
     samples_per_peak: float = 5,
     detrend: DetrendMethod = "median",
     detrend_window_s: float | None = None,
-    backend: Backend = "nifty",
+    backend: Backend = "fft",
     n_peaks: int = 5,
     names: Sequence[str] | None = None,
     significance: Significance = "continuum",
@@ -614,14 +618,22 @@ def periodogram_series(
     fmin_hz : lowest frequency; default 1 / baseline.
     fmax_hz : highest frequency; default the Nyquist frequency of the median cadence
         (0.5 / median spacing; 7.8 Hz at 64 ms), not astropy's 5x the mean-rate "Nyquist".
-    samples_per_peak : grid spacing is ``1 / (samples_per_peak * baseline)``.
+    samples_per_peak : grid spacing is ``1 / (samples_per_peak * baseline)`` (the ``"fft"``
+        path rounds it down to ``1 / (M * dt)``, M a fast FFT length; the result's ``f0_hz``,
+        ``df_hz`` and ``nf`` give the grid used).
     detrend : ``"median"`` subtracts the median of each contiguous segment (segments split at
         gaps longer than 10 cadences), or with ``detrend_window_s`` a running median over that
         many seconds (a high-pass filter: removes periods longer than about the window);
         ``"linear"`` subtracts a straight line per segment; ``"none"`` leaves the data alone.
         The periodogram then fits and removes the mean (astropy's ``fit_mean=True``).
-    backend : ``"nifty"`` (nifty-ls, all k series in one batched call) or ``"astropy"``
-        (astropy ``LombScargle.power`` per series, method ``"auto"``; slow, for comparison).
+    backend : ``"fft"`` (default: the exact FFT periodogram ``fft_lombscargle`` when the times
+        lie on one cadence grid -- runs separated by any gaps, each within
+        ``FFT_TIME_TOLERANCE`` cadences of its grid, at most ``FFT_MAX_OFFSETS`` distinct
+        sub-cadence run offsets -- else nifty-ls; the result's ``backend`` says which ran; the
+        grid is ``m / (M * dt)``, from the first point >= ``fmin_hz`` to the last < Nyquist or
+        <= ``fmax_hz``), ``"nifty"`` (nifty-ls, all k series in one batched call) or
+        ``"astropy"`` (astropy ``LombScargle.power`` per series, method ``"auto"``; slow, for
+        comparison).
     n_peaks : peaks listed per series.
     names : labels of the k series (default ``"0"``, ``"1"``, ...).
     significance : what ``fap`` is relative to: ``"continuum"`` the noise continuum of each
@@ -690,7 +702,18 @@ def periodogram_series(
     f_last = f0 + df * (nf - 1)
 
     all_finite = bool(finite.all())
-    if backend == "nifty":
+    spp = samples_per_peak
+    grid = _regular_grid(t, cadence) if backend == "fft" else None
+    if grid is not None and not _fft_pays(grid, finite):
+        grid = None
+    if grid is not None:
+        m_fft, m0, nf = _fft_frequencies(grid.dt, baseline, samples_per_peak, f0, f1, fmax_hz)
+        df = 1.0 / (m_fft * grid.dt)
+        f0, f_last = m0 * df, (m0 + nf - 1) * df
+        spp = 1.0 / (df * baseline)  # the grid's points per resolution element
+        power = fft_lombscargle(grid, y, finite, m_fft, m0, nf)
+    elif backend in ("fft", "nifty"):
+        backend = "nifty"
         import nifty_ls
 
         if all_finite:
@@ -722,7 +745,7 @@ def periodogram_series(
         ok = finite[i]
         if significance != "white":
             measure = noise_continuum if significance == "continuum" else local_continuum
-            cont, var_log = measure(power[i], f0, df, samples_per_peak)
+            cont, var_log = measure(power[i], f0, df, spp)
             continuum[i] = cont
             continuum_var[i] = var_log
             cont = continuum[i].astype(np.float64)
@@ -730,11 +753,11 @@ def periodogram_series(
             ratio = power[i] / cont
             # rank by the single-frequency chance against the continuum (-log p; ~ ratio)
             score = np.log1p(ratio * var_log) / np.maximum(var_log, 1e-12)
-            idx = find_peaks(power[i], int(n_peaks), samples_per_peak, order=score, envelope=ratio)
+            idx = find_peaks(power[i], int(n_peaks), spp, order=score, envelope=ratio)
             fap = continuum_fap(ratio[idx], var_log[idx], t[ok], f_last)
             cont_pk = cont[idx]
         else:
-            idx = find_peaks(power[i], int(n_peaks), samples_per_peak)
+            idx = find_peaks(power[i], int(n_peaks), spp)
             fap = None
             cont_pk = np.full(idx.size, np.nan)
         pk = power[i, idx]
@@ -778,6 +801,272 @@ _PEAK_COLUMNS = {
     "continuum": pl.Float64,
     "fap_white": pl.Float64,
 }
+
+
+FFT_MAX_OFFSETS = 16
+"""Most distinct sub-cadence run offsets the ``"fft"`` backend sums (one FFT per series each);
+more and it falls back to nifty-ls."""
+FFT_TIME_TOLERANCE = 1e-4
+"""Largest distance of a sample time from its run's grid, in cadences, for the ``"fft"`` backend
+(MJD x 86400 in float64 is good to ~1 us = 1.6e-5 of 64 ms); beyond it, nifty-ls."""
+
+
+@dataclass(frozen=True)
+class _RegularGrid:
+    """Sample times as ``phase[c] + index * dt`` (index int64 >= 0, offset class c)."""
+
+    dt: float
+    index: np.ndarray
+    offset_class: np.ndarray
+    phase: np.ndarray
+
+
+def _regular_grid(t: np.ndarray, cadence: float) -> _RegularGrid | None:
+    """Write sorted times (s, from 0) as runs on one grid of step ``dt``, or None if they are not.
+
+    A run is a stretch whose spacings are whole multiples of the cadence; a spacing that is not
+    starts a new run.  ``dt`` is fitted over all runs; runs whose origins differ by a whole number
+    of ``dt`` share an offset class.  None when some time is further than ``FFT_TIME_TOLERANCE``
+    cadences from its grid point or there are more than ``FFT_MAX_OFFSETS`` classes.
+    """
+    if t.size < 2 or not cadence > 0:
+        return None
+    tol = FFT_TIME_TOLERANCE
+    steps = np.diff(t) / cadence
+    whole = np.rint(steps)
+    breaks = (np.abs(steps - whole) > 100 * tol) | (whole < 1)
+    run = np.concatenate(([0], np.cumsum(breaks)))
+    starts = np.flatnonzero(np.concatenate(([True], breaks)))
+    ends = np.concatenate((starts[1:], [t.size])) - 1
+    spans = t[ends] - t[starts]
+    n_steps = np.rint(spans / cadence)
+    if n_steps.sum() < 1:
+        return None
+    dt = float(spans.sum() / n_steps.sum())  # total span over total steps of all runs
+    local = np.rint((t - t[starts][run]) / dt)
+    resid = t - t[starts][run] - local * dt
+    origin = t[starts] + np.bincount(run, resid) / np.bincount(run)  # centre each run on its grid
+    whole_origin = np.rint(origin / dt)
+    frac = origin - whole_origin * dt  # in [-dt/2, dt/2]
+    order = np.argsort(frac, kind="stable")
+    new_class = np.concatenate(([False], np.diff(frac[order]) > tol * dt))
+    cls_sorted = np.cumsum(new_class)
+    n_class = int(cls_sorted[-1]) + 1
+    if n_class > FFT_MAX_OFFSETS:
+        return None
+    run_class = np.empty_like(cls_sorted)
+    run_class[order] = cls_sorted
+    phase = np.bincount(run_class, frac) / np.bincount(run_class)
+    index = (whole_origin[run] + local).astype(np.int64)
+    offset_class = run_class[run]
+    if np.max(np.abs(t - phase[offset_class] - index * dt)) > tol * dt:
+        return None
+    shift = int(index.min())  # indices from 0 (phase absorbs the rest)
+    return _RegularGrid(dt, index - shift, offset_class, phase + shift * dt)
+
+
+def _fold(index: np.ndarray, values: np.ndarray, m: int) -> np.ndarray:
+    """Zero-filled length-``m`` grid holding ``values`` at ``index mod m`` (summed)."""
+    return np.bincount(index % m, weights=values, minlength=m)
+
+
+def _rfft_at(spectrum: np.ndarray, start: int, count: int, step: int, m: int) -> np.ndarray:
+    """Length-m DFT at ``start + step * arange(count)`` from the rfft (last axis) of real grids.
+
+    X[m - j] = conj(X[j]) for real input; plain slices where the indices allow.
+    """
+    half = m // 2
+    stop = start + step * (count - 1)
+    if 0 <= start and stop <= half:
+        return spectrum[..., start : stop + 1 : step].copy()
+    if half < start and stop < m:
+        end = m - stop - 1 if m - stop > 0 else None
+        return np.conjugate(spectrum[..., m - start : end : -step])
+    j = (start + step * np.arange(count, dtype=np.int64)) % m
+    flip = j > half
+    out = spectrum[..., np.where(flip, m - j, j)]
+    np.conjugate(out, out=out, where=flip)
+    return out
+
+
+FFT_COST_RATIO = 3.5
+"""The ``"fft"`` backend runs when offset classes x (series + distinct masks) FFTs cost no more
+than this many nifty-ls transforms per series (measured: one length-M FFT row costs ~1/3.8 of
+nifty-ls per series at the same grid); else nifty-ls, which then is as fast or faster."""
+
+
+def _fft_pays(grid: _RegularGrid, finite: np.ndarray) -> bool:
+    """Whether the FFT path is expected to beat nifty-ls (``FFT_COST_RATIO``)."""
+    k = finite.shape[0]
+    masks = len({np.packbits(row).tobytes() for row in finite})
+    return grid.phase.size * (k + masks) <= FFT_COST_RATIO * k
+
+
+FFT_BATCH_BYTES = 64 * 2**20
+"""Work memory of one batch of FFT rows in ``fft_lombscargle`` (rows share each transform call,
+which pocketfft vectorises; a long unit falls to one row at a time)."""
+
+
+def fft_lombscargle(
+    grid: _RegularGrid, y: np.ndarray, finite: np.ndarray, m_fft: int, m0: int, nf: int
+) -> np.ndarray:
+    """Exact floating-mean Lomb-Scargle powers (standard normalisation) by FFT, shape (k, nf).
+
+    Frequencies ``(m0 + arange(nf)) / (m_fft * dt)``; ``y`` (k, n) with masked samples (where
+    ``finite`` is False) given zero weight.  Every sum the generalised periodogram needs
+    (Zechmeister & Kuerster 2009) is a DFT of the zero-filled grid of weights or weighted values,
+    times the phase of the offset class; the double-frequency window sums are the weights' DFT
+    at 2m.  Series with the same mask share the window sums.  Rows (windows, then the series of
+    that mask) are transformed in batches of ``FFT_BATCH_BYTES``.
+    """
+    from scipy import fft as sfft
+
+    k = y.shape[0]
+    if grid.phase.size == 1:
+        classes: list = [None]  # all samples
+    else:
+        classes = [np.flatnonzero(grid.offset_class == c) for c in range(grid.phase.size)]
+    # grid index of each sample, folded into the FFT length (exact: the DFT is m_fft-periodic)
+    index_mod = [(grid.index if sel is None else grid.index[sel]) % m_fft for sel in classes]
+    distinct = [bool(np.all(np.diff(index) > 0)) for index in index_mod]  # else summed
+    # a shift of all times changes no power: the first class is the time origin
+    rel_phase = grid.phase - grid.phase[0]
+    freq = np.arange(m0, m0 + nf) / (m_fft * grid.dt) if len(classes) > 1 else None
+    cache_phase = len(classes) * nf <= 4_000_000  # else recomputed per use (memory)
+    phases: dict[tuple[int, int], np.ndarray] = {}
+
+    def rotate(z: np.ndarray, c: int, mult: int) -> None:
+        """z *= e^{-i mult w phase_c} (the run origins of class c), row by row."""
+        if rel_phase[c] == 0.0:
+            return
+        p = phases.get((c, mult))
+        if p is None:
+            p = np.exp(-2j * np.pi * mult * rel_phase[c] * freq)
+            if cache_phase:
+                phases[(c, mult)] = p
+        z *= p
+
+    def dft(rows: np.ndarray, mult: int, double_rows: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """sum_k rows_k e^{-i w t_k} (R, nf), and e^{-2i w t_k} for the first double_rows."""
+        n_rows = rows.shape[0]
+        total = total2 = None
+        for c, (sel, index) in enumerate(zip(classes, index_mod, strict=True)):
+            vals = rows if sel is None else rows[:, sel]
+            if distinct[c]:
+                folded = np.zeros((n_rows, m_fft))
+                folded[:, index] = vals
+            else:
+                flat = (index[None, :] + m_fft * np.arange(n_rows)[:, None]).ravel()
+                folded = np.bincount(flat, vals.ravel(), n_rows * m_fft).reshape(n_rows, -1)
+            spec = sfft.rfft(folded, axis=-1, workers=1)
+            del folded, vals
+            z = _rfft_at(spec, mult * m0, nf, mult, m_fft)
+            rotate(z, c, mult)
+            if total is None:
+                total = z
+            else:
+                total += z
+            if double_rows:
+                z = _rfft_at(spec[:double_rows], 2 * m0, nf, 2, m_fft)
+                rotate(z, c, 2)
+                if total2 is None:
+                    total2 = z
+                else:
+                    total2 += z
+        return total, total2
+
+    # rows in mask order: the mask's window, then its series
+    groups: dict[bytes, list[int]] = {}
+    for i in range(k):
+        groups.setdefault(np.packbits(finite[i]).tobytes(), []).append(i)
+    # (series whose mask, -1) is that mask's window row; (i, i) is series i
+    jobs = [job for g in groups.values() for job in [(g[0], -1)] + [(i, i) for i in g]]
+    per_row = 8 * (2 * m_fft + 6 * nf) + 8 * y.shape[1]
+    batch = max(1, int(FFT_BATCH_BYTES // per_row))
+    power = np.empty((k, nf))
+    window = None
+    for start in range(0, len(jobs), batch):
+        chunk = jobs[start : start + batch]
+        rows = np.empty((len(chunk), y.shape[1]))
+        yy = np.zeros(len(chunk))
+        for r, (i, series) in enumerate(chunk):
+            ok = finite[i]
+            w = ok / ok.sum()
+            if series < 0:
+                rows[r] = w
+            else:
+                yi = np.where(ok, y[i], 0.0)
+                # centred, so the mean terms drop out (sums, not np.dot: BLAS threads stall)
+                yi = np.where(ok, yi - (w * yi).sum(), 0.0)
+                yy[r] = (w * yi * yi).sum()
+                rows[r] = w * yi
+        # windows first in each chunk for the double-frequency sums: reorder rows
+        win = [r for r, (_, s) in enumerate(chunk) if s < 0]
+        ser = [r for r, (_, s) in enumerate(chunk) if s >= 0]
+        z1, z2 = dft(rows[win + ser], 1, len(win))
+        del rows
+        pos = {r: j for j, r in enumerate(win + ser)}
+        for r, (_, series) in enumerate(chunk):
+            z = z1[pos[r]]
+            if series < 0:
+                window = _window_terms(z, z2[pos[r]])
+                continue
+            a, b, ab = window
+            yc, ys = z.real, z.imag  # YS = -Im z; its sign cancels in the products below
+            power[series] = (a * yc * yc + b * ys * ys - ab * yc * ys) / yy[r] if yy[r] > 0 else 0.0
+        del z1, z2
+    return power
+
+
+def _window_terms(z1: np.ndarray, z2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Coefficients (a, b, ab) with power = (a YC^2 + b YS^2 - ab YC YS) / YY, from the weights'
+    DFTs at w (z1) and 2w (z2): SS/D, CC/D, 2 CS/D of the mean-subtracted window."""
+    c, s = z1.real, -z1.imag
+    cc = 0.5 * (1.0 + z2.real) - c * c
+    ss = 0.5 * (1.0 - z2.real) - s * s
+    cs = -0.5 * z2.imag - c * s
+    det = cc * ss - cs * cs
+    # the series' YS is taken as +Im z (sign flipped), so the cross term's sign flips too
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # where one term vanishes on every sample (the sine at the Nyquist frequency of one
+        # regular run), the least-squares fit is of the other term alone
+        deg = det <= 1e-10 * (cc + ss) ** 2
+        a, b, ab = ss / det, cc / det, -2.0 * cs / det
+        if deg.any():
+            cos_only = deg & (cc >= ss) & (cc > 1e-12)
+            sin_only = deg & (cc < ss) & (ss > 1e-12)
+            a[deg], b[deg], ab[deg] = 0.0, 0.0, 0.0
+            a[cos_only] = 1.0 / cc[cos_only]
+            b[sin_only] = 1.0 / ss[sin_only]
+    return a, b, ab
+
+
+def _fft_frequencies(
+    dt: float, baseline: float, samples_per_peak: float, f0: float, f1: float, fmax_hz
+) -> tuple[int, int, int]:
+    """FFT length M and the grid ``(m0 + arange(nf)) / (M * dt)`` covering ``f0 .. f1`` (Hz).
+
+    M is a fast FFT length >= ``samples_per_peak * baseline / dt`` (so the spacing is at most the
+    one asked for); m0 the first point >= ``f0``; the last point <= ``f1``, and strictly below
+    the Nyquist frequency ``1 / (2 dt)`` when ``fmax_hz`` is not given or is that frequency
+    (the sine term vanishes there on one regular run).
+    """
+    from scipy.fft import next_fast_len
+
+    # 11-smooth: within ~0.1 % of the spacing asked for, as fast as 5-smooth at these sizes
+    m_fft = int(next_fast_len(max(4, int(round(samples_per_peak * baseline / dt)))))
+    df = 1.0 / (m_fft * dt)
+    m0 = max(1, int(np.ceil(f0 / df - 1e-9)))
+    m1 = int(np.floor(f1 / df + 1e-9))
+    if fmax_hz is None or f1 * dt <= 0.5 * (1 + 1e-6):  # up to (not at) Nyquist
+        m1 = min(m1, (m_fft - 1) // 2)
+    nf = m1 - m0 + 1
+    if nf < 3:
+        raise ValueError(
+            f"frequency grid {f0:g}..{f1:g} Hz with spacing {df:g} Hz has {nf} points; "
+            "at least 3 are needed (widen the range or raise samples_per_peak)"
+        )
+    return m_fft, m0, nf
 
 
 _LINE_SCHEMA = {
