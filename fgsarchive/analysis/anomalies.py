@@ -36,6 +36,7 @@ from .detrend import (
     diff_noise,
     median_and_std,
     median_cadence_s,
+    median_inplace,
     split_segments,
 )
 
@@ -339,6 +340,13 @@ def _scaled(table: dict[int, tuple[float, float, float, float, int]], length: in
     return medl, sl * f, medr, sr * f, flank
 
 
+def _median(x: np.ndarray) -> float:
+    """``np.median`` of ``x`` (which it may reorder), by one in-place partition."""
+    if x.size == 0 or np.isnan(x).any():
+        return float(np.median(x))
+    return median_inplace(x)
+
+
 def _prepare(v: np.ndarray):
     """(sigma, sigma_f, despiked series, offset, cumulative sum of despiked - offset) of one
     segment's finite values; sigma is NaN or <= 0 when the series has no usable noise."""
@@ -350,10 +358,10 @@ def _prepare(v: np.ndarray):
     if not np.isfinite(sigma) or sigma <= 0:
         return sigma, sigma, None, 0.0, None
     stride = max(1, n // MAX_STAT_SAMPLES)
-    scale = float(np.median(np.abs(v[::stride]))) if n else 0.0
+    scale = _median(np.abs(v[::stride])) if n else 0.0
     sigma_f = max(sigma, 1e-12 * max(1.0, scale))
     vd = despike(v, threshold=SPIKE_SIGMA * sigma_f)
-    off = float(np.median(vd[::stride]))
+    off = _median(vd[::stride].copy())
     cs = np.concatenate(([0.0], np.cumsum(vd - off)))
     return sigma, sigma_f, vd, off, cs
 
@@ -384,41 +392,81 @@ def _step_samples(cs: np.ndarray, n: int, w: int):
     return (cs[j + w] - 2 * cs[j] + cs[j - w]) / w, max(0.0, (n - 2 * w + 1) / (2 * w))
 
 
-def scale_noise_samples(values: np.ndarray, *, box_n: Sequence[int], step_n: Sequence[int]):
+def _segment_scales(v: np.ndarray, box_n: Sequence[int], step_n: Sequence[int]):
+    """What ``scale_noise_samples`` and ``detect_parameter`` both need of one segment's values,
+    computed once: (``_prepare``'s tuple, {(w, factor): (flank, left, right, n_independent,
+    (median, std) of left, of right)}, {w: (d, n_independent, (median, std) of d)}), the
+    box-minus-flank differences and step differences at every scale with their
+    ``median_and_std``; the dicts are empty when the series has no usable noise."""
+    v = np.asarray(v, dtype=np.float64)
+    n = v.size
+    prep = _prepare(v)
+    cs = prep[4]
+    box: dict = {}
+    step: dict = {}
+    if cs is None:
+        return prep, box, step
+    for w in _box_widths(box_n, n):
+        for factor in FLANK_FACTORS:
+            flank = _flank_length(w, n, factor)
+            if factor > 1 and n - w - 2 * flank < MIN_NOISE_BOXES * w:
+                continue  # too few boxes with full flanks to measure their noise
+            left, right, nind = _box_samples(cs, n, w, flank)
+            box[(w, factor)] = (
+                flank,
+                left,
+                right,
+                nind,
+                median_and_std(left),
+                median_and_std(right),
+            )
+    for w in _step_widths(step_n, n):
+        d, nind = _step_samples(cs, n, w)
+        step[w] = (d, nind, median_and_std(d))
+    return prep, box, step
+
+
+def _median_of(x: np.ndarray, stats: tuple[float, float]) -> float:
+    """``np.median(x)`` of finite ``x``, taken from its ``median_and_std`` when that used every
+    sample (fewer than 2 ``MAX_STAT_SAMPLES``)."""
+    return stats[0] if x.size < 2 * MAX_STAT_SAMPLES else float(np.median(x))
+
+
+def scale_noise_samples(
+    values: np.ndarray, *, box_n: Sequence[int], step_n: Sequence[int], prepared=None
+):
     """The filter outputs of one segment at every scale, in units of its white noise, for
     pooling the noise estimate over the segments of a guide star's run (``pool_scale_noise``).
 
     Returns {("box", w, factor): [(left, right, n_independent, reach)], ("step", w): [(d,
     n_ind, reach)]} (each sample array less its own median; ``reach``: how many samples either
     side overlap one filter output), or {} when the series has no usable noise.
+    ``prepared``: ``_segment_scales`` of these values (computed when None).
     """
     v = np.asarray(values, dtype=np.float64)
     n = v.size
-    _, sigma_f, _, _, cs = _prepare(v)
+    prep, box, step = prepared if prepared is not None else _segment_scales(v, box_n, step_n)
+    _, sigma_f, _, _, cs = prep
     if cs is None:
         return {}
     out: dict = {}
-    for w in _box_widths(box_n, n):
-        for factor in FLANK_FACTORS:
-            flank = _flank_length(w, n, factor)
-            if n - w - 2 * flank < (MIN_NOISE_BOXES * w if factor > 1 else 0):
-                continue
-            left, right, nind = _box_samples(cs, n, w, flank)
-            if left.size:
-                reach = -(-(w + 2 * flank) // max(1, w // 4, n // MAX_STAT_SAMPLES))
-                out[("box", w, factor)] = [
-                    (
-                        (left - np.median(left)) / sigma_f,
-                        (right - np.median(right)) / sigma_f,
-                        nind,
-                        reach,
-                    )
-                ]
-    for w in _step_widths(step_n, n):
-        d, nind = _step_samples(cs, n, w)
+    for (w, factor), (flank, left, right, nind, stats_l, stats_r) in box.items():
+        if n - w - 2 * flank < (MIN_NOISE_BOXES * w if factor > 1 else 0):
+            continue
+        if left.size:
+            reach = -(-(w + 2 * flank) // max(1, w // 4, n // MAX_STAT_SAMPLES))
+            out[("box", w, factor)] = [
+                (
+                    (left - _median_of(left, stats_l)) / sigma_f,
+                    (right - _median_of(right, stats_r)) / sigma_f,
+                    nind,
+                    reach,
+                )
+            ]
+    for w, (d, nind, stats) in step.items():
         if d.size:
             reach = -(-2 * w // max(1, w // 4, n // MAX_STAT_SAMPLES))
-            out[("step", w)] = [((d - np.median(d)) / sigma_f, nind, reach)]
+            out[("step", w)] = [((d - _median_of(d, stats)) / sigma_f, nind, reach)]
     return out
 
 
@@ -428,13 +476,15 @@ def _without_strongest(items: list, n_values: int) -> tuple[list[list[np.ndarray
     independent samples left: the event a wide scale is searched for must not set its own
     noise (a 55-s, 0.3 % drop in a 15-min visit of white noise read as 2x the white scale of
     32-s boxes, where the visit holds 4 independent ones)."""
-    peak = [np.max(np.max(np.abs(np.stack(it[:n_values])), axis=0)) for it in items]
+    peak = [max(float(np.abs(a).max()) for a in it[:n_values]) for it in items]
     k = int(np.argmax(peak))
     out = []
     for j, it in enumerate(items):
         arrays = list(it[:n_values])
         if j == k:
-            strength = np.max(np.abs(np.stack(arrays)), axis=0)
+            strength = np.abs(arrays[0])
+            for a in arrays[1:]:
+                strength = np.maximum(strength, np.abs(a))
             i = int(np.argmax(strength))
             keep = np.abs(np.arange(strength.size) - i) > it[-1]
             arrays = [a[keep] for a in arrays]
@@ -586,6 +636,7 @@ def detect_parameter(
     min_sigma: float = 5.0,
     frames_per_hour: float = 3600.0 / 0.064,
     pooled: Mapping | None = None,
+    prepared=None,
 ) -> ParameterDetections:
     """Transients and steps in one evenly sampled series of finite values (widths in samples).
 
@@ -606,14 +657,20 @@ def detect_parameter(
        the w before, scaled like above (``sigma * sqrt(2 / w)`` floor); candidates as above, kept
        when not within min(w, w') of a stronger one, position refined by the two-sample (CUSUM)
        statistic.
+
+    ``prepared``: ``_segment_scales`` of these values (computed when None).
     """
     v = np.asarray(values, dtype=np.float64)
     n = v.size
-    sigma, sigma_f, vd, off, cs = _prepare(v)
+    if prepared is None:
+        prepared = _segment_scales(v, box_n, step_n)
+    (sigma, sigma_f, vd, off, cs), box_stats, step_stats = prepared
     if cs is None:
         return _empty_detections(sigma)
     if pooled is None:  # this segment alone
-        pooled = pool_scale_noise([scale_noise_samples(v, box_n=box_n, step_n=step_n)])
+        pooled = pool_scale_noise(
+            [scale_noise_samples(v, box_n=box_n, step_n=step_n, prepared=prepared)]
+        )
 
     def pooled_noise(key: tuple, width: int, white: float) -> float:
         """The pooled scale of ``key`` (parameter units), widened for its sample size; 0 when
@@ -628,14 +685,11 @@ def detect_parameter(
     for w in _box_widths(box_n, n):
         best = None
         for factor in FLANK_FACTORS:
-            flank = _flank_length(w, n, factor)
-            if factor > 1 and n - w - 2 * flank < MIN_NOISE_BOXES * w:
+            if (w, factor) not in box_stats:
                 continue  # too few boxes with full flanks to measure their noise
             # the noise from boxes with full flanks on each side: start i = L .. n - w - L,
             # this segment's own and the pooled one over the run's segments, the larger
-            left, right, _ = _box_samples(cs, n, w, flank)
-            medl, sl = median_and_std(left)
-            medr, sr = median_and_std(right)
+            flank, _, _, _, (medl, sl), (medr, sr) = box_stats[(w, factor)]
             white = np.sqrt(1.0 / w + 1.0 / flank)
             floor = max(sigma_f * white, pooled_noise(("box", w, factor), w, white))
             sl, sr = max(sl, floor), max(sr, floor)
@@ -705,8 +759,7 @@ def detect_parameter(
     scands = []  # (|z|, j, w)
     step_sig: dict[int, tuple[float, float]] = {}
     for w in _step_widths(step_n, n):
-        d, _ = _step_samples(cs, n, w)  # mean after j - mean before j
-        med, s = median_and_std(d)
+        med, s = step_stats[w][2]  # of the mean after j - mean before j
         s = max(s, sigma_f * np.sqrt(2.0 / w), pooled_noise(("step", w), w, np.sqrt(2.0 / w)))
         if not np.isfinite(s):
             continue
@@ -994,18 +1047,28 @@ def detect_anomalies(
             if job is not None:
                 jobs.append(job)
 
+    # each job's despiked series and filter outputs, shared by its noise samples and its search
+    prepared = [_segment_scales(j[1], j[5], j[6]) for j in jobs]
+    index = {id(j): k for k, j in enumerate(jobs)}
+
     def samples(job):
         _, v, _, _, _, bn, sn = job
         if not noise_pooling:
             return {}
-        return scale_noise_samples(v, box_n=bn, step_n=sn)
+        return scale_noise_samples(v, box_n=bn, step_n=sn, prepared=prepared[index[id(job)]])
 
     def run(job, pooled):
         _, v, _, _, per_hour, bn, sn = job
         if not noise_pooling:
             pooled = {}
         return detect_parameter(
-            v, box_n=bn, step_n=sn, min_sigma=min_sigma, frames_per_hour=per_hour, pooled=pooled
+            v,
+            box_n=bn,
+            step_n=sn,
+            min_sigma=min_sigma,
+            frames_per_hour=per_hour,
+            pooled=pooled,
+            prepared=prepared[index[id(job)]],
         )
 
     n_workers = min(len(jobs), workers if workers is not None else (os.cpu_count() or 1))
