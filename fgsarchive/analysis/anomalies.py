@@ -973,7 +973,8 @@ def detect_anomalies(
     gap_s : a spacing above this splits the series into segments analysed separately
         (default 10 cadences).
     merge_gap_s : detections (of any parameters) closer than this are merged into one event.
-    workers : threads over (segment, parameter) jobs; default the number of CPUs.
+    workers : threads over (segment, parameter) jobs; default the number of CPUs (1 is best
+        where processes already fill the CPUs: threads cost ~10 % on a busy CPU).
     jitter_block_s : when centroid series (x_mean, y_mean) are given, also search the pointing
         jitter: the log of the centroid's variance about its mean in blocks of this many
         seconds is a series of its own (parameter ``jitter``, kinds ``jitter_burst`` /
@@ -1048,8 +1049,11 @@ def detect_anomalies(
                 jobs.append(job)
 
     # each job's despiked series and filter outputs, shared by its noise samples and its search
-    prepared = [_segment_scales(j[1], j[5], j[6]) for j in jobs]
+    prepared: list = []
     index = {id(j): k for k, j in enumerate(jobs)}
+
+    def prepare(job):
+        return _segment_scales(job[1], job[5], job[6])
 
     def samples(job):
         _, v, _, _, _, bn, sn = job
@@ -1077,10 +1081,12 @@ def detect_anomalies(
     if n_workers > 1:
         # the filters are compiled with nogil and numpy releases the GIL on large arrays
         with ThreadPoolExecutor(n_workers) as pool:
+            prepared[:] = pool.map(prepare, jobs)
             per_job = list(pool.map(samples, jobs))
             by_name = _pool_by_name(jobs, per_job)
             results = list(pool.map(run, jobs, [by_name[j[0]] for j in jobs]))
     else:
+        prepared[:] = [prepare(job) for job in jobs]
         per_job = [samples(job) for job in jobs]
         by_name = _pool_by_name(jobs, per_job)
         results = [run(job, by_name[job[0]]) for job in jobs]
