@@ -306,14 +306,21 @@ def _reference_scale_noise_samples(v, box_n, step_n):
             flank = an._flank_length(w, n, factor)
             if n - w - 2 * flank < (an.MIN_NOISE_BOXES * w if factor > 1 else 0):
                 continue
-            left, right, nind = an._box_samples(cs, n, w, flank)
+            stride = max(1, w // 4, n // MAX_STAT_SAMPLES)
+            i = np.arange(flank, n - w - flank + 1, stride)
+            box = (cs[i + w] - cs[i]) / w
+            left = box - (cs[i] - cs[i - flank]) / flank
+            right = box - (cs[i + w + flank] - cs[i + w]) / flank
+            nind = max(0.0, (n - w - 2 * flank + 1) / (w + 2 * flank))
             out[("box", w, factor)] = (
                 (left - np.median(left)) / sigma_f,
                 (right - np.median(right)) / sigma_f,
                 nind,
             )
     for w in an._step_widths(step_n, n):
-        d, nind = an._step_samples(cs, n, w)
+        j = np.arange(w, n - w + 1, max(1, w // 4, n // MAX_STAT_SAMPLES))
+        d = (cs[j + w] - 2 * cs[j] + cs[j - w]) / w
+        nind = max(0.0, (n - 2 * w + 1) / (2 * w))
         out[("step", w)] = ((d - np.median(d)) / sigma_f, nind)
     return out
 

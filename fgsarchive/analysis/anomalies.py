@@ -378,18 +378,23 @@ def _box_samples(cs: np.ndarray, n: int, w: int, flank: int):
     """Box-minus-left-flank and box-minus-right-flank differences for starts with full flanks
     (every ``stride``-th), and the number of independent boxes they hold."""
     stride = max(1, w // 4, n // MAX_STAT_SAMPLES)
-    i = np.arange(flank, n - w - flank + 1, stride)
-    box = (cs[i + w] - cs[i]) / w
-    left = box - (cs[i] - cs[i - flank]) / flank
-    right = box - (cs[i + w + flank] - cs[i + w]) / flank
+    a, b = flank, max(flank, n - w - flank + 1)  # starts i in range(a, b, stride)
+
+    def at(offset: int) -> np.ndarray:  # cs[i + offset] for those starts, a view
+        return cs[a + offset : b + offset : stride]
+
+    box = (at(w) - at(0)) / w
+    left = box - (at(0) - at(-flank)) / flank
+    right = box - (at(w + flank) - at(w)) / flank
     return left, right, max(0.0, (n - w - 2 * flank + 1) / (w + 2 * flank))
 
 
 def _step_samples(cs: np.ndarray, n: int, w: int):
     """Step differences (mean after minus mean before) and the number of independent ones."""
     stride = max(1, w // 4, n // MAX_STAT_SAMPLES)
-    j = np.arange(w, n - w + 1, stride)
-    return (cs[j + w] - 2 * cs[j] + cs[j - w]) / w, max(0.0, (n - 2 * w + 1) / (2 * w))
+    a, b = w, max(w, n - w + 1)  # positions j in range(a, b, stride); cs[j + k]: views
+    after, here, before = cs[a + w : b + w : stride], cs[a:b:stride], cs[a - w : b - w : stride]
+    return (after - 2 * here + before) / w, max(0.0, (n - 2 * w + 1) / (2 * w))
 
 
 def _segment_scales(v: np.ndarray, box_n: Sequence[int], step_n: Sequence[int]):
@@ -566,8 +571,23 @@ def _white_of(key: tuple) -> float:
     return float(np.sqrt(2.0 / key[1]))
 
 
+def _well_measured(pooled: Mapping) -> list:
+    """The scales of ``pooled`` measured well enough (``MIN_NOISE_DOF``) to floor wider ones
+    (factor-1 boxes and steps), sorted: (key, (scale, independent samples)) pairs."""
+    return sorted(
+        (k, v)
+        for k, v in pooled.items()
+        if (k[0] == "step" or k[2] == 1) and MAD_EFFICIENCY * v[1] >= MIN_NOISE_DOF and v[0] > 0
+    )
+
+
 def pooled_scale(
-    pooled: Mapping, key: tuple, min_sigma: float, frames_per_hour: float, white: float = 0.0
+    pooled: Mapping,
+    key: tuple,
+    min_sigma: float,
+    frames_per_hour: float,
+    white: float = 0.0,
+    well_measured: list | None = None,
 ) -> float:
     """Noise of the filter ``key`` (("box", w, factor) or ("step", w)) in white-noise units.
 
@@ -587,7 +607,8 @@ def pooled_scale(
     but no more than the larger of that floor and the scale measured at w.
 
     When no scale below is measured well, the scale as measured, widened (infinite -- not
-    searched -- below 2 degrees of freedom).
+    searched -- below 2 degrees of freedom). ``well_measured``: ``_well_measured(pooled)``, when
+    the caller asks for many keys of one ``pooled``.
     """
     width = key[1]
     s_rel, nind = pooled.get(key, (float("nan"), 0.0))
@@ -595,15 +616,9 @@ def pooled_scale(
         excess = np.sqrt(max(0.0, s_rel * s_rel - white * white))
         widened = excess * small_sample_factor(min_sigma, width, frames_per_hour, nind)
         return float(np.hypot(white, widened))
-    good = sorted(
-        (k, v)
-        for k, v in pooled.items()
-        if k[0] == key[0]
-        and (k[0] == "step" or k[2] == 1)
-        and k[1] < width
-        and MAD_EFFICIENCY * v[1] >= MIN_NOISE_DOF
-        and v[0] > 0
-    )
+    if well_measured is None:
+        well_measured = _well_measured(pooled)
+    good = [(k, v) for k, v in well_measured if k[0] == key[0] and k[1] < width]
     if not good:  # nothing measured well: the scale as measured, widened (inf below 2 dof)
         if not np.isfinite(s_rel) or s_rel <= 0:
             return float("inf")
@@ -677,7 +692,9 @@ def detect_parameter(
         not pooled (``pooled={}``: each segment's own scale alone, the round-1 rule)."""
         if not pooled:
             return 0.0
-        return sigma_f * pooled_scale(pooled, key, min_sigma, frames_per_hour, white)
+        return sigma_f * pooled_scale(pooled, key, min_sigma, frames_per_hour, white, well)
+
+    well = _well_measured(pooled) if pooled else []
 
     # --- transients: box against both flanks
     side: dict[int, tuple[float, float, float, float, int]] = {}
