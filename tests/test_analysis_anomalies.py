@@ -359,3 +359,25 @@ def test_shared_segment_preparation_equals_plain_reference(noise):
     one = detect_anomalies(t, series, workers=1)
     assert one.height >= 1
     assert one.equals(detect_anomalies(t, series, workers=3))
+
+
+def test_compiled_despike_and_diff_noise_equal_detrend_helpers():
+    """The anomaly search's own _despike (median of five by min/max) and _diff_noise (in-place
+    partitions) give detrend.despike / diff_noise's numbers exactly: short and long series,
+    ties, spikes."""
+    from fgsarchive.analysis.anomalies import _despike, _diff_noise
+    from fgsarchive.analysis.detrend import despike, diff_noise
+
+    rng = np.random.default_rng(11)
+    for trial in range(400):
+        n = int(rng.integers(1, 12)) if trial % 2 else int(rng.integers(12, 5000))
+        x = rng.normal(size=n)
+        if trial % 3 == 0:
+            x = np.round(x)
+        x[rng.random(n) < 0.05] += 50.0
+        thr = rng.uniform(0.1, 5.0)
+        out = np.empty_like(x)
+        _despike(x, thr, out)
+        np.testing.assert_array_equal(out, despike(x, threshold=thr), err_msg=str(trial))
+        a, b = _diff_noise(x), diff_noise(x)
+        assert a == b or (np.isnan(a) and np.isnan(b)), trial

@@ -31,6 +31,7 @@ import polars as pl
 from scipy.stats import norm
 
 from .detrend import (
+    MAD_TO_SIGMA,
     MAX_STAT_SAMPLES,
     despike,
     diff_noise,
@@ -347,11 +348,48 @@ def _median(x: np.ndarray) -> float:
     return median_inplace(x)
 
 
+def _diff_noise(v: np.ndarray) -> float:
+    """``detrend.diff_noise`` of finite ``v`` (the same number), by in-place partitions."""
+    if v.size < 3:
+        return float("nan")
+    d = np.diff(v)
+    stride = max(1, (v.size - 1) // MAX_STAT_SAMPLES)
+    if stride > 1:
+        d = d[::stride].copy()
+    med = median_inplace(d)
+    return float(MAD_TO_SIGMA * median_inplace(np.abs(d - med)) / np.sqrt(2.0))
+
+
+@numba.njit(cache=True, nogil=True)
+def _despike(x, threshold, out):  # pragma: no cover - compiled
+    """``detrend.despike(x, threshold=threshold)`` of finite ``x`` into ``out``: samples further
+    than ``threshold`` from the running median of five replaced by it (the median of five by
+    min/max, no sort; the ends as ``detrend._median5``)."""
+    n = x.shape[0]
+    for i in range(n):
+        if 2 <= i < n - 2:
+            a, b, c, d, e = x[i - 2], x[i - 1], x[i], x[i + 1], x[i + 2]
+            f = max(min(a, b), min(c, d))  # the lowest of a..d is not the median: out
+            g = min(max(a, b), max(c, d))  # nor the highest
+            med = max(min(f, g), min(max(f, g), e))  # median of f, g, e
+        else:
+            lo = max(0, i - 2)
+            hi = min(n, i + 3)
+            m = hi - lo
+            buf = np.sort(x[lo:hi])
+            if m % 2 == 1:
+                med = buf[m // 2]
+            else:
+                med = 0.5 * (buf[m // 2 - 1] + buf[m // 2])
+        out[i] = med if abs(x[i] - med) > threshold else x[i]
+
+
 def _prepare(v: np.ndarray):
     """(sigma, sigma_f, despiked series, offset, cumulative sum of despiked - offset) of one
     segment's finite values; sigma is NaN or <= 0 when the series has no usable noise."""
     n = v.size
-    sigma = diff_noise(v)
+    finite = bool(np.isfinite(v).all())
+    sigma = _diff_noise(v) if finite else diff_noise(v)
     if np.isfinite(sigma) and sigma <= 0 and n > 2:
         # quantised or mostly constant series: fall back on the plain scatter of differences
         sigma = float(np.std(np.diff(v)) / np.sqrt(2.0))
@@ -360,7 +398,11 @@ def _prepare(v: np.ndarray):
     stride = max(1, n // MAX_STAT_SAMPLES)
     scale = _median(np.abs(v[::stride])) if n else 0.0
     sigma_f = max(sigma, 1e-12 * max(1.0, scale))
-    vd = despike(v, threshold=SPIKE_SIGMA * sigma_f)
+    if finite:
+        vd = np.empty_like(v)
+        _despike(np.ascontiguousarray(v), SPIKE_SIGMA * sigma_f, vd)
+    else:
+        vd = despike(v, threshold=SPIKE_SIGMA * sigma_f)
     off = _median(vd[::stride].copy())
     cs = np.concatenate(([0.0], np.cumsum(vd - off)))
     return sigma, sigma_f, vd, off, cs
