@@ -184,15 +184,18 @@ def _box_peaks(cs, w, flank, medl, sl, medr, sr, thr):  # pragma: no cover - com
     best_i = 0
     best_s = 0.0
     ref = 1.0 / w + 1.0 / flank
+    # the noise with full flanks, out of the loop (the same expression as where flanks are cut)
+    nl_full = sl * np.sqrt((1.0 / w + 1.0 / flank) / ref)
+    nr_full = sr * np.sqrt((1.0 / w + 1.0 / flank) / ref)
     for i in range(w, n - 2 * w + 1):
         ll = min(flank, i)
         lr = min(flank, n - i - w)
         box = (cs[i + w] - cs[i]) / w
         # (box - flank mean - median offset) / noise, the noise scaled to the flank's length
-        zl = (box - (cs[i] - cs[i - ll]) / ll - medl) / (sl * np.sqrt((1.0 / w + 1.0 / ll) / ref))
-        zr = (box - (cs[i + w + lr] - cs[i + w]) / lr - medr) / (
-            sr * np.sqrt((1.0 / w + 1.0 / lr) / ref)
-        )
+        nl = nl_full if ll == flank else sl * np.sqrt((1.0 / w + 1.0 / ll) / ref)
+        nr = nr_full if lr == flank else sr * np.sqrt((1.0 / w + 1.0 / lr) / ref)
+        zl = (box - (cs[i] - cs[i - ll]) / ll - medl) / nl
+        zr = (box - (cs[i + w + lr] - cs[i + w]) / lr - medr) / nr
         st = 0.0
         if zl * zr > 0:
             st = min(abs(zl), abs(zr))
@@ -672,9 +675,9 @@ def pooled_scale(
     if len(good) >= 2:
         k0, (s0, _) = good[-2]
         growth = np.log(s1 / s0) / np.log(k1[1] / k0[1])
-        beta = float(np.clip(growth, 0.0, 0.5))
+        beta = float(min(max(growth, 0.0), 0.5))  # np.clip without its per-call overhead
         # the same growth as a ratio to the white scale (+0.5): 0 for white, 1 for a random walk
-        gamma = float(np.clip(growth + 0.5, 0.0, 1.0))
+        gamma = float(min(max(growth + 0.5, 0.0), 1.0))
     widen = small_sample_factor(min_sigma, k1[1], frames_per_hour, n1)
     flat = s1 * widen * (width / k1[1]) ** beta
     upper = s_rel * upper_scale_factor(nind)
