@@ -14,6 +14,10 @@ analyse stage runs it in a pool worker (``workers=1``). The baseline is ``fgsarc
 git revision (``git archive``, read-only on the repository) timed in a subprocess on the same
 series; the default baseline is the commit before the compiled medians and the shared segment
 preparation. Timings on a shared machine are noisy: compare the two columns of one run.
+
+Measured 2026-12-06 (default arguments, ``taskset -c 1``, 2 shared cores at load ~4-6): 40 visits,
+1.007M frames: baseline b74d062 18.71 CPU-s per 1M frames, this tree 5.17 (3.6x); 86 anomalies
+each, the same.
 """
 
 from __future__ import annotations
