@@ -286,3 +286,98 @@ def test_poorly_measured_wide_scale_follows_its_own_samples():
     assert red >= 0.8
     # below 2 degrees of freedom the scale's own value says nothing: the floor
     assert pooled_scale({**narrow, key: (white, 3.0)}, key, 5.0, fph, white) == floor
+
+
+def _reference_scale_noise_samples(v, box_n, step_n):
+    """scale_noise_samples written out plainly (np.median everywhere, no shared preparation):
+    the reference of the fast path."""
+    from fgsarchive.analysis import anomalies as an
+    from fgsarchive.analysis.detrend import MAX_STAT_SAMPLES, despike, diff_noise
+
+    n = v.size
+    sigma = diff_noise(v)
+    stride = max(1, n // MAX_STAT_SAMPLES)
+    sigma_f = max(sigma, 1e-12 * max(1.0, float(np.median(np.abs(v[::stride])))))
+    vd = despike(v, threshold=an.SPIKE_SIGMA * sigma_f)
+    cs = np.concatenate(([0.0], np.cumsum(vd - float(np.median(vd[::stride])))))
+    out = {}
+    for w in an._box_widths(box_n, n):
+        for factor in an.FLANK_FACTORS:
+            flank = an._flank_length(w, n, factor)
+            if n - w - 2 * flank < (an.MIN_NOISE_BOXES * w if factor > 1 else 0):
+                continue
+            stride = max(1, w // 4, n // MAX_STAT_SAMPLES)
+            i = np.arange(flank, n - w - flank + 1, stride)
+            box = (cs[i + w] - cs[i]) / w
+            left = box - (cs[i] - cs[i - flank]) / flank
+            right = box - (cs[i + w + flank] - cs[i + w]) / flank
+            nind = max(0.0, (n - w - 2 * flank + 1) / (w + 2 * flank))
+            out[("box", w, factor)] = (
+                (left - np.median(left)) / sigma_f,
+                (right - np.median(right)) / sigma_f,
+                nind,
+            )
+    for w in an._step_widths(step_n, n):
+        j = np.arange(w, n - w + 1, max(1, w // 4, n // MAX_STAT_SAMPLES))
+        d = (cs[j + w] - 2 * cs[j] + cs[j - w]) / w
+        nind = max(0.0, (n - 2 * w + 1) / (2 * w))
+        out[("step", w)] = ((d - np.median(d)) / sigma_f, nind)
+    return out
+
+
+@pytest.mark.parametrize("noise", ["white", "ar1", "walk"])
+def test_shared_segment_preparation_equals_plain_reference(noise):
+    """The noise samples from the shared preparation (_segment_scales, fast medians) equal a plain
+    np.median implementation to the bit, and detect_anomalies finds the same with 1 or 3 threads."""
+    from fgsarchive.analysis.anomalies import scale_noise_samples
+
+    rng = np.random.default_rng({"white": 1, "ar1": 2, "walk": 3}[noise])
+    n = 9001
+    e = rng.normal(size=n)
+    if noise == "ar1":
+        x = np.empty(n)
+        x[0] = e[0]
+        for i in range(1, n):
+            x[i] = 0.95 * x[i - 1] + e[i]
+    elif noise == "walk":
+        x = np.cumsum(e) * 0.05 + e
+    else:
+        x = e
+    x = 1e4 + 30.0 * x
+    x[4000:4100] -= 400.0  # a drop, so that something is detected
+    box_n, step_n = [16, 31, 62, 125, 500, 2000], [8, 31, 125, 500]
+    fast = scale_noise_samples(x, box_n=box_n, step_n=step_n)
+    ref = _reference_scale_noise_samples(x, box_n, step_n)
+    assert fast.keys() == ref.keys() and len(ref) > 5
+    for key, expected in ref.items():
+        got = fast[key][0]
+        for a, b in zip(got[: len(expected)], expected, strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=str(key))
+    t = 60000.0 + np.arange(n) * CADENCE_S / 86400.0
+    t[5000:] += 30.0 / 86400.0  # a gap: two segments pooled
+    series = {"flux": x, "x_mean": 3.5 + 0.01 * rng.normal(size=n)}
+    one = detect_anomalies(t, series, workers=1)
+    assert one.height >= 1
+    assert one.equals(detect_anomalies(t, series, workers=3))
+
+
+def test_compiled_despike_and_diff_noise_equal_detrend_helpers():
+    """The anomaly search's own _despike (median of five by min/max) and _diff_noise (in-place
+    partitions) give detrend.despike / diff_noise's numbers exactly: short and long series,
+    ties, spikes."""
+    from fgsarchive.analysis.anomalies import _despike, _diff_noise
+    from fgsarchive.analysis.detrend import despike, diff_noise
+
+    rng = np.random.default_rng(11)
+    for trial in range(400):
+        n = int(rng.integers(1, 12)) if trial % 2 else int(rng.integers(12, 5000))
+        x = rng.normal(size=n)
+        if trial % 3 == 0:
+            x = np.round(x)
+        x[rng.random(n) < 0.05] += 50.0
+        thr = rng.uniform(0.1, 5.0)
+        out = np.empty_like(x)
+        _despike(x, thr, out)
+        np.testing.assert_array_equal(out, despike(x, threshold=thr), err_msg=str(trial))
+        a, b = _diff_noise(x), diff_noise(x)
+        assert a == b or (np.isnan(a) and np.isnan(b)), trial

@@ -64,3 +64,27 @@ def test_split_segments_and_detrend_per_segment():
     np.testing.assert_array_equal(detrend_series(t, y, method="none")[4:], y[4:])
     with pytest.raises(ValueError, match="valid values: 'median', 'linear', 'none'"):
         detrend_series(t, y, method="mean")
+
+
+def test_fast_medians_equal_numpy_median_exactly():
+    """median_and_std (numba below SMALL_MEDIAN_SIZE values, in-place partition above) and
+    median_inplace give np.median's numbers to the bit: odd and even counts, ties, NaNs."""
+    from fgsarchive.analysis.detrend import MAD_TO_SIGMA, SMALL_MEDIAN_SIZE, median_inplace
+
+    rng = np.random.default_rng(7)
+    sizes = [1, 2, 3, 4, 5, 17, 64, SMALL_MEDIAN_SIZE - 1, SMALL_MEDIAN_SIZE]
+    sizes += [SMALL_MEDIAN_SIZE + 1, SMALL_MEDIAN_SIZE + 2, 5000, 5001]
+    for trial, n in enumerate(sizes * 6):
+        x = rng.standard_t(3, n) * 10 ** rng.uniform(-3, 3)
+        if trial % 3 == 1:
+            x = np.round(x)  # many ties
+        if trial % 4 == 2:
+            x[rng.random(n) < 0.3] = np.nan
+        f = x[np.isfinite(x)]
+        if f.size == 0:
+            assert np.isnan(median_and_std(x)).all()
+            continue
+        med = np.median(f)
+        expected = (med, MAD_TO_SIGMA * np.median(np.abs(f - med)))
+        assert median_and_std(x) == expected, (n, trial)
+        assert median_inplace(f.copy()) == med, (n, trial)

@@ -31,11 +31,13 @@ import polars as pl
 from scipy.stats import norm
 
 from .detrend import (
+    MAD_TO_SIGMA,
     MAX_STAT_SAMPLES,
     despike,
     diff_noise,
     median_and_std,
     median_cadence_s,
+    median_inplace,
     split_segments,
 )
 
@@ -182,15 +184,18 @@ def _box_peaks(cs, w, flank, medl, sl, medr, sr, thr):  # pragma: no cover - com
     best_i = 0
     best_s = 0.0
     ref = 1.0 / w + 1.0 / flank
+    # the noise with full flanks, out of the loop (the same expression as where flanks are cut)
+    nl_full = sl * np.sqrt((1.0 / w + 1.0 / flank) / ref)
+    nr_full = sr * np.sqrt((1.0 / w + 1.0 / flank) / ref)
     for i in range(w, n - 2 * w + 1):
         ll = min(flank, i)
         lr = min(flank, n - i - w)
         box = (cs[i + w] - cs[i]) / w
         # (box - flank mean - median offset) / noise, the noise scaled to the flank's length
-        zl = (box - (cs[i] - cs[i - ll]) / ll - medl) / (sl * np.sqrt((1.0 / w + 1.0 / ll) / ref))
-        zr = (box - (cs[i + w + lr] - cs[i + w]) / lr - medr) / (
-            sr * np.sqrt((1.0 / w + 1.0 / lr) / ref)
-        )
+        nl = nl_full if ll == flank else sl * np.sqrt((1.0 / w + 1.0 / ll) / ref)
+        nr = nr_full if lr == flank else sr * np.sqrt((1.0 / w + 1.0 / lr) / ref)
+        zl = (box - (cs[i] - cs[i - ll]) / ll - medl) / nl
+        zr = (box - (cs[i + w + lr] - cs[i + w]) / lr - medr) / nr
         st = 0.0
         if zl * zr > 0:
             st = min(abs(zl), abs(zr))
@@ -339,21 +344,69 @@ def _scaled(table: dict[int, tuple[float, float, float, float, int]], length: in
     return medl, sl * f, medr, sr * f, flank
 
 
+def _median(x: np.ndarray) -> float:
+    """``np.median`` of ``x`` (which it may reorder), by one in-place partition."""
+    if x.size == 0 or np.isnan(x).any():
+        return float(np.median(x))
+    return median_inplace(x)
+
+
+def _diff_noise(v: np.ndarray) -> float:
+    """``detrend.diff_noise`` of finite ``v`` (the same number), by in-place partitions."""
+    if v.size < 3:
+        return float("nan")
+    d = np.diff(v)
+    stride = max(1, (v.size - 1) // MAX_STAT_SAMPLES)
+    if stride > 1:
+        d = d[::stride].copy()
+    med = median_inplace(d)
+    return float(MAD_TO_SIGMA * median_inplace(np.abs(d - med)) / np.sqrt(2.0))
+
+
+@numba.njit(cache=True, nogil=True)
+def _despike(x, threshold, out):  # pragma: no cover - compiled
+    """``detrend.despike(x, threshold=threshold)`` of finite ``x`` into ``out``: samples further
+    than ``threshold`` from the running median of five replaced by it (the median of five by
+    min/max, no sort; the ends as ``detrend._median5``)."""
+    n = x.shape[0]
+    for i in range(n):
+        if 2 <= i < n - 2:
+            a, b, c, d, e = x[i - 2], x[i - 1], x[i], x[i + 1], x[i + 2]
+            f = max(min(a, b), min(c, d))  # the lowest of a..d is not the median: out
+            g = min(max(a, b), max(c, d))  # nor the highest
+            med = max(min(f, g), min(max(f, g), e))  # median of f, g, e
+        else:
+            lo = max(0, i - 2)
+            hi = min(n, i + 3)
+            m = hi - lo
+            buf = np.sort(x[lo:hi])
+            if m % 2 == 1:
+                med = buf[m // 2]
+            else:
+                med = 0.5 * (buf[m // 2 - 1] + buf[m // 2])
+        out[i] = med if abs(x[i] - med) > threshold else x[i]
+
+
 def _prepare(v: np.ndarray):
     """(sigma, sigma_f, despiked series, offset, cumulative sum of despiked - offset) of one
     segment's finite values; sigma is NaN or <= 0 when the series has no usable noise."""
     n = v.size
-    sigma = diff_noise(v)
+    finite = bool(np.isfinite(v).all())
+    sigma = _diff_noise(v) if finite else diff_noise(v)
     if np.isfinite(sigma) and sigma <= 0 and n > 2:
         # quantised or mostly constant series: fall back on the plain scatter of differences
         sigma = float(np.std(np.diff(v)) / np.sqrt(2.0))
     if not np.isfinite(sigma) or sigma <= 0:
         return sigma, sigma, None, 0.0, None
     stride = max(1, n // MAX_STAT_SAMPLES)
-    scale = float(np.median(np.abs(v[::stride]))) if n else 0.0
+    scale = _median(np.abs(v[::stride])) if n else 0.0
     sigma_f = max(sigma, 1e-12 * max(1.0, scale))
-    vd = despike(v, threshold=SPIKE_SIGMA * sigma_f)
-    off = float(np.median(vd[::stride]))
+    if finite:
+        vd = np.empty_like(v)
+        _despike(np.ascontiguousarray(v), SPIKE_SIGMA * sigma_f, vd)
+    else:
+        vd = despike(v, threshold=SPIKE_SIGMA * sigma_f)
+    off = _median(vd[::stride].copy())
     cs = np.concatenate(([0.0], np.cumsum(vd - off)))
     return sigma, sigma_f, vd, off, cs
 
@@ -370,55 +423,100 @@ def _box_samples(cs: np.ndarray, n: int, w: int, flank: int):
     """Box-minus-left-flank and box-minus-right-flank differences for starts with full flanks
     (every ``stride``-th), and the number of independent boxes they hold."""
     stride = max(1, w // 4, n // MAX_STAT_SAMPLES)
-    i = np.arange(flank, n - w - flank + 1, stride)
-    box = (cs[i + w] - cs[i]) / w
-    left = box - (cs[i] - cs[i - flank]) / flank
-    right = box - (cs[i + w + flank] - cs[i + w]) / flank
+    a, b = flank, max(flank, n - w - flank + 1)  # starts i in range(a, b, stride)
+
+    def at(offset: int) -> np.ndarray:  # cs[i + offset] for those starts, a view
+        return cs[a + offset : b + offset : stride]
+
+    box = (at(w) - at(0)) / w
+    left = box - (at(0) - at(-flank)) / flank
+    right = box - (at(w + flank) - at(w)) / flank
     return left, right, max(0.0, (n - w - 2 * flank + 1) / (w + 2 * flank))
 
 
 def _step_samples(cs: np.ndarray, n: int, w: int):
     """Step differences (mean after minus mean before) and the number of independent ones."""
     stride = max(1, w // 4, n // MAX_STAT_SAMPLES)
-    j = np.arange(w, n - w + 1, stride)
-    return (cs[j + w] - 2 * cs[j] + cs[j - w]) / w, max(0.0, (n - 2 * w + 1) / (2 * w))
+    a, b = w, max(w, n - w + 1)  # positions j in range(a, b, stride); cs[j + k]: views
+    after, here, before = cs[a + w : b + w : stride], cs[a:b:stride], cs[a - w : b - w : stride]
+    return (after - 2 * here + before) / w, max(0.0, (n - 2 * w + 1) / (2 * w))
 
 
-def scale_noise_samples(values: np.ndarray, *, box_n: Sequence[int], step_n: Sequence[int]):
+def _segment_scales(v: np.ndarray, box_n: Sequence[int], step_n: Sequence[int]):
+    """What ``scale_noise_samples`` and ``detect_parameter`` both need of one segment's values,
+    computed once: (``_prepare``'s tuple, {(w, factor): (flank, left, right, n_independent,
+    (median, std) of left, of right)}, {w: (d, n_independent, (median, std) of d)}), the
+    box-minus-flank differences and step differences at every scale with their
+    ``median_and_std``; the dicts are empty when the series has no usable noise."""
+    v = np.asarray(v, dtype=np.float64)
+    n = v.size
+    prep = _prepare(v)
+    cs = prep[4]
+    box: dict = {}
+    step: dict = {}
+    if cs is None:
+        return prep, box, step
+    for w in _box_widths(box_n, n):
+        for factor in FLANK_FACTORS:
+            flank = _flank_length(w, n, factor)
+            if factor > 1 and n - w - 2 * flank < MIN_NOISE_BOXES * w:
+                continue  # too few boxes with full flanks to measure their noise
+            left, right, nind = _box_samples(cs, n, w, flank)
+            box[(w, factor)] = (
+                flank,
+                left,
+                right,
+                nind,
+                median_and_std(left),
+                median_and_std(right),
+            )
+    for w in _step_widths(step_n, n):
+        d, nind = _step_samples(cs, n, w)
+        step[w] = (d, nind, median_and_std(d))
+    return prep, box, step
+
+
+def _median_of(x: np.ndarray, stats: tuple[float, float]) -> float:
+    """``np.median(x)`` of finite ``x``, taken from its ``median_and_std`` when that used every
+    sample (fewer than 2 ``MAX_STAT_SAMPLES``)."""
+    return stats[0] if x.size < 2 * MAX_STAT_SAMPLES else float(np.median(x))
+
+
+def scale_noise_samples(
+    values: np.ndarray, *, box_n: Sequence[int], step_n: Sequence[int], prepared=None
+):
     """The filter outputs of one segment at every scale, in units of its white noise, for
     pooling the noise estimate over the segments of a guide star's run (``pool_scale_noise``).
 
     Returns {("box", w, factor): [(left, right, n_independent, reach)], ("step", w): [(d,
     n_ind, reach)]} (each sample array less its own median; ``reach``: how many samples either
     side overlap one filter output), or {} when the series has no usable noise.
+    ``prepared``: ``_segment_scales`` of these values (computed when None).
     """
     v = np.asarray(values, dtype=np.float64)
     n = v.size
-    _, sigma_f, _, _, cs = _prepare(v)
+    prep, box, step = prepared if prepared is not None else _segment_scales(v, box_n, step_n)
+    _, sigma_f, _, _, cs = prep
     if cs is None:
         return {}
     out: dict = {}
-    for w in _box_widths(box_n, n):
-        for factor in FLANK_FACTORS:
-            flank = _flank_length(w, n, factor)
-            if n - w - 2 * flank < (MIN_NOISE_BOXES * w if factor > 1 else 0):
-                continue
-            left, right, nind = _box_samples(cs, n, w, flank)
-            if left.size:
-                reach = -(-(w + 2 * flank) // max(1, w // 4, n // MAX_STAT_SAMPLES))
-                out[("box", w, factor)] = [
-                    (
-                        (left - np.median(left)) / sigma_f,
-                        (right - np.median(right)) / sigma_f,
-                        nind,
-                        reach,
-                    )
-                ]
-    for w in _step_widths(step_n, n):
-        d, nind = _step_samples(cs, n, w)
+    for (w, factor), (flank, left, right, nind, stats_l, stats_r) in box.items():
+        if n - w - 2 * flank < (MIN_NOISE_BOXES * w if factor > 1 else 0):
+            continue
+        if left.size:
+            reach = -(-(w + 2 * flank) // max(1, w // 4, n // MAX_STAT_SAMPLES))
+            out[("box", w, factor)] = [
+                (
+                    (left - _median_of(left, stats_l)) / sigma_f,
+                    (right - _median_of(right, stats_r)) / sigma_f,
+                    nind,
+                    reach,
+                )
+            ]
+    for w, (d, nind, stats) in step.items():
         if d.size:
             reach = -(-2 * w // max(1, w // 4, n // MAX_STAT_SAMPLES))
-            out[("step", w)] = [((d - np.median(d)) / sigma_f, nind, reach)]
+            out[("step", w)] = [((d - _median_of(d, stats)) / sigma_f, nind, reach)]
     return out
 
 
@@ -428,13 +526,15 @@ def _without_strongest(items: list, n_values: int) -> tuple[list[list[np.ndarray
     independent samples left: the event a wide scale is searched for must not set its own
     noise (a 55-s, 0.3 % drop in a 15-min visit of white noise read as 2x the white scale of
     32-s boxes, where the visit holds 4 independent ones)."""
-    peak = [np.max(np.max(np.abs(np.stack(it[:n_values])), axis=0)) for it in items]
+    peak = [max(float(np.abs(a).max()) for a in it[:n_values]) for it in items]
     k = int(np.argmax(peak))
     out = []
     for j, it in enumerate(items):
         arrays = list(it[:n_values])
         if j == k:
-            strength = np.max(np.abs(np.stack(arrays)), axis=0)
+            strength = np.abs(arrays[0])
+            for a in arrays[1:]:
+                strength = np.maximum(strength, np.abs(a))
             i = int(np.argmax(strength))
             keep = np.abs(np.arange(strength.size) - i) > it[-1]
             arrays = [a[keep] for a in arrays]
@@ -516,8 +616,23 @@ def _white_of(key: tuple) -> float:
     return float(np.sqrt(2.0 / key[1]))
 
 
+def _well_measured(pooled: Mapping) -> list:
+    """The scales of ``pooled`` measured well enough (``MIN_NOISE_DOF``) to floor wider ones
+    (factor-1 boxes and steps), sorted: (key, (scale, independent samples)) pairs."""
+    return sorted(
+        (k, v)
+        for k, v in pooled.items()
+        if (k[0] == "step" or k[2] == 1) and MAD_EFFICIENCY * v[1] >= MIN_NOISE_DOF and v[0] > 0
+    )
+
+
 def pooled_scale(
-    pooled: Mapping, key: tuple, min_sigma: float, frames_per_hour: float, white: float = 0.0
+    pooled: Mapping,
+    key: tuple,
+    min_sigma: float,
+    frames_per_hour: float,
+    white: float = 0.0,
+    well_measured: list | None = None,
 ) -> float:
     """Noise of the filter ``key`` (("box", w, factor) or ("step", w)) in white-noise units.
 
@@ -537,7 +652,8 @@ def pooled_scale(
     but no more than the larger of that floor and the scale measured at w.
 
     When no scale below is measured well, the scale as measured, widened (infinite -- not
-    searched -- below 2 degrees of freedom).
+    searched -- below 2 degrees of freedom). ``well_measured``: ``_well_measured(pooled)``, when
+    the caller asks for many keys of one ``pooled``.
     """
     width = key[1]
     s_rel, nind = pooled.get(key, (float("nan"), 0.0))
@@ -545,15 +661,9 @@ def pooled_scale(
         excess = np.sqrt(max(0.0, s_rel * s_rel - white * white))
         widened = excess * small_sample_factor(min_sigma, width, frames_per_hour, nind)
         return float(np.hypot(white, widened))
-    good = sorted(
-        (k, v)
-        for k, v in pooled.items()
-        if k[0] == key[0]
-        and (k[0] == "step" or k[2] == 1)
-        and k[1] < width
-        and MAD_EFFICIENCY * v[1] >= MIN_NOISE_DOF
-        and v[0] > 0
-    )
+    if well_measured is None:
+        well_measured = _well_measured(pooled)
+    good = [(k, v) for k, v in well_measured if k[0] == key[0] and k[1] < width]
     if not good:  # nothing measured well: the scale as measured, widened (inf below 2 dof)
         if not np.isfinite(s_rel) or s_rel <= 0:
             return float("inf")
@@ -565,9 +675,9 @@ def pooled_scale(
     if len(good) >= 2:
         k0, (s0, _) = good[-2]
         growth = np.log(s1 / s0) / np.log(k1[1] / k0[1])
-        beta = float(np.clip(growth, 0.0, 0.5))
+        beta = float(min(max(growth, 0.0), 0.5))  # np.clip without its per-call overhead
         # the same growth as a ratio to the white scale (+0.5): 0 for white, 1 for a random walk
-        gamma = float(np.clip(growth + 0.5, 0.0, 1.0))
+        gamma = float(min(max(growth + 0.5, 0.0), 1.0))
     widen = small_sample_factor(min_sigma, k1[1], frames_per_hour, n1)
     flat = s1 * widen * (width / k1[1]) ** beta
     upper = s_rel * upper_scale_factor(nind)
@@ -586,6 +696,7 @@ def detect_parameter(
     min_sigma: float = 5.0,
     frames_per_hour: float = 3600.0 / 0.064,
     pooled: Mapping | None = None,
+    prepared=None,
 ) -> ParameterDetections:
     """Transients and steps in one evenly sampled series of finite values (widths in samples).
 
@@ -606,21 +717,29 @@ def detect_parameter(
        the w before, scaled like above (``sigma * sqrt(2 / w)`` floor); candidates as above, kept
        when not within min(w, w') of a stronger one, position refined by the two-sample (CUSUM)
        statistic.
+
+    ``prepared``: ``_segment_scales`` of these values (computed when None).
     """
     v = np.asarray(values, dtype=np.float64)
     n = v.size
-    sigma, sigma_f, vd, off, cs = _prepare(v)
+    if prepared is None:
+        prepared = _segment_scales(v, box_n, step_n)
+    (sigma, sigma_f, vd, off, cs), box_stats, step_stats = prepared
     if cs is None:
         return _empty_detections(sigma)
     if pooled is None:  # this segment alone
-        pooled = pool_scale_noise([scale_noise_samples(v, box_n=box_n, step_n=step_n)])
+        pooled = pool_scale_noise(
+            [scale_noise_samples(v, box_n=box_n, step_n=step_n, prepared=prepared)]
+        )
 
     def pooled_noise(key: tuple, width: int, white: float) -> float:
         """The pooled scale of ``key`` (parameter units), widened for its sample size; 0 when
         not pooled (``pooled={}``: each segment's own scale alone, the round-1 rule)."""
         if not pooled:
             return 0.0
-        return sigma_f * pooled_scale(pooled, key, min_sigma, frames_per_hour, white)
+        return sigma_f * pooled_scale(pooled, key, min_sigma, frames_per_hour, white, well)
+
+    well = _well_measured(pooled) if pooled else []
 
     # --- transients: box against both flanks
     side: dict[int, tuple[float, float, float, float, int]] = {}
@@ -628,14 +747,11 @@ def detect_parameter(
     for w in _box_widths(box_n, n):
         best = None
         for factor in FLANK_FACTORS:
-            flank = _flank_length(w, n, factor)
-            if factor > 1 and n - w - 2 * flank < MIN_NOISE_BOXES * w:
+            if (w, factor) not in box_stats:
                 continue  # too few boxes with full flanks to measure their noise
             # the noise from boxes with full flanks on each side: start i = L .. n - w - L,
             # this segment's own and the pooled one over the run's segments, the larger
-            left, right, _ = _box_samples(cs, n, w, flank)
-            medl, sl = median_and_std(left)
-            medr, sr = median_and_std(right)
+            flank, _, _, _, (medl, sl), (medr, sr) = box_stats[(w, factor)]
             white = np.sqrt(1.0 / w + 1.0 / flank)
             floor = max(sigma_f * white, pooled_noise(("box", w, factor), w, white))
             sl, sr = max(sl, floor), max(sr, floor)
@@ -705,8 +821,7 @@ def detect_parameter(
     scands = []  # (|z|, j, w)
     step_sig: dict[int, tuple[float, float]] = {}
     for w in _step_widths(step_n, n):
-        d, _ = _step_samples(cs, n, w)  # mean after j - mean before j
-        med, s = median_and_std(d)
+        med, s = step_stats[w][2]  # of the mean after j - mean before j
         s = max(s, sigma_f * np.sqrt(2.0 / w), pooled_noise(("step", w), w, np.sqrt(2.0 / w)))
         if not np.isfinite(s):
             continue
@@ -920,7 +1035,8 @@ def detect_anomalies(
     gap_s : a spacing above this splits the series into segments analysed separately
         (default 10 cadences).
     merge_gap_s : detections (of any parameters) closer than this are merged into one event.
-    workers : threads over (segment, parameter) jobs; default the number of CPUs.
+    workers : threads over (segment, parameter) jobs; default the number of CPUs (1 is best
+        where processes already fill the CPUs: threads cost ~10 % on a busy CPU).
     jitter_block_s : when centroid series (x_mean, y_mean) are given, also search the pointing
         jitter: the log of the centroid's variance about its mean in blocks of this many
         seconds is a series of its own (parameter ``jitter``, kinds ``jitter_burst`` /
@@ -994,18 +1110,31 @@ def detect_anomalies(
             if job is not None:
                 jobs.append(job)
 
+    # each job's despiked series and filter outputs, shared by its noise samples and its search
+    prepared: list = []
+    index = {id(j): k for k, j in enumerate(jobs)}
+
+    def prepare(job):
+        return _segment_scales(job[1], job[5], job[6])
+
     def samples(job):
         _, v, _, _, _, bn, sn = job
         if not noise_pooling:
             return {}
-        return scale_noise_samples(v, box_n=bn, step_n=sn)
+        return scale_noise_samples(v, box_n=bn, step_n=sn, prepared=prepared[index[id(job)]])
 
     def run(job, pooled):
         _, v, _, _, per_hour, bn, sn = job
         if not noise_pooling:
             pooled = {}
         return detect_parameter(
-            v, box_n=bn, step_n=sn, min_sigma=min_sigma, frames_per_hour=per_hour, pooled=pooled
+            v,
+            box_n=bn,
+            step_n=sn,
+            min_sigma=min_sigma,
+            frames_per_hour=per_hour,
+            pooled=pooled,
+            prepared=prepared[index[id(job)]],
         )
 
     n_workers = min(len(jobs), workers if workers is not None else (os.cpu_count() or 1))
@@ -1014,10 +1143,12 @@ def detect_anomalies(
     if n_workers > 1:
         # the filters are compiled with nogil and numpy releases the GIL on large arrays
         with ThreadPoolExecutor(n_workers) as pool:
+            prepared[:] = pool.map(prepare, jobs)
             per_job = list(pool.map(samples, jobs))
             by_name = _pool_by_name(jobs, per_job)
             results = list(pool.map(run, jobs, [by_name[j[0]] for j in jobs]))
     else:
+        prepared[:] = [prepare(job) for job in jobs]
         per_job = [samples(job) for job in jobs]
         by_name = _pool_by_name(jobs, per_job)
         results = [run(job, by_name[job[0]]) for job in jobs]

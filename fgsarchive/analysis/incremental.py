@@ -20,7 +20,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import polars as pl
 
@@ -317,6 +317,7 @@ class UnitTask:
     archive: str
     options: AnalyseOptions
     n_frames: int
+    anomaly_threads: int | None = None  # detect_anomalies' threads (None: one per CPU)
 
 
 @dataclass
@@ -508,7 +509,9 @@ def _unit_anomalies(
         if sub.height < MIN_POINTS:
             continue
         n_runs += 1
-        an = search_run(sub, run, task.options.min_sigma, task.visit_start_mjd)
+        an = search_run(
+            sub, run, task.options.min_sigma, task.visit_start_mjd, task.anomaly_threads
+        )
         if an.is_empty():
             continue
         results.append(
@@ -616,7 +619,10 @@ def _map_units(
     tasks: list[UnitTask], workers: int, scheduler: str | None
 ) -> Iterator[UnitResult | tuple[UnitTask, str]]:
     """Each task's result as it completes: in this process (``workers == 1``), on a process pool
-    (forkserver, as the fit) or on a Dask scheduler (``"local"`` or an address)."""
+    (forkserver, as the fit) or on a Dask scheduler (``"local"`` or an address). Where processes
+    run the units side by side, each unit's anomaly search keeps to one thread."""
+    if scheduler is not None or workers > 1:
+        tasks = [replace(t, anomaly_threads=1) for t in tasks]
     if scheduler is not None:
         yield from _map_dask(tasks, scheduler, workers)
     elif workers == 1:

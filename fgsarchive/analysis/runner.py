@@ -1063,18 +1063,27 @@ def _events_available(db: Database, con, program: int | None) -> bool:
 
 
 def search_run(
-    sub: pl.DataFrame, run: pl.DataFrame, min_sigma: float, visit_start_mjd: float
+    sub: pl.DataFrame,
+    run: pl.DataFrame,
+    min_sigma: float,
+    visit_start_mjd: float,
+    workers: int | None = None,
 ) -> pl.DataFrame:
     """Anomalies of one guide-star run (``sub``: its series from :func:`load_series`, ``run``:
     its files), with where each lies (program ... end_frame, ``start_s`` from the visit's start);
-    no event cross-match. Shared by :func:`run_anomalies` and ``fgsarchive analyse``."""
+    no event cross-match. Shared by :func:`run_anomalies` and ``fgsarchive analyse``.
+    ``workers``: threads of ``detect_anomalies`` (default: one per CPU)."""
     cadence = (
         float(np.median(run["frame_time_s"].drop_nulls().to_numpy()))
         if run["frame_time_s"].drop_nulls().len()
         else None
     )
     an = detect_anomalies(
-        sub["time_mjd"].to_numpy(), _anomaly_series(sub), min_sigma=min_sigma, cadence_s=cadence
+        sub["time_mjd"].to_numpy(),
+        _anomaly_series(sub),
+        min_sigma=min_sigma,
+        cadence_s=cadence,
+        workers=workers,
     )
     if an.is_empty():
         return an
