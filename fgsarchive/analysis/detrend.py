@@ -26,6 +26,7 @@ __all__ = [
     "detrend_series",
     "calibrate_flux_opt",
     "decorrelate_pointing",
+    "file_rows",
     "MIN_DECORRELATION_FRAMES",
     "DECORRELATION_BIN",
 ]
@@ -275,6 +276,21 @@ def calibrate_flux_opt(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def file_rows(rows: pl.DataFrame) -> list[np.ndarray]:
+    """Row indices (increasing) of each file of ``rows``, by its ``file_name``; one hash
+    grouping (a sort of the names as NumPy objects cost ~30 ms per 30,000 frames)."""
+    if rows.is_empty():
+        return []
+    groups = (
+        rows.select(pl.col("file_name"), pl.int_range(pl.len(), dtype=pl.Int64).alias("__row"))
+        .group_by("file_name", maintain_order=True)
+        .agg("__row")
+    )
+    sizes = groups["__row"].list.len().to_numpy()
+    flat = groups["__row"].explode().to_numpy().astype(np.int64, copy=False)
+    return np.split(flat, np.cumsum(sizes)[:-1])
+
+
 #: Fewest frames of a file (finite flux and centroid) for the pointing decorrelation of its flux.
 MIN_DECORRELATION_FRAMES = 640
 #: Frames per bin of the pointing decorrelation fit (about 4 s at 64 ms).
@@ -320,15 +336,14 @@ def decorrelate_pointing(
     ok = np.isfinite(out)
     for r in regressors:
         ok &= np.isfinite(r)
-    files = rows["file_name"].to_numpy()
     nb = max(1, int(bin_frames))
 
     def design(cols: list[np.ndarray]) -> np.ndarray:
         dx, dy = cols[0], cols[1]
         return np.column_stack((np.ones(dx.size), dx, dy, dx * dx, dy * dy, dx * dy, *cols[2:]))
 
-    for name in np.unique(files):
-        idx = np.flatnonzero((files == name) & ok)
+    for in_file in file_rows(rows):
+        idx = in_file[ok[in_file]]
         if idx.size < MIN_DECORRELATION_FRAMES:
             continue
         m = idx.size // nb * nb

@@ -30,6 +30,7 @@ from .detrend import (
     despike,
     detrend_series,
     diff_noise,
+    file_rows,
     median_cadence_s,
 )
 
@@ -1172,16 +1173,14 @@ def condition_for_periodogram(
     ]
     if not cuts:
         return v
-    files = rows["file_name"].to_numpy()
     piece = np.searchsorted(np.sort(np.asarray(cuts)), t)
-    for fname in np.unique(files):
-        in_file = files == fname
-        ok = in_file & np.isfinite(v)
-        if not ok.any():
+    for in_file in file_rows(rows):
+        ok = in_file[np.isfinite(v[in_file])]
+        if not ok.size:
             continue
         level = np.median(v[ok])
         for k in np.unique(piece[ok]):
-            sel = ok & (piece == k)
+            sel = ok[piece[ok] == k]
             v[sel] += level - np.median(v[sel])
     return v
 
