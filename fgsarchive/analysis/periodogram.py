@@ -265,6 +265,7 @@ def _local_log_continuum(
             g.xm,
             g.at,
             g.bins,
+            g.split,
             log_cont,
         )
         return log_cont
@@ -296,6 +297,7 @@ class _LocalGrid:
     xm: np.ndarray
     at: np.ndarray
     bins: np.ndarray
+    split: np.ndarray
     var_log: np.ndarray
 
 
@@ -338,9 +340,9 @@ def _local_grid(nf: int, f0_hz: float, df_hz: float, bpr: float) -> _LocalGrid:
     var_e = _LOG_EXP_VAR * bpr * (1.0 / s0 + (xe - xm) ** 2 / vxx)
     bins = np.arange(nf, dtype=np.float64)
     var_log = np.interp(bins, at, var_e)
-    grid = _LocalGrid(
-        xs, lo, hi, clo, chi, s0, sx, vxx, xe, xm, at.astype(np.float64), bins, var_log
-    )
+    at = at.astype(np.float64)
+    split = np.searchsorted(bins, at)
+    grid = _LocalGrid(xs, lo, hi, clo, chi, s0, sx, vxx, xe, xm, at, bins, split, var_log)
     for a in vars(grid).values():
         a.flags.writeable = False
     return grid
@@ -348,13 +350,14 @@ def _local_grid(nf: int, f0_hz: float, df_hz: float, bpr: float) -> _LocalGrid:
 
 @numba.njit(cache=True, nogil=True)
 def _local_fit(
-    yy, y0, xs, lo, hi, clo, chi, s0, sx, vxx, xe, xm, at, bins, out
+    yy, y0, xs, lo, hi, clo, chi, s0, sx, vxx, xe, xm, at, bins, split, out
 ):  # pragma: no cover
     """One least-squares pass of ``local_continuum`` (its ``_LocalGrid``): the line through
     ``yy - y0`` in each evaluation element's window less its core, evaluated there, plus ``y0``,
     and interpolated linearly (as ``np.interp``) to the ``bins`` into ``out``."""
     m, c = xs.shape
     nf = out.size
+    xflat = xs.ravel()
     cy = np.empty(m + 1)
     cxy = np.empty(m + 1)
     cy[0] = 0.0
@@ -362,12 +365,10 @@ def _local_fit(
     for j in range(m):
         s = 0.0
         sxy = 0.0
-        for k in range(c):
-            b = j * c + k
-            if b < nf:
-                v = yy[b] - y0
-                s += v
-                sxy += xs[j, k] * v
+        for b in range(j * c, min(j * c + c, nf)):
+            v = yy[b] - y0
+            s += v
+            sxy += xflat[b] * v
         cy[j + 1] = cy[j] + s
         cxy[j + 1] = cxy[j] + sxy
     ne = lo.size
@@ -378,31 +379,24 @@ def _local_fit(
         ym = sy / s0[q]
         slope = (sxy - sx[q] * ym) / vxx[q]
         val[q] = ym + slope * (xe[q] - xm[q]) + y0
-    _interp_sorted(bins, at, val, out)
+    _interp_split(bins, at, val, split, out)
 
 
 @numba.njit(cache=True, nogil=True)
-def _interp_sorted(x, xp, fp, out):  # pragma: no cover - compiled
-    """``out = np.interp(x, xp, fp)`` for increasing ``x`` and ``xp`` (one merged walk instead
-    of a search per point; the same formula, so the same values)."""
-    n = x.size
+def _interp_split(x, xp, fp, split, out):  # pragma: no cover - compiled
+    """``out = np.interp(x, xp, fp)`` for increasing ``x`` and ``xp``, given
+    ``split = np.searchsorted(x, xp)`` (fixed by the grid): node by node, the same formula."""
     last = xp.size - 1
-    j = 0
-    for i in range(n):
-        xi = x[i]
-        if xi <= xp[0]:
-            out[i] = fp[0]
-            continue
-        if xi >= xp[last]:
-            out[i] = fp[last]
-            continue
-        while xp[j + 1] <= xi:
-            j += 1
-        if xi == xp[j]:
-            out[i] = fp[j]
-            continue
+    for i in range(split[0]):
+        out[i] = fp[0]
+    for j in range(last):
         slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j])
-        out[i] = slope * (xi - xp[j]) + fp[j]
+        a = xp[j]
+        f = fp[j]
+        for i in range(split[j], split[j + 1]):
+            out[i] = slope * (x[i] - a) + f
+    for i in range(split[last], x.size):
+        out[i] = fp[last]
 
 
 MODEL_LINEAR_ELEMENTS = 24
@@ -475,7 +469,8 @@ class _ModelGrid:
     """What ``fitted_continuum`` needs of a frequency grid alone: its frequencies ``f``, the
     number of single-element bins ``n_lin`` (``c`` grid bins each), the bin ``edges``, bin sizes ``count``, mean
     frequencies ``fb`` and independent ordinates ``n_ind``; the frequencies ``xs`` the model is
-    evaluated at and interpolated from in log f (``lxs``, ``lf``; None: evaluated at every f)."""
+    evaluated at and interpolated from in log f (``lxs``, ``lf``, ``split`` as
+    ``_interp_split``; None: evaluated at every f)."""
 
     f: np.ndarray
     c: int
@@ -487,6 +482,7 @@ class _ModelGrid:
     xs: np.ndarray | None
     lxs: np.ndarray | None
     lf: np.ndarray | None
+    split: np.ndarray | None
 
 
 @functools.lru_cache(maxsize=1)
@@ -508,11 +504,12 @@ def _model_grid(nf: int, f0_hz: float, df_hz: float, bpr: float) -> _ModelGrid:
     count = np.diff(np.append(edges, nf)).astype(np.float64)
     fb = np.add.reduceat(f, edges) / count
     n_ind = count / bpr  # independent ordinates per bin
-    xs = lxs = lf = None
+    xs = lxs = lf = split = None
     if f.size > 4 * fb.size:  # see _model_and_var
         xs = np.unique(np.concatenate(([f[0]], fb, [f[-1]])))
         lxs, lf = np.log(xs), np.log(f)
-    grid = _ModelGrid(f, c, lin.size, edges, count, fb, n_ind, xs, lxs, lf)
+        split = np.searchsorted(lf, lxs)
+    grid = _ModelGrid(f, c, lin.size, edges, count, fb, n_ind, xs, lxs, lf, split)
     for a in vars(grid).values():
         if isinstance(a, np.ndarray):
             a.flags.writeable = False
@@ -690,12 +687,13 @@ def _model_and_var(f, fb, n_ind, theta, bounds, grid=None, with_var=True):
     ``f`` (its interpolation nodes, computed once); ``with_var=False``: log S only (var None)."""
     # evaluated at the bins (and the ends) and interpolated in log f: smooth on that scale
     if grid is not None and grid.xs is not None:
-        xs, lx, lf = grid.xs, grid.lxs, grid.lf
+        xs, lx, lf, split = grid.xs, grid.lxs, grid.lf, grid.split
     elif f.size <= 4 * fb.size:
         xs, lx, lf = f, None, None
     else:
         xs = np.unique(np.concatenate(([f[0]], fb, [f[-1]])))
         lx, lf = np.log(xs), np.log(f)
+        split = np.searchsorted(lf, lx)
     log_s, g = _model_terms(xs, theta)
     var_log = None
     if with_var:
@@ -719,10 +717,10 @@ def _model_and_var(f, fb, n_ind, theta, bounds, grid=None, with_var=True):
     if lf is None:
         return log_s, var_log
     out = np.empty(lf.size)
-    _interp_sorted(lf, lx, log_s, out)
+    _interp_split(lf, lx, log_s, split, out)
     if var_log is not None:
         v = np.empty(lf.size)
-        _interp_sorted(lf, lx, var_log, v)
+        _interp_split(lf, lx, var_log, split, v)
         var_log = v
     return out, var_log
 
