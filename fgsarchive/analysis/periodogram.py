@@ -399,6 +399,41 @@ def _interp_split(x, xp, fp, split, out):  # pragma: no cover - compiled
         out[i] = fp[last]
 
 
+@numba.njit(cache=True, nogil=True)
+def _clip_candidates(p, x, xp, fp, split, clip):  # pragma: no cover - compiled
+    """Bins whose ordinate ``p`` may reach ``clip`` times exp of ``np.interp(x, xp, fp)`` (at
+    or above ``clip`` exp of the lower node of its interval, less 1e-9 in the log), and that
+    interpolated log at each (the formula of ``_interp_split``). Returns (bins, log)."""
+    n = x.size
+    last = xp.size - 1
+    idx = np.empty(n, dtype=np.int64)
+    val = np.empty(n)
+    k = 0
+    bound = clip * np.exp(fp[0] - 1e-9)
+    for i in range(split[0]):
+        if p[i] >= bound:
+            idx[k] = i
+            val[k] = fp[0]
+            k += 1
+    for j in range(last):
+        bound = clip * np.exp(min(fp[j], fp[j + 1]) - 1e-9)
+        slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j])
+        a = xp[j]
+        f = fp[j]
+        for i in range(split[j], split[j + 1]):
+            if p[i] >= bound:
+                idx[k] = i
+                val[k] = slope * (x[i] - a) + f
+                k += 1
+    bound = clip * np.exp(fp[last] - 1e-9)
+    for i in range(split[last], n):
+        if p[i] >= bound:
+            idx[k] = i
+            val[k] = fp[last]
+            k += 1
+    return idx[:k], val[:k]
+
+
 MODEL_LINEAR_ELEMENTS = 24
 """Resolution elements binned one by one at the low end of the grid in ``fitted_continuum``
 (where a red spectrum changes fastest); above them the bins grow by ``MODEL_BIN_STEP``."""
@@ -526,7 +561,7 @@ def _fitted_log_continuum(
     grid = _model_grid(nf, float(f0_hz), float(df_hz), bpr)
     c, f, edges, count, fb = grid.c, grid.f, grid.edges, grid.count, grid.fb
     n_ind = grid.n_ind
-    pos = p[p > 0]
+    pos = p if nf and p.min() > 0 else p[p > 0]
     w0 = float(np.median(pos[pos.size // 2 :]) / np.log(2.0)) if pos.size else 1e-300
     w0 = max(w0, 1e-300)
 
@@ -564,10 +599,26 @@ def _fitted_log_continuum(
         return best
 
     theta = fit(pbar, n_ind)
+    pbar_all = pbar
     for _ in range(CONTINUUM_PASSES - 1):
-        log_s = _model_and_var(f, fb, n_ind, theta, bounds, grid=grid, with_var=False)[0]
-        clipped = np.minimum(p, CONTINUUM_CLIP * np.exp(log_s))
-        pbar = np.add.reduceat(clipped, edges) / count
+        if grid.xs is None:
+            log_s = _model_and_var(f, fb, n_ind, theta, bounds, grid=grid, with_var=False)[0]
+            clipped = np.minimum(p, CONTINUUM_CLIP * np.exp(log_s))
+            pbar = np.add.reduceat(clipped, edges) / count
+        else:
+            # only ordinates that may exceed CONTINUUM_CLIP times the model are clipped: those
+            # above it at the lower end of their interpolation interval (the model interpolated
+            # there exactly as _model_and_var does); the others keep p, as np.minimum would
+            log_nodes = _model_terms(grid.xs, theta)[0]
+            idx, log_at = _clip_candidates(
+                p, grid.lf, grid.lxs, log_nodes, grid.split, CONTINUUM_CLIP
+            )
+            if idx.size:
+                clipped = p.copy()
+                clipped[idx] = np.minimum(p[idx], CONTINUUM_CLIP * np.exp(log_at))
+                pbar = np.add.reduceat(clipped, edges) / count
+            else:
+                pbar = pbar_all
         theta = fit(pbar, n_ind, theta if theta[1] > bounds[1][0] else None, warm_only=True)
     log_s, var_log = _model_and_var(f, fb, n_ind, theta, bounds, grid=grid)
     # the lowest elements, where a few ordinates weigh on the red part: each refitted with its
