@@ -158,9 +158,17 @@ def test_noise_continuum_is_exp_of_the_chosen_log():
         )
 
 
-def test_file_rows_equals_comparing_names():
+@pytest.mark.parametrize("layout", ["interleaved", "contiguous", "revisited"])
+def test_file_rows_equals_comparing_names(layout):
+    """Files interleaved (hash grouping), in contiguous runs (run ids), and a file coming back
+    after another (runs that are not files)."""
     rng = np.random.default_rng(2)
-    names = np.array(["b.fits", "a.fits", "c.fits"])[rng.integers(0, 3, 500)]
+    pick = rng.integers(0, 3, 500)
+    if layout == "contiguous":
+        pick = np.sort(pick)
+    elif layout == "revisited":
+        pick = np.concatenate((np.zeros(100, int), np.ones(50, int), np.zeros(30, int), [2]))
+    names = np.array(["b.fits", "a.fits", "c.fits"])[pick]
     rows = pl.DataFrame({"file_name": names})
     got = file_rows(rows)
     want = [np.flatnonzero(names == n) for n in dict.fromkeys(names.tolist())]
