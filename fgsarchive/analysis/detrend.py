@@ -26,6 +26,7 @@ __all__ = [
     "detrend_series",
     "calibrate_flux_opt",
     "decorrelate_pointing",
+    "file_rows",
     "MIN_DECORRELATION_FRAMES",
     "DECORRELATION_BIN",
 ]
@@ -182,6 +183,12 @@ def _median5(x, out):  # pragma: no cover - compiled
     n = x.shape[0]
     buf = np.empty(5)
     for i in range(n):
+        if 2 <= i < n - 2:  # a full window: min/max network (the median is one of the five)
+            a, b, c, d = x[i - 2], x[i - 1], x[i + 1], x[i + 2]
+            lo2 = max(min(a, b), min(c, d))
+            hi2 = min(max(a, b), max(c, d))
+            out[i] = max(min(lo2, hi2), min(max(lo2, hi2), x[i]))
+            continue
         lo = max(0, i - 2)
         hi = min(n, i + 3)
         m = hi - lo
@@ -315,6 +322,31 @@ def calibrate_flux_opt(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def file_rows(rows: pl.DataFrame) -> list[np.ndarray]:
+    """Row indices (increasing) of each file of ``rows``, by its ``file_name``, in order of first
+    appearance. Files in contiguous runs (the frames in time order) are read off the run ids;
+    otherwise one hash grouping (a sort of the names as NumPy objects cost ~30 ms per 30,000
+    frames)."""
+    if rows.is_empty():
+        return []
+    names = rows["file_name"]
+    run = names.rle_id().to_numpy()
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(run)) + 1))
+    if names.gather(starts).n_unique() == starts.size:
+        bounds = np.append(starts, rows.height)
+        return [
+            np.arange(a, b, dtype=np.int64) for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
+    groups = (
+        rows.select(pl.col("file_name"), pl.int_range(pl.len(), dtype=pl.Int64).alias("__row"))
+        .group_by("file_name", maintain_order=True)
+        .agg("__row")
+    )
+    sizes = groups["__row"].list.len().to_numpy()
+    flat = groups["__row"].explode().to_numpy().astype(np.int64, copy=False)
+    return np.split(flat, np.cumsum(sizes)[:-1])
+
+
 #: Fewest frames of a file (finite flux and centroid) for the pointing decorrelation of its flux.
 MIN_DECORRELATION_FRAMES = 640
 #: Frames per bin of the pointing decorrelation fit (about 4 s at 64 ms).
@@ -360,21 +392,28 @@ def decorrelate_pointing(
     ok = np.isfinite(out)
     for r in regressors:
         ok &= np.isfinite(r)
-    files = rows["file_name"].to_numpy()
     nb = max(1, int(bin_frames))
 
     def design(cols: list[np.ndarray]) -> np.ndarray:
         dx, dy = cols[0], cols[1]
         return np.column_stack((np.ones(dx.size), dx, dy, dx * dx, dy * dy, dx * dy, *cols[2:]))
 
-    for name in np.unique(files):
-        idx = np.flatnonzero((files == name) & ok)
+    for in_file in file_rows(rows):
+        idx = in_file[ok[in_file]]
         if idx.size < MIN_DECORRELATION_FRAMES:
             continue
         m = idx.size // nb * nb
-        centred = [r[idx] - np.median(r[idx]) for r in regressors]
-        bv = out[idx[:m]].reshape(-1, nb).mean(axis=1)
-        xb = design([c[:m].reshape(-1, nb).mean(axis=1) for c in centred])
+        centred = []
+        for r in regressors:
+            ri = r[idx]
+            centred.append(ri - np.median(ri))
+        if nb == 1:  # frame by frame: the bin means are the frames
+            full = design(centred)
+            bv, xb = out[idx], full
+        else:
+            full = None
+            bv = out[idx[:m]].reshape(-1, nb).mean(axis=1)
+            xb = design([c[:m].reshape(-1, nb).mean(axis=1) for c in centred])
         if differences:
             bv, xb = np.diff(bv), np.diff(xb, axis=0)
             xb[:, 0] = 1.0
@@ -383,7 +422,7 @@ def decorrelate_pointing(
         for _ in range(4):
             if keep.sum() < 2 * xb.shape[1]:
                 break
-            coef = np.linalg.lstsq(xb[keep], bv[keep], rcond=None)[0]
+            coef = _least_squares(xb[keep], bv[keep])
             resid = bv - xb @ coef
             r = resid[keep]
             scatter = 1.4826 * np.median(np.abs(r - np.median(r)))
@@ -391,5 +430,24 @@ def decorrelate_pointing(
                 break
             keep = np.abs(resid - np.median(r)) < 4.0 * scatter
         if coef is not None and np.all(np.isfinite(coef)):
-            out[idx] = out[idx] - design(centred)[:, 1:] @ coef[1:]
+            full = design(centred) if full is None else full
+            out[idx] = out[idx] - full[:, 1:] @ coef[1:]
     return out
+
+
+#: Rows from which ``_least_squares`` solves the normal equations instead of ``np.linalg.lstsq``.
+NORMAL_EQUATION_ROWS = 2000
+
+
+def _least_squares(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.linalg.lstsq(a, b)[0]``; for a tall system (``NORMAL_EQUATION_ROWS``) with a
+    well-conditioned design, from the normal equations scaled to a unit diagonal (~5x faster on
+    10^4 frames, the coefficients equal to ~1e-10 relative); else lstsq itself."""
+    if a.shape[0] >= NORMAL_EQUATION_ROWS:
+        gram = a.T @ a
+        d = np.sqrt(np.diag(gram))
+        if np.all(d > 0) and np.all(np.isfinite(gram)):
+            scaled = gram / np.outer(d, d)
+            if np.linalg.cond(scaled) < 1e6:
+                return np.linalg.solve(scaled, (a.T @ b) / d) / d
+    return np.linalg.lstsq(a, b, rcond=None)[0]

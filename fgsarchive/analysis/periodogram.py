@@ -13,6 +13,7 @@ Pure array maths, no I/O.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, get_args
@@ -30,6 +31,7 @@ from .detrend import (
     despike,
     detrend_series,
     diff_noise,
+    file_rows,
     median_cadence_s,
 )
 
@@ -227,12 +229,85 @@ def local_continuum(
     element up to ``2 * CONTINUUM_MIN_ELEMENTS / CONTINUUM_HALF_WIDTH`` cycles and then at
     frequencies 1 % apart (the continuum is smooth on that scale), interpolated to every bin.
     """
+    log_cont, var_log = _local_log_continuum(power, f0_hz, df_hz, bins_per_resolution)
+    return np.exp(log_cont), var_log
+
+
+def _local_log_continuum(
+    power: np.ndarray, f0_hz: float, df_hz: float, bins_per_resolution: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``local_continuum`` as (log continuum, var_log): the windows and sums that depend only on
+    the grid come from ``_local_grid`` (shared by the series of a group), the fits are compiled."""
     p = np.asarray(power, dtype=np.float64)
     nf = p.size
-    med = float(np.median(p)) if nf else 1.0
-    y = np.log(np.maximum(p, max(med, 1e-300) * 1e-8))
+    g = _local_grid(nf, float(f0_hz), float(df_hz), float(bins_per_resolution))
+    # ordinates are floored at 1e-8 of the median; the median (a partition of the whole
+    # spectrum) is needed only when the smallest could lie below that: never when it is above
+    # 1e-8 of twice the mean, a bound on the median of non-negative values
+    pmin = float(p.min()) if nf else 1.0
+    if pmin >= 0 and pmin >= max(2.01 * float(p.mean()), 1e-300) * 1e-8:
+        y = np.log(p)
+    else:
+        med = float(np.median(p)) if nf else 1.0
+        y = np.log(np.maximum(p, max(med, 1e-300) * 1e-8))
     y0 = float(y.mean())
-    bpr = float(bins_per_resolution)
+    log_cont = np.empty(nf)
+
+    def fit(yy: np.ndarray) -> np.ndarray:
+        _local_fit(
+            yy,
+            y0,
+            g.xs,
+            g.lo,
+            g.hi,
+            g.clo,
+            g.chi,
+            g.s0,
+            g.sx,
+            g.vxx,
+            g.xe,
+            g.xm,
+            g.at,
+            g.bins,
+            g.split,
+            log_cont,
+        )
+        return log_cont
+
+    # further passes with the ordinates far above the previous continuum clipped to it: the
+    # side lobes of a strong line would otherwise raise the continuum it is judged against
+    fit(y)
+    for _ in range(CONTINUUM_PASSES - 1):
+        fit(np.minimum(y, log_cont + (_EULER_GAMMA + np.log(CONTINUUM_CLIP))))
+    return log_cont + _EULER_GAMMA, g.var_log.copy()
+
+
+@dataclass(frozen=True)
+class _LocalGrid:
+    """What ``local_continuum`` needs of a frequency grid alone: per resolution element the log
+    frequency of its bins ``xs`` (m, c; centred on the grid's mean), and per evaluation element
+    its window [lo, hi) less its core [clo, chi), the window's sums ``s0``, ``sx``, ``vxx``, mean
+    ``xm``, its own log frequency ``xe`` and bin position ``at``; ``var_log`` at every bin."""
+
+    xs: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    clo: np.ndarray
+    chi: np.ndarray
+    s0: np.ndarray
+    sx: np.ndarray
+    vxx: np.ndarray
+    xe: np.ndarray
+    xm: np.ndarray
+    at: np.ndarray
+    bins: np.ndarray
+    split: np.ndarray
+    var_log: np.ndarray
+
+
+@functools.lru_cache(maxsize=1)
+def _local_grid(nf: int, f0_hz: float, df_hz: float, bpr: float) -> _LocalGrid:
+    """The grid-only part of ``local_continuum`` (one per group: its k series share the grid)."""
     c = max(1, int(round(bpr)))  # grid bins per element
     m = -(-nf // c)
     pad = m * c - nf
@@ -259,7 +334,6 @@ def local_continuum(
     clo = np.clip(e - core, lo, hi)
     chi = np.clip(e + core + 1, lo, hi)
     xe = np.log(fe) - x0
-    bins = np.arange(nf)
     at = e * c + 0.5 * (c - 1)
     zero = np.zeros(1)
     sums = [np.concatenate((zero, np.cumsum(a.sum(axis=1)))) for a in (w2, xs * w2, xs * xs * w2)]
@@ -268,24 +342,100 @@ def local_continuum(
     xm = sx / s0
     vxx = np.maximum(sxx - sx * xm, 1e-300)
     var_e = _LOG_EXP_VAR * bpr * (1.0 / s0 + (xe - xm) ** 2 / vxx)
-
-    def fit(yy: np.ndarray) -> np.ndarray:
-        ys = np.concatenate((yy - y0, np.zeros(pad))).reshape(m, c)
-        cy = np.concatenate((zero, np.cumsum(ys.sum(axis=1))))
-        cxy = np.concatenate((zero, np.cumsum((xs * ys).sum(axis=1))))
-        sy = (cy[hi] - cy[lo]) - (cy[chi] - cy[clo])
-        sxy = (cxy[hi] - cxy[lo]) - (cxy[chi] - cxy[clo])
-        ym = sy / s0
-        slope = (sxy - sx * ym) / vxx
-        return np.interp(bins, at, ym + slope * (xe - xm) + y0)
-
-    # further passes with the ordinates far above the previous continuum clipped to it: the
-    # side lobes of a strong line would otherwise raise the continuum it is judged against
-    log_cont = fit(y)
-    for _ in range(CONTINUUM_PASSES - 1):
-        log_cont = fit(np.minimum(y, log_cont + _EULER_GAMMA + np.log(CONTINUUM_CLIP)))
+    bins = np.arange(nf, dtype=np.float64)
     var_log = np.interp(bins, at, var_e)
-    return np.exp(log_cont + _EULER_GAMMA), var_log
+    at = at.astype(np.float64)
+    split = np.searchsorted(bins, at)
+    grid = _LocalGrid(xs, lo, hi, clo, chi, s0, sx, vxx, xe, xm, at, bins, split, var_log)
+    for a in vars(grid).values():
+        a.flags.writeable = False
+    return grid
+
+
+@numba.njit(cache=True, nogil=True)
+def _local_fit(
+    yy, y0, xs, lo, hi, clo, chi, s0, sx, vxx, xe, xm, at, bins, split, out
+):  # pragma: no cover
+    """One least-squares pass of ``local_continuum`` (its ``_LocalGrid``): the line through
+    ``yy - y0`` in each evaluation element's window less its core, evaluated there, plus ``y0``,
+    and interpolated linearly (as ``np.interp``) to the ``bins`` into ``out``."""
+    m, c = xs.shape
+    nf = out.size
+    xflat = xs.ravel()
+    cy = np.empty(m + 1)
+    cxy = np.empty(m + 1)
+    cy[0] = 0.0
+    cxy[0] = 0.0
+    for j in range(m):
+        s = 0.0
+        sxy = 0.0
+        for b in range(j * c, min(j * c + c, nf)):
+            v = yy[b] - y0
+            s += v
+            sxy += xflat[b] * v
+        cy[j + 1] = cy[j] + s
+        cxy[j + 1] = cxy[j] + sxy
+    ne = lo.size
+    val = np.empty(ne)
+    for q in range(ne):
+        sy = (cy[hi[q]] - cy[lo[q]]) - (cy[chi[q]] - cy[clo[q]])
+        sxy = (cxy[hi[q]] - cxy[lo[q]]) - (cxy[chi[q]] - cxy[clo[q]])
+        ym = sy / s0[q]
+        slope = (sxy - sx[q] * ym) / vxx[q]
+        val[q] = ym + slope * (xe[q] - xm[q]) + y0
+    _interp_split(bins, at, val, split, out)
+
+
+@numba.njit(cache=True, nogil=True)
+def _interp_split(x, xp, fp, split, out):  # pragma: no cover - compiled
+    """``out = np.interp(x, xp, fp)`` for increasing ``x`` and ``xp``, given
+    ``split = np.searchsorted(x, xp)`` (fixed by the grid): node by node, the same formula."""
+    last = xp.size - 1
+    for i in range(split[0]):
+        out[i] = fp[0]
+    for j in range(last):
+        slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j])
+        a = xp[j]
+        f = fp[j]
+        for i in range(split[j], split[j + 1]):
+            out[i] = slope * (x[i] - a) + f
+    for i in range(split[last], x.size):
+        out[i] = fp[last]
+
+
+@numba.njit(cache=True, nogil=True)
+def _clip_candidates(p, x, xp, fp, split, clip):  # pragma: no cover - compiled
+    """Bins whose ordinate ``p`` may reach ``clip`` times exp of ``np.interp(x, xp, fp)`` (at
+    or above ``clip`` exp of the lower node of its interval, less 1e-9 in the log), and that
+    interpolated log at each (the formula of ``_interp_split``). Returns (bins, log)."""
+    n = x.size
+    last = xp.size - 1
+    idx = np.empty(n, dtype=np.int64)
+    val = np.empty(n)
+    k = 0
+    bound = clip * np.exp(fp[0] - 1e-9)
+    for i in range(split[0]):
+        if p[i] >= bound:
+            idx[k] = i
+            val[k] = fp[0]
+            k += 1
+    for j in range(last):
+        bound = clip * np.exp(min(fp[j], fp[j + 1]) - 1e-9)
+        slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j])
+        a = xp[j]
+        f = fp[j]
+        for i in range(split[j], split[j + 1]):
+            if p[i] >= bound:
+                idx[k] = i
+                val[k] = slope * (x[i] - a) + f
+                k += 1
+    bound = clip * np.exp(fp[last] - 1e-9)
+    for i in range(split[last], n):
+        if p[i] >= bound:
+            idx[k] = i
+            val[k] = fp[last]
+            k += 1
+    return idx[:k], val[:k]
 
 
 MODEL_LINEAR_ELEMENTS = 24
@@ -349,9 +499,34 @@ def fitted_continuum(
     thousands of elements of the whole spectrum. Returns ``(continuum, var_log, theta)``:
     ``var_log`` is the delta-method variance of log S from the Fisher information of the fit.
     """
-    p = np.asarray(power, dtype=np.float64)
-    nf = p.size
-    bpr = max(float(bins_per_resolution), 1.0)
+    log_s, var_log, theta = _fitted_log_continuum(power, f0_hz, df_hz, bins_per_resolution)
+    return np.exp(log_s), var_log, theta
+
+
+@dataclass(frozen=True)
+class _ModelGrid:
+    """What ``fitted_continuum`` needs of a frequency grid alone: its frequencies ``f``, the
+    number of single-element bins ``n_lin`` (``c`` grid bins each), the bin ``edges``, bin sizes ``count``, mean
+    frequencies ``fb`` and independent ordinates ``n_ind``; the frequencies ``xs`` the model is
+    evaluated at and interpolated from in log f (``lxs``, ``lf``, ``split`` as
+    ``_interp_split``; None: evaluated at every f)."""
+
+    f: np.ndarray
+    c: int
+    n_lin: int
+    edges: np.ndarray
+    count: np.ndarray
+    fb: np.ndarray
+    n_ind: np.ndarray
+    xs: np.ndarray | None
+    lxs: np.ndarray | None
+    lf: np.ndarray | None
+    split: np.ndarray | None
+
+
+@functools.lru_cache(maxsize=1)
+def _model_grid(nf: int, f0_hz: float, df_hz: float, bpr: float) -> _ModelGrid:
+    """The grid-only part of ``fitted_continuum`` (one per group: its k series share the grid)."""
     c = max(1, int(round(bpr)))
     f = f0_hz + df_hz * np.arange(nf)
     # bin edges: single elements at the low end, then bins MODEL_BIN_STEP wide in frequency
@@ -368,7 +543,29 @@ def fitted_continuum(
     count = np.diff(np.append(edges, nf)).astype(np.float64)
     fb = np.add.reduceat(f, edges) / count
     n_ind = count / bpr  # independent ordinates per bin
-    pos = p[p > 0]
+    xs = lxs = lf = split = None
+    if f.size > 4 * fb.size:  # see _model_and_var
+        xs = np.unique(np.concatenate(([f[0]], fb, [f[-1]])))
+        lxs, lf = np.log(xs), np.log(f)
+        split = np.searchsorted(lf, lxs)
+    grid = _ModelGrid(f, c, lin.size, edges, count, fb, n_ind, xs, lxs, lf, split)
+    for a in vars(grid).values():
+        if isinstance(a, np.ndarray):
+            a.flags.writeable = False
+    return grid
+
+
+def _fitted_log_continuum(
+    power: np.ndarray, f0_hz: float, df_hz: float, bins_per_resolution: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``fitted_continuum`` as (log continuum, var_log, theta)."""
+    p = np.asarray(power, dtype=np.float64)
+    nf = p.size
+    bpr = max(float(bins_per_resolution), 1.0)
+    grid = _model_grid(nf, float(f0_hz), float(df_hz), bpr)
+    c, f, edges, count, fb = grid.c, grid.f, grid.edges, grid.count, grid.fb
+    n_ind = grid.n_ind
+    pos = p if nf and p.min() > 0 else p[p > 0]
     w0 = float(np.median(pos[pos.size // 2 :]) / np.log(2.0)) if pos.size else 1e-300
     w0 = max(w0, 1e-300)
 
@@ -406,25 +603,41 @@ def fitted_continuum(
         return best
 
     theta = fit(pbar, n_ind)
+    pbar_all = pbar
     for _ in range(CONTINUUM_PASSES - 1):
-        log_s, _v = _model_and_var(f, fb, n_ind, theta, bounds)
-        clipped = np.minimum(p, CONTINUUM_CLIP * np.exp(log_s))
-        pbar = np.add.reduceat(clipped, edges) / count
+        if grid.xs is None:
+            log_s = _model_and_var(f, fb, n_ind, theta, bounds, grid=grid, with_var=False)[0]
+            clipped = np.minimum(p, CONTINUUM_CLIP * np.exp(log_s))
+            pbar = np.add.reduceat(clipped, edges) / count
+        else:
+            # only ordinates that may exceed CONTINUUM_CLIP times the model are clipped: those
+            # above it at the lower end of their interpolation interval (the model interpolated
+            # there exactly as _model_and_var does); the others keep p, as np.minimum would
+            log_nodes = _model_terms(grid.xs, theta)[0]
+            idx, log_at = _clip_candidates(
+                p, grid.lf, grid.lxs, log_nodes, grid.split, CONTINUUM_CLIP
+            )
+            if idx.size:
+                clipped = p.copy()
+                clipped[idx] = np.minimum(p[idx], CONTINUUM_CLIP * np.exp(log_at))
+                pbar = np.add.reduceat(clipped, edges) / count
+            else:
+                pbar = pbar_all
         theta = fit(pbar, n_ind, theta if theta[1] > bounds[1][0] else None, warm_only=True)
-    log_s, var_log = _model_and_var(f, fb, n_ind, theta, bounds)
+    log_s, var_log = _model_and_var(f, fb, n_ind, theta, bounds, grid=grid)
     # the lowest elements, where a few ordinates weigh on the red part: each refitted with its
     # own core (+- CONTINUUM_CORE_ELEMENTS) left out -- a line there must not raise its own level
     core = int(MODEL_LEAVE_OUT_CORE)
-    for e in range(min(MODEL_LEAVE_OUT_ELEMENTS, lin.size - core)):
+    for e in range(min(MODEL_LEAVE_OUT_ELEMENTS, grid.n_lin - core)):
         lo, hi = e * c, min((e + 1) * c, nf)
         if not np.any(p[lo:hi] > MODEL_LEAVE_OUT_RATIO * np.exp(log_s[lo:hi])):
             continue  # no ordinate there a refit could make significant
-        n_out = n_ind.copy()
+        n_out = np.array(n_ind)
         n_out[max(0, e - core) : e + core + 1] = 0.0
         th = fit(pbar, n_out, theta if theta[1] > bounds[1][0] else None, warm_only=True)
         ls_e, v_e = _model_and_var(f[lo:hi], fb, n_out, th, bounds)
         log_s[lo:hi], var_log[lo:hi] = ls_e, v_e
-    return np.exp(log_s), var_log, theta
+    return log_s, var_log, theta
 
 
 def _whittle_fit(fb, pbar, weight, theta0, bounds, iterations=40):
@@ -522,32 +735,49 @@ def _whittle_fit_compiled(fb, pbar, weight, theta0, lo, hi, iterations):  # prag
     return theta, val
 
 
-def _model_and_var(f, fb, n_ind, theta, bounds):
+def _model_and_var(f, fb, n_ind, theta, bounds, grid=None, with_var=True):
     """log S of the model at ``f`` and its delta-method variance from the Whittle Fisher
     information on the bins ``fb`` (parameters at a bound held fixed: a red part fitted to zero
-    leaves its knee and slope undetermined, not uncertain)."""
-    free = np.array([lo + 1e-6 < t < hi - 1e-6 for t, (lo, hi) in zip(theta, bounds, strict=True)])
-    if theta[1] <= bounds[1][0] + 1e-6:
-        free[1:] = False
-    _ls, gb = _model_terms(fb, theta)
-    gb = gb[free]
-    fisher = (gb * n_ind) @ gb.T
-    if free.any():
-        d = np.sqrt(np.maximum(np.diag(fisher), 1e-300))
-        # near-degenerate directions (a knee below the grid trades A for f_k) move log S nowhere
-        # in the data: dropped, not given an unbounded variance
-        cov = np.linalg.pinv(fisher / np.outer(d, d), rcond=1e-6) / np.outer(d, d)
-    else:
-        cov = np.zeros((0, 0))
+    leaves its knee and slope undetermined, not uncertain). ``grid``: the ``_ModelGrid`` of
+    ``f`` (its interpolation nodes, computed once); ``with_var=False``: log S only (var None)."""
     # evaluated at the bins (and the ends) and interpolated in log f: smooth on that scale
-    xs = f if f.size <= 4 * fb.size else np.unique(np.concatenate(([f[0]], fb, [f[-1]])))
+    if grid is not None and grid.xs is not None:
+        xs, lx, lf, split = grid.xs, grid.lxs, grid.lf, grid.split
+    elif f.size <= 4 * fb.size:
+        xs, lx, lf = f, None, None
+    else:
+        xs = np.unique(np.concatenate(([f[0]], fb, [f[-1]])))
+        lx, lf = np.log(xs), np.log(f)
+        split = np.searchsorted(lf, lx)
     log_s, g = _model_terms(xs, theta)
-    g = g[free]
-    var_log = np.maximum(np.einsum("in,ij,jn->n", g, cov, g), 0.0)
-    if xs is f:
+    var_log = None
+    if with_var:
+        free = np.array(
+            [lo + 1e-6 < t < hi - 1e-6 for t, (lo, hi) in zip(theta, bounds, strict=True)]
+        )
+        if theta[1] <= bounds[1][0] + 1e-6:
+            free[1:] = False
+        _ls, gb = _model_terms(fb, theta)
+        gb = gb[free]
+        fisher = (gb * n_ind) @ gb.T
+        if free.any():
+            d = np.sqrt(np.maximum(np.diag(fisher), 1e-300))
+            # near-degenerate directions (a knee below the grid trades A for f_k) move log S
+            # nowhere in the data: dropped, not given an unbounded variance
+            cov = np.linalg.pinv(fisher / np.outer(d, d), rcond=1e-6) / np.outer(d, d)
+        else:
+            cov = np.zeros((0, 0))
+        g = g[free]
+        var_log = np.maximum(np.einsum("in,ij,jn->n", g, cov, g), 0.0)
+    if lf is None:
         return log_s, var_log
-    lx, lf = np.log(xs), np.log(f)
-    return np.interp(lf, lx, log_s), np.interp(lf, lx, var_log)
+    out = np.empty(lf.size)
+    _interp_split(lf, lx, log_s, split, out)
+    if var_log is not None:
+        v = np.empty(lf.size)
+        _interp_split(lf, lx, var_log, split, v)
+        var_log = v
+    return out, var_log
 
 
 def noise_continuum(
@@ -560,10 +790,10 @@ def noise_continuum(
     ``MODEL_MISFIT_SIGMA`` of its own standard deviations above the model: there the model
     misfits and the local continuum, with its own variance, is the more conservative measure.
     """
-    model, var_model, _theta = fitted_continuum(power, f0_hz, df_hz, bins_per_resolution)
-    local, var_local = local_continuum(power, f0_hz, df_hz, bins_per_resolution)
-    misfit = np.log(local) - MODEL_MISFIT_SIGMA * np.sqrt(var_local) > np.log(model)
-    cont = np.where(misfit, local, model)
+    log_model, var_model, _theta = _fitted_log_continuum(power, f0_hz, df_hz, bins_per_resolution)
+    log_local, var_local = _local_log_continuum(power, f0_hz, df_hz, bins_per_resolution)
+    misfit = log_local - MODEL_MISFIT_SIGMA * np.sqrt(var_local) > log_model
+    cont = np.exp(np.where(misfit, log_local, log_model))
     var_log = np.where(misfit, var_local, var_model + MODEL_VAR_FLOOR)
     return cont, var_log
 
@@ -1281,16 +1511,14 @@ def condition_for_periodogram(
     ]
     if not cuts:
         return v
-    files = rows["file_name"].to_numpy()
     piece = np.searchsorted(np.sort(np.asarray(cuts)), t)
-    for fname in np.unique(files):
-        in_file = files == fname
-        ok = in_file & np.isfinite(v)
-        if not ok.any():
+    for in_file in file_rows(rows):
+        ok = in_file[np.isfinite(v[in_file])]
+        if not ok.size:
             continue
         level = np.median(v[ok])
         for k in np.unique(piece[ok]):
-            sel = ok & (piece == k)
+            sel = ok[piece[ok] == k]
             v[sel] += level - np.median(v[sel])
     return v
 
