@@ -622,7 +622,8 @@ def _map_units(
     (forkserver, as the fit) or on a Dask scheduler (``"local"`` or an address). Where processes
     run the units side by side, each unit's anomaly search keeps to one thread."""
     if scheduler is not None or workers > 1:
-        tasks = [replace(t, anomaly_threads=1) for t in tasks]
+        # largest units first: the pool's last minutes are not one long unit on one worker
+        tasks = sorted((replace(t, anomaly_threads=1) for t in tasks), key=lambda t: -t.n_frames)
     if scheduler is not None:
         yield from _map_dask(tasks, scheduler, workers)
     elif workers == 1:
