@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import psutil
 
+from .config import one_thread_libraries
 from .errors import SchedulerError
 
 POLL_S = 0.5
@@ -59,33 +60,13 @@ def end_workers(pool: object) -> None:
             pass
 
 
-#: Thread pools of the numerical libraries (OpenBLAS/MKL, OpenMP: finufft) in pool workers: one
-#: each, since the pool already runs one process per core; their own threads would only contend
-#: (measured: two analyse workers side by side spent ~12 % more CPU with OpenBLAS's default).
-ONE_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-@contextlib.contextmanager
-def _one_thread_libraries() -> Iterator[None]:
-    """Set :data:`ONE_THREAD_ENV` to 1 (where the user has not set them) for processes started
-    inside; this process's own libraries are already loaded and keep their threads."""
-    added = [name for name in ONE_THREAD_ENV if name not in os.environ]
-    for name in added:
-        os.environ[name] = "1"
-    try:
-        yield
-    finally:
-        for name in added:
-            os.environ.pop(name, None)
-
-
 def process_pool(workers: int, *, start: str = "forkserver", preload: str | None = None):
     """A ``ProcessPoolExecutor`` of ``workers`` processes that end with this one.
 
     ``start="forkserver"`` (the fit, the analyses): workers fork from a clean server that imported
     ``preload`` (the compiled kernels) once, so start-up is cheap and safe even when this process
     already runs threads (DuckDB, numba); the server starts with one thread per numerical library
-    (:data:`ONE_THREAD_ENV`). ``"fork"`` (ingest) copies this process.
+    (:data:`~fgsarchive.config.ONE_THREAD_ENV`). ``"fork"`` (ingest) copies this process.
     """
     ctx = multiprocessing.get_context(start)
     if preload is not None:
@@ -93,7 +74,7 @@ def process_pool(workers: int, *, start: str = "forkserver", preload: str | None
     if start == "forkserver":
         from multiprocessing import forkserver
 
-        with _one_thread_libraries():
+        with one_thread_libraries():
             forkserver.ensure_running()
     return cf.ProcessPoolExecutor(
         max_workers=workers, mp_context=ctx, initializer=exit_with_main, initargs=(os.getpid(),)

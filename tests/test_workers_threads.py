@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from fgsarchive.workers import ONE_THREAD_ENV, process_pool
+from fgsarchive.config import ONE_THREAD_ENV
+from fgsarchive.workers import process_pool
 
 
 def _thread_settings(_: int) -> dict[str, str | None]:
