@@ -768,7 +768,7 @@ class Bench:
             if "prepare_s" in c:
                 rows.append(
                     [
-                        "  (untimed, before: earlier spans' telemetry, events, stars), s",
+                        "  (untimed, before: earlier spans' telemetry, events, stars, analyses), s",
                         *blank,
                         f"{c['prepare_s']:.1f}",
                         "",
