@@ -176,3 +176,22 @@ def test_file_rows_equals_comparing_names(layout):
     for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g, w)
     assert file_rows(rows.head(0)) == []
+
+
+def test_spike_mask_equals_its_plain_definition():
+    """Compiled path (finite series) and NumPy path (with NaN) agree with |v - median of five| >
+    SPIKE_SIGMA x diff noise, written out here."""
+    from fgsarchive.analysis.anomalies import SPIKE_SIGMA
+    from fgsarchive.analysis.detrend import despike, diff_noise
+    from fgsarchive.analysis.periodogram import spike_mask
+
+    rng = np.random.default_rng(11)
+    v = rng.normal(0.0, 1.0, 5000)
+    hits = rng.choice(v.size, 40, replace=False)
+    v[hits] += rng.choice([-1, 1], hits.size) * rng.uniform(3, 30, hits.size)
+    expected = np.abs(v - despike(v)) > SPIKE_SIGMA * diff_noise(v)
+    got = spike_mask(v)
+    assert got.sum() >= 20 and np.array_equal(got, expected)
+    w = v.copy()
+    w[100:110] = np.nan
+    assert np.array_equal(spike_mask(w), np.abs(w - despike(w)) > SPIKE_SIGMA * diff_noise(w))

@@ -22,7 +22,7 @@ import numba
 import numpy as np
 import polars as pl
 
-from .anomalies import SPIKE_SIGMA, STEP_SUFFIXES, parameter_family
+from .anomalies import SPIKE_SIGMA, STEP_SUFFIXES, _despike, _diff_noise, parameter_family
 from .detrend import (
     DETREND_METHODS,
     DetrendMethod,
@@ -1506,10 +1506,16 @@ def spike_mask(v: np.ndarray) -> np.ndarray:
     outweighs a 0.1 % sinusoid and drags the periodogram's peak)."""
     if v.size < 5:
         return np.zeros(v.size, dtype=bool)
-    sigma = diff_noise(v)
+    finite = bool(np.isfinite(v).all())
+    sigma = _diff_noise(v) if finite else diff_noise(v)  # the same number; compiled if finite
     if not np.isfinite(sigma) or sigma <= 0:
         return np.zeros(v.size, dtype=bool)
-    return np.abs(v - despike(v)) > SPIKE_SIGMA * sigma
+    if not finite:
+        return np.abs(v - despike(v)) > SPIKE_SIGMA * sigma
+    x = np.ascontiguousarray(v, dtype=np.float64)
+    replaced = np.empty_like(x)
+    _despike(x, SPIKE_SIGMA * sigma, replaced)  # the median of five where beyond the threshold
+    return replaced != x
 
 
 #: Fluxes of fixed pixel masks, decorrelated from the pointing and PSF widths before their
