@@ -1417,23 +1417,36 @@ def instrumental_lines(
     star = np.unique(gs_ids, return_inverse=True)[1].astype(np.int64)
     half = np.log1p(rel_tol)
     alive = np.ones(logf.size, dtype=bool)
+    # each peak's window over all peaks (fixed); its count is over the peaks still alive
+    lo_all = np.searchsorted(logf, logf - half, side="left")
+    hi_all = np.searchsorted(logf, logf + half, side="right")
+    nstars = np.zeros(logf.size, dtype=np.int64)
+
+    def count(js: np.ndarray) -> None:
+        """Distinct stars among the alive peaks of the windows ``js`` (0 below min_stars
+        peaks: such a window cannot seed a line)."""
+        for j in js:
+            if not alive[j]:
+                nstars[j] = -1
+                continue
+            sel = np.flatnonzero(alive[lo_all[j] : hi_all[j]]) + lo_all[j]
+            nstars[j] = np.unique(star[sel]).size if sel.size >= min_stars else 0
+
+    count(np.arange(logf.size))
     lines = []
     while True:
-        idx = np.flatnonzero(alive)
-        if idx.size < min_stars:
+        if int(alive.sum()) < min_stars:
             break
-        lf = logf[idx]
-        lo = np.searchsorted(lf, lf - half, side="left")
-        hi = np.searchsorted(lf, lf + half, side="right")
-        # distinct stars per window (windows are short; loop only where enough peaks)
-        nstars = np.zeros(idx.size, dtype=np.int64)
-        for j in np.flatnonzero(hi - lo >= min_stars):
-            nstars[j] = np.unique(star[idx[lo[j] : hi[j]]]).size
-        best = int(np.lexsort((-power[idx], -nstars))[0])
-        if nstars[best] < min_stars:
+        # most stars, then most power, then the lowest frequency (a stable ordering)
+        best = int(np.lexsort((-power, -nstars))[0])
+        if not alive[best] or nstars[best] < min_stars:
             break
-        members = idx[lo[best] : hi[best]]
+        members = np.flatnonzero(alive[lo_all[best] : hi_all[best]]) + lo_all[best]
         alive[members] = False
+        # only windows reaching the removed peaks change their count
+        first = int(np.searchsorted(hi_all, members[0], side="right"))
+        last = int(np.searchsorted(lo_all, members[-1], side="right"))
+        count(np.arange(first, last))
         f = np.exp(logf[members])
         sids = gs_ids[members]
         lines.append(
