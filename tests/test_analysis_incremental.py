@@ -267,6 +267,34 @@ def test_changed_lines_relabel_old_peaks_and_rescore_every_star(at_once, tmp_pat
     _assert_same(clean, _tables(path))
 
 
+def test_a_changed_line_the_bins_cannot_see_rescores_only_the_new_units_stars(at_once, tmp_path):
+    """Lines above the binned visits' reach (``variability_lines``) change labels, not
+    variability: a high-frequency line that goes away relabels peaks, and only the recomputed
+    unit's star is rescored; every table still equals the clean run's."""
+    from fgsarchive.analysis.variables import LINE_REACH_BINS
+
+    _, once_path, _ = at_once
+    path = _copy(once_path, tmp_path / "copy")
+    clean = _tables(path)
+    db = Database(path)
+    high = 1.7  # Hz, far above LINE_REACH_BINS / bin_s
+    assert high > LINE_REACH_BINS / incremental.AnalyseOptions().bin_s
+    with db.writer() as con:
+        con.execute(
+            "INSERT INTO instrumental_lines (line_id, frequency_hz, period_s, n_stars) "
+            "VALUES (99, ?, ?, 5)",
+            [high, 1.0 / high],
+        )
+        con.execute("DELETE FROM analysis_units WHERE program = 2079 AND visit = 1")
+        (n_stars_unit,) = con.execute(
+            "SELECT count(DISTINCT gs_id) FROM files WHERE program = 2079 AND visit = 1"
+        ).fetchone()
+    report = run_all_analyses(db).units
+    assert report.units_computed >= 1 and report.lines_changed
+    assert report.stars_rescored == n_stars_unit < clean["variability"].height
+    _assert_same(clean, _tables(path))
+
+
 def test_new_events_refresh_the_cross_match_without_reading_frames(at_once, tmp_path):
     _, once_path, _ = at_once
     path = _copy(once_path, tmp_path / "copy")

@@ -176,3 +176,81 @@ def test_file_rows_equals_comparing_names(layout):
     for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g, w)
     assert file_rows(rows.head(0)) == []
+
+
+def test_spike_mask_equals_its_plain_definition():
+    """Compiled path (finite series) and NumPy path (with NaN) agree with |v - median of five| >
+    SPIKE_SIGMA x diff noise, written out here."""
+    from fgsarchive.analysis.anomalies import SPIKE_SIGMA
+    from fgsarchive.analysis.detrend import despike, diff_noise
+    from fgsarchive.analysis.periodogram import spike_mask
+
+    rng = np.random.default_rng(11)
+    v = rng.normal(0.0, 1.0, 5000)
+    hits = rng.choice(v.size, 40, replace=False)
+    v[hits] += rng.choice([-1, 1], hits.size) * rng.uniform(3, 30, hits.size)
+    expected = np.abs(v - despike(v)) > SPIKE_SIGMA * diff_noise(v)
+    got = spike_mask(v)
+    assert got.sum() >= 20 and np.array_equal(got, expected)
+    w = v.copy()
+    w[100:110] = np.nan
+    assert np.array_equal(spike_mask(w), np.abs(w - despike(w)) > SPIKE_SIGMA * diff_noise(w))
+
+
+def _lines_reference(peaks: pl.DataFrame, rel_tol: float, min_stars: int) -> list[tuple]:
+    """The greedy line clustering written out plainly: every window recounted every round."""
+    df = peaks.filter(pl.col("fap") <= 0.01).sort("frequency_hz")
+    logf = np.log(df["frequency_hz"].to_numpy())
+    power = df["power"].to_numpy()
+    star = np.unique(df["gs_id"].to_numpy(), return_inverse=True)[1]
+    half = np.log1p(rel_tol)
+    alive = np.ones(logf.size, dtype=bool)
+    out = []
+    while True:
+        idx = np.flatnonzero(alive)
+        if idx.size < min_stars:
+            break
+        lf = logf[idx]
+        lo = np.searchsorted(lf, lf - half, side="left")
+        hi = np.searchsorted(lf, lf + half, side="right")
+        nstars = np.array(
+            [
+                np.unique(star[idx[a:b]]).size if b - a >= min_stars else 0
+                for a, b in zip(lo, hi, strict=True)
+            ]
+        )
+        best = int(np.lexsort((-power[idx], -nstars))[0])
+        if nstars[best] < min_stars:
+            break
+        members = idx[lo[best] : hi[best]]
+        alive[members] = False
+        f = np.exp(logf[members])
+        out.append((float(np.median(f)), int(np.unique(star[members]).size), int(members.size)))
+    return sorted(out, key=lambda r: (-r[1], r[0]))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_instrumental_lines_equal_the_plain_greedy_clustering(seed):
+    """Counts updated only where peaks were removed give the lines of recounting everything."""
+    from fgsarchive.analysis.periodogram import instrumental_lines
+
+    rng = np.random.default_rng(seed)
+    n = 3000
+    true_lines = rng.uniform(0.01, 5.0, 25)
+    freq = np.where(
+        rng.random(n) < 0.6,
+        rng.choice(true_lines, n) * (1 + rng.normal(0, 0.003, n)),
+        rng.uniform(0.005, 7.0, n),
+    )
+    peaks = pl.DataFrame(
+        {
+            "gs_id": rng.choice([f"S{i}" for i in range(40)], n),
+            "frequency_hz": freq,
+            "power": rng.uniform(0, 1, n).round(2),  # ties, as the lexsort must break them
+            "fap": rng.choice([1e-5, 1e-3, 0.5], n),
+        }
+    )
+    got = instrumental_lines(peaks, rel_tol=0.01, min_stars=3, max_fap=0.01)
+    expected = _lines_reference(peaks, 0.01, 3)
+    assert len(expected) >= 10
+    assert list(zip(got["frequency_hz"], got["n_stars"], got["n_peaks"], strict=True)) == expected

@@ -176,3 +176,19 @@ def test_batched_rows_equal_one_row_at_a_time(monkeypatch):
     one = periodogram_series(t, y, detrend="none", significance="white")
     assert whole.backend == one.backend == "fft"
     np.testing.assert_allclose(whole.power, one.power, atol=1e-12, rtol=0)
+
+
+def test_few_missing_samples_share_the_all_samples_window(monkeypatch):
+    """Series missing up to FFT_DIRECT_MISSING samples use the all-samples window corrected by
+    direct sums over what they miss; one missing more gets a window of its own; all exact."""
+    t, y = runs([2500, 1800, 2200], [0.0, 360.013, 622.251], seed=3)
+    rng = np.random.default_rng(4)
+    y = np.vstack([y, rng.normal(0, 1.0, (2, t.size))])  # 5 series
+    limit = pg.FFT_DIRECT_MISSING
+    for row, count in zip(range(1, 5), (1, 7, limit, limit + 1), strict=True):
+        y[row, rng.choice(t.size, count, replace=False)] = np.nan
+    shared, own = pg._window_masks(np.isfinite(y))
+    assert shared.tolist() == [True, True, True, True, False] and own == 1
+    monkeypatch.setattr(pg, "FFT_COST_RATIO", 100.0)
+    res = periodogram_series(t, y, detrend="none", significance="white")
+    check_exact(t, y, res)

@@ -72,6 +72,7 @@ from .variables import (
     VARIABILITY_SCHEMA,
     variability_bins,
     variability_from_bins,
+    variability_lines,
 )
 
 log = logging.getLogger(__name__)
@@ -840,11 +841,15 @@ def _update_archive_wide(
         old_lines = _table(db, con, "analysis/lines")
         lines, _ = _store_lines(db, con)
         report.lines_changed = _lines_key(old_lines) != _lines_key(lines)
+        # only lines low enough to reach the binned visits change a star's variability
+        var_lines_changed = _lines_key(variability_lines(old_lines, options.bin_s)) != _lines_key(
+            variability_lines(lines, options.bin_s)
+        )
         t = _add_lap(report.seconds, "wide_lines", t)
         star_meta = _table(db, con, "analysis/star_units")
         stored_var = _table(db, con, "analysis/variability_all")
         all_stars = set(star_meta["gs_id"].to_list())
-        if rescore_all or report.lines_changed or stored_var.is_empty():
+        if rescore_all or var_lines_changed or stored_var.is_empty():
             todo = all_stars
         else:
             todo = (pending_stars | set(gone["gs_id"].drop_nulls().to_list())) & all_stars

@@ -227,6 +227,21 @@ def variability_bins(
     return bins.select([pl.col(c).cast(t) for c, t in BIN_SCHEMA.items()]), n_frames
 
 
+LINE_REACH_BINS = 2.0
+"""Instrumental lines count for the variability of binned visits only below this many times
+their bin frequency (``variability_lines``): they are fitted out up to the bin Nyquist
+(0.5 / bin_s) and label binned peaks, which lie below it; the pointing lines at 0.5-2 Hz never
+touch 10-s bins."""
+
+
+def variability_lines(lines: pl.DataFrame | None, bin_s: float) -> pl.DataFrame | None:
+    """The instrumental lines that can change the variability of visits binned in ``bin_s``
+    seconds (below ``LINE_REACH_BINS / bin_s``): a line elsewhere changing does not rescore."""
+    if lines is None:
+        return None
+    return lines.filter(pl.col("frequency_hz") < LINE_REACH_BINS / float(bin_s))
+
+
 def variability_from_bins(
     bins: pl.DataFrame,
     n_frames: pl.DataFrame,
@@ -244,6 +259,7 @@ def variability_from_bins(
     )
     if bins.height == 0:
         return pl.DataFrame(schema=VARIABILITY_SCHEMA)
+    lines = variability_lines(lines, bin_s)
     if lines is not None and lines.height:
         bins = _remove_lines(bins, lines["frequency_hz"].cast(pl.Float64).to_numpy(), bin_s)
     # centre each visit on its binned mean, consecutive-bin differences within a visit
