@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fgsarchive.testing.noise import CADENCE_S, guide_period_times, make_noise
+from fgsarchive.testing.noise import noisy_visit
 
 BASELINE = "b74d062"
 """The revision before the faster anomaly search (issue 15 item 4)."""
@@ -56,18 +56,7 @@ def visits(n_frames: int, seed: int) -> list[tuple[np.ndarray, dict[str, np.ndar
     out, total = [], 0
     while total < n_frames:
         kind = KINDS[len(out) % len(KINDS)]
-        parts, keeps, start = [], [], 0.0
-        for _ in range(int(rng.integers(2, 5))):
-            t, keep = guide_period_times(rng, int(rng.integers(2000, 15001)))
-            parts.append(t + start)
-            keeps.append(keep)
-            start += keep.size * CADENCE_S + 30.0
-            keeps.append(np.zeros(int(30.0 / CADENCE_S), dtype=bool))
-        t, keep = np.concatenate(parts), np.concatenate(keeps)
-        series = {}
-        for name, (level, noise, relative) in LEVELS.items():
-            x = noise * make_noise(kind, keep.size, rng)[keep]
-            series[name] = level * (1 + x) if relative else level + x
+        t, series = noisy_visit(kind, rng, LEVELS, pause_s=30.0)
         i0 = int(rng.integers(500, t.size - 1000))
         series["flux"][i0 : i0 + 150] *= 0.99
         series["x_mean"][i0 + 600 :] += 0.05

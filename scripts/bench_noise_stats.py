@@ -37,8 +37,8 @@ from fgsarchive.testing.noise import (
     HELD_OUT_KINDS,
     NOISE_KINDS,
     gapped_series,
-    guide_period_times,
     make_noise,
+    noisy_visit,
 )
 
 LEVELS = {"flux": (1e5, 0.003, True), "x_mean": (3.5, 0.01, False), "x_stddev": (0.64, 0.01, True)}
@@ -72,19 +72,7 @@ def guide_period_series(kind: str, rng: np.random.Generator):
     """(time_s, {name: values}) of one visit (2-4 guide periods of 2k-15k frames, each in 2-6
     segments) with the kind's noise in every series; one ``detect_anomalies`` call, as the
     archive makes per guide star and visit."""
-    parts, keeps, start = [], [], 0.0
-    for _ in range(int(rng.integers(2, 5))):  # a visit: 2-4 guide periods, 60 s apart
-        t, keep = guide_period_times(rng, int(rng.integers(2000, 15001)))
-        parts.append(t + start)
-        keeps.append(keep)
-        start += keep.size * CADENCE_S + 60.0
-        keeps.append(np.zeros(int(60.0 / CADENCE_S), dtype=bool))
-    t, keep = np.concatenate(parts), np.concatenate(keeps)
-    series = {}
-    for name, (level, noise, relative) in LEVELS.items():
-        x = noise * make_noise(kind, keep.size, rng)[keep]
-        series[name] = level * (1 + x) if relative else level + x
-    return t, series
+    return noisy_visit(kind, rng, LEVELS)
 
 
 def anomaly_rates(kind: str, hours: float, seed: int) -> dict[str, float]:

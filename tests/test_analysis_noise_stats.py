@@ -15,8 +15,9 @@ from fgsarchive.analysis.periodogram import periodogram_series
 from fgsarchive.testing.noise import (
     CADENCE_S,
     gapped_series,
-    guide_period_times,
     make_noise,
+    noisy_visit,
+    visit_times,
 )
 
 N_SERIES = 60
@@ -64,29 +65,13 @@ def test_sinusoids_are_found_on_red_noise(kind):
     assert hits >= 18
 
 
-def _visit_times(rng: np.random.Generator):
-    parts, keeps, start = [], [], 0.0
-    for _ in range(int(rng.integers(2, 5))):
-        t, keep = guide_period_times(rng, int(rng.integers(2000, 15001)))
-        parts.append(t + start)
-        keeps.append(keep)
-        start += keep.size * CADENCE_S + 60.0
-        keeps.append(np.zeros(int(60.0 / CADENCE_S), dtype=bool))
-    return np.concatenate(parts), np.concatenate(keeps)
-
-
 LEVELS = {"flux": (1e5, 0.003, True), "x_mean": (3.5, 0.01, False), "x_stddev": (0.64, 0.01, True)}
 
 
 def _guide_period(kind: str, rng: np.random.Generator):
     """A visit of 2-4 guide periods of 2k-15k frames, each in 2-6 segments (one call of
     ``detect_anomalies``, as the archive makes per guide star and visit)."""
-    t, keep = _visit_times(rng)
-    series = {}
-    for name, (level, noise, relative) in LEVELS.items():
-        x = noise * make_noise(kind, keep.size, rng)[keep]
-        series[name] = level * (1 + x) if relative else level + x
-    return t, series
+    return noisy_visit(kind, rng, LEVELS)
 
 
 @pytest.mark.parametrize("noise_pooling", [True, False])
@@ -162,7 +147,7 @@ def test_jitter_burst_recall(kind):
     rng = np.random.default_rng(17)
     hits = 0
     for _ in range(10):
-        t, keep = _visit_times(rng)
+        t, keep = visit_times(rng)
         series = {
             nm: 3.5 + 0.01 * make_noise(kind, keep.size, rng)[keep] for nm in ("x_mean", "y_mean")
         }

@@ -26,6 +26,8 @@ __all__ = [
     "power_law",
     "make_noise",
     "guide_period_times",
+    "visit_times",
+    "noisy_visit",
     "GappedSeries",
     "gapped_series",
 ]
@@ -154,6 +156,39 @@ def guide_period_times(
         keep[pos : pos + length] = True
         pos += length + (gaps[i] if i < gaps.size else 0)
     return np.flatnonzero(keep) * cadence_s, keep
+
+
+def visit_times(
+    rng: np.random.Generator, *, pause_s: float = 60.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frame times (s) of a visit of 2-4 guide periods of 2k-15k frames (each in 2-6 segments,
+    ``guide_period_times``) ``pause_s`` apart, and their mask on the continuous cadence grid."""
+    parts, keeps, start = [], [], 0.0
+    for _ in range(int(rng.integers(2, 5))):
+        t, keep = guide_period_times(rng, int(rng.integers(2000, 15001)))
+        parts.append(t + start)
+        keeps.append(keep)
+        start += keep.size * CADENCE_S + pause_s
+        keeps.append(np.zeros(int(pause_s / CADENCE_S), dtype=bool))
+    return np.concatenate(parts), np.concatenate(keeps)
+
+
+def noisy_visit(
+    kind: NoiseKind | str,
+    rng: np.random.Generator,
+    levels: dict[str, tuple[float, float, bool]],
+    *,
+    pause_s: float = 60.0,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(time_s, {name: values}) of one visit (``visit_times``) with the kind's noise in every
+    series; ``levels``: name -> (level, per-frame noise, noise relative to the level). One
+    ``detect_anomalies`` call, as the archive makes per guide star and visit."""
+    t, keep = visit_times(rng, pause_s=pause_s)
+    series = {}
+    for name, (level, noise, relative) in levels.items():
+        x = noise * make_noise(kind, keep.size, rng)[keep]
+        series[name] = level * (1 + x) if relative else level + x
+    return t, series
 
 
 @dataclass(frozen=True)
