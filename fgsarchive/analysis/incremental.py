@@ -245,7 +245,7 @@ def _lap(seconds: dict[str, float], name: str, t: float) -> float:
 #: Bump when the anomaly search changes: every unit is recomputed by the next ``analyse``.
 ANOMALY_METHOD_VERSION = 1
 #: Bump when the periodogram (grid, conditioning, peaks) changes.
-PERIODOGRAM_METHOD_VERSION = 2
+PERIODOGRAM_METHOD_VERSION = 3
 #: Bump when the variability bins (masking, normalisation, binning) change.
 VARIABILITY_METHOD_VERSION = 1
 #: Units whose results one write transaction stores (each batch is a resume point).

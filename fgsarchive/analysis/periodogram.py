@@ -937,7 +937,9 @@ def periodogram_series(
     if grid is not None and not _fft_pays(grid, finite):
         grid = None
     if grid is not None:
-        m_fft, m0, nf = _fft_frequencies(grid.dt, baseline, samples_per_peak, f0, f1, fmax_hz)
+        m_fft, m0, nf = _fft_frequencies(
+            grid.dt, baseline, samples_per_peak, f0, f1, fmax_hz, nearest_start=fmin_hz is None
+        )
         df = 1.0 / (m_fft * grid.dt)
         f0, f_last = m0 * df, (m0 + nf - 1) * df
         spp = 1.0 / (df * baseline)  # the grid's points per resolution element
@@ -1331,21 +1333,30 @@ def _window_terms(z1: np.ndarray, z2: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def _fft_frequencies(
-    dt: float, baseline: float, samples_per_peak: float, f0: float, f1: float, fmax_hz
+    dt: float,
+    baseline: float,
+    samples_per_peak: float,
+    f0: float,
+    f1: float,
+    fmax_hz,
+    *,
+    nearest_start: bool = False,
 ) -> tuple[int, int, int]:
     """FFT length M and the grid ``(m0 + arange(nf)) / (M * dt)`` covering ``f0 .. f1`` (Hz).
 
     M is a fast FFT length >= ``samples_per_peak * baseline / dt`` (so the spacing is at most the
-    one asked for); m0 the first point >= ``f0``; the last point <= ``f1``, and strictly below
-    the Nyquist frequency ``1 / (2 dt)`` when ``fmax_hz`` is not given or is that frequency
-    (the sine term vanishes there on one regular run).
+    one asked for); m0 the first point >= ``f0`` (``nearest_start``: the point nearest ``f0``,
+    for the default 1 / baseline: the grid then starts where today's does, within a fraction
+    of a percent, and the resolution elements of the continuum fall where they did); the last
+    point <= ``f1``, and strictly below the Nyquist frequency ``1 / (2 dt)`` when ``fmax_hz`` is
+    not given or is that frequency (the sine term vanishes there on one regular run).
     """
     from scipy.fft import next_fast_len
 
     # 11-smooth: within ~0.1 % of the spacing asked for, as fast as 5-smooth at these sizes
     m_fft = int(next_fast_len(max(4, int(round(samples_per_peak * baseline / dt)))))
     df = 1.0 / (m_fft * dt)
-    m0 = max(1, int(np.ceil(f0 / df - 1e-9)))
+    m0 = max(1, int(np.rint(f0 / df)) if nearest_start else int(np.ceil(f0 / df - 1e-9)))
     m1 = int(np.floor(f1 / df + 1e-9))
     if fmax_hz is None or f1 * dt <= 0.5 * (1 + 1e-6):  # up to (not at) Nyquist
         m1 = min(m1, (m_fft - 1) // 2)
