@@ -1251,6 +1251,7 @@ def fft_lombscargle(
         key = b"shared" if shared[i] else np.packbits(finite[i]).tobytes()
         groups.setdefault(key, []).append(i)
     tau = grid.index * grid.dt + rel_phase[grid.offset_class]  # s, the times the DFTs use
+    df_grid = 1.0 / (m_fft * grid.dt)  # Hz, the grid's spacing
     # (series whose mask, -1) is that mask's window row; (i, i) is series i
     jobs = [job for g in groups.values() for job in [(g[0], -1)] + [(i, i) for i in g]]
     per_row = 8 * (2 * m_fft + 6 * nf) + 8 * y.shape[1]
@@ -1281,12 +1282,18 @@ def fft_lombscargle(
         for r, (i, series) in enumerate(chunk):
             z = z1[pos[r]]
             if series < 0:
-                window = (z, z2[pos[r]]) if shared[i] else _window_terms(z, z2[pos[r]])
+                # the shared window: its unscaled DFTs, and (once asked) the terms of a series
+                # missing nothing, which every such series uses
+                window = [z, z2[pos[r]], None] if shared[i] else _window_terms(z, z2[pos[r]])
                 continue
-            if shared[series]:
-                a, b, ab = _shared_window(window, finite[series], tau, 1.0 / (m_fft * grid.dt), m0)
-            else:
+            if not shared[series]:
                 a, b, ab = window
+            elif finite[series].all():
+                if window[2] is None:
+                    window[2] = _shared_window(window[:2], finite[series], tau, df_grid, m0)
+                a, b, ab = window[2]
+            else:
+                a, b, ab = _shared_window(window[:2], finite[series], tau, df_grid, m0)
             yc, ys = z.real, z.imag  # YS = -Im z; its sign cancels in the products below
             power[series] = (a * yc * yc + b * ys * ys - ab * yc * ys) / yy[r] if yy[r] > 0 else 0.0
         del z1, z2
