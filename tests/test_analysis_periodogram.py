@@ -284,3 +284,20 @@ def test_fitted_continuum_recovers_a_known_red_spectrum():
     assert np.median(cont_w) == pytest.approx(1.0, rel=0.03)
     assert np.max(np.abs(np.log(cont_w))) < 0.1  # flat (leave-out refits move the lowest a little)
     assert theta_w[1] <= np.log(np.median(cont_w)) - 20  # red amplitude at its lower bound
+
+
+def test_baluev_fap_matches_astropy_over_the_power_range():
+    # the direct formula against astropy's fap_baluev, from pure noise to strong lines
+    from fgsarchive.analysis.periodogram import _baluev_fap
+
+    rng = np.random.default_rng(3)
+    t = np.sort(rng.uniform(0, 600, 2_000))
+    y = rng.normal(size=t.size)
+    z = np.array([0.0, 1e-4, 2e-3, 5e-3, 0.01, 0.05, 0.3, 0.9])
+    from astropy.timeseries.periodograms.lombscargle import _statistics
+
+    # (LombScargle.false_alarm_probability takes fmax from its own grid, below 7.8 Hz here)
+    ref = _statistics.fap_baluev(z, 7.8, t, y, 1.0, normalization="standard")
+    got = _baluev_fap(t, y, z, 0.01, 7.8)
+    assert got[0] == 1.0 and got[-1] < 1e-300 + 1e-250
+    np.testing.assert_allclose(got, np.clip(ref, 0, 1), rtol=1e-9, atol=1e-300)

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 import polars as pl
-from scipy.stats import norm
 
 from .detrend import (
     MAD_TO_SIGMA,
@@ -40,6 +39,7 @@ from .detrend import (
     median_inplace,
     split_segments,
 )
+from .tails import chi2_ppf, norm_isf, norm_sf, student_t_isf
 
 __all__ = [
     "BOX_WIDTHS_S",
@@ -300,7 +300,7 @@ def local_threshold(min_sigma: float, width: int, frames_per_hour: float) -> flo
     At 64 ms and min_sigma = 5: 6.5 sigma for 8-frame windows, 5.6 sigma for 2000 frames.
     """
     n_trials = max(1.0, frames_per_hour / max(1, width))
-    return float(max(min_sigma, norm.isf(norm.sf(min_sigma) / n_trials)))
+    return float(max(min_sigma, norm_isf(norm_sf(min_sigma) / n_trials)))
 
 
 def _empty_detections(noise: float) -> ParameterDetections:
@@ -578,14 +578,12 @@ def small_sample_factor(min_sigma: float, width: int, frames_per_hour: float, n_
     local threshold keeps its false-alarm rate: ``t.isf(q, nu) / norm.isf(q)``, ``nu =
     MAD_EFFICIENCY * n_ind``, q the per-trial tail of the local threshold (``local_threshold``).
     Infinite below 2 degrees of freedom (nothing is detected at that scale)."""
-    from scipy.stats import t as student_t
-
     nu = MAD_EFFICIENCY * float(n_ind)
     if nu < 2.0:
         return float("inf")
     u = local_threshold(min_sigma, width, frames_per_hour)
-    q = norm.sf(u)
-    return float(student_t.isf(q, nu) / u)
+    q = float(norm_sf(u))
+    return float(student_t_isf(q, nu) / u)
 
 
 MIN_NOISE_DOF = 30.0
@@ -603,12 +601,10 @@ def upper_scale_factor(n_ind: float, quantile: float = MEASURED_QUANTILE) -> flo
     """Upper confidence of a noise scale measured from ``n_ind`` independent samples, as a
     factor of the measured scale: ``sqrt(nu / chi2.ppf(1 - quantile, nu))``, ``nu =
     MAD_EFFICIENCY * n_ind``; NaN below 2 degrees of freedom (too few to say anything)."""
-    from scipy.stats import chi2
-
     nu = MAD_EFFICIENCY * float(n_ind)
     if nu < 2.0:
         return float("nan")
-    return float(np.sqrt(nu / chi2.ppf(1.0 - quantile, nu)))
+    return float(np.sqrt(nu / chi2_ppf(1.0 - quantile, nu)))
 
 
 def _white_of(key: tuple) -> float:

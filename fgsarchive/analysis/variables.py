@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-from scipy.stats import norm
 
 from .detrend import MAD_TO_SIGMA
 from .periodogram import MIN_POINTS, label_instrumental, periodogram_series
+from .tails import norm_isf
 
 __all__ = [
     "variability_stats",
@@ -306,7 +306,7 @@ def variability_from_bins(
         (pl.col("skew").abs() / (6.0 / n).sqrt()).alias("z_skew"),
         pl.Series(
             "z_period",
-            norm.isf(np.clip(out["best_fap"].fill_null(1.0).to_numpy(), 1e-300, 1.0)),
+            norm_isf(np.clip(out["best_fap"].fill_null(1.0).to_numpy(), 1e-300, 1.0)),
         ).clip(lower_bound=0.0),
     )
     comps = ["z_excess", "z_eta", "z_skew", "z_period"]
