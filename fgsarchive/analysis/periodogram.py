@@ -1292,61 +1292,72 @@ def fft_lombscargle(
         for r, (i, series) in enumerate(chunk):
             z = z1[pos[r]]
             if series < 0:
-                # the shared window: its unscaled DFTs, and (once asked) the terms of a series
-                # missing nothing, which every such series uses
-                window = [z, z2[pos[r]], None] if shared[i] else _window_terms(z, z2[pos[r]])
+                # this mask's window DFTs at w and 2w: unscaled for the shared window (a series
+                # then subtracts what it misses and divides by its count), else scaled weights
+                window = (z, z2[pos[r]], 1.0 if not shared[i] else None)
                 continue
-            if not shared[series]:
-                a, b, ab = window
-            elif finite[series].all():
-                if window[2] is None:
-                    window[2] = _shared_window(window[:2], finite[series], tau, df_grid, m0)
-                a, b, ab = window[2]
-            else:
-                a, b, ab = _shared_window(window[:2], finite[series], tau, df_grid, m0)
-            yc, ys = z.real, z.imag  # YS = -Im z; its sign cancels in the products below
-            power[series] = (a * yc * yc + b * ys * ys - ab * yc * ys) / yy[r] if yy[r] > 0 else 0.0
+            s1, s2, count = window
+            missing = _NO_SUMS
+            if count is None:  # the shared all-samples window
+                count = float(finite[series].sum())
+                lost = np.flatnonzero(~finite[series])
+                if lost.size:
+                    missing = np.zeros((2, nf), dtype=np.complex128)
+                    _missing_sums(tau[lost], df_grid, m0, nf, missing[0], missing[1])
+            _fft_power(z, s1, s2, missing, count, yy[r], power[series])
         del z1, z2
     return power
 
 
-def _shared_window(
-    window: tuple[np.ndarray, np.ndarray], ok: np.ndarray, tau: np.ndarray, df: float, m0: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Window terms of a series from the all-samples DFTs (unscaled, at w and 2w) minus direct
-    sums over the samples it misses (``_missing_sums``), scaled by its own count."""
-    s1, s2 = window
-    missing = np.flatnonzero(~ok)
-    if missing.size:
-        d1 = np.zeros(s1.size, dtype=np.complex128)
-        d2 = np.zeros(s1.size, dtype=np.complex128)
-        _missing_sums(tau[missing], df, m0, s1.size, d1, d2)
-        s1, s2 = s1 - d1, s2 - d2
-    n = float(ok.sum())
-    return _window_terms(s1 / n, s2 / n)
+_NO_SUMS = np.zeros((2, 0), dtype=np.complex128)
+"""No direct sums to subtract (a series with the window of its own mask, or missing nothing)."""
 
 
-def _window_terms(z1: np.ndarray, z2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Coefficients (a, b, ab) with power = (a YC^2 + b YS^2 - ab YC YS) / YY, from the weights'
-    DFTs at w (z1) and 2w (z2): SS/D, CC/D, 2 CS/D of the mean-subtracted window."""
-    c, s = z1.real, -z1.imag
-    cc = 0.5 * (1.0 + z2.real) - c * c
-    ss = 0.5 * (1.0 - z2.real) - s * s
-    cs = -0.5 * z2.imag - c * s
-    det = cc * ss - cs * cs
-    # the series' YS is taken as +Im z (sign flipped), so the cross term's sign flips too
-    with np.errstate(divide="ignore", invalid="ignore"):
-        # where one term vanishes on every sample (the sine at the Nyquist frequency of one
-        # regular run), the least-squares fit is of the other term alone
-        deg = det <= 1e-10 * (cc + ss) ** 2
-        a, b, ab = ss / det, cc / det, -2.0 * cs / det
-        if deg.any():
-            cos_only = deg & (cc >= ss) & (cc > 1e-12)
-            sin_only = deg & (cc < ss) & (ss > 1e-12)
-            a[deg], b[deg], ab[deg] = 0.0, 0.0, 0.0
-            a[cos_only] = 1.0 / cc[cos_only]
-            b[sin_only] = 1.0 / ss[sin_only]
-    return a, b, ab
+@numba.njit(cache=True, nogil=True)
+def _fft_power(z, s1, s2, missing, count, yy, out):  # pragma: no cover - compiled
+    """Floating-mean Lomb-Scargle power of one series from its weighted-value DFT ``z`` and its
+    window's DFTs at w (``s1``) and 2w (``s2``), in one pass (no temporaries per series).
+
+    The window is ``(s - missing) / count``: the all-samples window minus the direct sums over the
+    samples the series misses (``missing[0]``, ``missing[1]``; empty: none), over its count; a
+    mask's own window is given scaled (count 1). Its mean-subtracted sums give the coefficients
+    with power ``= (a YC^2 + b YS^2 - ab YC YS) / YY``: ``a = SS/D``, ``b = CC/D``,
+    ``ab = 2 CS/D`` (the series' YS is taken as +Im z, so the cross term's sign flips).  Where one
+    term vanishes on every sample (the sine at the Nyquist frequency of one regular run), the
+    least-squares fit is of the other term alone."""
+    has_missing = missing.shape[1] > 0
+    for j in range(z.size):
+        w1 = s1[j]
+        w2 = s2[j]
+        if has_missing:
+            w1 = w1 - missing[0, j]
+            w2 = w2 - missing[1, j]
+        c = w1.real / count
+        s = -(w1.imag / count)
+        c2 = w2.real / count
+        s2j = w2.imag / count
+        cc = 0.5 * (1.0 + c2) - c * c
+        ss = 0.5 * (1.0 - c2) - s * s
+        cs = -0.5 * s2j - c * s
+        det = cc * ss - cs * cs
+        if det <= 1e-10 * (cc + ss) ** 2:
+            a = 0.0
+            b = 0.0
+            ab = 0.0
+            if cc >= ss and cc > 1e-12:
+                a = 1.0 / cc
+            elif cc < ss and ss > 1e-12:
+                b = 1.0 / ss
+        else:
+            a = ss / det
+            b = cc / det
+            ab = -2.0 * cs / det
+        if yy > 0:
+            yc = z[j].real
+            ys = z[j].imag
+            out[j] = (a * yc * yc + b * ys * ys - ab * yc * ys) / yy
+        else:
+            out[j] = 0.0
 
 
 def _fft_frequencies(
