@@ -142,6 +142,16 @@ class PeriodogramResult:
         return self.power[self.names.index(name)]
 
 
+def local_maxima(power: np.ndarray) -> np.ndarray:
+    """Indices of the interior bins higher than their left neighbour and not lower than their
+    right one (the candidates of :func:`find_peaks`)."""
+    p = np.asarray(power, dtype=np.float64)
+    if p.size < 3:
+        return np.empty(0, dtype=np.int64)
+    inner = p[1:-1]
+    return np.flatnonzero((inner > p[:-2]) & (inner >= p[2:]) & np.isfinite(inner)) + 1
+
+
 def find_peaks(
     power: np.ndarray,
     n_peaks: int,
@@ -150,12 +160,14 @@ def find_peaks(
     sidelobe_factor: float = SIDELOBE_FACTOR,
     order: np.ndarray | None = None,
     envelope: np.ndarray | None = None,
+    candidates: np.ndarray | None = None,
 ) -> np.ndarray:
     """Indices of the ``n_peaks`` strongest local maxima of ``power``, strongest first.
 
     ``order``: rank the maxima by these values instead (e.g. their significance);
     ``envelope``: values the side-lobe test below compares (default ``power``; e.g. the power
-    over its local continuum).
+    over its local continuum); ``candidates``: the local maxima (:func:`local_maxima`), with
+    ``order`` and ``envelope`` then given at those bins only (a spectrum's other bins need none).
 
     A local maximum is an interior bin higher than its left neighbour and not lower than its right
     one.  Going down in power, a maximum at ``x`` resolution elements (``bins_per_resolution``
@@ -166,25 +178,27 @@ def find_peaks(
     p = np.asarray(power, dtype=np.float64)
     if p.size < 3 or n_peaks < 1:
         return np.empty(0, dtype=np.int64)
-    rank = p if order is None else np.asarray(order, dtype=np.float64)
-    inner = p[1:-1]
-    cand = np.flatnonzero((inner > p[:-2]) & (inner >= p[2:]) & np.isfinite(inner)) + 1
-    p = p if envelope is None else np.asarray(envelope, dtype=np.float64)
+    if candidates is None:
+        cand = local_maxima(p)
+        rank = p[cand] if order is None else np.asarray(order, dtype=np.float64)[cand]
+        env = p[cand] if envelope is None else np.asarray(envelope, dtype=np.float64)[cand]
+    else:
+        cand = np.asarray(candidates, dtype=np.int64)
+        rank = p[cand] if order is None else np.asarray(order, dtype=np.float64)
+        env = p[cand] if envelope is None else np.asarray(envelope, dtype=np.float64)
     if cand.size == 0:
         return np.empty(0, dtype=np.int64)
     m = min(cand.size, max(1000, 50 * n_peaks))
     while True:
-        if m < cand.size:
-            top = cand[np.argpartition(-rank[cand], m - 1)[:m]]
-        else:
-            top = cand
+        # positions in ``cand``, strongest first
+        top = np.argpartition(-rank, m - 1)[:m] if m < cand.size else np.arange(cand.size)
         top = top[np.argsort(-rank[top], kind="stable")]
-        kept: list[int] = []
+        kept: list[int] = []  # positions in ``cand``
         for i in top:
             ok = True
             for j in kept:
-                x = abs(int(i) - j) / bins_per_resolution
-                if x < 1.0 or p[i] < p[j] * sidelobe_factor / (np.pi * x) ** 2:
+                x = abs(int(cand[i]) - int(cand[j])) / bins_per_resolution
+                if x < 1.0 or env[i] < env[j] * sidelobe_factor / (np.pi * x) ** 2:
                     ok = False
                     break
             if ok:
@@ -192,7 +206,7 @@ def find_peaks(
                 if len(kept) == n_peaks:
                     break
         if len(kept) == n_peaks or m >= cand.size:
-            return np.asarray(kept, dtype=np.int64)
+            return cand[np.asarray(kept, dtype=np.int64)]
         m = min(cand.size, 8 * m)
 
 
@@ -990,14 +1004,19 @@ def periodogram_series(
             cont, var_log = measure(power[i], f0, df, spp)
             continuum[i] = cont
             continuum_var[i] = var_log
-            cont = continuum[i].astype(np.float64)
-            var_log = continuum_var[i].astype(np.float64)
-            ratio = power[i] / cont
+            # the stored (float32) values, at the local maxima only: the peaks are among them
+            cand = local_maxima(power[i])
+            cont = continuum[i, cand].astype(np.float64)
+            var_log = continuum_var[i, cand].astype(np.float64)
+            ratio = power[i, cand] / cont
             # rank by the single-frequency chance against the continuum (-log p; ~ ratio)
             score = np.log1p(ratio * var_log) / np.maximum(var_log, 1e-12)
-            idx = find_peaks(power[i], int(n_peaks), spp, order=score, envelope=ratio)
-            fap = continuum_fap(ratio[idx], var_log[idx], t[ok], f_last)
-            cont_pk = cont[idx]
+            idx = find_peaks(
+                power[i], int(n_peaks), spp, order=score, envelope=ratio, candidates=cand
+            )
+            at = np.searchsorted(cand, idx)
+            fap = continuum_fap(ratio[at], var_log[at], t[ok], f_last)
+            cont_pk = cont[at]
         else:
             idx = find_peaks(power[i], int(n_peaks), spp)
             fap = None
