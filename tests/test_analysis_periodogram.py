@@ -301,3 +301,19 @@ def test_baluev_fap_matches_astropy_over_the_power_range():
     got = _baluev_fap(t, y, z, 0.01, 7.8)
     assert got[0] == 1.0 and got[-1] < 1e-300 + 1e-250
     np.testing.assert_allclose(got, np.clip(ref, 0, 1), rtol=1e-9, atol=1e-300)
+
+
+def test_find_peaks_on_given_candidates_equals_the_full_arrays():
+    # the periodogram passes order/envelope at the local maxima only: same peaks as full arrays
+    from fgsarchive.analysis.periodogram import local_maxima
+
+    rng = np.random.default_rng(5)
+    power = rng.exponential(size=20_000)
+    power[[3000, 3010, 9000]] += [40.0, 25.0, 30.0]
+    order = np.log1p(power * 0.3) / 0.3 + rng.normal(0, 0.01, power.size)
+    envelope = power / (1.0 + 0.1 * rng.random(power.size))
+    full = find_peaks(power, 7, 5.0, order=order, envelope=envelope)
+    cand = local_maxima(power)
+    given = find_peaks(power, 7, 5.0, order=order[cand], envelope=envelope[cand], candidates=cand)
+    assert full.size == 7 and 3000 in full and 9000 in full
+    np.testing.assert_array_equal(given, full)
