@@ -99,6 +99,10 @@ def parts_dir_for(db_path: Path) -> Path:
 #: (measured: two analyse workers side by side spent ~12 % more CPU with OpenBLAS's default).
 ONE_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
+#: Modules the analyses' forkserver imports before forking workers: the unit code, and a warm-up
+#: that loads the compiled kernels and lazily imported libraries once for all workers.
+ANALYSIS_PRELOAD = ("fgsarchive.analysis.incremental", "fgsarchive.analysis.warmup")
+
 
 @contextlib.contextmanager
 def one_thread_libraries() -> Iterator[None]:

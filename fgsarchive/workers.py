@@ -60,22 +60,30 @@ def end_workers(pool: object) -> None:
             pass
 
 
-def process_pool(workers: int, *, start: str = "forkserver", preload: str | None = None):
+def start_forkserver(preload: Sequence[str]) -> None:
+    """Start this process's forkserver, importing the modules ``preload`` (their compiled kernels
+    and libraries, once for every worker it forks), unless it already runs. It returns at once:
+    the server imports while this process goes on, so calling it early (before this process's own
+    imports and planning) hides the server's start-up. One thread per numerical library
+    (:data:`~fgsarchive.config.ONE_THREAD_ENV`)."""
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(list(preload))
+    with one_thread_libraries():
+        forkserver.ensure_running()
+
+
+def process_pool(workers: int, *, start: str = "forkserver", preload: str | Sequence[str] = ()):
     """A ``ProcessPoolExecutor`` of ``workers`` processes that end with this one.
 
     ``start="forkserver"`` (the fit, the analyses): workers fork from a clean server that imported
     ``preload`` (the compiled kernels) once, so start-up is cheap and safe even when this process
-    already runs threads (DuckDB, numba); the server starts with one thread per numerical library
-    (:data:`~fgsarchive.config.ONE_THREAD_ENV`). ``"fork"`` (ingest) copies this process.
+    already runs threads (DuckDB, numba); see :func:`start_forkserver` (a server already running
+    keeps its own preload). ``"fork"`` (ingest) copies this process.
     """
     ctx = multiprocessing.get_context(start)
-    if preload is not None:
-        ctx.set_forkserver_preload([preload])
     if start == "forkserver":
-        from multiprocessing import forkserver
-
-        with one_thread_libraries():
-            forkserver.ensure_running()
+        start_forkserver([preload] if isinstance(preload, str) else preload)
     return cf.ProcessPoolExecutor(
         max_workers=workers, mp_context=ctx, initializer=exit_with_main, initargs=(os.getpid(),)
     )

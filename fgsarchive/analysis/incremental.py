@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 import polars as pl
 
 from ..choices import PERIODOGRAM_PARAMETERS
+from ..config import ANALYSIS_PRELOAD
 from ..db import Database, exclusive
 from ..errors import (
     SelectionError,
@@ -632,7 +633,7 @@ def _map_units(
             result = analyse_unit_or_error(task)
             yield result if isinstance(result, UnitResult) else (task, result)
     else:
-        with process_pool(workers, preload="fgsarchive.analysis.incremental") as pool:
+        with process_pool(workers, preload=ANALYSIS_PRELOAD) as pool:
             futures = {pool.submit(analyse_unit_or_error, task): task for task in tasks}
             try:
                 for future in cf.as_completed(futures):

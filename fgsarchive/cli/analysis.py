@@ -176,6 +176,12 @@ def run_and_print_all_analyses(
     full: bool = False,
 ):
     """``fgsarchive analyse`` and the demo's step 4: run every analysis, print the top results."""
+    if workers > 1 and scheduler is None:
+        # the pool's server imports and warms the unit code while this process imports and plans
+        from ..config import ANALYSIS_PRELOAD
+        from ..workers import start_forkserver
+
+        start_forkserver(ANALYSIS_PRELOAD)
     from ..analysis.incremental import run_all_analyses
 
     def warn_indented(text: str) -> None:
