@@ -224,6 +224,7 @@ class Database:
         views: bool = False,
         after_commit: Callable[[], object] | None = None,
         lazy: bool = False,
+        duty: float = PUBLISH_DUTY,
     ) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short read-write transaction on the writer database: commit on success, roll back on
         error; then ``after_commit()`` (e.g. renaming Parquet parts into place) and publish a
@@ -231,7 +232,8 @@ class Database:
 
         ``views=True`` also creates the TEMP views (Parquet datasets, ``views/*.sql``) for statements
         that read them. ``lazy=True`` (batches of a long run, which calls :meth:`publish_pending`
-        at its end) skips the snapshot while the last one is recent (:data:`PUBLISH_DUTY`).
+        at its end) skips the snapshot while the last one is recent: published less than ``duty``
+        times its own duration ago (:data:`PUBLISH_DUTY`).
         """
         snapshot.refuse_missing_writer(self, SCHEMA_VERSION)
         try:
@@ -262,7 +264,7 @@ class Database:
                 self._unpublished_marker.unlink(missing_ok=True)
                 self._unpublished = False
                 now = time.monotonic()
-                self._next_publish_at = now + PUBLISH_DUTY * (now - started)
+                self._next_publish_at = now + duty * (now - started)
         finally:
             con.close()
 

@@ -15,9 +15,11 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import hashlib
+import importlib
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -251,8 +253,14 @@ PERIODOGRAM_METHOD_VERSION = 3
 VARIABILITY_METHOD_VERSION = 1
 #: Units whose results one write transaction stores (each batch is a resume point).
 BATCH_UNITS = 32
-#: ... or fewer, once the oldest result waiting has waited this long (s).
-BATCH_SECONDS = 5.0
+#: ... or fewer, once the oldest result waiting has waited this long (s). Each batch costs the main
+#: process ~0.2 s (open, schema check, inserts) taken from the pool's workers on the same CPUs.
+BATCH_SECONDS = 15.0
+#: A batch publishes a snapshot only when the last one is this many times its own duration ago
+#: (``Database.writer(lazy=True)``): ~0.4-1 s each, so publishing takes at most ~3 % of the run
+#: (ingest's 10 % would take 5 % from the two workers of a two-core machine); the run's last
+#: transaction publishes everything.
+PUBLISH_DUTY = 29.0
 
 UNIT_KEYS = ("program", "observation", "visit", "gs_id")
 _KEY_SCHEMA = {
@@ -740,7 +748,7 @@ def _write_batch(db: Database, results: list[UnitResult], events: _Events, windo
                     )
                 )
             )
-    with db.writer(lazy=True) as con:
+    with db.writer(lazy=True, duty=PUBLISH_DUTY) as con:
         anomalies = _cross_match(con, pl.concat([r.anomalies for r in results]), events, window_s)
         db.run(con, "analysis/create_anomalies")
         db.run(con, "analysis/create_periodogram")
@@ -995,6 +1003,10 @@ def analyse_units(
                 for name in ("scope_anomalies_clear", "scope_peaks_clear", "scope_bins_clear"):
                     db.run(con, f"analysis/{name}", {"program": int(prog)})
     tasks = _tasks(db, files, todo, options)
+    if tasks and (workers > 1 or scheduler is not None):
+        # the archive-wide rescore's periodograms need nifty-ls (~1.4 s to import, astropy with
+        # it): imported while this process only waits on the pool, not after it
+        _import_in_background("nifty_ls")
     events = _Events(db)
     batch: list[UnitResult] = []
     batch_started = time.monotonic()
@@ -1024,10 +1036,9 @@ def analyse_units(
                 progress(done, len(tasks))
         if batch:
             _write_batch(db, batch, events, options.window_s)
-    finally:
-        t_publish = time.perf_counter()
-        db.publish_pending()
-        report.seconds["publish"] = time.perf_counter() - t_publish
+    except BaseException:
+        db.publish_pending()  # readers see the batches stored before the failure
+        raise
     report.seconds["units"] = time.perf_counter() - t
     state_key = _archive_wide_key(options)
     rescore_all = old_state is None or old_state != state_key
@@ -1045,28 +1056,46 @@ def analyse_units(
     ):
         t = time.perf_counter()
         report.archive_wide = True
-        _update_archive_wide(
-            db,
-            gone=gone,
-            pending_stars=pending_stars,
-            refresh_programs=refresh,
-            rescore_all=rescore_all,
-            state_key=state_key,
-            events_state=events_now,
-            options=options,
-            report=report,
-            log_options={
-                "program": program,
-                "full": full,
-                "workers": workers,
-                "scheduler": scheduler,
-                **json.loads(options.fingerprint()),
-            },
-            started=started,
-        )
-        report.seconds["archive_wide"] = time.perf_counter() - t
+        try:
+            _update_archive_wide(
+                db,
+                gone=gone,
+                pending_stars=pending_stars,
+                refresh_programs=refresh,
+                rescore_all=rescore_all,
+                state_key=state_key,
+                events_state=events_now,
+                options=options,
+                report=report,
+                log_options={
+                    "program": program,
+                    "full": full,
+                    "workers": workers,
+                    "scheduler": scheduler,
+                    **json.loads(options.fingerprint()),
+                },
+                started=started,
+            )
+        except BaseException:
+            db.publish_pending()  # the stored batches, though the archive-wide step failed
+            raise
+        report.seconds["archive_wide"] = time.perf_counter() - t  # its commit published all
+    else:
+        t_publish = time.perf_counter()
+        db.publish_pending()
+        report.seconds["publish"] = time.perf_counter() - t_publish
     report.seconds["total"] = time.perf_counter() - started
     return report
+
+
+def _import_in_background(module: str) -> None:
+    """Import ``module`` on a daemon thread (a failure is left to the later import to report)."""
+
+    def load() -> None:
+        with contextlib.suppress(Exception):
+            importlib.import_module(module)
+
+    threading.Thread(target=load, name=f"import {module}", daemon=True).start()
 
 
 def _unit_label(key: tuple) -> str:
