@@ -381,3 +381,57 @@ def test_compiled_despike_and_diff_noise_equal_detrend_helpers():
         np.testing.assert_array_equal(out, despike(x, threshold=thr), err_msg=str(trial))
         a, b = _diff_noise(x), diff_noise(x)
         assert a == b or (np.isnan(a) and np.isnan(b)), trial
+
+
+def _box_peaks_reference(cs, w, flank, medl, sl, medr, sr, thr):
+    """The box filter of ``_box_peaks`` start by start in plain Python (one branchy loop)."""
+    n = cs.size - 1
+    ref = 1.0 / w + 1.0 / flank
+    pos, val, run = [], [], None  # run: (|stat|, start, stat) of the current run
+    for i in range(w, n - 2 * w + 1):
+        ll, lr = min(flank, i), min(flank, n - i - w)
+        box = (cs[i + w] - cs[i]) / w
+        nl = sl * np.sqrt((1.0 / w + 1.0 / ll) / ref)
+        nr = sr * np.sqrt((1.0 / w + 1.0 / lr) / ref)
+        zl = (box - (cs[i] - cs[i - ll]) / ll - medl) / nl
+        zr = (box - (cs[i + w + lr] - cs[i + w]) / lr - medr) / nr
+        st = (1.0 if zl > 0 else -1.0) * min(abs(zl), abs(zr)) if zl * zr > 0 else 0.0
+        if abs(st) >= thr:
+            if run is None or abs(st) > run[0]:
+                run = (abs(st), i, st)
+        elif run is not None:
+            pos.append(run[1])
+            val.append(run[2])
+            run = None
+    if run is not None:
+        pos.append(run[1])
+        val.append(run[2])
+    return np.array(pos, dtype=np.int64), np.array(val)
+
+
+def test_compiled_box_peaks_equal_plain_loop():
+    """_box_peaks (blocks of starts, the full-flank blocks without branches) finds the same
+    starts and statistics, bit for bit, as the plain loop: flanks cut at either end or both,
+    runs across block boundaries, series shorter than a block."""
+    from fgsarchive.analysis.anomalies import BOX_CHUNK, _box_peaks
+
+    rng = np.random.default_rng(5)
+    n_runs = 0
+    for trial in range(200):
+        w = int(rng.integers(2, 200))
+        flank = int(rng.choice([w, 2 * w, 4 * w, 50 * w]))
+        # every other series ends its full-flank starts (up to n - w - flank) within a start
+        # of a block boundary (blocks from w on)
+        n = int(rng.integers(3 * w, 3 * w + 4 * BOX_CHUNK))
+        if trial % 2:
+            n = w + flank + int(rng.integers(1, 4)) * BOX_CHUNK + w + int(rng.integers(-2, 3))
+        x = rng.normal(size=n)
+        if trial % 2:
+            x += np.where(np.arange(n) % 700 < 300, 0.0, 1.5)  # long runs above the threshold
+        cs = np.concatenate(([0.0], np.cumsum(x)))
+        args = (cs, w, flank, 0.01, rng.uniform(0.2, 1.0), -0.02, rng.uniform(0.2, 1.0), 1.0)
+        got, want = _box_peaks(*args), _box_peaks_reference(*args)
+        np.testing.assert_array_equal(got[0], want[0], err_msg=str(trial))
+        np.testing.assert_array_equal(got[1], want[1], err_msg=str(trial))
+        n_runs += want[0].size
+    assert n_runs > 100

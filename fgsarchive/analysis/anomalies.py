@@ -171,6 +171,24 @@ class ParameterDetections:
     noise: float  # per-sample white noise (1.4826 MAD of differences / sqrt 2)
 
 
+BOX_CHUNK = 512
+"""Starts per block of ``_box_peaks``: the statistic of a block is computed in one loop without
+branches (vectorised by the compiler), then scanned for runs above the threshold."""
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _box_stat(cs, i, w, ll, lr, nl, nr, medl, medr):  # pragma: no cover - compiled
+    """Signed two-sided box statistic at start ``i`` (flanks ``ll``/``lr``, noises ``nl``/``nr``):
+    the smaller |z| of the two sides when both have the same sign, else 0."""
+    box = (cs[i + w] - cs[i]) / w
+    # (box - flank mean - median offset) / noise, the noise scaled to the flank's length
+    zl = (box - (cs[i] - cs[i - ll]) / ll - medl) / nl
+    zr = (box - (cs[i + w + lr] - cs[i + w]) / lr - medr) / nr
+    st = min(abs(zl), abs(zr))
+    st = -st if zl < 0 else st
+    return st if zl * zr > 0 else 0.0
+
+
 @numba.njit(cache=True, nogil=True)
 def _box_peaks(cs, w, flank, medl, sl, medr, sr, thr):  # pragma: no cover - compiled
     """Two-sided box statistic for every start i in [w, n - 2w] from the cumulative sum ``cs``
@@ -187,29 +205,36 @@ def _box_peaks(cs, w, flank, medl, sl, medr, sr, thr):  # pragma: no cover - com
     # the noise with full flanks, out of the loop (the same expression as where flanks are cut)
     nl_full = sl * np.sqrt((1.0 / w + 1.0 / flank) / ref)
     nr_full = sr * np.sqrt((1.0 / w + 1.0 / flank) / ref)
-    for i in range(w, n - 2 * w + 1):
-        ll = min(flank, i)
-        lr = min(flank, n - i - w)
-        box = (cs[i + w] - cs[i]) / w
-        # (box - flank mean - median offset) / noise, the noise scaled to the flank's length
-        nl = nl_full if ll == flank else sl * np.sqrt((1.0 / w + 1.0 / ll) / ref)
-        nr = nr_full if lr == flank else sr * np.sqrt((1.0 / w + 1.0 / lr) / ref)
-        zl = (box - (cs[i] - cs[i - ll]) / ll - medl) / nl
-        zr = (box - (cs[i + w + lr] - cs[i + w]) / lr - medr) / nr
-        st = 0.0
-        if zl * zr > 0:
-            st = min(abs(zl), abs(zr))
-            if zl < 0:
-                st = -st
-        a = abs(st)
-        if a >= thr:
-            if not in_run or a > best:
-                best, best_i, best_s = a, i, st
-            in_run = True
-        elif in_run:
-            pos.append(best_i)
-            val.append(best_s)
-            in_run = False
+    # starts with both flanks full: [full_lo, full_hi); the others have a flank cut
+    full_lo = max(w, flank)
+    full_hi = max(full_lo, n - w - flank + 1)
+    buf = np.empty(BOX_CHUNK)
+    i0 = w
+    while i0 < n - 2 * w + 1:
+        i1 = min(i0 + BOX_CHUNK, n - 2 * w + 1)
+        if full_lo <= i0 and i1 <= full_hi:  # no branch per start: vectorised
+            for k in range(i1 - i0):
+                buf[k] = _box_stat(cs, i0 + k, w, flank, flank, nl_full, nr_full, medl, medr)
+        else:
+            for k in range(i1 - i0):
+                i = i0 + k
+                ll = min(flank, i)
+                lr = min(flank, n - i - w)
+                nl = nl_full if ll == flank else sl * np.sqrt((1.0 / w + 1.0 / ll) / ref)
+                nr = nr_full if lr == flank else sr * np.sqrt((1.0 / w + 1.0 / lr) / ref)
+                buf[k] = _box_stat(cs, i, w, ll, lr, nl, nr, medl, medr)
+        for k in range(i1 - i0):
+            st = buf[k]
+            a = abs(st)
+            if a >= thr:
+                if not in_run or a > best:
+                    best, best_i, best_s = a, i0 + k, st
+                in_run = True
+            elif in_run:
+                pos.append(best_i)
+                val.append(best_s)
+                in_run = False
+        i0 = i1
     if in_run:
         pos.append(best_i)
         val.append(best_s)
