@@ -435,3 +435,50 @@ def test_compiled_box_peaks_equal_plain_loop():
         np.testing.assert_array_equal(got[1], want[1], err_msg=str(trial))
         n_runs += want[0].size
     assert n_runs > 100
+
+
+def test_compiled_filter_samples_and_medians_equal_numpy():
+    """The compiled box/step differences equal numpy's arithmetic on strided views of the
+    cumulative sum, and _median_and_std (compiled quickselect up to SMALL_SELECT_SIZE values)
+    equals np.median and 1.4826 MAD of the finite values, bit for bit: ties, NaNs, even and odd
+    counts, both sides of the size limit."""
+    from fgsarchive.analysis.anomalies import (
+        SMALL_SELECT_SIZE,
+        _box_differences,
+        _median_and_std,
+        _step_differences,
+    )
+    from fgsarchive.analysis.detrend import MAD_TO_SIGMA
+
+    rng = np.random.default_rng(8)
+    for trial in range(300):
+        n = int(rng.integers(20, 3000))
+        cs = np.concatenate(([0.0], np.cumsum(rng.normal(size=n))))
+        w = int(rng.integers(1, n // 4))
+        flank = int(rng.choice([w, 2 * w]))
+        stride = int(rng.integers(1, 6))
+        a, b = flank, max(flank, n - w - flank + 1)
+        box = (cs[a + w : b + w : stride] - cs[a:b:stride]) / w
+        left, right = _box_differences(cs, w, flank, a, b, stride)
+        np.testing.assert_array_equal(
+            left, box - (cs[a:b:stride] - cs[a - flank : b - flank : stride]) / flank
+        )
+        np.testing.assert_array_equal(
+            right,
+            box - (cs[a + w + flank : b + w + flank : stride] - cs[a + w : b + w : stride]) / flank,
+        )
+        a, b = w, max(w, n - w + 1)
+        d = (cs[a + w : b + w : stride] - 2 * cs[a:b:stride] + cs[a - w : b - w : stride]) / w
+        np.testing.assert_array_equal(_step_differences(cs, w, a, b, stride), d)
+
+        m = int(rng.integers(1, 2 * SMALL_SELECT_SIZE))
+        x = rng.normal(size=m) if trial % 3 else np.round(rng.normal(size=m) * 2)  # ties
+        if trial % 5 == 0:
+            x[rng.random(m) < 0.2] = np.nan
+        finite = x[np.isfinite(x)]
+        got = _median_and_std(x.copy())
+        if finite.size == 0:
+            assert np.isnan(got).all()
+            continue
+        med = np.median(finite)
+        assert got == (med, MAD_TO_SIGMA * np.median(np.abs(finite - med))), (trial, m)
