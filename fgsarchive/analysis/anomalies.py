@@ -515,8 +515,11 @@ def _prepare(v: np.ndarray):
     if not np.isfinite(sigma) or sigma <= 0:
         return sigma, sigma, None, 0.0, None
     stride = max(1, n // MAX_STAT_SAMPLES)
-    scale = _median(np.abs(v[::stride])) if n else 0.0
-    sigma_f = max(sigma, 1e-12 * max(1.0, scale))
+    # a floor for sigma far below the values' scale (the median of |v|): only where it can
+    # matter, since that median is at most max |v| (the floor is then sigma itself)
+    sigma_f = sigma
+    if n and not 1e-12 * max(1.0, float(np.abs(v).max())) <= sigma:
+        sigma_f = max(sigma, 1e-12 * max(1.0, _median(np.abs(v[::stride]))))
     if finite:
         vd = np.empty_like(v)
         _despike(np.ascontiguousarray(v), SPIKE_SIGMA * sigma_f, vd)
@@ -869,6 +872,7 @@ def detect_parameter(
     frames_per_hour: float = 3600.0 / 0.064,
     pooled: Mapping | None = None,
     prepared=None,
+    scale_memo: dict | None = None,
 ) -> ParameterDetections:
     """Transients and steps in one evenly sampled series of finite values (widths in samples).
 
@@ -890,7 +894,9 @@ def detect_parameter(
        when not within min(w, w') of a stronger one, position refined by the two-sample (CUSUM)
        statistic.
 
-    ``prepared``: ``_segment_scales`` of these values (computed when None).
+    ``prepared``: ``_segment_scales`` of these values (computed when None). ``scale_memo``: a
+    dict kept for the calls that share one ``pooled`` (the segments of a parameter), which then
+    compute each of its ``pooled_scale`` values once.
     """
     v = np.asarray(values, dtype=np.float64)
     n = v.size
@@ -909,7 +915,14 @@ def detect_parameter(
         not pooled (``pooled={}``: each segment's own scale alone, the round-1 rule)."""
         if not pooled:
             return 0.0
-        return sigma_f * pooled_scale(pooled, key, min_sigma, frames_per_hour, white, well)
+        if scale_memo is None:
+            return sigma_f * pooled_scale(pooled, key, min_sigma, frames_per_hour, white, well)
+        memo_key = (key, white, min_sigma, frames_per_hour)
+        scale = scale_memo.get(memo_key)
+        if scale is None:
+            scale = pooled_scale(pooled, key, min_sigma, frames_per_hour, white, well)
+            scale_memo[memo_key] = scale
+        return sigma_f * scale
 
     well = _well_measured(pooled) if pooled else []
 
@@ -1295,6 +1308,8 @@ def detect_anomalies(
             return {}
         return scale_noise_samples(v, box_n=bn, step_n=sn, prepared=prepared[index[id(job)]])
 
+    memos: dict[str, dict] = {job[0]: {} for job in jobs}  # pooled_scale values per parameter
+
     def run(job, pooled):
         _, v, _, _, per_hour, bn, sn = job
         if not noise_pooling:
@@ -1307,6 +1322,7 @@ def detect_anomalies(
             frames_per_hour=per_hour,
             pooled=pooled,
             prepared=prepared[index[id(job)]],
+            scale_memo=memos[job[0]],
         )
 
     n_workers = min(len(jobs), workers if workers is not None else (os.cpu_count() or 1))
