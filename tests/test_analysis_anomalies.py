@@ -505,3 +505,28 @@ def test_compiled_strongest_left_out_equals_numpy_rule():
         assert got_n == want_n
         for a, b in zip(got, want, strict=True):
             np.testing.assert_array_equal(a, b, err_msg=str(trial))
+
+
+def test_centred_std_equals_median_and_std():
+    """_centred_std (one selection on |y| when the median of y is exactly 0) equals
+    median_and_std(y)[1] bit for bit: samples less their segments' medians (odd and even
+    counts, one to four segments, ties), medians not zero, NaNs, both sides of the size limit."""
+    from fgsarchive.analysis.anomalies import SMALL_SELECT_SIZE, _centred_std
+    from fgsarchive.analysis.detrend import median_and_std
+
+    rng = np.random.default_rng(10)
+    for trial in range(400):
+        parts = []
+        for _ in range(int(rng.integers(1, 5))):
+            x = rng.normal(size=int(rng.integers(1, 3 * SMALL_SELECT_SIZE // 2)))
+            if trial % 3 == 0:
+                x = np.round(x * 2)  # ties, zeros
+            parts.append((x - np.median(x)) / 0.7)
+        y = np.concatenate(parts)
+        if trial % 7 == 0:
+            y = y + 0.1  # median not zero
+        if trial % 11 == 0:
+            y[0] = np.nan
+        want = median_and_std(y.copy())[1]
+        got = _centred_std(y)
+        assert got == want or (np.isnan(got) and np.isnan(want)), trial

@@ -739,11 +739,44 @@ def pool_scale_noise(samples: Sequence[dict]) -> dict:
         nind = float(sum(it[-2] for it in items))
         if MAD_EFFICIENCY * nind < MIN_NOISE_DOF:  # few samples: leave the strongest out
             values, nind = _without_strongest(items, n_values)
+        elif len(items) == 1:  # read, not changed
+            values = list(items[0][:n_values])
         else:
             values = [np.concatenate([it[v] for it in items]) for v in range(n_values)]
-        scales = [_median_and_std(x)[1] for x in values if x.size]
+        scales = [_centred_std(x) for x in values if x.size]
         out[key] = (max(scales) if scales else float("nan"), nind)
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _abs_if_zero_median(y):  # pragma: no cover - compiled
+    """|y| when the median of ``y`` (finite, non-empty) is exactly zero -- no more than half
+    the values (less one for an even count) below zero, nor above -- else an empty array."""
+    m = y.size
+    below = 0
+    above = 0
+    for v in y:
+        if not np.isfinite(v):
+            return np.empty(0)
+        below += v < 0
+        above += v > 0
+    limit = m // 2 if m % 2 else m // 2 - 1
+    if below > limit or above > limit:
+        return np.empty(0)
+    return np.abs(y)
+
+
+def _centred_std(y: np.ndarray) -> float:
+    """``_median_and_std(y)[1]`` of samples that are each less their own segment's median
+    (``scale_noise_samples``): where their median is exactly 0, as it is whenever the segments
+    have odd counts, the 1.4826 MAD is that of |y|, one selection instead of two."""
+    if y.size < 2 * MAX_STAT_SAMPLES:  # every sample used (no subset)
+        dev = _abs_if_zero_median(y)
+        if dev.size:
+            if dev.size <= SMALL_SELECT_SIZE:
+                return float(MAD_TO_SIGMA * _median_select(dev, dev.size))
+            return float(MAD_TO_SIGMA * median_inplace(dev))
+    return _median_and_std(y)[1]
 
 
 MAD_EFFICIENCY = 0.37
