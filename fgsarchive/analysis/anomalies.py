@@ -749,29 +749,46 @@ def pool_scale_noise(samples: Sequence[dict]) -> dict:
 
 
 @numba.njit(cache=True, nogil=True)
-def _abs_if_zero_median(y):  # pragma: no cover - compiled
-    """|y| when the median of ``y`` (finite, non-empty) is exactly zero -- no more than half
-    the values (less one for an even count) below zero, nor above -- else an empty array."""
+def _deviations_if_central(y):  # pragma: no cover - compiled
+    """|y - median(y)| when one pass over ``y`` (finite, non-empty) tells its median: the middle
+    value(s) are 0, the largest value below 0 or the smallest above 0 -- so whenever ``y`` is
+    less the median of one segment; else an empty array."""
     m = y.size
     below = 0
     above = 0
+    top_below = -np.inf
+    low_above = np.inf
     for v in y:
         if not np.isfinite(v):
             return np.empty(0)
-        below += v < 0
-        above += v > 0
-    limit = m // 2 if m % 2 else m // 2 - 1
-    if below > limit or above > limit:
-        return np.empty(0)
-    return np.abs(y)
+        if v < 0:
+            below += 1
+            top_below = max(top_below, v)
+        elif v > 0:
+            above += 1
+            low_above = min(low_above, v)
+    zero_end = m - above  # sorted: [0, below) negative, [below, zero_end) zero, then positive
+    h = m // 2
+    middle = np.empty(2)
+    for j, k in enumerate((h - 1 + m % 2, h)):  # the middle index twice when m is odd
+        if below <= k < zero_end:
+            middle[j] = 0.0
+        elif k == below - 1:
+            middle[j] = top_below
+        elif k == zero_end:
+            middle[j] = low_above
+        else:
+            return np.empty(0)
+    med = middle[1] if m % 2 else (middle[0] + middle[1]) / 2
+    return np.abs(y - med)
 
 
 def _centred_std(y: np.ndarray) -> float:
     """``_median_and_std(y)[1]`` of samples that are each less their own segment's median
-    (``scale_noise_samples``): where their median is exactly 0, as it is whenever the segments
-    have odd counts, the 1.4826 MAD is that of |y|, one selection instead of two."""
+    (``scale_noise_samples``): where one pass tells their median (``_deviations_if_central``;
+    always for one segment), one selection instead of two."""
     if y.size < 2 * MAX_STAT_SAMPLES:  # every sample used (no subset)
-        dev = _abs_if_zero_median(y)
+        dev = _deviations_if_central(y)
         if dev.size:
             if dev.size <= SMALL_SELECT_SIZE:
                 return float(MAD_TO_SIGMA * _median_select(dev, dev.size))
