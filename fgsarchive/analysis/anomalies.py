@@ -450,14 +450,40 @@ def _median_mad_strided(x, stride):  # pragma: no cover - compiled
     return med, _median_select(buf, m)
 
 
+@numba.njit(cache=True, nogil=True)
+def _finite_copy(x):  # pragma: no cover - compiled
+    """The finite values of ``x``, a new array."""
+    buf = np.empty(x.size)
+    m = 0
+    for v in x:
+        if np.isfinite(v):
+            buf[m] = v
+            m += 1
+    return buf[:m]
+
+
+@numba.njit(cache=True, nogil=True)
+def _abs_deviations(buf, med):  # pragma: no cover - compiled
+    """``buf`` replaced by ``|buf - med|``, in place."""
+    for i in range(buf.size):
+        buf[i] = abs(buf[i] - med)
+
+
 def _median_and_std(x: np.ndarray) -> tuple[float, float]:
-    """``detrend.median_and_std(x)`` (the same numbers), compiled for up to
-    ``SMALL_SELECT_SIZE`` values."""
+    """``detrend.median_and_std(x)`` (the same numbers): compiled for up to
+    ``SMALL_SELECT_SIZE`` values, else numpy's partitions of one compiled copy."""
     stride = max(1, x.size // MAX_STAT_SAMPLES)
-    if -(-x.size // stride) > SMALL_SELECT_SIZE:
+    if -(-x.size // stride) <= SMALL_SELECT_SIZE:
+        med, mad = _median_mad_strided(x, stride)
+        return float(med), float(MAD_TO_SIGMA * mad)
+    if stride > 1:
         return median_and_std(x)
-    med, mad = _median_mad_strided(x, stride)
-    return float(med), float(MAD_TO_SIGMA * mad)
+    buf = _finite_copy(x)
+    if buf.size == 0:
+        return float("nan"), float("nan")
+    med = median_inplace(buf)
+    _abs_deviations(buf, med)
+    return med, float(MAD_TO_SIGMA * median_inplace(buf))
 
 
 def _median(x: np.ndarray) -> float:
@@ -646,8 +672,8 @@ def scale_noise_samples(
             reach = -(-(w + 2 * flank) // max(1, w // 4, n // MAX_STAT_SAMPLES))
             out[("box", w, factor)] = [
                 (
-                    (left - _median_of(left, stats_l)) / sigma_f,
-                    (right - _median_of(right, stats_r)) / sigma_f,
+                    _centred(left, _median_of(left, stats_l), sigma_f),
+                    _centred(right, _median_of(right, stats_r), sigma_f),
                     nind,
                     reach,
                 )
@@ -655,7 +681,16 @@ def scale_noise_samples(
     for w, (d, nind, stats) in step.items():
         if d.size:
             reach = -(-2 * w // max(1, w // 4, n // MAX_STAT_SAMPLES))
-            out[("step", w)] = [((d - _median_of(d, stats)) / sigma_f, nind, reach)]
+            out[("step", w)] = [(_centred(d, _median_of(d, stats), sigma_f), nind, reach)]
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _centred(x, med, scale):  # pragma: no cover - compiled
+    """``(x - med) / scale`` in one compiled loop (numpy's two operations, the same values)."""
+    out = np.empty(x.size)
+    for i in range(x.size):
+        out[i] = (x[i] - med) / scale
     return out
 
 
