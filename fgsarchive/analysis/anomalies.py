@@ -696,9 +696,12 @@ def _centred(x, med, scale):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, nogil=True)
 def _strongest_left_out(a0, a1, sizes, reaches):  # pragma: no cover - compiled
-    """Keep-mask of the concatenated sample arrays ``a0``/``a1`` (items of ``sizes`` samples)
-    with the samples within ``reaches[k]`` of the strongest output (largest |value| of
-    both arrays) of the strongest item k (first of the largest) left out."""
+    """The concatenated sample arrays ``a0``/``a1`` (items of ``sizes`` samples) without the
+    samples within ``reaches[k]`` of the strongest output (largest |value| of both arrays) of
+    the strongest item k (first of the largest); (False, a0, a1) when they hold a NaN."""
+    for t in range(a0.size):
+        if np.isnan(a0[t]) or np.isnan(a1[t]):
+            return False, a0, a1
     n_items = sizes.size
     k = 0
     peak = -1.0
@@ -717,11 +720,16 @@ def _strongest_left_out(a0, a1, sizes, reaches):  # pragma: no cover - compiled
         s = max(abs(a0[k_start + t]), abs(a1[k_start + t]))
         if t == 0 or s > best:
             best, i = s, t
-    keep = np.ones(a0.size, dtype=np.bool_)
-    for t in range(sizes[k]):
-        if abs(t - i) <= reaches[k]:
-            keep[k_start + t] = False
-    return keep
+    lo = k_start + max(0, i - reaches[k])  # left out: [lo, hi)
+    hi = k_start + min(sizes[k], i + reaches[k] + 1)
+    m = a0.size - (hi - lo)
+    out0 = np.empty(m)
+    out1 = np.empty(m)
+    out0[:lo] = a0[:lo]
+    out0[lo:] = a0[hi:]
+    out1[:lo] = a1[:lo]
+    out1[lo:] = a1[hi:]
+    return True, out0, out1
 
 
 def _without_strongest(items: list, n_values: int) -> tuple[list[np.ndarray], float]:
@@ -730,14 +738,17 @@ def _without_strongest(items: list, n_values: int) -> tuple[list[np.ndarray], fl
     left out, and the number of independent samples left: the event a wide scale is searched
     for must not set its own noise (a 55-s, 0.3 % drop in a 15-min visit of white noise read as
     2x the white scale of 32-s boxes, where the visit holds 4 independent ones)."""
-    values = [np.concatenate([it[v] for it in items]) for v in range(n_values)]
-    if not all(np.isfinite(a).all() for a in values):  # NaN: the plain rule (np.argmax on NaN)
-        return _without_strongest_plain(items, n_values)
+    if len(items) == 1:
+        values = list(items[0][:n_values])
+    else:
+        values = [np.concatenate([it[v] for it in items]) for v in range(n_values)]
     sizes = np.array([it[0].size for it in items], dtype=np.int64)
     reaches = np.array([it[-1] for it in items], dtype=np.int64)
-    keep = _strongest_left_out(values[0], values[-1], sizes, reaches)
+    ok, kept0, kept1 = _strongest_left_out(values[0], values[-1], sizes, reaches)
+    if not ok:  # NaN: the numpy rule (np.argmax stops at the first NaN)
+        return _without_strongest_plain(items, n_values)
     left = max(0.0, float(sum(it[-2] for it in items)) - 1.0)
-    return [a[keep] for a in values], left
+    return [kept0, kept1][:n_values], left
 
 
 def _without_strongest_plain(items: list, n_values: int) -> tuple[list[np.ndarray], float]:
