@@ -804,15 +804,18 @@ def _deviations_if_central(y):  # pragma: no cover - compiled
     above = 0
     top_below = -np.inf
     low_above = np.inf
-    for v in y:
-        if not np.isfinite(v):
-            return np.empty(0)
-        if v < 0:
-            below += 1
-            top_below = max(top_below, v)
-        elif v > 0:
-            above += 1
-            low_above = min(low_above, v)
+    not_finite = 0.0  # v - v is NaN for NaN and inf
+    for i in range(m):  # no branches (the signs of noise are unpredictable)
+        v = y[i]
+        not_finite += v - v
+        below += np.int64(v < 0)
+        above += np.int64(v > 0)
+        a = v if v < 0 else -np.inf
+        top_below = a if a > top_below else top_below
+        b = v if v > 0 else np.inf
+        low_above = b if b < low_above else low_above
+    if not_finite != 0.0:
+        return np.empty(0)
     zero_end = m - above  # sorted: [0, below) negative, [below, zero_end) zero, then positive
     h = m // 2
     middle = np.empty(2)
@@ -826,7 +829,10 @@ def _deviations_if_central(y):  # pragma: no cover - compiled
         else:
             return np.empty(0)
     med = middle[1] if m % 2 else (middle[0] + middle[1]) / 2
-    return np.abs(y - med)
+    out = np.empty(m)
+    for i in range(m):
+        out[i] = abs(y[i] - med)
+    return out
 
 
 def _centred_std(y: np.ndarray) -> float:
