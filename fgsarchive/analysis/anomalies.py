@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import math
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -1039,10 +1040,10 @@ def detect_parameter(
             # the noise from boxes with full flanks on each side: start i = L .. n - w - L,
             # this segment's own and the pooled one over the run's segments, the larger
             flank, _, _, _, (medl, sl), (medr, sr) = box_stats[(w, factor)]
-            white = np.sqrt(1.0 / w + 1.0 / flank)
+            white = math.sqrt(1.0 / w + 1.0 / flank)  # (math: no numpy call per scalar)
             floor = max(sigma_f * white, pooled_noise(("box", w, factor), w, white))
             sl, sr = max(sl, floor), max(sr, floor)
-            if not np.isfinite(floor):
+            if not math.isfinite(floor):
                 continue
             if best is None or max(sl, sr) < best[0]:
                 best = (max(sl, sr), flank, (medl, sl, medr, sr, factor))
@@ -1109,8 +1110,9 @@ def detect_parameter(
     step_sig: dict[int, tuple[float, float]] = {}
     for w in _step_widths(step_n, n):
         med, s = step_stats[w][2]  # of the mean after j - mean before j
-        s = max(s, sigma_f * np.sqrt(2.0 / w), pooled_noise(("step", w), w, np.sqrt(2.0 / w)))
-        if not np.isfinite(s):
+        white = math.sqrt(2.0 / w)
+        s = max(s, sigma_f * white, pooled_noise(("step", w), w, white))
+        if not math.isfinite(s):
             continue
         step_sig[w] = (med, s)
         thr = local_threshold(min_sigma, w, frames_per_hour)
