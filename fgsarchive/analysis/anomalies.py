@@ -434,9 +434,9 @@ def _median_select(buf, m):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _median_mad_strided(x, stride):  # pragma: no cover - compiled
-    """Median and median absolute deviation of the finite values of ``x[::stride]`` (NaN, NaN
-    if none), by two quickselects."""
+def _median_std_strided(x, stride):  # pragma: no cover - compiled
+    """Median and 1.4826 MAD of the finite values of ``x[::stride]`` (NaN, NaN if none), by two
+    quickselects."""
     buf = np.empty((x.size + stride - 1) // stride)
     m = 0
     for i in range(0, x.size, stride):
@@ -448,7 +448,7 @@ def _median_mad_strided(x, stride):  # pragma: no cover - compiled
     med = _median_select(buf, m)
     for i in range(m):
         buf[i] = abs(buf[i] - med)
-    return med, _median_select(buf, m)
+    return med, MAD_TO_SIGMA * _median_select(buf, m)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -473,10 +473,11 @@ def _abs_deviations(buf, med):  # pragma: no cover - compiled
 def _median_and_std(x: np.ndarray) -> tuple[float, float]:
     """``detrend.median_and_std(x)`` (the same numbers): compiled for up to
     ``SMALL_SELECT_SIZE`` values, else numpy's partitions of one compiled copy."""
+    if x.size <= SMALL_SELECT_SIZE:
+        return _median_std_strided(x, 1)
     stride = max(1, x.size // MAX_STAT_SAMPLES)
     if -(-x.size // stride) <= SMALL_SELECT_SIZE:
-        med, mad = _median_mad_strided(x, stride)
-        return float(med), float(MAD_TO_SIGMA * mad)
+        return _median_std_strided(x, stride)
     if stride > 1:
         return median_and_std(x)
     buf = _finite_copy(x)
