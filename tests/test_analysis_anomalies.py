@@ -532,3 +532,43 @@ def test_centred_std_equals_median_and_std():
         want = median_and_std(y.copy())[1]
         got = _centred_std(y)
         assert got == want or (np.isnan(got) and np.isnan(want)), trial
+
+
+def test_pooled_scale_memo_gives_the_same_detections():
+    """detect_parameter with a scale_memo shared by the segments of a parameter finds what it
+    finds without one, and the memo holds each pooled scale per (scale, white noise) asked."""
+    from fgsarchive.analysis.anomalies import (
+        _segment_scales,
+        detect_parameter,
+        pool_scale_noise,
+        pooled_scale,
+        scale_noise_samples,
+    )
+
+    rng = np.random.default_rng(12)
+    box_n, step_n = [16, 31, 62, 125, 500], [8, 31, 125]
+    segments = [
+        1e4 + 30.0 * np.cumsum(rng.normal(size=m)) * 0.05 + 30.0 * rng.normal(size=m)
+        for m in (3001, 4000, 2500)
+    ]
+    segments[1][1000:1100] -= 400.0
+    prepared = [_segment_scales(v, box_n, step_n) for v in segments]
+    pooled = pool_scale_noise(
+        [
+            scale_noise_samples(v, box_n=box_n, step_n=step_n, prepared=p)
+            for v, p in zip(segments, prepared, strict=True)
+        ]
+    )
+    memo: dict = {}
+    found = 0
+    for v, p in zip(segments, prepared, strict=True):
+        kw = {"box_n": box_n, "step_n": step_n, "pooled": pooled, "prepared": p}
+        plain = detect_parameter(v, **kw)
+        memoised = detect_parameter(v, scale_memo=memo, **kw)
+        for a, b in zip(plain.__dict__.values(), memoised.__dict__.values(), strict=True):
+            np.testing.assert_array_equal(a, b)
+        found += plain.t_start.size + plain.s_index.size
+    assert found >= 1
+    assert len(memo) >= len(box_n)
+    for (key, white, min_sigma, per_hour), scale in memo.items():
+        assert scale == pooled_scale(pooled, key, min_sigma, per_hour, white)
