@@ -572,3 +572,17 @@ def test_pooled_scale_memo_gives_the_same_detections():
     assert len(memo) >= len(box_n)
     for (key, white, min_sigma, per_hour), scale in memo.items():
         assert scale == pooled_scale(pooled, key, min_sigma, per_hour, white)
+
+
+def test_compiled_offset_cumsum_equals_numpy():
+    """_offset_cumsum equals numpy's cumulative sum of the values less the offset, after a 0,
+    bit for bit (long series, where the rounding of a different order of sums would show)."""
+    from fgsarchive.analysis.anomalies import _offset_cumsum
+
+    rng = np.random.default_rng(13)
+    for n in (0, 1, 7, 1000, 200_000):
+        x = 1e4 + 30.0 * rng.normal(size=n)
+        off = float(np.median(x)) if n else 0.0
+        np.testing.assert_array_equal(
+            _offset_cumsum(x, off), np.concatenate(([0.0], np.cumsum(x - off)))
+        )

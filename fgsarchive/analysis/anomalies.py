@@ -531,6 +531,18 @@ def _despike(x, threshold, out):  # pragma: no cover - compiled
         out[i] = med if abs(x[i] - med) > threshold else x[i]
 
 
+@numba.njit(cache=True, nogil=True)
+def _offset_cumsum(x, off):  # pragma: no cover - compiled
+    """``np.concatenate(([0.0], np.cumsum(x - off)))`` in one loop (the same sequential sums)."""
+    cs = np.empty(x.size + 1)
+    cs[0] = 0.0
+    total = 0.0
+    for i in range(x.size):
+        total += x[i] - off
+        cs[i + 1] = total
+    return cs
+
+
 def _prepare(v: np.ndarray):
     """(sigma, sigma_f, despiked series, offset, cumulative sum of despiked - offset) of one
     segment's finite values; sigma is NaN or <= 0 when the series has no usable noise."""
@@ -554,7 +566,7 @@ def _prepare(v: np.ndarray):
     else:
         vd = despike(v, threshold=SPIKE_SIGMA * sigma_f)
     off = _median(vd[::stride].copy())
-    cs = np.concatenate(([0.0], np.cumsum(vd - off)))
+    cs = _offset_cumsum(vd, off)
     return sigma, sigma_f, vd, off, cs
 
 
