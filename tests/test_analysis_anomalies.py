@@ -381,3 +381,208 @@ def test_compiled_despike_and_diff_noise_equal_detrend_helpers():
         np.testing.assert_array_equal(out, despike(x, threshold=thr), err_msg=str(trial))
         a, b = _diff_noise(x), diff_noise(x)
         assert a == b or (np.isnan(a) and np.isnan(b)), trial
+
+
+def _box_peaks_reference(cs, w, flank, medl, sl, medr, sr, thr):
+    """The box filter of ``_box_peaks`` start by start in plain Python (one branchy loop)."""
+    n = cs.size - 1
+    ref = 1.0 / w + 1.0 / flank
+    pos, val, run = [], [], None  # run: (|stat|, start, stat) of the current run
+    for i in range(w, n - 2 * w + 1):
+        ll, lr = min(flank, i), min(flank, n - i - w)
+        box = (cs[i + w] - cs[i]) / w
+        nl = sl * np.sqrt((1.0 / w + 1.0 / ll) / ref)
+        nr = sr * np.sqrt((1.0 / w + 1.0 / lr) / ref)
+        zl = (box - (cs[i] - cs[i - ll]) / ll - medl) / nl
+        zr = (box - (cs[i + w + lr] - cs[i + w]) / lr - medr) / nr
+        st = (1.0 if zl > 0 else -1.0) * min(abs(zl), abs(zr)) if zl * zr > 0 else 0.0
+        if abs(st) >= thr:
+            if run is None or abs(st) > run[0]:
+                run = (abs(st), i, st)
+        elif run is not None:
+            pos.append(run[1])
+            val.append(run[2])
+            run = None
+    if run is not None:
+        pos.append(run[1])
+        val.append(run[2])
+    return np.array(pos, dtype=np.int64), np.array(val)
+
+
+def test_compiled_box_peaks_equal_plain_loop():
+    """_box_peaks (blocks of starts, the full-flank blocks without branches) finds the same
+    starts and statistics, bit for bit, as the plain loop: flanks cut at either end or both,
+    runs across block boundaries, series shorter than a block."""
+    from fgsarchive.analysis.anomalies import BOX_CHUNK, _box_peaks
+
+    rng = np.random.default_rng(5)
+    n_runs = 0
+    for trial in range(200):
+        w = int(rng.integers(2, 200))
+        flank = int(rng.choice([w, 2 * w, 4 * w, 50 * w]))
+        # every other series ends its full-flank starts (up to n - w - flank) within a start
+        # of a block boundary (blocks from w on)
+        n = int(rng.integers(3 * w, 3 * w + 4 * BOX_CHUNK))
+        if trial % 2:
+            n = w + flank + int(rng.integers(1, 4)) * BOX_CHUNK + w + int(rng.integers(-2, 3))
+        x = rng.normal(size=n)
+        if trial % 2:
+            x += np.where(np.arange(n) % 700 < 300, 0.0, 1.5)  # long runs above the threshold
+        cs = np.concatenate(([0.0], np.cumsum(x)))
+        args = (cs, w, flank, 0.01, rng.uniform(0.2, 1.0), -0.02, rng.uniform(0.2, 1.0), 1.0)
+        got, want = _box_peaks(*args), _box_peaks_reference(*args)
+        np.testing.assert_array_equal(got[0], want[0], err_msg=str(trial))
+        np.testing.assert_array_equal(got[1], want[1], err_msg=str(trial))
+        n_runs += want[0].size
+    assert n_runs > 100
+
+
+def test_compiled_filter_samples_and_medians_equal_numpy():
+    """The compiled box/step differences equal numpy's arithmetic on strided views of the
+    cumulative sum, and _median_and_std (compiled quickselect up to SMALL_SELECT_SIZE values)
+    equals np.median and 1.4826 MAD of the finite values, bit for bit: ties, NaNs, even and odd
+    counts, both sides of the size limit."""
+    from fgsarchive.analysis.anomalies import (
+        SMALL_SELECT_SIZE,
+        _box_differences,
+        _median_and_std,
+        _step_differences,
+    )
+    from fgsarchive.analysis.detrend import MAD_TO_SIGMA
+
+    rng = np.random.default_rng(8)
+    for trial in range(300):
+        n = int(rng.integers(20, 3000))
+        cs = np.concatenate(([0.0], np.cumsum(rng.normal(size=n))))
+        w = int(rng.integers(1, n // 4))
+        flank = int(rng.choice([w, 2 * w]))
+        stride = int(rng.integers(1, 6))
+        a, b = flank, max(flank, n - w - flank + 1)
+        box = (cs[a + w : b + w : stride] - cs[a:b:stride]) / w
+        left, right = _box_differences(cs, w, flank, a, b, stride)
+        np.testing.assert_array_equal(
+            left, box - (cs[a:b:stride] - cs[a - flank : b - flank : stride]) / flank
+        )
+        np.testing.assert_array_equal(
+            right,
+            box - (cs[a + w + flank : b + w + flank : stride] - cs[a + w : b + w : stride]) / flank,
+        )
+        a, b = w, max(w, n - w + 1)
+        d = (cs[a + w : b + w : stride] - 2 * cs[a:b:stride] + cs[a - w : b - w : stride]) / w
+        np.testing.assert_array_equal(_step_differences(cs, w, a, b, stride), d)
+
+        m = int(rng.integers(1, 2 * SMALL_SELECT_SIZE))
+        x = rng.normal(size=m) if trial % 3 else np.round(rng.normal(size=m) * 2)  # ties
+        if trial % 5 == 0:
+            x[rng.random(m) < 0.2] = np.nan
+        finite = x[np.isfinite(x)]
+        got = _median_and_std(x.copy())
+        if finite.size == 0:
+            assert np.isnan(got).all()
+            continue
+        med = np.median(finite)
+        assert got == (med, MAD_TO_SIGMA * np.median(np.abs(finite - med))), (trial, m)
+
+
+def test_compiled_strongest_left_out_equals_numpy_rule():
+    """_without_strongest (one compiled pass over the concatenated samples) leaves out the same
+    samples as the numpy rule item by item: ties of the peak between and within items, one and
+    two values per sample, reaches wider than an item."""
+    from fgsarchive.analysis.anomalies import _without_strongest, _without_strongest_plain
+
+    rng = np.random.default_rng(9)
+    for trial in range(300):
+        n_values = 1 + trial % 2
+        items = []
+        for _ in range(int(rng.integers(1, 6))):
+            m = int(rng.integers(1, 60))
+            arrays = [rng.normal(size=m) for _ in range(n_values)]
+            if trial % 3 == 0:
+                arrays = [np.round(a) for a in arrays]  # ties
+            items.append((*arrays, float(rng.uniform(0, 5)), int(rng.integers(0, 20))))
+        got, got_n = _without_strongest(items, n_values)
+        want, want_n = _without_strongest_plain(items, n_values)
+        assert got_n == want_n
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=str(trial))
+
+
+def test_centred_std_equals_median_and_std():
+    """_centred_std (one selection when one pass tells the median of y) equals
+    median_and_std(y)[1] bit for bit: samples less their segments' medians (odd and even
+    counts, one to four segments, ties), medians not zero, NaNs, both sides of the size limit."""
+    from fgsarchive.analysis.anomalies import SMALL_SELECT_SIZE, _centred_std
+    from fgsarchive.analysis.detrend import median_and_std
+
+    rng = np.random.default_rng(10)
+    for trial in range(400):
+        parts = []
+        for _ in range(int(rng.integers(1, 5))):
+            x = rng.normal(size=int(rng.integers(1, 3 * SMALL_SELECT_SIZE // 2)))
+            if trial % 3 == 0:
+                x = np.round(x * 2)  # ties, zeros
+            parts.append((x - np.median(x)) / 0.7)
+        y = np.concatenate(parts)
+        if trial % 7 == 0:
+            y = y + 0.1  # median not zero
+        if trial % 5 == 1:
+            y = np.where(y == 0, -0.0, y)
+        if trial % 11 == 0:
+            y[0] = np.nan
+        want = median_and_std(y.copy())[1]
+        got = _centred_std(y)
+        assert got == want or (np.isnan(got) and np.isnan(want)), trial
+
+
+def test_pooled_scale_memo_gives_the_same_detections():
+    """detect_parameter with a scale_memo shared by the segments of a parameter finds what it
+    finds without one, and the memo holds each pooled scale per (scale, white noise) asked."""
+    from fgsarchive.analysis.anomalies import (
+        _segment_scales,
+        detect_parameter,
+        pool_scale_noise,
+        pooled_scale,
+        scale_noise_samples,
+    )
+
+    rng = np.random.default_rng(12)
+    box_n, step_n = [16, 31, 62, 125, 500], [8, 31, 125]
+    segments = [
+        1e4 + 30.0 * np.cumsum(rng.normal(size=m)) * 0.05 + 30.0 * rng.normal(size=m)
+        for m in (3001, 4000, 2500)
+    ]
+    segments[1][1000:1100] -= 400.0
+    prepared = [_segment_scales(v, box_n, step_n) for v in segments]
+    pooled = pool_scale_noise(
+        [
+            scale_noise_samples(v, box_n=box_n, step_n=step_n, prepared=p)
+            for v, p in zip(segments, prepared, strict=True)
+        ]
+    )
+    memo: dict = {}
+    found = 0
+    for v, p in zip(segments, prepared, strict=True):
+        kw = {"box_n": box_n, "step_n": step_n, "pooled": pooled, "prepared": p}
+        plain = detect_parameter(v, **kw)
+        memoised = detect_parameter(v, scale_memo=memo, **kw)
+        for a, b in zip(plain.__dict__.values(), memoised.__dict__.values(), strict=True):
+            np.testing.assert_array_equal(a, b)
+        found += plain.t_start.size + plain.s_index.size
+    assert found >= 1
+    assert len(memo) >= len(box_n)
+    for (key, white, min_sigma, per_hour), scale in memo.items():
+        assert scale == pooled_scale(pooled, key, min_sigma, per_hour, white)
+
+
+def test_compiled_offset_cumsum_equals_numpy():
+    """_offset_cumsum equals numpy's cumulative sum of the values less the offset, after a 0,
+    bit for bit (long series, where the rounding of a different order of sums would show)."""
+    from fgsarchive.analysis.anomalies import _offset_cumsum
+
+    rng = np.random.default_rng(13)
+    for n in (0, 1, 7, 1000, 200_000):
+        x = 1e4 + 30.0 * rng.normal(size=n)
+        off = float(np.median(x)) if n else 0.0
+        np.testing.assert_array_equal(
+            _offset_cumsum(x, off), np.concatenate(([0.0], np.cumsum(x - off)))
+        )

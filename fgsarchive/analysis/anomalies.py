@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import math
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -171,6 +172,24 @@ class ParameterDetections:
     noise: float  # per-sample white noise (1.4826 MAD of differences / sqrt 2)
 
 
+BOX_CHUNK = 512
+"""Starts per block of ``_box_peaks``: the statistic of a block is computed in one loop without
+branches (vectorised by the compiler), then scanned for runs above the threshold."""
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _box_stat(cs, i, w, ll, lr, nl, nr, medl, medr):  # pragma: no cover - compiled
+    """Signed two-sided box statistic at start ``i`` (flanks ``ll``/``lr``, noises ``nl``/``nr``):
+    the smaller |z| of the two sides when both have the same sign, else 0."""
+    box = (cs[i + w] - cs[i]) / w
+    # (box - flank mean - median offset) / noise, the noise scaled to the flank's length
+    zl = (box - (cs[i] - cs[i - ll]) / ll - medl) / nl
+    zr = (box - (cs[i + w + lr] - cs[i + w]) / lr - medr) / nr
+    st = min(abs(zl), abs(zr))
+    st = -st if zl < 0 else st
+    return st if zl * zr > 0 else 0.0
+
+
 @numba.njit(cache=True, nogil=True)
 def _box_peaks(cs, w, flank, medl, sl, medr, sr, thr):  # pragma: no cover - compiled
     """Two-sided box statistic for every start i in [w, n - 2w] from the cumulative sum ``cs``
@@ -187,29 +206,36 @@ def _box_peaks(cs, w, flank, medl, sl, medr, sr, thr):  # pragma: no cover - com
     # the noise with full flanks, out of the loop (the same expression as where flanks are cut)
     nl_full = sl * np.sqrt((1.0 / w + 1.0 / flank) / ref)
     nr_full = sr * np.sqrt((1.0 / w + 1.0 / flank) / ref)
-    for i in range(w, n - 2 * w + 1):
-        ll = min(flank, i)
-        lr = min(flank, n - i - w)
-        box = (cs[i + w] - cs[i]) / w
-        # (box - flank mean - median offset) / noise, the noise scaled to the flank's length
-        nl = nl_full if ll == flank else sl * np.sqrt((1.0 / w + 1.0 / ll) / ref)
-        nr = nr_full if lr == flank else sr * np.sqrt((1.0 / w + 1.0 / lr) / ref)
-        zl = (box - (cs[i] - cs[i - ll]) / ll - medl) / nl
-        zr = (box - (cs[i + w + lr] - cs[i + w]) / lr - medr) / nr
-        st = 0.0
-        if zl * zr > 0:
-            st = min(abs(zl), abs(zr))
-            if zl < 0:
-                st = -st
-        a = abs(st)
-        if a >= thr:
-            if not in_run or a > best:
-                best, best_i, best_s = a, i, st
-            in_run = True
-        elif in_run:
-            pos.append(best_i)
-            val.append(best_s)
-            in_run = False
+    # starts with both flanks full: [full_lo, full_hi); the others have a flank cut
+    full_lo = max(w, flank)
+    full_hi = max(full_lo, n - w - flank + 1)
+    buf = np.empty(BOX_CHUNK)
+    i0 = w
+    while i0 < n - 2 * w + 1:
+        i1 = min(i0 + BOX_CHUNK, n - 2 * w + 1)
+        if full_lo <= i0 and i1 <= full_hi:  # no branch per start: vectorised
+            for k in range(i1 - i0):
+                buf[k] = _box_stat(cs, i0 + k, w, flank, flank, nl_full, nr_full, medl, medr)
+        else:
+            for k in range(i1 - i0):
+                i = i0 + k
+                ll = min(flank, i)
+                lr = min(flank, n - i - w)
+                nl = nl_full if ll == flank else sl * np.sqrt((1.0 / w + 1.0 / ll) / ref)
+                nr = nr_full if lr == flank else sr * np.sqrt((1.0 / w + 1.0 / lr) / ref)
+                buf[k] = _box_stat(cs, i, w, ll, lr, nl, nr, medl, medr)
+        for k in range(i1 - i0):
+            st = buf[k]
+            a = abs(st)
+            if a >= thr:
+                if not in_run or a > best:
+                    best, best_i, best_s = a, i0 + k, st
+                in_run = True
+            elif in_run:
+                pos.append(best_i)
+                val.append(best_s)
+                in_run = False
+        i0 = i1
     if in_run:
         pos.append(best_i)
         val.append(best_s)
@@ -344,6 +370,124 @@ def _scaled(table: dict[int, tuple[float, float, float, float, int]], length: in
     return medl, sl * f, medr, sr * f, flank
 
 
+SMALL_SELECT_SIZE = 400
+"""Up to this many values ``_median_and_std`` selects by compiled quickselect (1-3 us faster
+per call than ``detrend.median_and_std``'s compiled np.median on the search's filter outputs);
+above, numpy's vectorised partition is as fast or faster."""
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _select(x, lo, hi, k):  # pragma: no cover - compiled
+    """Reorder ``x[lo:hi + 1]`` so that ``x[k]`` is its (k - lo)-th smallest value, everything
+    before it no larger and everything after no smaller (quickselect: median-of-three pivot,
+    Hoare partition, which stays fast on ties). No NaNs."""
+    while hi > lo:
+        if hi - lo == 1:
+            if x[lo] > x[hi]:
+                x[lo], x[hi] = x[hi], x[lo]
+            return
+        mid = (lo + hi) >> 1
+        a, b, c = x[lo], x[mid], x[hi]
+        if a > b:
+            a, b = b, a
+        if b > c:
+            b, c = c, b
+        if a > b:
+            a, b = b, a
+        x[lo], x[mid], x[hi] = a, b, c
+        if hi - lo == 2:
+            return
+        x[mid], x[hi - 1] = x[hi - 1], x[mid]  # the pivot b next to the end; x[lo] <= b <= x[hi]
+        i = lo
+        j = hi - 1
+        while True:
+            i += 1
+            while x[i] < b:
+                i += 1
+            j -= 1
+            while x[j] > b:
+                j -= 1
+            if i >= j:
+                break
+            x[i], x[j] = x[j], x[i]
+        x[i], x[hi - 1] = x[hi - 1], x[i]
+        if i == k:
+            return
+        if i < k:
+            lo = i + 1
+        else:
+            hi = i - 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _median_select(buf, m):  # pragma: no cover - compiled
+    """``np.median`` of ``buf[:m]`` (no NaNs; reordered in place): the middle value, or the mean
+    of the two middle values for an even count."""
+    h = m // 2
+    _select(buf, 0, m - 1, h)
+    if m % 2:
+        return buf[h]
+    below = buf[0]
+    for i in range(1, h):
+        below = max(below, buf[i])
+    return (below + buf[h]) / 2
+
+
+@numba.njit(cache=True, nogil=True)
+def _median_std_strided(x, stride):  # pragma: no cover - compiled
+    """Median and 1.4826 MAD of the finite values of ``x[::stride]`` (NaN, NaN if none), by two
+    quickselects."""
+    buf = np.empty((x.size + stride - 1) // stride)
+    m = 0
+    for i in range(0, x.size, stride):
+        if np.isfinite(x[i]):
+            buf[m] = x[i]
+            m += 1
+    if m == 0:
+        return np.nan, np.nan
+    med = _median_select(buf, m)
+    for i in range(m):
+        buf[i] = abs(buf[i] - med)
+    return med, MAD_TO_SIGMA * _median_select(buf, m)
+
+
+@numba.njit(cache=True, nogil=True)
+def _finite_copy(x):  # pragma: no cover - compiled
+    """The finite values of ``x``, a new array."""
+    buf = np.empty(x.size)
+    m = 0
+    for v in x:
+        if np.isfinite(v):
+            buf[m] = v
+            m += 1
+    return buf[:m]
+
+
+@numba.njit(cache=True, nogil=True)
+def _abs_deviations(buf, med):  # pragma: no cover - compiled
+    """``buf`` replaced by ``|buf - med|``, in place."""
+    for i in range(buf.size):
+        buf[i] = abs(buf[i] - med)
+
+
+def _median_and_std(x: np.ndarray) -> tuple[float, float]:
+    """``detrend.median_and_std(x)`` (the same numbers): compiled for up to
+    ``SMALL_SELECT_SIZE`` values, else numpy's partitions of one compiled copy."""
+    if x.size <= SMALL_SELECT_SIZE:
+        return _median_std_strided(x, 1)
+    stride = max(1, x.size // MAX_STAT_SAMPLES)
+    if -(-x.size // stride) <= SMALL_SELECT_SIZE:
+        return _median_std_strided(x, stride)
+    if stride > 1:
+        return median_and_std(x)
+    buf = _finite_copy(x)
+    if buf.size == 0:
+        return float("nan"), float("nan")
+    med = median_inplace(buf)
+    _abs_deviations(buf, med)
+    return med, float(MAD_TO_SIGMA * median_inplace(buf))
+
+
 def _median(x: np.ndarray) -> float:
     """``np.median`` of ``x`` (which it may reorder), by one in-place partition."""
     if x.size == 0 or np.isnan(x).any():
@@ -387,6 +531,18 @@ def _despike(x, threshold, out):  # pragma: no cover - compiled
         out[i] = med if abs(x[i] - med) > threshold else x[i]
 
 
+@numba.njit(cache=True, nogil=True)
+def _offset_cumsum(x, off):  # pragma: no cover - compiled
+    """``np.concatenate(([0.0], np.cumsum(x - off)))`` in one loop (the same sequential sums)."""
+    cs = np.empty(x.size + 1)
+    cs[0] = 0.0
+    total = 0.0
+    for i in range(x.size):
+        total += x[i] - off
+        cs[i + 1] = total
+    return cs
+
+
 def _prepare(v: np.ndarray):
     """(sigma, sigma_f, despiked series, offset, cumulative sum of despiked - offset) of one
     segment's finite values; sigma is NaN or <= 0 when the series has no usable noise."""
@@ -399,15 +555,18 @@ def _prepare(v: np.ndarray):
     if not np.isfinite(sigma) or sigma <= 0:
         return sigma, sigma, None, 0.0, None
     stride = max(1, n // MAX_STAT_SAMPLES)
-    scale = _median(np.abs(v[::stride])) if n else 0.0
-    sigma_f = max(sigma, 1e-12 * max(1.0, scale))
+    # a floor for sigma far below the values' scale (the median of |v|): only where it can
+    # matter, since that median is at most max |v| (the floor is then sigma itself)
+    sigma_f = sigma
+    if n and not 1e-12 * max(1.0, float(np.abs(v).max())) <= sigma:
+        sigma_f = max(sigma, 1e-12 * max(1.0, _median(np.abs(v[::stride]))))
     if finite:
         vd = np.empty_like(v)
         _despike(np.ascontiguousarray(v), SPIKE_SIGMA * sigma_f, vd)
     else:
         vd = despike(v, threshold=SPIKE_SIGMA * sigma_f)
     off = _median(vd[::stride].copy())
-    cs = np.concatenate(([0.0], np.cumsum(vd - off)))
+    cs = _offset_cumsum(vd, off)
     return sigma, sigma_f, vd, off, cs
 
 
@@ -419,27 +578,47 @@ def _step_widths(step_n: Sequence[int], n: int) -> list[int]:
     return sorted({int(x) for x in step_n if 1 <= int(x) <= n // 3})
 
 
+@numba.njit(cache=True, nogil=True)
+def _box_differences(cs, w, flank, a, b, stride):  # pragma: no cover - compiled
+    """Box-minus-left-flank and box-minus-right-flank differences at starts ``range(a, b,
+    stride)`` from the cumulative sum ``cs`` (numpy's operations on strided views, in one loop)."""
+    m = max(0, (b - a + stride - 1) // stride)
+    left = np.empty(m)
+    right = np.empty(m)
+    for k in range(m):
+        i = a + k * stride
+        box = (cs[i + w] - cs[i]) / w
+        left[k] = box - (cs[i] - cs[i - flank]) / flank
+        right[k] = box - (cs[i + w + flank] - cs[i + w]) / flank
+    return left, right
+
+
+@numba.njit(cache=True, nogil=True)
+def _step_differences(cs, w, a, b, stride):  # pragma: no cover - compiled
+    """Step differences (mean of the w samples from j on minus the w before) at ``j`` in
+    ``range(a, b, stride)`` from the cumulative sum ``cs``."""
+    m = max(0, (b - a + stride - 1) // stride)
+    d = np.empty(m)
+    for k in range(m):
+        j = a + k * stride
+        d[k] = (cs[j + w] - 2 * cs[j] + cs[j - w]) / w
+    return d
+
+
 def _box_samples(cs: np.ndarray, n: int, w: int, flank: int):
     """Box-minus-left-flank and box-minus-right-flank differences for starts with full flanks
     (every ``stride``-th), and the number of independent boxes they hold."""
     stride = max(1, w // 4, n // MAX_STAT_SAMPLES)
     a, b = flank, max(flank, n - w - flank + 1)  # starts i in range(a, b, stride)
-
-    def at(offset: int) -> np.ndarray:  # cs[i + offset] for those starts, a view
-        return cs[a + offset : b + offset : stride]
-
-    box = (at(w) - at(0)) / w
-    left = box - (at(0) - at(-flank)) / flank
-    right = box - (at(w + flank) - at(w)) / flank
+    left, right = _box_differences(cs, w, flank, a, b, stride)
     return left, right, max(0.0, (n - w - 2 * flank + 1) / (w + 2 * flank))
 
 
 def _step_samples(cs: np.ndarray, n: int, w: int):
     """Step differences (mean after minus mean before) and the number of independent ones."""
     stride = max(1, w // 4, n // MAX_STAT_SAMPLES)
-    a, b = w, max(w, n - w + 1)  # positions j in range(a, b, stride); cs[j + k]: views
-    after, here, before = cs[a + w : b + w : stride], cs[a:b:stride], cs[a - w : b - w : stride]
-    return (after - 2 * here + before) / w, max(0.0, (n - 2 * w + 1) / (2 * w))
+    a, b = w, max(w, n - w + 1)  # positions j in range(a, b, stride)
+    return _step_differences(cs, w, a, b, stride), max(0.0, (n - 2 * w + 1) / (2 * w))
 
 
 def _segment_scales(v: np.ndarray, box_n: Sequence[int], step_n: Sequence[int]):
@@ -467,12 +646,12 @@ def _segment_scales(v: np.ndarray, box_n: Sequence[int], step_n: Sequence[int]):
                 left,
                 right,
                 nind,
-                median_and_std(left),
-                median_and_std(right),
+                _median_and_std(left),
+                _median_and_std(right),
             )
     for w in _step_widths(step_n, n):
         d, nind = _step_samples(cs, n, w)
-        step[w] = (d, nind, median_and_std(d))
+        step[w] = (d, nind, _median_and_std(d))
     return prep, box, step
 
 
@@ -507,8 +686,8 @@ def scale_noise_samples(
             reach = -(-(w + 2 * flank) // max(1, w // 4, n // MAX_STAT_SAMPLES))
             out[("box", w, factor)] = [
                 (
-                    (left - _median_of(left, stats_l)) / sigma_f,
-                    (right - _median_of(right, stats_r)) / sigma_f,
+                    _centred(left, _median_of(left, stats_l), sigma_f),
+                    _centred(right, _median_of(right, stats_r), sigma_f),
                     nind,
                     reach,
                 )
@@ -516,16 +695,78 @@ def scale_noise_samples(
     for w, (d, nind, stats) in step.items():
         if d.size:
             reach = -(-2 * w // max(1, w // 4, n // MAX_STAT_SAMPLES))
-            out[("step", w)] = [((d - _median_of(d, stats)) / sigma_f, nind, reach)]
+            out[("step", w)] = [(_centred(d, _median_of(d, stats), sigma_f), nind, reach)]
     return out
 
 
-def _without_strongest(items: list, n_values: int) -> tuple[list[list[np.ndarray]], float]:
-    """The sample arrays of ``items`` with the filter outputs that overlap the strongest one
-    (largest |value| over all items; ``reach`` samples either side) left out, and the number of
-    independent samples left: the event a wide scale is searched for must not set its own
-    noise (a 55-s, 0.3 % drop in a 15-min visit of white noise read as 2x the white scale of
-    32-s boxes, where the visit holds 4 independent ones)."""
+@numba.njit(cache=True, nogil=True)
+def _centred(x, med, scale):  # pragma: no cover - compiled
+    """``(x - med) / scale`` in one compiled loop (numpy's two operations, the same values)."""
+    out = np.empty(x.size)
+    for i in range(x.size):
+        out[i] = (x[i] - med) / scale
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _strongest_left_out(a0, a1, sizes, reaches):  # pragma: no cover - compiled
+    """The concatenated sample arrays ``a0``/``a1`` (items of ``sizes`` samples) without the
+    samples within ``reaches[k]`` of the strongest output (largest |value| of both arrays) of
+    the strongest item k (first of the largest); (False, a0, a1) when they hold a NaN."""
+    for t in range(a0.size):
+        if np.isnan(a0[t]) or np.isnan(a1[t]):
+            return False, a0, a1
+    n_items = sizes.size
+    k = 0
+    peak = -1.0
+    start = 0
+    k_start = 0
+    for j in range(n_items):
+        p = abs(a0[start])
+        for t in range(start, start + sizes[j]):
+            p = max(p, abs(a0[t]), abs(a1[t]))
+        if j == 0 or p > peak:
+            peak, k, k_start = p, j, start
+        start += sizes[j]
+    i = 0
+    best = -1.0
+    for t in range(sizes[k]):
+        s = max(abs(a0[k_start + t]), abs(a1[k_start + t]))
+        if t == 0 or s > best:
+            best, i = s, t
+    lo = k_start + max(0, i - reaches[k])  # left out: [lo, hi)
+    hi = k_start + min(sizes[k], i + reaches[k] + 1)
+    m = a0.size - (hi - lo)
+    out0 = np.empty(m)
+    out1 = np.empty(m)
+    out0[:lo] = a0[:lo]
+    out0[lo:] = a0[hi:]
+    out1[:lo] = a1[:lo]
+    out1[lo:] = a1[hi:]
+    return True, out0, out1
+
+
+def _without_strongest(items: list, n_values: int) -> tuple[list[np.ndarray], float]:
+    """The sample arrays of ``items``, concatenated per value, with the filter outputs that
+    overlap the strongest one (largest |value| over all items; ``reach`` samples either side)
+    left out, and the number of independent samples left: the event a wide scale is searched
+    for must not set its own noise (a 55-s, 0.3 % drop in a 15-min visit of white noise read as
+    2x the white scale of 32-s boxes, where the visit holds 4 independent ones)."""
+    if len(items) == 1:
+        values = list(items[0][:n_values])
+    else:
+        values = [np.concatenate([it[v] for it in items]) for v in range(n_values)]
+    sizes = np.array([it[0].size for it in items], dtype=np.int64)
+    reaches = np.array([it[-1] for it in items], dtype=np.int64)
+    ok, kept0, kept1 = _strongest_left_out(values[0], values[-1], sizes, reaches)
+    if not ok:  # NaN: the numpy rule (np.argmax stops at the first NaN)
+        return _without_strongest_plain(items, n_values)
+    left = max(0.0, float(sum(it[-2] for it in items)) - 1.0)
+    return [kept0, kept1][:n_values], left
+
+
+def _without_strongest_plain(items: list, n_values: int) -> tuple[list[np.ndarray], float]:
+    """``_without_strongest`` by numpy operations per item (for samples with NaNs)."""
     peak = [max(float(np.abs(a).max()) for a in it[:n_values]) for it in items]
     k = int(np.argmax(peak))
     out = []
@@ -539,7 +780,8 @@ def _without_strongest(items: list, n_values: int) -> tuple[list[list[np.ndarray
             keep = np.abs(np.arange(strength.size) - i) > it[-1]
             arrays = [a[keep] for a in arrays]
         out.append(arrays)
-    return out, max(0.0, float(sum(it[-2] for it in items)) - 1.0)
+    values = [np.concatenate([a[v] for a in out]) for v in range(n_values)]
+    return values, max(0.0, float(sum(it[-2] for it in items)) - 1.0)
 
 
 def pool_scale_noise(samples: Sequence[dict]) -> dict:
@@ -555,16 +797,69 @@ def pool_scale_noise(samples: Sequence[dict]) -> dict:
     for key, items in merged.items():
         n_values = 2 if key[0] == "box" else 1
         nind = float(sum(it[-2] for it in items))
-        arrays = [list(it[:n_values]) for it in items]
         if MAD_EFFICIENCY * nind < MIN_NOISE_DOF:  # few samples: leave the strongest out
-            arrays, nind = _without_strongest(items, n_values)
-        scales = [
-            median_and_std(values)[1]
-            for values in (np.concatenate([a[v] for a in arrays]) for v in range(n_values))
-            if values.size
-        ]
+            values, nind = _without_strongest(items, n_values)
+        elif len(items) == 1:  # read, not changed
+            values = list(items[0][:n_values])
+        else:
+            values = [np.concatenate([it[v] for it in items]) for v in range(n_values)]
+        scales = [_centred_std(x) for x in values if x.size]
         out[key] = (max(scales) if scales else float("nan"), nind)
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _deviations_if_central(y):  # pragma: no cover - compiled
+    """|y - median(y)| when one pass over ``y`` (finite, non-empty) tells its median: the middle
+    value(s) are 0, the largest value below 0 or the smallest above 0 -- so whenever ``y`` is
+    less the median of one segment; else an empty array."""
+    m = y.size
+    below = 0
+    above = 0
+    top_below = -np.inf
+    low_above = np.inf
+    not_finite = 0.0  # v - v is NaN for NaN and inf
+    for i in range(m):  # no branches (the signs of noise are unpredictable)
+        v = y[i]
+        not_finite += v - v
+        below += np.int64(v < 0)
+        above += np.int64(v > 0)
+        a = v if v < 0 else -np.inf
+        top_below = a if a > top_below else top_below
+        b = v if v > 0 else np.inf
+        low_above = b if b < low_above else low_above
+    if not_finite != 0.0:
+        return np.empty(0)
+    zero_end = m - above  # sorted: [0, below) negative, [below, zero_end) zero, then positive
+    h = m // 2
+    middle = np.empty(2)
+    for j, k in enumerate((h - 1 + m % 2, h)):  # the middle index twice when m is odd
+        if below <= k < zero_end:
+            middle[j] = 0.0
+        elif k == below - 1:
+            middle[j] = top_below
+        elif k == zero_end:
+            middle[j] = low_above
+        else:
+            return np.empty(0)
+    med = middle[1] if m % 2 else (middle[0] + middle[1]) / 2
+    out = np.empty(m)
+    for i in range(m):
+        out[i] = abs(y[i] - med)
+    return out
+
+
+def _centred_std(y: np.ndarray) -> float:
+    """``_median_and_std(y)[1]`` of samples that are each less their own segment's median
+    (``scale_noise_samples``): where one pass tells their median (``_deviations_if_central``;
+    always for one segment), one selection instead of two."""
+    if y.size < 2 * MAX_STAT_SAMPLES:  # every sample used (no subset)
+        dev = _deviations_if_central(y)
+        if dev.size:
+            if dev.size <= SMALL_SELECT_SIZE:
+                return float(MAD_TO_SIGMA * _median_select(dev, dev.size))
+            return float(MAD_TO_SIGMA * median_inplace(dev))
+    return _median_and_std(y)[1]
 
 
 MAD_EFFICIENCY = 0.37
@@ -693,6 +988,7 @@ def detect_parameter(
     frames_per_hour: float = 3600.0 / 0.064,
     pooled: Mapping | None = None,
     prepared=None,
+    scale_memo: dict | None = None,
 ) -> ParameterDetections:
     """Transients and steps in one evenly sampled series of finite values (widths in samples).
 
@@ -714,7 +1010,9 @@ def detect_parameter(
        when not within min(w, w') of a stronger one, position refined by the two-sample (CUSUM)
        statistic.
 
-    ``prepared``: ``_segment_scales`` of these values (computed when None).
+    ``prepared``: ``_segment_scales`` of these values (computed when None). ``scale_memo``: a
+    dict kept for the calls that share one ``pooled`` (the segments of a parameter), which then
+    compute each of its ``pooled_scale`` values once.
     """
     v = np.asarray(values, dtype=np.float64)
     n = v.size
@@ -733,7 +1031,14 @@ def detect_parameter(
         not pooled (``pooled={}``: each segment's own scale alone, the round-1 rule)."""
         if not pooled:
             return 0.0
-        return sigma_f * pooled_scale(pooled, key, min_sigma, frames_per_hour, white, well)
+        if scale_memo is None:
+            return sigma_f * pooled_scale(pooled, key, min_sigma, frames_per_hour, white, well)
+        memo_key = (key, white, min_sigma, frames_per_hour)
+        scale = scale_memo.get(memo_key)
+        if scale is None:
+            scale = pooled_scale(pooled, key, min_sigma, frames_per_hour, white, well)
+            scale_memo[memo_key] = scale
+        return sigma_f * scale
 
     well = _well_measured(pooled) if pooled else []
 
@@ -748,10 +1053,10 @@ def detect_parameter(
             # the noise from boxes with full flanks on each side: start i = L .. n - w - L,
             # this segment's own and the pooled one over the run's segments, the larger
             flank, _, _, _, (medl, sl), (medr, sr) = box_stats[(w, factor)]
-            white = np.sqrt(1.0 / w + 1.0 / flank)
+            white = math.sqrt(1.0 / w + 1.0 / flank)  # (math: no numpy call per scalar)
             floor = max(sigma_f * white, pooled_noise(("box", w, factor), w, white))
             sl, sr = max(sl, floor), max(sr, floor)
-            if not np.isfinite(floor):
+            if not math.isfinite(floor):
                 continue
             if best is None or max(sl, sr) < best[0]:
                 best = (max(sl, sr), flank, (medl, sl, medr, sr, factor))
@@ -818,8 +1123,9 @@ def detect_parameter(
     step_sig: dict[int, tuple[float, float]] = {}
     for w in _step_widths(step_n, n):
         med, s = step_stats[w][2]  # of the mean after j - mean before j
-        s = max(s, sigma_f * np.sqrt(2.0 / w), pooled_noise(("step", w), w, np.sqrt(2.0 / w)))
-        if not np.isfinite(s):
+        white = math.sqrt(2.0 / w)
+        s = max(s, sigma_f * white, pooled_noise(("step", w), w, white))
+        if not math.isfinite(s):
             continue
         step_sig[w] = (med, s)
         thr = local_threshold(min_sigma, w, frames_per_hour)
@@ -1119,6 +1425,8 @@ def detect_anomalies(
             return {}
         return scale_noise_samples(v, box_n=bn, step_n=sn, prepared=prepared[index[id(job)]])
 
+    memos: dict[str, dict] = {job[0]: {} for job in jobs}  # pooled_scale values per parameter
+
     def run(job, pooled):
         _, v, _, _, per_hour, bn, sn = job
         if not noise_pooling:
@@ -1131,6 +1439,7 @@ def detect_anomalies(
             frames_per_hour=per_hour,
             pooled=pooled,
             prepared=prepared[index[id(job)]],
+            scale_memo=memos[job[0]],
         )
 
     n_workers = min(len(jobs), workers if workers is not None else (os.cpu_count() or 1))
