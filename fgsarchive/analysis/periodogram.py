@@ -670,16 +670,14 @@ def _whittle_fit(fb, pbar, weight, theta0, bounds, iterations=40):
 
 
 @numba.njit(cache=True, nogil=True)
-def _whittle_nll(fb, pbar, weight, theta, g):  # pragma: no cover - compiled
-    """-log likelihood at ``theta``; fills ``g`` (4, n) with d log S / d theta and returns
-    (nll, q = pbar / S). Same model as ``_model_terms``."""
+def _whittle_nll_log(lfb, pbar, weight, theta, g, q):  # pragma: no cover - compiled
+    """-log likelihood at ``theta`` from the log bin frequencies ``lfb``; fills ``g`` (4, n)
+    with d log S / d theta and ``q`` with pbar / S. Same model as ``_model_terms``."""
     w, a = np.exp(theta[0]), np.exp(theta[1])
     lk, alpha = theta[2], theta[3]
-    n = fb.size
-    q = np.empty(n)
     total = 0.0
-    for i in range(n):
-        lr = np.log(fb[i]) - lk
+    for i in range(lfb.size):
+        lr = lfb[i] - lk
         x = min(max(alpha * lr, -700.0), 700.0)
         u = np.exp(x)
         red = a / (1.0 + u)
@@ -690,33 +688,63 @@ def _whittle_nll(fb, pbar, weight, theta, g):  # pragma: no cover - compiled
         g[2, i] = dred * alpha
         g[3, i] = -dred * lr
         ls = np.log(sv)
-        q[i] = pbar[i] * np.exp(-ls)
-        total += weight[i] * (ls + q[i])
-    return total, q
+        qi = pbar[i] * np.exp(-ls)
+        q[i] = qi
+        total += weight[i] * (ls + qi)
+    return total
 
 
 @numba.njit(cache=True, nogil=True)
 def _whittle_fit_compiled(fb, pbar, weight, theta0, lo, hi, iterations):  # pragma: no cover
-    """The loop of ``_whittle_fit`` (see there), compiled."""
+    """The loop of ``_whittle_fit`` (see there), compiled: the log frequencies taken once, the
+    score and the Fisher information summed in one pass over the bins (each sum in bin order)."""
     n = fb.size
+    lfb = np.empty(n)
+    for i in range(n):
+        lfb[i] = np.log(fb[i])
     theta = np.minimum(np.maximum(theta0, lo), hi)
     g = np.empty((4, n))
     g2 = np.empty((4, n))
-    val, q = _whittle_nll(fb, pbar, weight, theta, g)
+    q = np.empty(n)
+    q2 = np.empty(n)
+    val = _whittle_nll_log(lfb, pbar, weight, theta, g, q)
     score = np.empty(4)
     fisher = np.empty((4, 4))
     d = np.empty(4)
     for _ in range(iterations):
-        for k in range(4):
-            acc = 0.0
-            for i in range(n):
-                acc += g[k, i] * weight[i] * (q[i] - 1.0)
-            score[k] = acc
-            for m in range(4):
-                acc = 0.0
-                for i in range(n):
-                    acc += g[k, i] * weight[i] * g[m, i]
-                fisher[k, m] = acc
+        s0 = s1 = s2 = s3 = 0.0
+        f00 = f01 = f02 = f03 = f10 = f11 = f12 = f13 = 0.0
+        f20 = f21 = f22 = f23 = f30 = f31 = f32 = f33 = 0.0
+        for i in range(n):
+            wi = weight[i]
+            r = q[i] - 1.0
+            g0, g1, g2i, g3 = g[0, i], g[1, i], g[2, i], g[3, i]
+            h0, h1, h2, h3 = g0 * wi, g1 * wi, g2i * wi, g3 * wi
+            s0 += h0 * r
+            s1 += h1 * r
+            s2 += h2 * r
+            s3 += h3 * r
+            f00 += h0 * g0
+            f01 += h0 * g1
+            f02 += h0 * g2i
+            f03 += h0 * g3
+            f10 += h1 * g0
+            f11 += h1 * g1
+            f12 += h1 * g2i
+            f13 += h1 * g3
+            f20 += h2 * g0
+            f21 += h2 * g1
+            f22 += h2 * g2i
+            f23 += h2 * g3
+            f30 += h3 * g0
+            f31 += h3 * g1
+            f32 += h3 * g2i
+            f33 += h3 * g3
+        score[0], score[1], score[2], score[3] = s0, s1, s2, s3
+        fisher[0, 0], fisher[0, 1], fisher[0, 2], fisher[0, 3] = f00, f01, f02, f03
+        fisher[1, 0], fisher[1, 1], fisher[1, 2], fisher[1, 3] = f10, f11, f12, f13
+        fisher[2, 0], fisher[2, 1], fisher[2, 2], fisher[2, 3] = f20, f21, f22, f23
+        fisher[3, 0], fisher[3, 1], fisher[3, 2], fisher[3, 3] = f30, f31, f32, f33
         for k in range(4):
             d[k] = np.sqrt(max(fisher[k, k], 1e-300))
         scaled = fisher / np.outer(d, d)
@@ -724,11 +752,10 @@ def _whittle_fit_compiled(fb, pbar, weight, theta0, lo, hi, iterations):  # prag
         t = 1.0
         accepted = False
         v2 = val
-        cand = theta.copy()
-        q2 = q
+        cand = theta
         for _ls in range(12):
             cand = np.minimum(np.maximum(theta + t * step, lo), hi)
-            v2, q2 = _whittle_nll(fb, pbar, weight, cand, g2)
+            v2 = _whittle_nll_log(lfb, pbar, weight, cand, g2, q2)
             if v2 <= val:
                 accepted = True
                 break
@@ -738,7 +765,7 @@ def _whittle_fit_compiled(fb, pbar, weight, theta0, lo, hi, iterations):  # prag
         done = val - v2 < 1e-4  # in units of log likelihood
         theta = cand
         val = v2
-        q = q2
+        q, q2 = q2, q
         g, g2 = g2, g
         if done:
             break
