@@ -33,6 +33,7 @@ from .detrend import (
     diff_noise,
     file_rows,
     median_cadence_s,
+    median_inplace,
 )
 
 __all__ = [
@@ -575,9 +576,11 @@ def _fitted_log_continuum(
     grid = _model_grid(nf, float(f0_hz), float(df_hz), bpr)
     c, f, edges, count, fb = grid.c, grid.f, grid.edges, grid.count, grid.fb
     n_ind = grid.n_ind
+    # w0: the median of the upper half of the positive ordinates over log 2 (a partition of a
+    # copy: np.median's number)
     pos = p if nf and p.min() > 0 else p[p > 0]
-    w0 = float(np.median(pos[pos.size // 2 :]) / np.log(2.0)) if pos.size else 1e-300
-    w0 = max(w0, 1e-300)
+    w0 = median_inplace(pos[pos.size // 2 :].copy()) / np.log(2.0) if pos.size else 1e-300
+    w0 = max(float(w0), 1e-300)
 
     pbar = np.add.reduceat(p, edges) / count
     low = float(np.mean(pbar[: min(3, pbar.size)]))
@@ -591,25 +594,38 @@ def _fitted_log_continuum(
         (lf0 - 3.0, lf1),
         MODEL_SLOPES,
     ]
+    lo_b = np.array([b[0] for b in bounds], dtype=np.float64)
+    hi_b = np.array([b[1] for b in bounds], dtype=np.float64)
+    cold_starts = [
+        np.array([np.log(w0), np.log(a0), np.clip(np.log(fk0), lf0, lf1), alpha0])
+        for alpha0 in MODEL_SLOPES
+    ]
+    fits: dict[tuple, np.ndarray] = {}
 
     def fit(pbar, weight, start=None, warm_only=False):
         """Red model or white, whichever Whittle prefers by more than MODEL_SELECT_NLL
-        (``warm_only``: the red model started from ``start`` only, for the leave-out refits)."""
+        (``warm_only``: the red model started from ``start`` only, for the leave-out refits).
+        A fit of the same bins, weights and starts as an earlier one of this spectrum (a white
+        spectrum with nothing to clip) is that one's result: the fits are deterministic."""
+        cold = not (warm_only and start is not None)
+        key = (pbar.tobytes(), weight.tobytes(), None if start is None else start.tobytes(), cold)
+        known = fits.get(key)
+        if known is not None:
+            return known
         w_white = float(np.sum(weight * pbar) / max(np.sum(weight), 1e-300))
         nll_white = float(np.sum(weight * (np.log(w_white) + pbar / w_white)))
         starts = [start] if start is not None else []
-        for alpha0 in () if warm_only and start is not None else MODEL_SLOPES:
-            starts.append(
-                np.array([np.log(w0), np.log(a0), np.clip(np.log(fk0), lf0, lf1), alpha0])
-            )
+        if cold:
+            starts += cold_starts
         best, best_nll = None, np.inf
         for theta0 in starts:
-            th, val = _whittle_fit(fb, pbar, weight, theta0, bounds)
+            th, val = _whittle_fit(fb, pbar, weight, theta0, lo_b, hi_b)
             if val < best_nll:
                 best, best_nll = th, val
         if nll_white - best_nll < MODEL_SELECT_NLL:
             lw = float(np.clip(np.log(w_white), *bounds[0]))
-            return np.array([lw, bounds[1][0], lf0, MODEL_SLOPES[0]])
+            best = np.array([lw, bounds[1][0], lf0, MODEL_SLOPES[0]])
+        fits[key] = best
         return best
 
     theta = fit(pbar, n_ind)
@@ -638,10 +654,17 @@ def _fitted_log_continuum(
     # the lowest elements, where a few ordinates weigh on the red part: each refitted with its
     # own core (+- CONTINUUM_CORE_ELEMENTS) left out -- a line there must not raise its own level
     core = int(MODEL_LEAVE_OUT_CORE)
-    for e in range(min(MODEL_LEAVE_OUT_ELEMENTS, grid.n_lin - core)):
+    n_out_elements = min(MODEL_LEAVE_OUT_ELEMENTS, grid.n_lin - core)
+    if n_out_elements <= 0:
+        return log_s, var_log, theta
+    end = min(n_out_elements * c, nf)
+    # elements holding an ordinate a refit could make significant (one comparison for all:
+    # a refit changes only its own element's log_s)
+    hot = p[:end] > MODEL_LEAVE_OUT_RATIO * np.exp(log_s[:end])
+    for e in range(n_out_elements):
         lo, hi = e * c, min((e + 1) * c, nf)
-        if not np.any(p[lo:hi] > MODEL_LEAVE_OUT_RATIO * np.exp(log_s[lo:hi])):
-            continue  # no ordinate there a refit could make significant
+        if not hot[lo:hi].any():
+            continue
         n_out = np.array(n_ind)
         n_out[max(0, e - core) : e + core + 1] = 0.0
         th = fit(pbar, n_out, theta if theta[1] > bounds[1][0] else None, warm_only=True)
@@ -650,18 +673,16 @@ def _fitted_log_continuum(
     return log_s, var_log, theta
 
 
-def _whittle_fit(fb, pbar, weight, theta0, bounds, iterations=40):
+def _whittle_fit(fb, pbar, weight, theta0, lo, hi, iterations=40):
     """Fisher scoring of Whittle's -log likelihood ``sum(weight (log S + pbar / S))`` over the
-    bins ``fb``, from ``theta0`` within ``bounds`` (steps halved until the likelihood rises).
-    Returns (theta, -log likelihood). Compiled (``_whittle_fit_compiled``): nine series of a
-    visit need ~150 of these small fits, ~50 ms per series in NumPy."""
-    lo = np.array([b[0] for b in bounds], dtype=np.float64)
-    hi = np.array([b[1] for b in bounds], dtype=np.float64)
+    bins ``fb``, from ``theta0`` within the bounds ``lo``, ``hi`` (arrays of 4; steps halved
+    until the likelihood rises). Returns (theta, -log likelihood). Compiled
+    (``_whittle_fit_compiled``): nine series of a visit need ~70 of these small fits."""
     theta, val = _whittle_fit_compiled(
         np.ascontiguousarray(fb, dtype=np.float64),
         np.ascontiguousarray(pbar, dtype=np.float64),
         np.ascontiguousarray(weight, dtype=np.float64),
-        np.asarray(theta0, dtype=np.float64).copy(),
+        np.asarray(theta0, dtype=np.float64),
         lo,
         hi,
         int(iterations),
