@@ -241,14 +241,15 @@ def local_continuum(
     frequencies 1 % apart (the continuum is smooth on that scale), interpolated to every bin.
     """
     log_cont, var_log = _local_log_continuum(power, f0_hz, df_hz, bins_per_resolution)
-    return np.exp(log_cont), var_log
+    return np.exp(log_cont), var_log.copy()
 
 
 def _local_log_continuum(
     power: np.ndarray, f0_hz: float, df_hz: float, bins_per_resolution: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``local_continuum`` as (log continuum, var_log): the windows and sums that depend only on
-    the grid come from ``_local_grid`` (shared by the series of a group), the fits are compiled."""
+    """``local_continuum`` as (log continuum, var_log; var_log the grid's read-only array): the
+    windows and sums that depend only on the grid come from ``_local_grid`` (shared by the series
+    of a group), the passes are compiled."""
     p = np.asarray(power, dtype=np.float64)
     nf = p.size
     g = _local_grid(nf, float(f0_hz), float(df_hz), float(bins_per_resolution))
@@ -263,34 +264,30 @@ def _local_log_continuum(
         y = np.log(np.maximum(p, max(med, 1e-300) * 1e-8))
     y0 = float(y.mean())
     log_cont = np.empty(nf)
-
-    def fit(yy: np.ndarray) -> np.ndarray:
-        _local_fit(
-            yy,
-            y0,
-            g.xs,
-            g.lo,
-            g.hi,
-            g.clo,
-            g.chi,
-            g.s0,
-            g.sx,
-            g.vxx,
-            g.xe,
-            g.xm,
-            g.at,
-            g.bins,
-            g.split,
-            log_cont,
-        )
-        return log_cont
-
-    # further passes with the ordinates far above the previous continuum clipped to it: the
-    # side lobes of a strong line would otherwise raise the continuum it is judged against
-    fit(y)
-    for _ in range(CONTINUUM_PASSES - 1):
-        fit(np.minimum(y, log_cont + (_EULER_GAMMA + np.log(CONTINUUM_CLIP))))
-    return log_cont + _EULER_GAMMA, g.var_log.copy()
+    # the passes after the first clip the ordinates far above the previous continuum to it:
+    # the side lobes of a strong line would otherwise raise the continuum it is judged against
+    _local_passes(
+        y,
+        y0,
+        _EULER_GAMMA + np.log(CONTINUUM_CLIP),
+        CONTINUUM_PASSES,
+        _EULER_GAMMA,
+        g.xs,
+        g.lo,
+        g.hi,
+        g.clo,
+        g.chi,
+        g.s0,
+        g.sx,
+        g.vxx,
+        g.xe,
+        g.xm,
+        g.at,
+        g.bins,
+        g.split,
+        log_cont,
+    )
+    return log_cont, g.var_log
 
 
 @dataclass(frozen=True)
@@ -364,37 +361,178 @@ def _local_grid(nf: int, f0_hz: float, df_hz: float, bpr: float) -> _LocalGrid:
 
 
 @numba.njit(cache=True, nogil=True)
-def _local_fit(
-    yy, y0, xs, lo, hi, clo, chi, s0, sx, vxx, xe, xm, at, bins, split, out
+def _local_passes(
+    y, y0, clip_log, passes, offset, xs, lo, hi, clo, chi, s0, sx, vxx, xe, xm, at, bins, split, out
 ):  # pragma: no cover
-    """One least-squares pass of ``local_continuum`` (its ``_LocalGrid``): the line through
-    ``yy - y0`` in each evaluation element's window less its core, evaluated there, plus ``y0``,
-    and interpolated linearly (as ``np.interp``) to the ``bins`` into ``out``."""
+    """The least-squares passes of ``local_continuum`` (its ``_LocalGrid``) into ``out``: each
+    the line through ``yy - y0`` in each evaluation element's window less its core, evaluated
+    there, plus ``y0``, interpolated linearly (as ``np.interp``) to the ``bins``; ``yy`` is ``y``,
+    after the first pass ``min(y, previous + clip_log)``. Then ``offset`` is added.
+
+    The element sums of ``y`` are taken once: a later pass resums only the elements holding an
+    ordinate it clips (a few per spectrum: those above the previous continuum + ``clip_log``,
+    found by one comparison per bin against the lower end of its interpolation interval), the
+    others keep their sums, the same numbers; the continuum is interpolated to every bin only
+    after the last pass. Non-finite ``y`` takes every pass in full (``_local_passes_full``)."""
     m, c = xs.shape
     nf = out.size
     xflat = xs.ravel()
-    cy = np.empty(m + 1)
-    cxy = np.empty(m + 1)
-    cy[0] = 0.0
-    cxy[0] = 0.0
+    es = np.empty(m)
+    esx = np.empty(m)
+    finite = True
     for j in range(m):
         s = 0.0
         sxy = 0.0
         for b in range(j * c, min(j * c + c, nf)):
-            v = yy[b] - y0
+            v = y[b] - y0
             s += v
             sxy += xflat[b] * v
-        cy[j + 1] = cy[j] + s
-        cxy[j + 1] = cxy[j] + sxy
-    ne = lo.size
-    val = np.empty(ne)
-    for q in range(ne):
+        es[j] = s
+        esx[j] = sxy
+        finite = finite and np.isfinite(s) and np.isfinite(sxy)
+    ws = es.copy()
+    wsx = esx.copy()
+    cy = np.empty(m + 1)
+    cxy = np.empty(m + 1)
+    val = np.empty(lo.size)
+    finite = finite and _local_values(
+        ws, wsx, y0, lo, hi, clo, chi, s0, sx, vxx, xe, xm, cy, cxy, val
+    )
+    if not finite:
+        _local_passes_full(
+            y, y0, clip_log, passes, xs, lo, hi, clo, chi, s0, sx, vxx, xe, xm, at, bins, split, out
+        )
+        for i in range(nf):
+            out[i] = out[i] + offset
+        return
+    last = at.size - 1
+    changed = np.zeros(m, dtype=np.bool_)
+    for _k in range(1, passes):
+        # elements with an ordinate above the previous continuum + clip_log
+        n_changed = 0
+        for r in range(last + 2):
+            if r == 0:
+                a, e, f_lo, slope, x_a, f_a = 0, split[0], val[0], 0.0, 0.0, val[0]
+            elif r == last + 1:
+                a, e, f_lo, slope, x_a, f_a = split[last], nf, val[last], 0.0, 0.0, val[last]
+            else:
+                j = r - 1
+                a, e = split[j], split[j + 1]
+                f_lo = min(val[j], val[j + 1])
+                slope = (val[j + 1] - val[j]) / (at[j + 1] - at[j])
+                x_a, f_a = at[j], val[j]
+            bound = f_lo - 1e-9 * (1.0 + abs(f_lo)) + clip_log
+            above = 0
+            for b in range(a, e):  # vectorised count; the rare bins found below
+                above += y[b] >= bound
+            if not above:
+                continue
+            for b in range(a, e):
+                if y[b] >= bound:
+                    if r == 0 or r == last + 1:
+                        cap = f_a + clip_log
+                    else:
+                        cap = (slope * (bins[b] - x_a) + f_a) + clip_log
+                    if y[b] > cap and not changed[b // c]:
+                        changed[b // c] = True
+                        n_changed += 1
+        ws[:] = es
+        wsx[:] = esx
+        if n_changed:
+            for j in range(m):
+                if not changed[j]:
+                    continue
+                changed[j] = False
+                s = 0.0
+                sxy = 0.0
+                for b in range(j * c, min(j * c + c, nf)):
+                    yb = y[b]
+                    cap = _interp_at(b, bins, at, val, split) + clip_log
+                    if not (yb <= cap or yb != yb):  # np.minimum, NaN kept
+                        yb = cap
+                    v = yb - y0
+                    s += v
+                    sxy += xflat[b] * v
+                ws[j] = s
+                wsx[j] = sxy
+        _local_values(ws, wsx, y0, lo, hi, clo, chi, s0, sx, vxx, xe, xm, cy, cxy, val)
+    _interp_split(bins, at, val, split, out)
+    for i in range(nf):
+        out[i] = out[i] + offset
+
+
+@numba.njit(cache=True, nogil=True)
+def _local_values(
+    es, esx, y0, lo, hi, clo, chi, s0, sx, vxx, xe, xm, cy, cxy, val
+):  # pragma: no cover - compiled
+    """The fitted line of each evaluation element from the element sums ``es`` (of ``yy - y0``)
+    and ``esx`` (of x (yy - y0)), into ``val``; False if a value is not finite."""
+    m = es.size
+    cy[0] = 0.0
+    cxy[0] = 0.0
+    for j in range(m):
+        cy[j + 1] = cy[j] + es[j]
+        cxy[j + 1] = cxy[j] + esx[j]
+    finite = True
+    for q in range(lo.size):
         sy = (cy[hi[q]] - cy[lo[q]]) - (cy[chi[q]] - cy[clo[q]])
         sxy = (cxy[hi[q]] - cxy[lo[q]]) - (cxy[chi[q]] - cxy[clo[q]])
         ym = sy / s0[q]
         slope = (sxy - sx[q] * ym) / vxx[q]
         val[q] = ym + slope * (xe[q] - xm[q]) + y0
-    _interp_split(bins, at, val, split, out)
+        finite = finite and np.isfinite(val[q])
+    return finite
+
+
+@numba.njit(cache=True, nogil=True)
+def _interp_at(i, x, xp, fp, split):  # pragma: no cover - compiled
+    """``_interp_split``'s value at the single point ``x[i]`` (its interval by bisection)."""
+    last = xp.size - 1
+    if i < split[0]:
+        return fp[0]
+    if i >= split[last]:
+        return fp[last]
+    a, b = 0, last  # split[a] <= i < split[b]
+    while b - a > 1:
+        mid = (a + b) // 2
+        if split[mid] <= i:
+            a = mid
+        else:
+            b = mid
+    slope = (fp[a + 1] - fp[a]) / (xp[a + 1] - xp[a])
+    return slope * (x[i] - xp[a]) + fp[a]
+
+
+@numba.njit(cache=True, nogil=True)
+def _local_passes_full(
+    y, y0, clip_log, passes, xs, lo, hi, clo, chi, s0, sx, vxx, xe, xm, at, bins, split, out
+):  # pragma: no cover
+    """``_local_passes`` without its shortcuts (each pass sums every bin), without the offset."""
+    m, c = xs.shape
+    nf = out.size
+    xflat = xs.ravel()
+    es = np.empty(m)
+    esx = np.empty(m)
+    cy = np.empty(m + 1)
+    cxy = np.empty(m + 1)
+    val = np.empty(lo.size)
+    for k in range(passes):
+        for j in range(m):
+            s = 0.0
+            sxy = 0.0
+            for b in range(j * c, min(j * c + c, nf)):
+                yb = y[b]
+                if k > 0:
+                    cap = out[b] + clip_log
+                    if not (yb <= cap or yb != yb):  # np.minimum, NaN kept
+                        yb = cap
+                v = yb - y0
+                s += v
+                sxy += xflat[b] * v
+            es[j] = s
+            esx[j] = sxy
+        _local_values(es, esx, y0, lo, hi, clo, chi, s0, sx, vxx, xe, xm, cy, cxy, val)
+        _interp_split(bins, at, val, split, out)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -408,8 +546,10 @@ def _interp_split(x, xp, fp, split, out):  # pragma: no cover - compiled
         slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j])
         a = xp[j]
         f = fp[j]
-        for i in range(split[j], split[j + 1]):
-            out[i] = slope * (x[i] - a) + f
+        lo, hi = split[j], split[j + 1]
+        seg, xseg = out[lo:hi], x[lo:hi]  # slices: the loop vectorises (the same formula)
+        for i in range(hi - lo):
+            seg[i] = slope * (xseg[i] - a) + f
     for i in range(split[last], x.size):
         out[i] = fp[last]
 
