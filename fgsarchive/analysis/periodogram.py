@@ -295,7 +295,8 @@ class _LocalGrid:
     """What ``local_continuum`` needs of a frequency grid alone: per resolution element the log
     frequency of its bins ``xs`` (m, c; centred on the grid's mean), and per evaluation element
     its window [lo, hi) less its core [clo, chi), the window's sums ``s0``, ``sx``, ``vxx``, mean
-    ``xm``, its own log frequency ``xe`` and bin position ``at``; ``var_log`` at every bin."""
+    ``xm``, its own log frequency ``xe`` and bin position ``at``; ``var_log`` at every bin and
+    ``misfit_margin`` (``MODEL_MISFIT_SIGMA`` of its standard deviations, for ``noise_continuum``)."""
 
     xs: np.ndarray
     lo: np.ndarray
@@ -311,6 +312,7 @@ class _LocalGrid:
     bins: np.ndarray
     split: np.ndarray
     var_log: np.ndarray
+    misfit_margin: np.ndarray
 
 
 @functools.lru_cache(maxsize=1)
@@ -354,7 +356,10 @@ def _local_grid(nf: int, f0_hz: float, df_hz: float, bpr: float) -> _LocalGrid:
     var_log = np.interp(bins, at, var_e)
     at = at.astype(np.float64)
     split = np.searchsorted(bins, at)
-    grid = _LocalGrid(xs, lo, hi, clo, chi, s0, sx, vxx, xe, xm, at, bins, split, var_log)
+    misfit_margin = MODEL_MISFIT_SIGMA * np.sqrt(var_log)
+    grid = _LocalGrid(
+        xs, lo, hi, clo, chi, s0, sx, vxx, xe, xm, at, bins, split, var_log, misfit_margin
+    )
     for a in vars(grid).values():
         a.flags.writeable = False
     return grid
@@ -990,10 +995,26 @@ def noise_continuum(
     """
     log_model, var_model, _theta = _fitted_log_continuum(power, f0_hz, df_hz, bins_per_resolution)
     log_local, var_local = _local_log_continuum(power, f0_hz, df_hz, bins_per_resolution)
-    misfit = log_local - MODEL_MISFIT_SIGMA * np.sqrt(var_local) > log_model
-    cont = np.exp(np.where(misfit, log_local, log_model))
-    var_log = np.where(misfit, var_local, var_model + MODEL_VAR_FLOOR)
-    return cont, var_log
+    margin = _local_grid(
+        np.asarray(power).size, float(f0_hz), float(df_hz), float(bins_per_resolution)
+    ).misfit_margin
+    _choose_continuum(log_local, margin, var_local, log_model, var_model, MODEL_VAR_FLOOR)
+    return np.exp(log_model), var_model
+
+
+@numba.njit(cache=True, nogil=True)
+def _choose_continuum(
+    log_local, margin, var_local, log_model, var_model, floor
+):  # pragma: no cover
+    """``noise_continuum``'s choice per bin, in place into the model's arrays: the local
+    continuum where ``log_local - margin > log_model`` (NaN: the model), else the model with
+    ``floor`` added to its log variance."""
+    for i in range(log_model.size):
+        if log_local[i] - margin[i] > log_model[i]:
+            log_model[i] = log_local[i]
+            var_model[i] = var_local[i]
+        else:
+            var_model[i] = var_model[i] + floor
 
 
 def _single_p(ratio: np.ndarray, var_log: np.ndarray) -> np.ndarray:
