@@ -836,55 +836,98 @@ def _whittle_fit(fb, pbar, weight, theta0, lo, hi, iterations=40):
 
 
 @numba.njit(cache=True, nogil=True)
-def _whittle_nll_log(lfb, pbar, weight, theta, g, q):  # pragma: no cover - compiled
-    """-log likelihood at ``theta`` from the log bin frequencies ``lfb``; fills ``g`` (4, n)
-    with d log S / d theta and ``q`` with pbar / S. Same model as ``_model_terms``."""
+def _whittle_terms(lfb, pbar, weight, theta, tail, limit, u, red, sv, q):  # pragma: no cover
+    """-log likelihood at ``theta`` from the log bin frequencies ``lfb`` (the model of
+    ``_model_terms``), keeping per bin ``u = (f / f_k)^alpha``, the red part, S and
+    ``q = pbar / S``. Stops with +inf as soon as the partial sum plus ``tail`` (a lower bound
+    of the remaining terms) exceeds ``limit``: the full sum would exceed it too."""
     w, a = np.exp(theta[0]), np.exp(theta[1])
     lk, alpha = theta[2], theta[3]
     total = 0.0
     for i in range(lfb.size):
-        lr = lfb[i] - lk
-        x = min(max(alpha * lr, -700.0), 700.0)
-        u = np.exp(x)
-        red = a / (1.0 + u)
-        sv = w + red
-        g[0, i] = w / sv
-        g[1, i] = red / sv
-        dred = red * u / (1.0 + u) / sv
-        g[2, i] = dred * alpha
-        g[3, i] = -dred * lr
-        ls = np.log(sv)
+        x = min(max(alpha * (lfb[i] - lk), -700.0), 700.0)
+        ui = np.exp(x)
+        ri = a / (1.0 + ui)
+        si = w + ri
+        ls = np.log(si)
         qi = pbar[i] * np.exp(-ls)
+        u[i] = ui
+        red[i] = ri
+        sv[i] = si
         q[i] = qi
         total += weight[i] * (ls + qi)
+        if total + tail[i + 1] > limit:
+            return np.inf
     return total
+
+
+@numba.njit(cache=True, nogil=True)
+def _whittle_tail(pbar, weight, lo, hi):  # pragma: no cover - compiled
+    """Lower bounds of the sums of the last terms of Whittle's -log likelihood whatever the
+    model: ``tail[i] = sum(weight (log pbar + 1))`` over the bins from i (``log S + pbar / S``
+    is smallest at S = pbar), and the margin that covers the rounding of the terms and sums
+    (1e-9 of their magnitude: ~1e7 times the rounding of ~200 terms). None applies (tail -inf)
+    when an ordinate is not positive or a weight not finite."""
+    n = pbar.size
+    tail = np.empty(n + 1)
+    tail[n] = 0.0
+    # |log S| within the bounds: W <= S <= W + A
+    ls_max = max(abs(lo[0]), abs(hi[0]), abs(hi[1])) + 1.0
+    scale = 0.0
+    ok = True
+    for i in range(n - 1, -1, -1):
+        wi = weight[i]
+        term = 0.0
+        if wi != 0.0:
+            ok = ok and pbar[i] > 0.0 and np.isfinite(pbar[i]) and np.isfinite(wi) and wi > 0.0
+            if ok:
+                lp = np.log(pbar[i])
+                term = wi * (lp + 1.0)
+                scale += wi * (abs(lp) + ls_max + 3.0)
+        tail[i] = tail[i + 1] + term
+    if not ok or not np.isfinite(scale):
+        tail[:] = -np.inf
+        scale = 0.0
+    return tail, 1e-9 * scale
 
 
 @numba.njit(cache=True, nogil=True)
 def _whittle_fit_compiled(fb, pbar, weight, theta0, lo, hi, iterations):  # pragma: no cover
     """The loop of ``_whittle_fit`` (see there), compiled: the log frequencies taken once, the
-    score and the Fisher information summed in one pass over the bins (each sum in bin order)."""
+    gradient of log S formed while summing the score and the Fisher information in one pass
+    over the bins (each sum in bin order), and a line-search candidate's likelihood abandoned
+    once it is bound to exceed the current one (``_whittle_terms``): the same steps, the same
+    numbers as evaluating every candidate in full."""
     n = fb.size
     lfb = np.empty(n)
     for i in range(n):
         lfb[i] = np.log(fb[i])
+    tail, margin = _whittle_tail(pbar, weight, lo, hi)
     theta = np.minimum(np.maximum(theta0, lo), hi)
-    g = np.empty((4, n))
-    g2 = np.empty((4, n))
-    q = np.empty(n)
-    q2 = np.empty(n)
-    val = _whittle_nll_log(lfb, pbar, weight, theta, g, q)
+    u, red, sv, q = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    u2, red2, sv2, q2 = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    val = _whittle_terms(lfb, pbar, weight, theta, tail, np.inf, u, red, sv, q)
     score = np.empty(4)
     fisher = np.empty((4, 4))
     d = np.empty(4)
     for _ in range(iterations):
+        w = np.exp(theta[0])
+        lk, alpha = theta[2], theta[3]
         s0 = s1 = s2 = s3 = 0.0
         f00 = f01 = f02 = f03 = f10 = f11 = f12 = f13 = 0.0
         f20 = f21 = f22 = f23 = f30 = f31 = f32 = f33 = 0.0
         for i in range(n):
+            # d log S / d theta (as _model_terms)
+            si = sv[i]
+            ri = red[i]
+            ui = u[i]
+            g0 = w / si
+            g1 = ri / si
+            dred = ri * ui / (1.0 + ui) / si
+            g2i = dred * alpha
+            g3 = -dred * (lfb[i] - lk)
             wi = weight[i]
             r = q[i] - 1.0
-            g0, g1, g2i, g3 = g[0, i], g[1, i], g[2, i], g[3, i]
             h0, h1, h2, h3 = g0 * wi, g1 * wi, g2i * wi, g3 * wi
             s0 += h0 * r
             s1 += h1 * r
@@ -919,9 +962,10 @@ def _whittle_fit_compiled(fb, pbar, weight, theta0, lo, hi, iterations):  # prag
         accepted = False
         v2 = val
         cand = theta
+        limit = val + margin
         for _ls in range(12):
             cand = np.minimum(np.maximum(theta + t * step, lo), hi)
-            v2 = _whittle_nll_log(lfb, pbar, weight, cand, g2, q2)
+            v2 = _whittle_terms(lfb, pbar, weight, cand, tail, limit, u2, red2, sv2, q2)
             if v2 <= val:
                 accepted = True
                 break
@@ -931,8 +975,10 @@ def _whittle_fit_compiled(fb, pbar, weight, theta0, lo, hi, iterations):  # prag
         done = val - v2 < 1e-4  # in units of log likelihood
         theta = cand
         val = v2
+        u, u2 = u2, u
+        red, red2 = red2, red
+        sv, sv2 = sv2, sv
         q, q2 = q2, q
-        g, g2 = g2, g
         if done:
             break
     return theta, val
