@@ -406,7 +406,7 @@ def decorrelate_pointing(
         centred = []
         for r in regressors:
             ri = r[idx]
-            centred.append(ri - np.median(ri))
+            centred.append(ri - median_inplace(ri.copy()))
         if nb == 1:  # frame by frame: the bin means are the frames
             full = design(centred)
             bv, xb = out[idx], full
@@ -424,11 +424,15 @@ def decorrelate_pointing(
                 break
             coef = _least_squares(xb[keep], bv[keep])
             resid = bv - xb @ coef
-            r = resid[keep]
-            scatter = 1.4826 * np.median(np.abs(r - np.median(r)))
+            r = resid[keep]  # a copy: partitioned in place (np.median's numbers)
+            med = median_inplace(r)
+            scatter = 1.4826 * median_inplace(np.abs(r - med))
             if not scatter > 0:
                 break
-            keep = np.abs(resid - np.median(r)) < 4.0 * scatter
+            kept = np.abs(resid - med) < 4.0 * scatter
+            if np.array_equal(kept, keep):
+                break  # the next fit would be this one: the same bins, the same numbers
+            keep = kept
         if coef is not None and np.all(np.isfinite(coef)):
             full = design(centred) if full is None else full
             out[idx] = out[idx] - full[:, 1:] @ coef[1:]

@@ -33,6 +33,7 @@ from .detrend import (
     diff_noise,
     file_rows,
     median_cadence_s,
+    median_inplace,
 )
 
 __all__ = [
@@ -254,14 +255,15 @@ def local_continuum(
     frequencies 1 % apart (the continuum is smooth on that scale), interpolated to every bin.
     """
     log_cont, var_log = _local_log_continuum(power, f0_hz, df_hz, bins_per_resolution)
-    return np.exp(log_cont), var_log
+    return np.exp(log_cont), var_log.copy()
 
 
 def _local_log_continuum(
     power: np.ndarray, f0_hz: float, df_hz: float, bins_per_resolution: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``local_continuum`` as (log continuum, var_log): the windows and sums that depend only on
-    the grid come from ``_local_grid`` (shared by the series of a group), the fits are compiled."""
+    """``local_continuum`` as (log continuum, var_log; var_log the grid's read-only array): the
+    windows and sums that depend only on the grid come from ``_local_grid`` (shared by the series
+    of a group), the passes are compiled."""
     p = np.asarray(power, dtype=np.float64)
     nf = p.size
     g = _local_grid(nf, float(f0_hz), float(df_hz), float(bins_per_resolution))
@@ -276,34 +278,30 @@ def _local_log_continuum(
         y = np.log(np.maximum(p, max(med, 1e-300) * 1e-8))
     y0 = float(y.mean())
     log_cont = np.empty(nf)
-
-    def fit(yy: np.ndarray) -> np.ndarray:
-        _local_fit(
-            yy,
-            y0,
-            g.xs,
-            g.lo,
-            g.hi,
-            g.clo,
-            g.chi,
-            g.s0,
-            g.sx,
-            g.vxx,
-            g.xe,
-            g.xm,
-            g.at,
-            g.bins,
-            g.split,
-            log_cont,
-        )
-        return log_cont
-
-    # further passes with the ordinates far above the previous continuum clipped to it: the
-    # side lobes of a strong line would otherwise raise the continuum it is judged against
-    fit(y)
-    for _ in range(CONTINUUM_PASSES - 1):
-        fit(np.minimum(y, log_cont + (_EULER_GAMMA + np.log(CONTINUUM_CLIP))))
-    return log_cont + _EULER_GAMMA, g.var_log.copy()
+    # the passes after the first clip the ordinates far above the previous continuum to it:
+    # the side lobes of a strong line would otherwise raise the continuum it is judged against
+    _local_passes(
+        y,
+        y0,
+        _EULER_GAMMA + np.log(CONTINUUM_CLIP),
+        CONTINUUM_PASSES,
+        _EULER_GAMMA,
+        g.xs,
+        g.lo,
+        g.hi,
+        g.clo,
+        g.chi,
+        g.s0,
+        g.sx,
+        g.vxx,
+        g.xe,
+        g.xm,
+        g.at,
+        g.bins,
+        g.split,
+        log_cont,
+    )
+    return log_cont, g.var_log
 
 
 @dataclass(frozen=True)
@@ -311,7 +309,8 @@ class _LocalGrid:
     """What ``local_continuum`` needs of a frequency grid alone: per resolution element the log
     frequency of its bins ``xs`` (m, c; centred on the grid's mean), and per evaluation element
     its window [lo, hi) less its core [clo, chi), the window's sums ``s0``, ``sx``, ``vxx``, mean
-    ``xm``, its own log frequency ``xe`` and bin position ``at``; ``var_log`` at every bin."""
+    ``xm``, its own log frequency ``xe`` and bin position ``at``; ``var_log`` at every bin and
+    ``misfit_margin`` (``MODEL_MISFIT_SIGMA`` of its standard deviations, for ``noise_continuum``)."""
 
     xs: np.ndarray
     lo: np.ndarray
@@ -327,6 +326,7 @@ class _LocalGrid:
     bins: np.ndarray
     split: np.ndarray
     var_log: np.ndarray
+    misfit_margin: np.ndarray
 
 
 @functools.lru_cache(maxsize=1)
@@ -370,44 +370,188 @@ def _local_grid(nf: int, f0_hz: float, df_hz: float, bpr: float) -> _LocalGrid:
     var_log = np.interp(bins, at, var_e)
     at = at.astype(np.float64)
     split = np.searchsorted(bins, at)
-    grid = _LocalGrid(xs, lo, hi, clo, chi, s0, sx, vxx, xe, xm, at, bins, split, var_log)
+    misfit_margin = MODEL_MISFIT_SIGMA * np.sqrt(var_log)
+    grid = _LocalGrid(
+        xs, lo, hi, clo, chi, s0, sx, vxx, xe, xm, at, bins, split, var_log, misfit_margin
+    )
     for a in vars(grid).values():
         a.flags.writeable = False
     return grid
 
 
 @numba.njit(cache=True, nogil=True)
-def _local_fit(
-    yy, y0, xs, lo, hi, clo, chi, s0, sx, vxx, xe, xm, at, bins, split, out
+def _local_passes(
+    y, y0, clip_log, passes, offset, xs, lo, hi, clo, chi, s0, sx, vxx, xe, xm, at, bins, split, out
 ):  # pragma: no cover
-    """One least-squares pass of ``local_continuum`` (its ``_LocalGrid``): the line through
-    ``yy - y0`` in each evaluation element's window less its core, evaluated there, plus ``y0``,
-    and interpolated linearly (as ``np.interp``) to the ``bins`` into ``out``."""
+    """The least-squares passes of ``local_continuum`` (its ``_LocalGrid``) into ``out``: each
+    the line through ``yy - y0`` in each evaluation element's window less its core, evaluated
+    there, plus ``y0``, interpolated linearly (as ``np.interp``) to the ``bins``; ``yy`` is ``y``,
+    after the first pass ``min(y, previous + clip_log)``. Then ``offset`` is added.
+
+    The element sums of ``y`` are taken once: a later pass resums only the elements holding an
+    ordinate it clips (a few per spectrum: those above the previous continuum + ``clip_log``,
+    found by one comparison per bin against the lower end of its interpolation interval), the
+    others keep their sums, the same numbers; the continuum is interpolated to every bin only
+    after the last pass. Non-finite ``y`` takes every pass in full (``_local_passes_full``)."""
     m, c = xs.shape
     nf = out.size
     xflat = xs.ravel()
-    cy = np.empty(m + 1)
-    cxy = np.empty(m + 1)
-    cy[0] = 0.0
-    cxy[0] = 0.0
+    es = np.empty(m)
+    esx = np.empty(m)
+    finite = True
     for j in range(m):
         s = 0.0
         sxy = 0.0
         for b in range(j * c, min(j * c + c, nf)):
-            v = yy[b] - y0
+            v = y[b] - y0
             s += v
             sxy += xflat[b] * v
-        cy[j + 1] = cy[j] + s
-        cxy[j + 1] = cxy[j] + sxy
-    ne = lo.size
-    val = np.empty(ne)
-    for q in range(ne):
+        es[j] = s
+        esx[j] = sxy
+        finite = finite and np.isfinite(s) and np.isfinite(sxy)
+    ws = es.copy()
+    wsx = esx.copy()
+    cy = np.empty(m + 1)
+    cxy = np.empty(m + 1)
+    val = np.empty(lo.size)
+    finite = finite and _local_values(
+        ws, wsx, y0, lo, hi, clo, chi, s0, sx, vxx, xe, xm, cy, cxy, val
+    )
+    if not finite:
+        _local_passes_full(
+            y, y0, clip_log, passes, xs, lo, hi, clo, chi, s0, sx, vxx, xe, xm, at, bins, split, out
+        )
+        for i in range(nf):
+            out[i] = out[i] + offset
+        return
+    last = at.size - 1
+    changed = np.zeros(m, dtype=np.bool_)
+    for _k in range(1, passes):
+        # elements with an ordinate above the previous continuum + clip_log
+        n_changed = 0
+        for r in range(last + 2):
+            if r == 0:
+                a, e, f_lo, slope, x_a, f_a = 0, split[0], val[0], 0.0, 0.0, val[0]
+            elif r == last + 1:
+                a, e, f_lo, slope, x_a, f_a = split[last], nf, val[last], 0.0, 0.0, val[last]
+            else:
+                j = r - 1
+                a, e = split[j], split[j + 1]
+                f_lo = min(val[j], val[j + 1])
+                slope = (val[j + 1] - val[j]) / (at[j + 1] - at[j])
+                x_a, f_a = at[j], val[j]
+            bound = f_lo - 1e-9 * (1.0 + abs(f_lo)) + clip_log
+            above = 0
+            for b in range(a, e):  # vectorised count; the rare bins found below
+                above += y[b] >= bound
+            if not above:
+                continue
+            for b in range(a, e):
+                if y[b] >= bound:
+                    if r == 0 or r == last + 1:
+                        cap = f_a + clip_log
+                    else:
+                        cap = (slope * (bins[b] - x_a) + f_a) + clip_log
+                    if y[b] > cap and not changed[b // c]:
+                        changed[b // c] = True
+                        n_changed += 1
+        ws[:] = es
+        wsx[:] = esx
+        if n_changed:
+            for j in range(m):
+                if not changed[j]:
+                    continue
+                changed[j] = False
+                s = 0.0
+                sxy = 0.0
+                for b in range(j * c, min(j * c + c, nf)):
+                    yb = y[b]
+                    cap = _interp_at(b, bins, at, val, split) + clip_log
+                    if not (yb <= cap or yb != yb):  # np.minimum, NaN kept
+                        yb = cap
+                    v = yb - y0
+                    s += v
+                    sxy += xflat[b] * v
+                ws[j] = s
+                wsx[j] = sxy
+        _local_values(ws, wsx, y0, lo, hi, clo, chi, s0, sx, vxx, xe, xm, cy, cxy, val)
+    _interp_split(bins, at, val, split, out)
+    for i in range(nf):
+        out[i] = out[i] + offset
+
+
+@numba.njit(cache=True, nogil=True)
+def _local_values(
+    es, esx, y0, lo, hi, clo, chi, s0, sx, vxx, xe, xm, cy, cxy, val
+):  # pragma: no cover - compiled
+    """The fitted line of each evaluation element from the element sums ``es`` (of ``yy - y0``)
+    and ``esx`` (of x (yy - y0)), into ``val``; False if a value is not finite."""
+    m = es.size
+    cy[0] = 0.0
+    cxy[0] = 0.0
+    for j in range(m):
+        cy[j + 1] = cy[j] + es[j]
+        cxy[j + 1] = cxy[j] + esx[j]
+    finite = True
+    for q in range(lo.size):
         sy = (cy[hi[q]] - cy[lo[q]]) - (cy[chi[q]] - cy[clo[q]])
         sxy = (cxy[hi[q]] - cxy[lo[q]]) - (cxy[chi[q]] - cxy[clo[q]])
         ym = sy / s0[q]
         slope = (sxy - sx[q] * ym) / vxx[q]
         val[q] = ym + slope * (xe[q] - xm[q]) + y0
-    _interp_split(bins, at, val, split, out)
+        finite = finite and np.isfinite(val[q])
+    return finite
+
+
+@numba.njit(cache=True, nogil=True)
+def _interp_at(i, x, xp, fp, split):  # pragma: no cover - compiled
+    """``_interp_split``'s value at the single point ``x[i]`` (its interval by bisection)."""
+    last = xp.size - 1
+    if i < split[0]:
+        return fp[0]
+    if i >= split[last]:
+        return fp[last]
+    a, b = 0, last  # split[a] <= i < split[b]
+    while b - a > 1:
+        mid = (a + b) // 2
+        if split[mid] <= i:
+            a = mid
+        else:
+            b = mid
+    slope = (fp[a + 1] - fp[a]) / (xp[a + 1] - xp[a])
+    return slope * (x[i] - xp[a]) + fp[a]
+
+
+@numba.njit(cache=True, nogil=True)
+def _local_passes_full(
+    y, y0, clip_log, passes, xs, lo, hi, clo, chi, s0, sx, vxx, xe, xm, at, bins, split, out
+):  # pragma: no cover
+    """``_local_passes`` without its shortcuts (each pass sums every bin), without the offset."""
+    m, c = xs.shape
+    nf = out.size
+    xflat = xs.ravel()
+    es = np.empty(m)
+    esx = np.empty(m)
+    cy = np.empty(m + 1)
+    cxy = np.empty(m + 1)
+    val = np.empty(lo.size)
+    for k in range(passes):
+        for j in range(m):
+            s = 0.0
+            sxy = 0.0
+            for b in range(j * c, min(j * c + c, nf)):
+                yb = y[b]
+                if k > 0:
+                    cap = out[b] + clip_log
+                    if not (yb <= cap or yb != yb):  # np.minimum, NaN kept
+                        yb = cap
+                v = yb - y0
+                s += v
+                sxy += xflat[b] * v
+            es[j] = s
+            esx[j] = sxy
+        _local_values(es, esx, y0, lo, hi, clo, chi, s0, sx, vxx, xe, xm, cy, cxy, val)
+        _interp_split(bins, at, val, split, out)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -421,8 +565,10 @@ def _interp_split(x, xp, fp, split, out):  # pragma: no cover - compiled
         slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j])
         a = xp[j]
         f = fp[j]
-        for i in range(split[j], split[j + 1]):
-            out[i] = slope * (x[i] - a) + f
+        lo, hi = split[j], split[j + 1]
+        seg, xseg = out[lo:hi], x[lo:hi]  # slices: the loop vectorises (the same formula)
+        for i in range(hi - lo):
+            seg[i] = slope * (xseg[i] - a) + f
     for i in range(split[last], x.size):
         out[i] = fp[last]
 
@@ -589,9 +735,11 @@ def _fitted_log_continuum(
     grid = _model_grid(nf, float(f0_hz), float(df_hz), bpr)
     c, f, edges, count, fb = grid.c, grid.f, grid.edges, grid.count, grid.fb
     n_ind = grid.n_ind
+    # w0: the median of the upper half of the positive ordinates over log 2 (a partition of a
+    # copy: np.median's number)
     pos = p if nf and p.min() > 0 else p[p > 0]
-    w0 = float(np.median(pos[pos.size // 2 :]) / np.log(2.0)) if pos.size else 1e-300
-    w0 = max(w0, 1e-300)
+    w0 = median_inplace(pos[pos.size // 2 :].copy()) / np.log(2.0) if pos.size else 1e-300
+    w0 = max(float(w0), 1e-300)
 
     pbar = np.add.reduceat(p, edges) / count
     low = float(np.mean(pbar[: min(3, pbar.size)]))
@@ -605,25 +753,38 @@ def _fitted_log_continuum(
         (lf0 - 3.0, lf1),
         MODEL_SLOPES,
     ]
+    lo_b = np.array([b[0] for b in bounds], dtype=np.float64)
+    hi_b = np.array([b[1] for b in bounds], dtype=np.float64)
+    cold_starts = [
+        np.array([np.log(w0), np.log(a0), np.clip(np.log(fk0), lf0, lf1), alpha0])
+        for alpha0 in MODEL_SLOPES
+    ]
+    fits: dict[tuple, np.ndarray] = {}
 
     def fit(pbar, weight, start=None, warm_only=False):
         """Red model or white, whichever Whittle prefers by more than MODEL_SELECT_NLL
-        (``warm_only``: the red model started from ``start`` only, for the leave-out refits)."""
+        (``warm_only``: the red model started from ``start`` only, for the leave-out refits).
+        A fit of the same bins, weights and starts as an earlier one of this spectrum (a white
+        spectrum with nothing to clip) is that one's result: the fits are deterministic."""
+        cold = not (warm_only and start is not None)
+        key = (pbar.tobytes(), weight.tobytes(), None if start is None else start.tobytes(), cold)
+        known = fits.get(key)
+        if known is not None:
+            return known
         w_white = float(np.sum(weight * pbar) / max(np.sum(weight), 1e-300))
         nll_white = float(np.sum(weight * (np.log(w_white) + pbar / w_white)))
         starts = [start] if start is not None else []
-        for alpha0 in () if warm_only and start is not None else MODEL_SLOPES:
-            starts.append(
-                np.array([np.log(w0), np.log(a0), np.clip(np.log(fk0), lf0, lf1), alpha0])
-            )
+        if cold:
+            starts += cold_starts
         best, best_nll = None, np.inf
         for theta0 in starts:
-            th, val = _whittle_fit(fb, pbar, weight, theta0, bounds)
+            th, val = _whittle_fit(fb, pbar, weight, theta0, lo_b, hi_b)
             if val < best_nll:
                 best, best_nll = th, val
         if nll_white - best_nll < MODEL_SELECT_NLL:
             lw = float(np.clip(np.log(w_white), *bounds[0]))
-            return np.array([lw, bounds[1][0], lf0, MODEL_SLOPES[0]])
+            best = np.array([lw, bounds[1][0], lf0, MODEL_SLOPES[0]])
+        fits[key] = best
         return best
 
     theta = fit(pbar, n_ind)
@@ -652,10 +813,17 @@ def _fitted_log_continuum(
     # the lowest elements, where a few ordinates weigh on the red part: each refitted with its
     # own core (+- CONTINUUM_CORE_ELEMENTS) left out -- a line there must not raise its own level
     core = int(MODEL_LEAVE_OUT_CORE)
-    for e in range(min(MODEL_LEAVE_OUT_ELEMENTS, grid.n_lin - core)):
+    n_out_elements = min(MODEL_LEAVE_OUT_ELEMENTS, grid.n_lin - core)
+    if n_out_elements <= 0:
+        return log_s, var_log, theta
+    end = min(n_out_elements * c, nf)
+    # elements holding an ordinate a refit could make significant (one comparison for all:
+    # a refit changes only its own element's log_s)
+    hot = p[:end] > MODEL_LEAVE_OUT_RATIO * np.exp(log_s[:end])
+    for e in range(n_out_elements):
         lo, hi = e * c, min((e + 1) * c, nf)
-        if not np.any(p[lo:hi] > MODEL_LEAVE_OUT_RATIO * np.exp(log_s[lo:hi])):
-            continue  # no ordinate there a refit could make significant
+        if not hot[lo:hi].any():
+            continue
         n_out = np.array(n_ind)
         n_out[max(0, e - core) : e + core + 1] = 0.0
         th = fit(pbar, n_out, theta if theta[1] > bounds[1][0] else None, warm_only=True)
@@ -664,18 +832,16 @@ def _fitted_log_continuum(
     return log_s, var_log, theta
 
 
-def _whittle_fit(fb, pbar, weight, theta0, bounds, iterations=40):
+def _whittle_fit(fb, pbar, weight, theta0, lo, hi, iterations=40):
     """Fisher scoring of Whittle's -log likelihood ``sum(weight (log S + pbar / S))`` over the
-    bins ``fb``, from ``theta0`` within ``bounds`` (steps halved until the likelihood rises).
-    Returns (theta, -log likelihood). Compiled (``_whittle_fit_compiled``): nine series of a
-    visit need ~150 of these small fits, ~50 ms per series in NumPy."""
-    lo = np.array([b[0] for b in bounds], dtype=np.float64)
-    hi = np.array([b[1] for b in bounds], dtype=np.float64)
+    bins ``fb``, from ``theta0`` within the bounds ``lo``, ``hi`` (arrays of 4; steps halved
+    until the likelihood rises). Returns (theta, -log likelihood). Compiled
+    (``_whittle_fit_compiled``): nine series of a visit need ~70 of these small fits."""
     theta, val = _whittle_fit_compiled(
         np.ascontiguousarray(fb, dtype=np.float64),
         np.ascontiguousarray(pbar, dtype=np.float64),
         np.ascontiguousarray(weight, dtype=np.float64),
-        np.asarray(theta0, dtype=np.float64).copy(),
+        np.asarray(theta0, dtype=np.float64),
         lo,
         hi,
         int(iterations),
@@ -684,53 +850,124 @@ def _whittle_fit(fb, pbar, weight, theta0, bounds, iterations=40):
 
 
 @numba.njit(cache=True, nogil=True)
-def _whittle_nll(fb, pbar, weight, theta, g):  # pragma: no cover - compiled
-    """-log likelihood at ``theta``; fills ``g`` (4, n) with d log S / d theta and returns
-    (nll, q = pbar / S). Same model as ``_model_terms``."""
+def _whittle_terms(lfb, pbar, weight, theta, tail, limit, u, red, sv, q):  # pragma: no cover
+    """-log likelihood at ``theta`` from the log bin frequencies ``lfb`` (the model of
+    ``_model_terms``), keeping per bin ``u = (f / f_k)^alpha``, the red part, S and
+    ``q = pbar / S``. Stops with +inf as soon as the partial sum plus ``tail`` (a lower bound
+    of the remaining terms) exceeds ``limit``: the full sum would exceed it too."""
     w, a = np.exp(theta[0]), np.exp(theta[1])
     lk, alpha = theta[2], theta[3]
-    n = fb.size
-    q = np.empty(n)
     total = 0.0
-    for i in range(n):
-        lr = np.log(fb[i]) - lk
-        x = min(max(alpha * lr, -700.0), 700.0)
-        u = np.exp(x)
-        red = a / (1.0 + u)
-        sv = w + red
-        g[0, i] = w / sv
-        g[1, i] = red / sv
-        dred = red * u / (1.0 + u) / sv
-        g[2, i] = dred * alpha
-        g[3, i] = -dred * lr
-        ls = np.log(sv)
-        q[i] = pbar[i] * np.exp(-ls)
-        total += weight[i] * (ls + q[i])
-    return total, q
+    for i in range(lfb.size):
+        x = min(max(alpha * (lfb[i] - lk), -700.0), 700.0)
+        ui = np.exp(x)
+        ri = a / (1.0 + ui)
+        si = w + ri
+        ls = np.log(si)
+        qi = pbar[i] * np.exp(-ls)
+        u[i] = ui
+        red[i] = ri
+        sv[i] = si
+        q[i] = qi
+        total += weight[i] * (ls + qi)
+        if total + tail[i + 1] > limit:
+            return np.inf
+    return total
+
+
+@numba.njit(cache=True, nogil=True)
+def _whittle_tail(pbar, weight, lo, hi):  # pragma: no cover - compiled
+    """Lower bounds of the sums of the last terms of Whittle's -log likelihood whatever the
+    model: ``tail[i] = sum(weight (log pbar + 1))`` over the bins from i (``log S + pbar / S``
+    is smallest at S = pbar), and the margin that covers the rounding of the terms and sums
+    (1e-9 of their magnitude: ~1e7 times the rounding of ~200 terms). None applies (tail -inf)
+    when an ordinate is not positive or a weight not finite."""
+    n = pbar.size
+    tail = np.empty(n + 1)
+    tail[n] = 0.0
+    # |log S| within the bounds: W <= S <= W + A
+    ls_max = max(abs(lo[0]), abs(hi[0]), abs(hi[1])) + 1.0
+    scale = 0.0
+    ok = True
+    for i in range(n - 1, -1, -1):
+        wi = weight[i]
+        term = 0.0
+        if wi != 0.0:
+            ok = ok and pbar[i] > 0.0 and np.isfinite(pbar[i]) and np.isfinite(wi) and wi > 0.0
+            if ok:
+                lp = np.log(pbar[i])
+                term = wi * (lp + 1.0)
+                scale += wi * (abs(lp) + ls_max + 3.0)
+        tail[i] = tail[i + 1] + term
+    if not ok or not np.isfinite(scale):
+        tail[:] = -np.inf
+        scale = 0.0
+    return tail, 1e-9 * scale
 
 
 @numba.njit(cache=True, nogil=True)
 def _whittle_fit_compiled(fb, pbar, weight, theta0, lo, hi, iterations):  # pragma: no cover
-    """The loop of ``_whittle_fit`` (see there), compiled."""
+    """The loop of ``_whittle_fit`` (see there), compiled: the log frequencies taken once, the
+    gradient of log S formed while summing the score and the Fisher information in one pass
+    over the bins (each sum in bin order), and a line-search candidate's likelihood abandoned
+    once it is bound to exceed the current one (``_whittle_terms``): the same steps, the same
+    numbers as evaluating every candidate in full."""
     n = fb.size
+    lfb = np.empty(n)
+    for i in range(n):
+        lfb[i] = np.log(fb[i])
+    tail, margin = _whittle_tail(pbar, weight, lo, hi)
     theta = np.minimum(np.maximum(theta0, lo), hi)
-    g = np.empty((4, n))
-    g2 = np.empty((4, n))
-    val, q = _whittle_nll(fb, pbar, weight, theta, g)
+    u, red, sv, q = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    u2, red2, sv2, q2 = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    val = _whittle_terms(lfb, pbar, weight, theta, tail, np.inf, u, red, sv, q)
     score = np.empty(4)
     fisher = np.empty((4, 4))
     d = np.empty(4)
     for _ in range(iterations):
-        for k in range(4):
-            acc = 0.0
-            for i in range(n):
-                acc += g[k, i] * weight[i] * (q[i] - 1.0)
-            score[k] = acc
-            for m in range(4):
-                acc = 0.0
-                for i in range(n):
-                    acc += g[k, i] * weight[i] * g[m, i]
-                fisher[k, m] = acc
+        w = np.exp(theta[0])
+        lk, alpha = theta[2], theta[3]
+        s0 = s1 = s2 = s3 = 0.0
+        f00 = f01 = f02 = f03 = f10 = f11 = f12 = f13 = 0.0
+        f20 = f21 = f22 = f23 = f30 = f31 = f32 = f33 = 0.0
+        for i in range(n):
+            # d log S / d theta (as _model_terms)
+            si = sv[i]
+            ri = red[i]
+            ui = u[i]
+            g0 = w / si
+            g1 = ri / si
+            dred = ri * ui / (1.0 + ui) / si
+            g2i = dred * alpha
+            g3 = -dred * (lfb[i] - lk)
+            wi = weight[i]
+            r = q[i] - 1.0
+            h0, h1, h2, h3 = g0 * wi, g1 * wi, g2i * wi, g3 * wi
+            s0 += h0 * r
+            s1 += h1 * r
+            s2 += h2 * r
+            s3 += h3 * r
+            f00 += h0 * g0
+            f01 += h0 * g1
+            f02 += h0 * g2i
+            f03 += h0 * g3
+            f10 += h1 * g0
+            f11 += h1 * g1
+            f12 += h1 * g2i
+            f13 += h1 * g3
+            f20 += h2 * g0
+            f21 += h2 * g1
+            f22 += h2 * g2i
+            f23 += h2 * g3
+            f30 += h3 * g0
+            f31 += h3 * g1
+            f32 += h3 * g2i
+            f33 += h3 * g3
+        score[0], score[1], score[2], score[3] = s0, s1, s2, s3
+        fisher[0, 0], fisher[0, 1], fisher[0, 2], fisher[0, 3] = f00, f01, f02, f03
+        fisher[1, 0], fisher[1, 1], fisher[1, 2], fisher[1, 3] = f10, f11, f12, f13
+        fisher[2, 0], fisher[2, 1], fisher[2, 2], fisher[2, 3] = f20, f21, f22, f23
+        fisher[3, 0], fisher[3, 1], fisher[3, 2], fisher[3, 3] = f30, f31, f32, f33
         for k in range(4):
             d[k] = np.sqrt(max(fisher[k, k], 1e-300))
         scaled = fisher / np.outer(d, d)
@@ -738,11 +975,11 @@ def _whittle_fit_compiled(fb, pbar, weight, theta0, lo, hi, iterations):  # prag
         t = 1.0
         accepted = False
         v2 = val
-        cand = theta.copy()
-        q2 = q
+        cand = theta
+        limit = val + margin
         for _ls in range(12):
             cand = np.minimum(np.maximum(theta + t * step, lo), hi)
-            v2, q2 = _whittle_nll(fb, pbar, weight, cand, g2)
+            v2 = _whittle_terms(lfb, pbar, weight, cand, tail, limit, u2, red2, sv2, q2)
             if v2 <= val:
                 accepted = True
                 break
@@ -752,8 +989,10 @@ def _whittle_fit_compiled(fb, pbar, weight, theta0, lo, hi, iterations):  # prag
         done = val - v2 < 1e-4  # in units of log likelihood
         theta = cand
         val = v2
-        q = q2
-        g, g2 = g2, g
+        u, u2 = u2, u
+        red, red2 = red2, red
+        sv, sv2 = sv2, sv
+        q, q2 = q2, q
         if done:
             break
     return theta, val
@@ -816,10 +1055,26 @@ def noise_continuum(
     """
     log_model, var_model, _theta = _fitted_log_continuum(power, f0_hz, df_hz, bins_per_resolution)
     log_local, var_local = _local_log_continuum(power, f0_hz, df_hz, bins_per_resolution)
-    misfit = log_local - MODEL_MISFIT_SIGMA * np.sqrt(var_local) > log_model
-    cont = np.exp(np.where(misfit, log_local, log_model))
-    var_log = np.where(misfit, var_local, var_model + MODEL_VAR_FLOOR)
-    return cont, var_log
+    margin = _local_grid(
+        np.asarray(power).size, float(f0_hz), float(df_hz), float(bins_per_resolution)
+    ).misfit_margin
+    _choose_continuum(log_local, margin, var_local, log_model, var_model, MODEL_VAR_FLOOR)
+    return np.exp(log_model), var_model
+
+
+@numba.njit(cache=True, nogil=True)
+def _choose_continuum(
+    log_local, margin, var_local, log_model, var_model, floor
+):  # pragma: no cover
+    """``noise_continuum``'s choice per bin, in place into the model's arrays: the local
+    continuum where ``log_local - margin > log_model`` (NaN: the model), else the model with
+    ``floor`` added to its log variance."""
+    for i in range(log_model.size):
+        if log_local[i] - margin[i] > log_model[i]:
+            log_model[i] = log_local[i]
+            var_model[i] = var_local[i]
+        else:
+            var_model[i] = var_model[i] + floor
 
 
 def _single_p(ratio: np.ndarray, var_log: np.ndarray) -> np.ndarray:
