@@ -35,6 +35,7 @@ from .detrend import (
     MAX_STAT_SAMPLES,
     despike,
     diff_noise,
+    finite_copy,
     median_and_std,
     median_cadence_s,
     median_inplace,
@@ -452,18 +453,6 @@ def _median_std_strided(x, stride):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _finite_copy(x):  # pragma: no cover - compiled
-    """The finite values of ``x``, a new array."""
-    buf = np.empty(x.size)
-    m = 0
-    for v in x:
-        if np.isfinite(v):
-            buf[m] = v
-            m += 1
-    return buf[:m]
-
-
-@numba.njit(cache=True, nogil=True)
 def _abs_deviations(buf, med):  # pragma: no cover - compiled
     """``buf`` replaced by ``|buf - med|``, in place."""
     for i in range(buf.size):
@@ -480,7 +469,7 @@ def _median_and_std(x: np.ndarray) -> tuple[float, float]:
         return _median_std_strided(x, stride)
     if stride > 1:
         return median_and_std(x)
-    buf = _finite_copy(x)
+    buf = finite_copy(x)
     if buf.size == 0:
         return float("nan"), float("nan")
     med = median_inplace(buf)

@@ -116,19 +116,26 @@ def median_inplace(x: np.ndarray) -> float:
 
 
 @numba.njit(cache=True, nogil=True)
-def _median_mad(x):  # pragma: no cover - compiled
-    """Median and median absolute deviation of the finite values of ``x`` (NaN, NaN if none):
-    the same numbers as ``np.median`` (the mean of the two middle values for an even count),
-    without its per-call overhead (the anomaly search makes ~1e5 calls on small arrays)."""
+def finite_copy(x):  # pragma: no cover - compiled
+    """The finite values of ``x``, a new array."""
     buf = np.empty(x.size)
     m = 0
     for v in x:
         if np.isfinite(v):
             buf[m] = v
             m += 1
+    return buf[:m]
+
+
+@numba.njit(cache=True, nogil=True)
+def _median_mad(x):  # pragma: no cover - compiled
+    """Median and median absolute deviation of the finite values of ``x`` (NaN, NaN if none):
+    the same numbers as ``np.median`` (the mean of the two middle values for an even count),
+    without its per-call overhead (the anomaly search makes ~1e5 calls on small arrays)."""
+    buf = finite_copy(x)
+    m = buf.size
     if m == 0:
         return np.nan, np.nan
-    buf = buf[:m]
     med = np.median(buf)
     for i in range(m):
         buf[i] = abs(buf[i] - med)
