@@ -380,6 +380,24 @@ def _local_grid(nf: int, f0_hz: float, df_hz: float, bpr: float) -> _LocalGrid:
 
 
 @numba.njit(cache=True, nogil=True)
+def _element_sums(y, y0, xflat, start, stop, clip, previous, clip_log):  # pragma: no cover
+    """Sums of ``v`` and ``x v`` over bins ``start:stop``: one element of a local-continuum pass;
+    ``v = y - y0``, with ``clip`` ``v = min(y, previous + clip_log) - y0`` (NaN kept)."""
+    s = 0.0
+    sxy = 0.0
+    for b in range(start, stop):
+        yb = y[b]
+        if clip:
+            cap = previous[b] + clip_log
+            if not (yb <= cap or yb != yb):  # np.minimum, NaN kept
+                yb = cap
+        v = yb - y0
+        s += v
+        sxy += xflat[b] * v
+    return s, sxy
+
+
+@numba.njit(cache=True, nogil=True)
 def _local_passes(
     y, y0, clip_log, passes, offset, xs, lo, hi, clo, chi, s0, sx, vxx, xe, xm, at, bins, split, out
 ):  # pragma: no cover
@@ -400,17 +418,11 @@ def _local_passes(
     esx = np.empty(m)
     finite = True
     for j in range(m):
-        s = 0.0
-        sxy = 0.0
-        for b in range(j * c, min(j * c + c, nf)):
-            v = y[b] - y0
-            s += v
-            sxy += xflat[b] * v
-        es[j] = s
-        esx[j] = sxy
-        finite = finite and np.isfinite(s) and np.isfinite(sxy)
+        es[j], esx[j] = _element_sums(y, y0, xflat, j * c, min(j * c + c, nf), False, y, 0.0)
+        finite = finite and np.isfinite(es[j]) and np.isfinite(esx[j])
     ws = es.copy()
     wsx = esx.copy()
+    previous = np.empty(nf)  # the previous continuum, at the bins of the elements resummed
     cy = np.empty(m + 1)
     cxy = np.empty(m + 1)
     val = np.empty(lo.size)
@@ -462,18 +474,10 @@ def _local_passes(
                 if not changed[j]:
                     continue
                 changed[j] = False
-                s = 0.0
-                sxy = 0.0
-                for b in range(j * c, min(j * c + c, nf)):
-                    yb = y[b]
-                    cap = _interp_at(b, bins, at, val, split) + clip_log
-                    if not (yb <= cap or yb != yb):  # np.minimum, NaN kept
-                        yb = cap
-                    v = yb - y0
-                    s += v
-                    sxy += xflat[b] * v
-                ws[j] = s
-                wsx[j] = sxy
+                stop = min(j * c + c, nf)
+                for b in range(j * c, stop):
+                    previous[b] = _interp_at(b, bins, at, val, split)
+                ws[j], wsx[j] = _element_sums(y, y0, xflat, j * c, stop, True, previous, clip_log)
         _local_values(ws, wsx, y0, lo, hi, clo, chi, s0, sx, vxx, xe, xm, cy, cxy, val)
     _interp_split(bins, at, val, split, out)
     for i in range(nf):
@@ -537,19 +541,9 @@ def _local_passes_full(
     val = np.empty(lo.size)
     for k in range(passes):
         for j in range(m):
-            s = 0.0
-            sxy = 0.0
-            for b in range(j * c, min(j * c + c, nf)):
-                yb = y[b]
-                if k > 0:
-                    cap = out[b] + clip_log
-                    if not (yb <= cap or yb != yb):  # np.minimum, NaN kept
-                        yb = cap
-                v = yb - y0
-                s += v
-                sxy += xflat[b] * v
-            es[j] = s
-            esx[j] = sxy
+            es[j], esx[j] = _element_sums(
+                y, y0, xflat, j * c, min(j * c + c, nf), k > 0, out, clip_log
+            )
         _local_values(es, esx, y0, lo, hi, clo, chi, s0, sx, vxx, xe, xm, cy, cxy, val)
         _interp_split(bins, at, val, split, out)
 
