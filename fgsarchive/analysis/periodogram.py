@@ -211,13 +211,18 @@ def find_peaks(
         m = min(cand.size, 8 * m)
 
 
-def _baluev_fap(t: np.ndarray, y: np.ndarray, power: np.ndarray, fmin: float, fmax: float):
+def independent_frequencies(time_s: np.ndarray, fmax_hz: float) -> float:
+    """Baluev's effective number of independent frequencies up to ``fmax_hz`` (Hz):
+    ``fmax sqrt(4 pi var(t))``, t in seconds (as astropy's ``fap_baluev``)."""
+    return float(fmax_hz) * float(np.sqrt(4.0 * np.pi * np.var(np.asarray(time_s, np.float64))))
+
+
+def _baluev_fap(t: np.ndarray, power: np.ndarray, fmax: float) -> np.ndarray:
     """Baluev's (2008, eq. 6, table 1) white-noise FAP of standard-normalised powers ``power``
     on times ``t`` (s) up to ``fmax`` (Hz): ``1 - (1 - p) exp(-tau)`` with the single-frequency
     ``p = (1 - z)^((N - 3) / 2)`` and the Davies term ``tau`` (astropy's ``fap_baluev``, in a few
-    array operations instead of a ``LombScargle`` object per series). ``y``/``fmin`` are unused:
-    the bound depends on the times and fmax alone."""
-    del y, fmin
+    array operations instead of a ``LombScargle`` object per series): the bound depends on the
+    times and fmax alone."""
     from scipy.special import gammaln
 
     if power.size == 0:
@@ -225,7 +230,7 @@ def _baluev_fap(t: np.ndarray, y: np.ndarray, power: np.ndarray, fmin: float, fm
     z = np.clip(np.asarray(power, dtype=np.float64), 0.0, 1.0)
     n = t.size
     n_null, n_model = n - 1, n - 3  # degrees of freedom without and with the sinusoid
-    width = float(fmax) * np.sqrt(4.0 * np.pi * np.var(t))  # independent frequencies
+    width = independent_frequencies(t, fmax)
     gamma = np.sqrt(2.0 / n_null) * np.exp(gammaln(n_null / 2) - gammaln((n_null - 1) / 2))
     single = (1.0 - z) ** (0.5 * n_model)
     tau = gamma * width * (1.0 - z) ** (0.5 * (n_model - 1)) * np.sqrt(0.5 * n_null * z)
@@ -1092,7 +1097,7 @@ def continuum_fap(
     """
     p = np.clip(_single_p(ratio, var_log), 1e-300, 1.0)
     t = np.asarray(time_s, dtype=np.float64)
-    w = float(fmax_hz) * np.sqrt(4.0 * np.pi * np.var(t))
+    w = independent_frequencies(t, fmax_hz)
     tau = w * p * np.sqrt(np.maximum(-np.log(p), 0.0))
     return np.clip(-np.expm1(np.log1p(-np.minimum(p, 1 - 1e-16)) - tau), 0.0, 1.0)
 
@@ -1271,7 +1276,7 @@ def periodogram_series(
             fap = None
             cont_pk = np.full(idx.size, np.nan)
         pk = power[i, idx]
-        fap_white = _baluev_fap(t[ok], y[i, ok], pk, f0, f_last)
+        fap_white = _baluev_fap(t[ok], pk, f_last)
         freq = f0 + df * idx
         rows["series"] += [name] * idx.size
         rows["rank"] += list(range(1, idx.size + 1))
